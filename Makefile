@@ -1,0 +1,38 @@
+# make run    run lguestsim (today: a demo program on the simulated CPU)
+# make test   the whole test suite, then the linter
+# make bench  the core benchmark (figures go to stdout and benchmarks/out/)
+# make lint   the linter alone
+#
+# Each target creates .venv on first use and reinstalls the package there
+# whenever pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+ARGS   ?=
+
+.PHONY: run test bench lint clean
+
+run: $(STAMP)
+	$(PY) -m lguestsim $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_core.py $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf benchmarks/out .pytest_cache .ruff_cache .hypothesis
