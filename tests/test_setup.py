@@ -1,0 +1,50 @@
+"""The project's set-up: the demo command runs, the benchmark workload builds."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_demo_prints_registers_and_cycles():
+    proc = run("-m", "lguestsim")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    for reg in ("eax", "ebx", "ecx", "edx", "esi", "edi", "eip", "eflags"):
+        assert f"{reg} = " in out
+    assert "eax = 0x000013ba" in out  # 1 + 2 + ... + 100 = 5050
+    assert "cycles = " in out and "instructions = " in out
+
+
+def test_naming_a_kernel_image_is_refused():
+    proc = run("-m", "lguestsim", "64", "vmlinux")
+    assert proc.returncode == 2
+    assert "not built yet" in proc.stderr
+
+
+def test_bad_option_is_an_argparse_error():
+    proc = run("-m", "lguestsim", "--no-such-option")
+    assert proc.returncode == 2
+    assert "usage: lguest" in proc.stderr
+
+
+def test_benchmark_workload_builds():
+    missing = [t for t in ("gcc", "ld", "objcopy") if shutil.which(t) is None]
+    if missing and not IN_CI:
+        pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them in CI)")
+    proc = run(str(ROOT / "benchmarks" / "bench_core.py"), "--build-only")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    binary = ROOT / "benchmarks" / "out" / "workload.bin"
+    assert binary.stat().st_size > 0
+    assert binary.read_bytes()[:1] == b"\x50"  # _start: push eax
