@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import iced_x86 as iced
 import pytest
+import x86env as xe
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lguestsim.x86 import decode as core_decode_mod
-
-import x86env as xe
 
 DecodeError = core_decode_mod.DecodeError
 NeedBytes = core_decode_mod.NeedBytes
