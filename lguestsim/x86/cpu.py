@@ -1,0 +1,509 @@
+"""The CPU: its state, and the loop that runs translated blocks.
+
+This is the hot path of the whole project, so parts of it are dense on
+purpose.  The CPU does not interpret one instruction at a time.  The first
+time it reaches an address it decodes the straight-line run of instructions
+there (a block, ending at a jump or at anything that changes the processor's
+mode), translates the block into Python source, compiles it, and caches it
+by physical address.  Running code is then a loop of dictionary lookups and
+calls of compiled blocks.  A block keeps the registers in local variables and
+counts cycles once at its end; if an instruction faults, the block's handler
+writes back the exact state at that instruction and the CPU delivers the
+fault as an i386 would.  Stepping uses one-instruction blocks, so a reader who
+steps sees precisely the same semantics.
+
+Interrupts are recognised between blocks.  When one is pending, or the trap
+flag is on, or a breakpoint or instruction limit falls inside a block, the
+CPU runs one-instruction blocks so that the boundary falls exactly where the
+SDM puts it.
+"""
+
+from __future__ import annotations
+
+from . import interrupts, paging, segments, timing
+from .faults import GP, SS, CPUFault, TripleFault
+from .flags import ARITH, FIXED_ONE, IF, TF, VM, WRITABLE, materialize
+from .memory import PhysicalMemory
+from .segments import SegmentCache
+from .x87 import FPU
+
+M32 = 0xFFFFFFFF
+CR0_PE, CR0_MP, CR0_EM, CR0_TS, CR0_ET, CR0_NE, CR0_WP, CR0_PG = (
+    1, 2, 4, 8, 0x10, 0x20, 1 << 16, 1 << 31)
+CR4_TSD, CR4_PSE, CR4_PGE = 4, 0x10, 0x80
+MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC = 0x174, 0x175, 0x176, 0x10
+REG_NAMES = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+SEG_NAMES = ("es", "cs", "ss", "ds", "fs", "gs")
+MAX_BLOCK = 48
+
+
+def _gpr_property(i: int) -> property:
+    return property(lambda self: self.r[i], lambda self, v: self.r.__setitem__(i, v & M32))
+
+
+def _selector_property(i: int) -> property:
+    return property(lambda self: self.segs[i].selector)
+
+
+class Block:
+    """A translated run of instructions: its compiled function and where it came from."""
+
+    __slots__ = ("fn", "eip", "count", "end", "page", "source")
+
+    def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
+        self.fn = fn
+        self.eip = eip
+        self.count = count
+        self.end = end          # EIP just past the last instruction
+        self.page = page
+        self.source = source    # the generated Python, for the curious
+
+
+class CPU:
+    """An i386 (with the i486/i686 additions gcc uses) over a PhysicalMemory."""
+
+    def __init__(self, mem: PhysicalMemory) -> None:
+        self.mem = mem
+        self.ram = mem.ram
+        self.r = [0] * 8
+        self.eip = 0
+        self._ef = FIXED_ONE
+        self.fo = self.fa = self.fb = self.fr = 0
+        self.segs = [SegmentCache() for _ in range(6)]
+        self.ldtr_cache = SegmentCache(0, 0, 0, 0, False, False, False)
+        self.tr_cache = SegmentCache(0, 0, 0xFFFF, 0x8B, False, False, False)
+        self.gdt_base, self.gdt_limit = 0, 0xFFFF
+        self.idt_base, self.idt_limit = 0, 0x3FF
+        self._cr0 = CR0_ET
+        self.cr2 = 0
+        self._cr3 = 0
+        self._cr4 = 0
+        self.dr = [0] * 8
+        self.cpl = 0
+        self.msr = {MSR_SYSENTER_CS: 0, MSR_SYSENTER_ESP: 0, MSR_SYSENTER_EIP: 0}
+        self.cycles = 0
+        self.instructions = 0
+        self.tlb = paging.TLB()
+        self.fpu = FPU()
+        self.halted = False
+        self.shutdown: str | None = None    # set by a triple fault
+        self.inhibit = False                # the one-instruction STI / mov ss shadow
+        self.pending: list[int] = []
+        self.last_exception: tuple[int, int | None] | None = None
+        self.breakpoints: set[int] = set()
+        self.port_in = lambda port, size: (1 << (8 * size)) - 1
+        self.port_out = lambda port, size, value: None
+        self.on_exception = None            # hook(cpu, vector, error_code) before delivery
+        self._caches: dict[int, dict[int, Block]] = {}
+        self._page_blocks: dict[int, list] = {}
+        mem.watchers.append(self._memory_written)
+        self.reset()
+
+    # ------------------------------------------------------------------ reset
+    def reset(self) -> None:
+        """The state after RESET: real mode at F000:FFF0 (CS base 0xFFFF0000)."""
+        self.r[:] = [0] * 8
+        self.r[2] = 0x0000_0400  # edx: family 4 (a 486) after reset
+        self._ef = FIXED_ONE
+        self.fo = 0
+        for i in range(6):
+            self.segs[i] = SegmentCache(0, 0, 0xFFFF, 0x93, False)
+        self.segs[1] = SegmentCache(0xF000, 0xFFFF0000, 0xFFFF, 0x9B, False)
+        self.eip = 0xFFF0
+        self._cr0 = CR0_ET
+        self._cr3 = self._cr4 = 0
+        self.cpl = 0
+        self.halted = False
+        self.shutdown = None
+        self.pending.clear()
+        self.fpu.reset()
+        self._mode_changed()
+
+    def reset_flat32(self) -> None:
+        """Protected mode, paging off, ring 0, flat 4 GiB code (0x08) and data (0x10)."""
+        self.reset()
+        self.r[2] = 0
+        self._cr0 = CR0_ET | CR0_PE
+        code = SegmentCache(0x08, 0, M32, 0x9B, True, True)
+        data = SegmentCache(0x10, 0, M32, 0x93, True, True)
+        self.segs = [data.copy(), code, data.copy(), data.copy(), data.copy(), data.copy()]
+        self.eip = 0
+        self._ef = FIXED_ONE
+        self.cpl = 0
+        self._mode_changed()
+
+    # -------------------------------------------------------------- registers
+    eax, ecx, edx, ebx, esp, ebp, esi, edi = (_gpr_property(i) for i in range(8))
+
+    @property
+    def eflags(self) -> int:
+        if self.fo:
+            self._ef = (self._ef & ~ARITH) | materialize(self.fo, self.fa, self.fb, self.fr)
+            self.fo = 0
+        return self._ef
+
+    @eflags.setter
+    def eflags(self, value: int) -> None:
+        old = self._ef
+        self._ef = (value & (WRITABLE | VM)) | FIXED_ONE
+        self.fo = 0
+        if (old ^ self._ef) & (IF | TF):
+            self._mode_changed()
+
+    es, cs, ss, ds, fs, gs = (_selector_property(i) for i in range(6))
+
+    @property
+    def protected(self) -> bool:
+        return bool(self._cr0 & CR0_PE)
+
+    @property
+    def tsc(self) -> int:
+        return self.cycles
+
+    @property
+    def gdtr(self) -> tuple[int, int]:
+        return self.gdt_base, self.gdt_limit
+
+    @gdtr.setter
+    def gdtr(self, value: tuple[int, int]) -> None:
+        self.gdt_base, self.gdt_limit = value[0] & M32, value[1] & 0xFFFF
+
+    @property
+    def idtr(self) -> tuple[int, int]:
+        return self.idt_base, self.idt_limit
+
+    @idtr.setter
+    def idtr(self, value: tuple[int, int]) -> None:
+        self.idt_base, self.idt_limit = value[0] & M32, value[1] & 0xFFFF
+
+    @property
+    def ldtr(self) -> int:
+        return self.ldtr_cache.selector
+
+    @property
+    def tr(self) -> int:
+        return self.tr_cache.selector
+
+    def load_ldtr(self, selector: int) -> None:
+        segments.load_ldtr(self, selector)
+
+    def load_tr(self, selector: int) -> None:
+        segments.load_tr(self, selector)
+
+    @property
+    def cr0(self) -> int:
+        return self._cr0
+
+    @cr0.setter
+    def cr0(self, value: int) -> None:
+        value = (value | CR0_ET) & 0xE005003F
+        if value & CR0_PG and not value & CR0_PE:
+            raise CPUFault(GP, 0)
+        changed = self._cr0 ^ value
+        self._cr0 = value
+        if changed & (CR0_PG | CR0_WP | CR0_PE):
+            self.tlb.flush()
+            self._mode_changed()
+
+    @property
+    def cr3(self) -> int:
+        return self._cr3
+
+    @cr3.setter
+    def cr3(self, value: int) -> None:
+        self._cr3 = value & 0xFFFFF018
+        self.tlb.flush(keep_global=bool(self._cr4 & CR4_PGE))
+
+    @property
+    def cr4(self) -> int:
+        return self._cr4
+
+    @cr4.setter
+    def cr4(self, value: int) -> None:
+        value &= 0x0000069F
+        changed = self._cr4 ^ value
+        self._cr4 = value
+        if changed & (CR4_PSE | CR4_PGE):
+            self.tlb.flush()
+
+    def load_segment(self, name: str | int, selector: int) -> None:
+        """An architectural segment load (mov sreg), with every check."""
+        sreg = SEG_NAMES.index(name) if isinstance(name, str) else name
+        if sreg == 1:
+            raise ValueError("CS is loaded by far transfers: use load_cs")
+        if sreg == 2:
+            segments.load_ss(self, selector)
+        else:
+            segments.load_data_segment(self, sreg, selector)
+
+    def load_cs(self, selector: int) -> None:
+        """Load CS from its descriptor and take CPL from its DPL (set-up, not a jump)."""
+        if not self.protected:
+            cs = self.segs[1]
+            self.set_cs(SegmentCache(selector, selector << 4, cs.limit, cs.access, cs.big), 0)
+            return
+        desc = segments.fetch_descriptor(self, selector)
+        if not desc.is_code:
+            raise CPUFault(GP, selector & 0xFFFC)
+        dpl = desc.dpl if not desc.type & 4 else max(desc.dpl, selector & 3)
+        self.set_cs(desc.cache((selector & 0xFFFC) | dpl), dpl)
+
+    def set_segment(self, sreg: int, cache: SegmentCache) -> None:
+        self.segs[sreg] = cache
+        self._mode_changed()
+
+    def set_cs(self, cache: SegmentCache, cpl: int) -> None:
+        self.segs[1] = cache
+        self.cpl = cpl
+        self._mode_changed()
+
+    # --------------------------------------------------------------- the mode
+    def _mode_changed(self) -> None:
+        """Recompute what translated code may assume, and pick its block cache."""
+        s = self.segs
+        flat = 0
+        for i in (0, 2, 3, 4, 5):
+            if s[i].flat():
+                flat |= 1 << i
+        code32 = s[1].big if self.protected else False
+        cs_flat = s[1].base == 0 and s[1].limit == M32
+        key = (flat | (code32 << 6) | (bool(s[2].big) << 7) | (cs_flat << 8)
+               | (self.protected << 9))
+        self.mode_key = key
+        self.flat_mask = flat
+        self.code32 = code32
+        self.stack32 = bool(s[2].big)
+        self.cs_flat = cs_flat
+        cache = self._caches.get(key)
+        if cache is None:
+            cache = self._caches[key] = {}
+        self.bcache = cache
+        user = self.cpl == 3
+        self.TR = self.tlb.ur if user else self.tlb.sr
+        self.TW = self.tlb.uw if user else self.tlb.sw
+
+    # ----------------------------------------------------------------- memory
+    # Slow paths: any size, any alignment, page crossings, faults.
+    def _phys(self, la: int, write: bool, user: bool) -> int:
+        return paging.translate(self, la & M32, write, user)
+
+    def read_priv(self, la: int, n: int, user: bool) -> bytes:
+        la &= M32
+        if (la & 0xFFF) + n <= 0x1000:
+            return self.mem.read(self._phys(la, False, user), n)
+        first = 0x1000 - (la & 0xFFF)
+        pa1 = self._phys(la, False, user)
+        pa2 = self._phys(la + first, False, user)
+        return self.mem.read(pa1, first) + self.mem.read(pa2, n - first)
+
+    def write_priv(self, la: int, data: bytes, user: bool) -> None:
+        la &= M32
+        n = len(data)
+        if (la & 0xFFF) + n <= 0x1000:
+            self._write_phys(self._phys(la, True, user), data)
+            return
+        first = 0x1000 - (la & 0xFFF)
+        pa1 = self._phys(la, True, user)
+        pa2 = self._phys(la + first, True, user)   # both checked before either write
+        self._write_phys(pa1, data[:first])
+        self._write_phys(pa2, data[first:])
+
+    def _write_phys(self, pa: int, data: bytes) -> None:
+        self.mem.write(pa, data)   # the watcher drops stale translations
+
+    def read_linear(self, la: int, n: int) -> bytes:
+        return self.read_priv(la, n, self.cpl == 3)
+
+    def write_linear(self, la: int, data: bytes) -> None:
+        self.write_priv(la, data, self.cpl == 3)
+
+    def read_sup(self, la: int, n: int) -> bytes:
+        return self.read_priv(la, n, False)
+
+    def write_sup(self, la: int, data: bytes) -> None:
+        self.write_priv(la, data, False)
+
+    def rd(self, la: int, size: int) -> int:
+        return int.from_bytes(self.read_priv(la, size, self.cpl == 3), "little")
+
+    def wr(self, la: int, size: int, value: int) -> None:
+        self.write_priv(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"),
+                        self.cpl == 3)
+
+    def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
+        """Segmentation for a non-flat segment: checks, then base + offset."""
+        s = self.segs[sreg]
+        if self._cr0 & CR0_PE:
+            vec = SS if sreg == 2 else GP
+            if not s.valid:
+                raise CPUFault(vec, 0)
+            acc = s.access
+            if write and (acc & 8 or not acc & 2):
+                raise CPUFault(vec, 0)
+            if not write and acc & 8 and not acc & 2:
+                raise CPUFault(vec, 0)
+            if s.expand_down:
+                upper = M32 if s.big else 0xFFFF
+                if off <= s.limit or off + size - 1 > upper:
+                    raise CPUFault(vec, 0)
+            elif off + size - 1 > s.limit:
+                raise CPUFault(vec, 0)
+        elif off + size - 1 > s.limit:
+            raise CPUFault(SS if sreg == 2 else GP, 0)
+        return (s.base + off) & M32
+
+    def read_seg(self, sreg: int, off: int, size: int) -> bytes:
+        return self.read_linear(self.seg_lin(sreg, off, size, False), size)
+
+    def write_seg(self, sreg: int, off: int, data: bytes) -> None:
+        self.write_linear(self.seg_lin(sreg, off, len(data), True), data)
+
+    def _memory_written(self, addr: int, n: int) -> None:
+        """A write reached RAM: forget translations of the pages it touched."""
+        code = self.tlb.code_pages
+        if not code:
+            return
+        page = addr & ~0xFFF
+        while page < addr + n:
+            if page in code:
+                self.invalidate_page(page)
+            page += 0x1000
+
+    def invalidate_page(self, page: int) -> None:
+        for cache, key in self._page_blocks.pop(page, ()):
+            cache.pop(key, None)
+        self.tlb.code_pages.discard(page)
+
+    def flush_translations(self) -> None:
+        for cache in self._caches.values():
+            cache.clear()
+        self._page_blocks.clear()
+        self.tlb.code_pages.clear()
+
+    # ----------------------------------------------------------- interrupts
+    def raise_interrupt(self, vector: int) -> None:
+        """Assert an external interrupt; it is taken when IF allows."""
+        if vector not in self.pending:
+            self.pending.append(vector)
+
+    def deliver(self, vector: int, error_code: int | None = None, *, return_eip: int | None = None,
+                software: bool = False, external: bool = False) -> None:
+        if self.on_exception is not None and not external:
+            self.on_exception(self, vector, error_code)
+        try:
+            interrupts.deliver_exception(self, vector, error_code, return_eip, software, external)
+        except TripleFault as t:
+            self.shutdown = f"triple fault: {t}"
+            self.halted = True
+
+    # ------------------------------------------------------------ execution
+    def translate_block(self, eip: int, pa: int, single: bool) -> Block:
+        from .translate import translate
+        return translate(self, eip, pa, 1 if single else MAX_BLOCK)
+
+    def _block_at(self, single: bool) -> Block:
+        eip = self.eip
+        la = (self.segs[1].base + eip) & M32
+        p = self.TR.get(la >> 12)
+        if p is None:
+            pa = paging.translate(self, la, False, self.cpl == 3)
+        else:
+            pa = p | (la & 0xFFF)
+        if single:
+            return self.translate_block(eip, pa, True)
+        blk = self.bcache.get(pa)
+        if blk is None or blk.eip != eip:
+            blk = self.translate_block(eip, pa, False)
+        return blk
+
+    def _interrupt_ready(self) -> bool:
+        return bool(self.pending) and bool(self._ef & IF) and not self.inhibit
+
+    def _take_interrupt(self) -> None:
+        vector = self.pending.pop(0)
+        self.halted = False
+        self.deliver(vector, None, external=True)
+
+    def step(self) -> str | None:
+        """Execute one instruction, or deliver one pending interrupt."""
+        if self.shutdown:
+            return "triple-fault"
+        if self.pending and self._ef & IF and not self.inhibit:
+            self._take_interrupt()
+            return "triple-fault" if self.shutdown else None
+        if self.halted:
+            return "hlt"
+        self._execute(True)
+        return "triple-fault" if self.shutdown else None
+
+    def _execute(self, single: bool) -> None:
+        """Run one block (one instruction if ``single``), delivering any fault."""
+        trap = self._ef & TF
+        if trap:
+            single = True
+        self.inhibit = False
+        try:
+            blk = self._block_at(single)
+            blk.fn(self)
+        except CPUFault as f:
+            self.deliver(f.vector, f.error_code)
+            return
+        if trap and not self.halted:
+            self.deliver(1, None, return_eip=self.eip, software=False)
+
+    def run(self, max_instructions: int = 1 << 62) -> str:
+        """Run until hlt, a breakpoint, a triple fault or the instruction limit."""
+        limit = self.instructions + max_instructions
+        first = True
+        caches_bp = self.breakpoints
+        while True:
+            if self.shutdown:
+                return "triple-fault"
+            if self.pending and self._ef & IF and not self.inhibit:
+                self._take_interrupt()
+                continue
+            if self.halted:
+                return "hlt"
+            left = limit - self.instructions
+            if left <= 0:
+                return "limit"
+            eip = self.eip
+            if caches_bp and not first and (self.segs[1].base + eip) & M32 in caches_bp:
+                return "breakpoint"
+            first = False
+            if self.inhibit or self._ef & TF or (self.pending and self._ef & IF):
+                self._execute(True)
+                continue
+            # The fast path: one cached block.
+            self.inhibit = False
+            try:
+                blk = self._block_at(False)
+                if blk.count > left or (caches_bp and self._bp_inside(blk)):
+                    blk = self._block_at(True)
+                blk.fn(self)
+            except CPUFault as f:
+                self.deliver(f.vector, f.error_code)
+
+    def _bp_inside(self, blk: Block) -> bool:
+        base = self.segs[1].base
+        start = (base + blk.eip) & M32
+        end = (base + blk.end) & M32
+        return any(start < b < end for b in self.breakpoints)
+
+    # ------------------------------------------------------------- for views
+    def state(self) -> dict:
+        """A snapshot of the architectural state, for views and tests."""
+        d = {name: self.r[i] for i, name in enumerate(REG_NAMES)}
+        d.update(eip=self.eip, eflags=self.eflags, cpl=self.cpl, cr0=self._cr0, cr2=self.cr2,
+                 cr3=self._cr3, cr4=self._cr4)
+        for i, name in enumerate(SEG_NAMES):
+            d[name] = self.segs[i].selector
+        return d
+
+    def __repr__(self) -> str:
+        regs = " ".join(f"{n}={self.r[i]:08x}" for i, n in enumerate(REG_NAMES))
+        return f"<CPU {regs} eip={self.eip:08x} eflags={self.eflags:08x} cpl={self.cpl}>"
+
+
+def timing_cost(mnemonic: str, memory: int = 0) -> int:
+    return timing.cost(mnemonic, memory)

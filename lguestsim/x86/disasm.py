@@ -1,0 +1,38 @@
+"""Disassembly for views and traces: capstone where it is installed.
+
+The core's own decoder knows lengths and mnemonics; capstone gives the
+operands in the familiar AT&T or Intel text.  ``format_insn`` falls back to
+the core's mnemonic when capstone is missing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+
+@lru_cache(maxsize=2)
+def _capstone(code32: bool):
+    try:
+        import capstone
+    except ImportError:  # pragma: no cover - capstone is a dependency
+        return None
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32 if code32 else capstone.CS_MODE_16)
+    return md
+
+
+def disassemble(data: bytes, address: int, code32: bool = True, count: int = 0) -> list[tuple[int, int, str]]:
+    """(address, length, text) for each instruction capstone finds in ``data``."""
+    md = _capstone(code32)
+    if md is None:
+        return []
+    out = []
+    for ins in md.disasm(data, address, count):
+        out.append((ins.address, ins.size, f"{ins.mnemonic} {ins.op_str}".strip()))
+    return out
+
+
+def format_insn(insn) -> str:
+    found = disassemble(insn.raw, insn.eip, True, 1) if insn.raw else []
+    if found and found[0][1] == insn.length:
+        return f"{insn.eip:08x}: {found[0][2]}"
+    return f"{insn.eip:08x}: {insn.mnemonic}"

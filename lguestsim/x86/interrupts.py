@@ -1,0 +1,267 @@
+"""Interrupts and exceptions: IDT gates, the TSS stack switch, iret.
+
+Delivery in protected mode follows the SDM's INT n pseudo-code: find the gate
+(interrupt or trap, 16 or 32 bit), check it, find the handler's code segment,
+and if that segment is more privileged than the interrupted code take the new
+stack from the TSS (ss0:esp0, or ss1:esp1 -- lguest's Guest kernel in ring 1
+takes its traps on esp1) and push the old SS:ESP first.  Then EFLAGS, CS, EIP
+and the error code.  An interrupt gate also clears IF.
+
+When delivering one exception raises another, the SDM's table decides: two
+contributory faults, or a page fault followed by a contributory fault or a
+page fault, make a double fault (#DF, vector 8); a fault while delivering #DF
+is a triple fault, and the processor shuts down.
+
+Real mode uses the interrupt vector table instead: a far pointer per vector.
+"""
+
+from __future__ import annotations
+
+from . import segments, timing
+from .faults import CONTRIBUTORY, DF, GP, HAS_ERROR_CODE, NP, PF, TS, CPUFault, TripleFault
+from .flags import AC, IF, NT, RF, TF, VM
+from .segments import (
+    CONFORMING_OR_DOWN,
+    INTR_GATE16,
+    INTR_GATE32,
+    TRAP_GATE16,
+    TRAP_GATE32,
+    SegmentCache,
+    check_code_segment,
+    check_stack_segment,
+    fetch_descriptor,
+)
+
+
+def _is_double(first: int, second: int) -> bool:
+    if first in CONTRIBUTORY and second in CONTRIBUTORY:
+        return True
+    return first == PF and (second in CONTRIBUTORY or second == PF)
+
+
+def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int | None = None,
+                      software: bool = False, external: bool = False) -> None:
+    """Deliver an exception or interrupt, applying the double/triple fault rules."""
+    first = vector
+    if return_eip is None:
+        return_eip = cpu.eip
+    try:
+        _deliver(cpu, vector, error_code, return_eip, software, external)
+        return
+    except CPUFault as f:
+        second = f
+    if first == DF:
+        raise TripleFault(f"fault {second} while delivering #DF")
+    if _is_double(first, second.vector):
+        try:
+            _deliver(cpu, DF, 0, return_eip, False, False)
+        except CPUFault as third:
+            raise TripleFault(f"fault {third} while delivering #DF") from None
+        return
+    # Benign combinations are handled one after the other: deliver the second.
+    deliver_exception(cpu, second.vector, second.error_code, return_eip)
+
+
+def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
+             software: bool, external: bool) -> None:
+    cpu.cycles += timing.EXCEPTION_DELIVERY
+    if not cpu.protected:
+        _deliver_real(cpu, vector, return_eip)
+        return
+    ext = 1 if external else 0
+    gate_err = vector * 8 + 2 + ext
+    if vector * 8 + 7 > cpu.idt_limit:
+        raise CPUFault(GP, gate_err)
+    raw = cpu.read_sup((cpu.idt_base + vector * 8) & 0xFFFFFFFF, 8)
+    gate = segments.Descriptor(int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
+    gtype = gate.type if gate.system else -1
+    if gtype not in (INTR_GATE16, INTR_GATE32, TRAP_GATE16, TRAP_GATE32):
+        raise CPUFault(GP, gate_err)
+    if software and gate.dpl < cpu.cpl:
+        raise CPUFault(GP, gate_err)
+    if not gate.present:
+        raise CPUFault(NP, gate_err)
+    selector = gate.gate_selector
+    offset = gate.gate_offset
+    gate32 = gtype in (INTR_GATE32, TRAP_GATE32)
+    if not gate32:
+        offset &= 0xFFFF
+    if selector & 0xFFFC == 0:
+        raise CPUFault(GP, ext)
+    code = fetch_descriptor(cpu, selector, GP, ext)
+    sel_err = (selector & 0xFFFC) | ext
+    if not code.is_code or code.dpl > cpu.cpl:
+        raise CPUFault(GP, sel_err)
+    if not code.present:
+        raise CPUFault(NP, sel_err)
+    eflags = cpu.eflags
+    old_cs = cpu.segs[1].selector
+    old_cpl = cpu.cpl
+    size = 4 if gate32 else 2
+    if not code.type & CONFORMING_OR_DOWN and code.dpl < cpu.cpl:
+        new_cpl = code.dpl
+        ss_sel, esp = segments.tss_stack(cpu, new_cpl, ext)
+        ss_desc = check_stack_segment(cpu, ss_sel, new_cpl, TS, ext)
+        ss_cache = ss_desc.cache(ss_sel)
+        frame = [cpu.segs[2].selector, cpu.esp, eflags, old_cs, return_eip]
+        cpu.cycles += timing.PRIVILEGE_CHANGE
+    elif code.type & CONFORMING_OR_DOWN or code.dpl == cpu.cpl:
+        new_cpl = cpu.cpl
+        ss_cache = cpu.segs[2]
+        esp = cpu.esp
+        frame = [eflags, old_cs, return_eip]
+    else:
+        raise CPUFault(GP, sel_err)
+    if error_code is not None and vector in HAS_ERROR_CODE and not software:
+        frame.append(error_code)
+    if offset > code.limit:
+        raise CPUFault(GP, ext)
+    # Push the frame on the (possibly new) stack; nothing is committed until
+    # every write has succeeded, so a fault here leaves the CPU as it was.
+    mask = 0xFFFFFFFF if ss_cache.big else 0xFFFF
+    sp = esp
+    writes = []
+    for value in frame:
+        sp = (sp - size) & mask
+        writes.append((_stack_linear(cpu, ss_cache, sp, size, new_cpl, ext), value))
+    # Pushes are supervisor accesses when the handler runs in ring 0-2.
+    user = new_cpl == 3
+    for la, value in writes:
+        cpu.write_priv(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), user)
+    segments.set_accessed(cpu, selector, code)
+    if new_cpl != old_cpl:
+        cpu.set_segment(2, ss_cache)
+    cpu.esp = (esp & ~mask) | sp if mask == 0xFFFF else sp
+    cpu.set_cs(code.cache((selector & 0xFFFC) | new_cpl), new_cpl)
+    cpu.eip = offset
+    cleared = TF | NT | RF | VM
+    if gtype in (INTR_GATE16, INTR_GATE32):
+        cleared |= IF
+    cpu.eflags = eflags & ~cleared
+    cpu.last_exception = (vector, error_code if vector in HAS_ERROR_CODE and not software else None)
+    cpu.halted = False
+
+
+def _stack_linear(cpu, ss: SegmentCache, sp: int, size: int, cpl: int, ext: int) -> int:
+    """Check a push against the stack segment's limit (#SS) and give its linear address."""
+    if ss.expand_down:
+        upper = 0xFFFFFFFF if ss.big else 0xFFFF
+        if sp <= ss.limit or sp + size - 1 > upper:
+            raise CPUFault(12, ext if cpl == cpu.cpl else (ss.selector & 0xFFFC) | ext)
+    elif sp + size - 1 > ss.limit:
+        raise CPUFault(12, ext if cpl == cpu.cpl else (ss.selector & 0xFFFC) | ext)
+    return (ss.base + sp) & 0xFFFFFFFF
+
+
+def _deliver_real(cpu, vector: int, return_eip: int) -> None:
+    if vector * 4 + 3 > cpu.idt_limit:
+        raise CPUFault(GP, 0)
+    entry = int.from_bytes(cpu.read_sup((cpu.idt_base + vector * 4) & 0xFFFFFFFF, 4), "little")
+    flags = cpu.eflags
+    ss = cpu.segs[2]
+    sp = cpu.esp & 0xFFFF
+    for value in (flags, cpu.segs[1].selector, return_eip):
+        sp = (sp - 2) & 0xFFFF
+        cpu.write_sup((ss.base + sp) & 0xFFFFFFFF, (value & 0xFFFF).to_bytes(2, "little"))
+    cpu.esp = (cpu.esp & 0xFFFF0000) | sp
+    seg = entry >> 16
+    cs = cpu.segs[1]
+    cpu.set_cs(SegmentCache(seg, seg << 4, cs.limit, cs.access, cs.big), 0)
+    cpu.eip = entry & 0xFFFF
+    cpu.eflags = flags & ~(IF | TF | AC | RF)
+    cpu.last_exception = (vector, None)
+    cpu.halted = False
+
+
+def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
+    """iret / lret in protected mode: to the same ring or to an outer one."""
+    size = 4 if op32 else 2
+    ss = cpu.segs[2]
+    smask = 0xFFFFFFFF if ss.big else 0xFFFF
+    sp = cpu.esp & smask
+    count = 3 if is_iret else 2
+
+    def pop_at(i: int) -> int:
+        off = (sp + i * size) & smask
+        return int.from_bytes(cpu.read_seg(2, off, size), "little")
+
+    vals = [pop_at(i) for i in range(count)]
+    new_eip, new_cs = vals[0], vals[1] & 0xFFFF
+    new_flags = vals[2] if is_iret else None
+    if not cpu.protected:
+        cs = cpu.segs[1]
+        cpu.set_cs(SegmentCache(new_cs, new_cs << 4, cs.limit, cs.access, cs.big), 0)
+        cpu.eip = new_eip & (0xFFFFFFFF if op32 else 0xFFFF)
+        _set_sp(cpu, sp + count * size + pop_extra, smask)
+        if is_iret:
+            _restore_flags(cpu, new_flags, op32, 0)
+        return
+    if is_iret and cpu.eflags & NT:
+        raise CPUFault(TS, cpu.tr_cache.selector & 0xFFFC)  # task return: not modelled
+    rpl = new_cs & 3
+    if rpl < cpu.cpl:
+        raise CPUFault(GP, new_cs & 0xFFFC)
+    code = fetch_descriptor(cpu, new_cs) if new_cs & 0xFFFC else None
+    if code is None:
+        raise CPUFault(GP, 0)
+    if not code.is_code:
+        raise CPUFault(GP, new_cs & 0xFFFC)
+    if code.type & CONFORMING_OR_DOWN:
+        if code.dpl > rpl:
+            raise CPUFault(GP, new_cs & 0xFFFC)
+    elif code.dpl != rpl:
+        raise CPUFault(GP, new_cs & 0xFFFC)
+    if not code.present:
+        raise CPUFault(NP, new_cs & 0xFFFC)
+    mask = 0xFFFFFFFF if op32 else 0xFFFF
+    new_eip &= mask
+    if new_eip > code.limit:
+        raise CPUFault(GP, 0)
+    old_cpl = cpu.cpl
+    if rpl == old_cpl:
+        cpu.set_cs(code.cache(new_cs), rpl)
+        cpu.eip = new_eip
+        _set_sp(cpu, sp + count * size + pop_extra, smask)
+        if is_iret:
+            _restore_flags(cpu, new_flags, op32, old_cpl)
+        return
+    # Return to an outer ring: SS:ESP come off the stack too.
+    base = count * size + pop_extra
+    new_esp = int.from_bytes(cpu.read_seg(2, (sp + base) & smask, size), "little")
+    new_ss = int.from_bytes(cpu.read_seg(2, (sp + base + size) & smask, size), "little") & 0xFFFF
+    ss_desc = check_stack_segment(cpu, new_ss, rpl)
+    cpu.cycles += timing.PRIVILEGE_CHANGE
+    cpu.set_cs(code.cache(new_cs), rpl)
+    cpu.eip = new_eip
+    if is_iret:
+        _restore_flags(cpu, new_flags, op32, old_cpl)
+    cpu.set_segment(2, ss_desc.cache(new_ss))
+    new_smask = 0xFFFFFFFF if ss_desc.big else 0xFFFF
+    _set_sp(cpu, (new_esp + pop_extra) if not is_iret else new_esp, new_smask)
+    segments.null_outer_data_segments(cpu)
+
+
+def _set_sp(cpu, value: int, smask: int) -> None:
+    if smask == 0xFFFF:
+        cpu.esp = (cpu.esp & 0xFFFF0000) | (value & 0xFFFF)
+    else:
+        cpu.esp = value & 0xFFFFFFFF
+
+
+def _restore_flags(cpu, new: int, op32: bool, cpl: int) -> None:
+    """EFLAGS from an iret: IOPL only at CPL 0, IF only when CPL <= IOPL."""
+    from .flags import ID, IOPL, VIF, VIP, WRITABLE
+    old = cpu.eflags
+    keep = 0
+    if not op32:
+        new = (old & 0xFFFF0000) | (new & 0xFFFF)
+    if cpl > 0:
+        keep |= IOPL
+    if cpl > ((old & IOPL) >> 12):
+        keep |= IF
+    writable = WRITABLE & ~keep
+    value = (old & ~writable) | (new & writable)
+    value &= ~(VM | VIF | VIP)
+    if not op32:
+        value = (value & ~ID) | (old & ID)
+    cpu.eflags = value

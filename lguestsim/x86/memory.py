@@ -1,0 +1,67 @@
+"""Physical memory: the machine's RAM as one bytearray.
+
+Everything lives here: the Host's tables, the Switcher, every Guest's memory.
+Accesses are little-endian.  Writes made from Python (the Host, the Launcher,
+tests) are reported to whoever watches, so the CPU can throw away decoded code
+that the write changed; the CPU's own fast paths write the bytearray directly
+and keep their own books.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+class PhysicalMemory:
+    """RAM of ``size`` bytes.  Reads past the end give 0xFF, writes are lost."""
+
+    def __init__(self, size: int) -> None:
+        if size <= 0 or size % 4096:
+            raise ValueError(f"memory size must be a positive multiple of 4096, not {size}")
+        self.size = size
+        self.ram = bytearray(size)
+        # Views over the same bytes, used by the CPU's aligned fast paths.
+        self.m16 = memoryview(self.ram).cast("H")
+        self.m32 = memoryview(self.ram).cast("I")
+        self.watchers: list[Callable[[int, int], None]] = []
+
+    def _notify(self, addr: int, n: int) -> None:
+        for watch in self.watchers:
+            watch(addr, n)
+
+    def read(self, addr: int, n: int) -> bytes:
+        if 0 <= addr and addr + n <= self.size:
+            return bytes(self.ram[addr:addr + n])
+        return bytes(self.ram[a] if 0 <= a < self.size else 0xFF for a in range(addr, addr + n))
+
+    def write(self, addr: int, data: bytes) -> None:
+        n = len(data)
+        if 0 <= addr and addr + n <= self.size:
+            self.ram[addr:addr + n] = data
+        else:
+            for i, b in enumerate(data):
+                if 0 <= addr + i < self.size:
+                    self.ram[addr + i] = b
+        if n:
+            self._notify(addr, n)
+
+    def read8(self, addr: int) -> int:
+        return self.ram[addr] if 0 <= addr < self.size else 0xFF
+
+    def read16(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 2), "little")
+
+    def read32(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 4), "little")
+
+    def write8(self, addr: int, value: int) -> None:
+        self.write(addr, bytes((value & 0xFF,)))
+
+    def write16(self, addr: int, value: int) -> None:
+        self.write(addr, (value & 0xFFFF).to_bytes(2, "little"))
+
+    def write32(self, addr: int, value: int) -> None:
+        self.write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    def fill(self, addr: int, n: int, byte: int = 0) -> None:
+        self.write(addr, bytes((byte,)) * n)

@@ -1,0 +1,140 @@
+"""The opcode map: every instruction the core knows, one line each.
+
+Like py65's table for the 6502, this is the page to scan when you want to know
+what a byte means.  Each entry gives the mnemonic and the operands in the
+notation of the Intel SDM's opcode map (appendix A):
+
+  E  ModRM r/m operand (register or memory)   G  ModRM reg field, a GPR
+  I  immediate     J  relative jump target     O  absolute offset (moffs)
+  M  ModRM memory only                         S  segment register (ModRM reg)
+  C  control register (reg)  D  debug register  R  general register (r/m)
+  Z  register in the opcode's low three bits   A  far pointer ptr16:16/32
+  size letters:  b byte, w word, d dword, v word or dword (operand size),
+  z like v for immediates, s a byte sign-extended to v, p far pointer
+  AL, eAX, CL, DX, 1, ES ...  fixed operands
+
+Mnemonics written "a/b" are the 16- and 32-bit operand-size spellings.
+A mnemonic in a GROUP is chosen by the ModRM reg field.  Cycle costs are not
+here: they live in timing.py, by mnemonic.
+"""
+
+from __future__ import annotations
+
+ALU = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"]
+SHIFTS = ["rol", "ror", "rcl", "rcr", "shl", "shr", "shl", "sar"]  # /6 is an alias of shl
+CC = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"]
+
+ONE_BYTE: dict[int, tuple[str, str]] = {}
+for _i, _m in enumerate(ALU):
+    _o = _i * 8
+    ONE_BYTE[_o + 0] = (_m, "Eb,Gb")
+    ONE_BYTE[_o + 1] = (_m, "Ev,Gv")
+    ONE_BYTE[_o + 2] = (_m, "Gb,Eb")
+    ONE_BYTE[_o + 3] = (_m, "Gv,Ev")
+    ONE_BYTE[_o + 4] = (_m, "AL,Ib")
+    ONE_BYTE[_o + 5] = (_m, "eAX,Iz")
+ONE_BYTE.update({
+    0x06: ("push", "ES"), 0x07: ("pop", "ES"), 0x0E: ("push", "CS"),
+    0x16: ("push", "SS"), 0x17: ("pop", "SS"), 0x1E: ("push", "DS"), 0x1F: ("pop", "DS"),
+    0x27: ("daa", ""), 0x2F: ("das", ""), 0x37: ("aaa", ""), 0x3F: ("aas", ""),
+    0x60: ("pusha/pushad", ""), 0x61: ("popa/popad", ""), 0x62: ("bound", "Gv,M"),
+    0x63: ("arpl", "Ew,Gw"), 0x68: ("push", "Iz"), 0x69: ("imul", "Gv,Ev,Iz"),
+    0x6A: ("push", "Is"), 0x6B: ("imul", "Gv,Ev,Is"),
+    0x6C: ("insb", ""), 0x6D: ("insw/insd", ""), 0x6E: ("outsb", ""), 0x6F: ("outsw/outsd", ""),
+    0x84: ("test", "Eb,Gb"), 0x85: ("test", "Ev,Gv"), 0x86: ("xchg", "Eb,Gb"),
+    0x87: ("xchg", "Ev,Gv"), 0x88: ("mov", "Eb,Gb"), 0x89: ("mov", "Ev,Gv"),
+    0x8A: ("mov", "Gb,Eb"), 0x8B: ("mov", "Gv,Ev"), 0x8C: ("mov", "Ew,Sw"),
+    0x8D: ("lea", "Gv,M"), 0x8E: ("mov", "Sw,Ew"), 0x8F: ("pop", "Ev"),
+    0x90: ("nop", ""), 0x98: ("cbw/cwde", ""), 0x99: ("cwd/cdq", ""),
+    0x9A: ("lcall", "Ap"), 0x9B: ("wait", ""), 0x9C: ("pushf/pushfd", ""),
+    0x9D: ("popf/popfd", ""), 0x9E: ("sahf", ""), 0x9F: ("lahf", ""),
+    0xA0: ("mov", "AL,Ob"), 0xA1: ("mov", "eAX,Ov"), 0xA2: ("mov", "Ob,AL"),
+    0xA3: ("mov", "Ov,eAX"), 0xA4: ("movsb", ""), 0xA5: ("movsw/movsd", ""),
+    0xA6: ("cmpsb", ""), 0xA7: ("cmpsw/cmpsd", ""), 0xA8: ("test", "AL,Ib"),
+    0xA9: ("test", "eAX,Iz"), 0xAA: ("stosb", ""), 0xAB: ("stosw/stosd", ""),
+    0xAC: ("lodsb", ""), 0xAD: ("lodsw/lodsd", ""), 0xAE: ("scasb", ""),
+    0xAF: ("scasw/scasd", ""),
+    0xC2: ("ret", "Iw"), 0xC3: ("ret", ""), 0xC4: ("les", "Gv,Mp"), 0xC5: ("lds", "Gv,Mp"),
+    0xC6: ("mov", "Eb,Ib"), 0xC7: ("mov", "Ev,Iz"), 0xC8: ("enter", "Iw,Ib"),
+    0xC9: ("leave", ""), 0xCA: ("lret", "Iw"), 0xCB: ("lret", ""), 0xCC: ("int3", ""),
+    0xCD: ("int", "Ib"), 0xCE: ("into", ""), 0xCF: ("iret/iretd", ""),
+    0xD4: ("aam", "Ib"), 0xD5: ("aad", "Ib"), 0xD6: ("salc", ""), 0xD7: ("xlatb", ""),
+    0xE0: ("loopne", "Jb"), 0xE1: ("loope", "Jb"), 0xE2: ("loop", "Jb"),
+    0xE3: ("jcxz/jecxz", "Jb"), 0xE4: ("in", "AL,Ib"), 0xE5: ("in", "eAX,Ib"),
+    0xE6: ("out", "Ib,AL"), 0xE7: ("out", "Ib,eAX"), 0xE8: ("call", "Jz"),
+    0xE9: ("jmp", "Jz"), 0xEA: ("ljmp", "Ap"), 0xEB: ("jmp", "Jb"),
+    0xEC: ("in", "AL,DX"), 0xED: ("in", "eAX,DX"), 0xEE: ("out", "DX,AL"),
+    0xEF: ("out", "DX,eAX"), 0xF1: ("int1", ""), 0xF4: ("hlt", ""), 0xF5: ("cmc", ""),
+    0xF8: ("clc", ""), 0xF9: ("stc", ""), 0xFA: ("cli", ""), 0xFB: ("sti", ""),
+    0xFC: ("cld", ""), 0xFD: ("std", ""),
+})
+for _r in range(8):
+    ONE_BYTE[0x40 + _r] = ("inc", "Zv")
+    ONE_BYTE[0x48 + _r] = ("dec", "Zv")
+    ONE_BYTE[0x50 + _r] = ("push", "Zv")
+    ONE_BYTE[0x58 + _r] = ("pop", "Zv")
+    ONE_BYTE[0xB0 + _r] = ("mov", "Zb,Ib")
+    ONE_BYTE[0xB8 + _r] = ("mov", "Zv,Iv")
+    if _r:
+        ONE_BYTE[0x90 + _r] = ("xchg", "Zv,eAX")
+for _c in range(16):
+    ONE_BYTE[0x70 + _c] = ("j" + CC[_c], "Jb")
+
+# Opcodes whose ModRM reg field picks the instruction.
+GROUPS: dict[int, tuple[str, list[tuple[str, str] | None]]] = {
+    0x80: ("Eb,Ib", [(m, "Eb,Ib") for m in ALU]),
+    0x81: ("Ev,Iz", [(m, "Ev,Iz") for m in ALU]),
+    0x82: ("Eb,Ib", [(m, "Eb,Ib") for m in ALU]),
+    0x83: ("Ev,Is", [(m, "Ev,Is") for m in ALU]),
+    0xC0: ("", [(m, "Eb,Ib") for m in SHIFTS]),
+    0xC1: ("", [(m, "Ev,Ib") for m in SHIFTS]),
+    0xD0: ("", [(m, "Eb,1") for m in SHIFTS]),
+    0xD1: ("", [(m, "Ev,1") for m in SHIFTS]),
+    0xD2: ("", [(m, "Eb,CL") for m in SHIFTS]),
+    0xD3: ("", [(m, "Ev,CL") for m in SHIFTS]),
+    0xF6: ("", [("test", "Eb,Ib"), ("test", "Eb,Ib"), ("not", "Eb"), ("neg", "Eb"),
+                ("mul", "Eb"), ("imul", "Eb"), ("div", "Eb"), ("idiv", "Eb")]),
+    0xF7: ("", [("test", "Ev,Iz"), ("test", "Ev,Iz"), ("not", "Ev"), ("neg", "Ev"),
+                ("mul", "Ev"), ("imul", "Ev"), ("div", "Ev"), ("idiv", "Ev")]),
+    0xFE: ("", [("inc", "Eb"), ("dec", "Eb"), None, None, None, None, None, None]),
+    0xFF: ("", [("inc", "Ev"), ("dec", "Ev"), ("call", "Ev"), ("lcall", "Mp"),
+                ("jmp", "Ev"), ("ljmp", "Mp"), ("push", "Ev"), None]),
+    0x0F00: ("", [("sldt", "Ew"), ("str", "Ew"), ("lldt", "Ew"), ("ltr", "Ew"),
+                  ("verr", "Ew"), ("verw", "Ew"), None, None]),
+    0x0F01: ("", [("sgdt", "M"), ("sidt", "M"), ("lgdt", "M"), ("lidt", "M"),
+                  ("smsw", "Ew"), None, ("lmsw", "Ew"), ("invlpg", "M")]),
+    0x0FBA: ("", [None, None, None, None, ("bt", "Ev,Ib"), ("bts", "Ev,Ib"),
+                  ("btr", "Ev,Ib"), ("btc", "Ev,Ib")]),
+    0x0FC7: ("", [None, ("cmpxchg8b", "M"), None, None, None, None, None, None]),
+}
+# 0xC6 and 0xC7 only define /0; 0x8F only /0.
+GROUP_ZERO_ONLY = {0xC6, 0xC7, 0x8F}
+
+TWO_BYTE: dict[int, tuple[str, str]] = {
+    0x02: ("lar", "Gv,Ew"), 0x03: ("lsl", "Gv,Ew"), 0x06: ("clts", ""),
+    0x08: ("invd", ""), 0x09: ("wbinvd", ""), 0x0B: ("ud2", ""), 0x1F: ("nop", "Ev"),
+    0x20: ("mov", "Rd,Cd"), 0x21: ("mov", "Rd,Dd"), 0x22: ("mov", "Cd,Rd"),
+    0x23: ("mov", "Dd,Rd"), 0x30: ("wrmsr", ""), 0x31: ("rdtsc", ""), 0x32: ("rdmsr", ""),
+    0x34: ("sysenter", ""), 0x35: ("sysexit", ""),
+    0xA0: ("push", "FS"), 0xA1: ("pop", "FS"), 0xA2: ("cpuid", ""), 0xA3: ("bt", "Ev,Gv"),
+    0xA4: ("shld", "Ev,Gv,Ib"), 0xA5: ("shld", "Ev,Gv,CL"), 0xA8: ("push", "GS"),
+    0xA9: ("pop", "GS"), 0xAB: ("bts", "Ev,Gv"), 0xAC: ("shrd", "Ev,Gv,Ib"),
+    0xAD: ("shrd", "Ev,Gv,CL"), 0xAF: ("imul", "Gv,Ev"), 0xB0: ("cmpxchg", "Eb,Gb"),
+    0xB1: ("cmpxchg", "Ev,Gv"), 0xB2: ("lss", "Gv,Mp"), 0xB3: ("btr", "Ev,Gv"),
+    0xB4: ("lfs", "Gv,Mp"), 0xB5: ("lgs", "Gv,Mp"), 0xB6: ("movzx", "Gv,Eb"),
+    0xB7: ("movzx", "Gv,Ew"), 0xBB: ("btc", "Ev,Gv"), 0xBC: ("bsf", "Gv,Ev"),
+    0xBD: ("bsr", "Gv,Ev"), 0xBE: ("movsx", "Gv,Eb"), 0xBF: ("movsx", "Gv,Ew"),
+    0xC0: ("xadd", "Eb,Gb"), 0xC1: ("xadd", "Ev,Gv"),
+}
+for _c in range(16):
+    TWO_BYTE[0x40 + _c] = ("cmov" + CC[_c], "Gv,Ev")
+    TWO_BYTE[0x80 + _c] = ("j" + CC[_c], "Jz")
+    TWO_BYTE[0x90 + _c] = ("set" + CC[_c], "Eb")
+for _r in range(8):
+    TWO_BYTE[0xC8 + _r] = ("bswap", "Zd")
+
+# MMX/SSE opcodes (0F xx with a ModRM byte) are decoded only far enough to
+# fault: #NM when CR0.TS or EM is set (lazy FPU switching), #UD otherwise.
+SIMD_WITH_MODRM = (set(range(0x10, 0x18)) | set(range(0x28, 0x30)) | set(range(0x50, 0x80))
+                   | {0xC2, 0xC3, 0xC4, 0xC5, 0xC6} | set(range(0xD0, 0x100)) | {0xAE})
+SIMD_WITH_IMM8 = {0x70, 0x71, 0x72, 0x73, 0xC2, 0xC4, 0xC5, 0xC6}

@@ -1,0 +1,194 @@
+"""Two-level paging and the TLB.
+
+A linear address splits 10/10/12: the page directory entry (found through
+CR3), then the page table entry, then the offset.  With CR4.PSE a directory
+entry with PS set maps 4 MiB directly.  The walk sets the accessed bits in the
+entries it uses and the dirty bit on a write, as hardware does, and checks the
+U/S and R/W bits of both levels (CR0.WP decides whether ring 0 may write a
+read-only page).  A failed walk raises #PF with CR2 and the error code.
+
+The TLB keeps what walks found.  Like a real one it is not coherent with the
+tables: a page-table write leaves a stale entry in place until ``invlpg`` or a
+CR3 load (which spares global entries when CR4.PGE is on).  lguest's shadow
+page tables depend on exactly that contract.
+
+For speed the CPU does not consult ``entries`` on every access: four plain
+dicts (supervisor/user x read/write) map a virtual page number straight to a
+physical page base.  They are derived from ``entries`` and rebuilt from it,
+never from the tables, so they cannot make the TLB more coherent than it is.
+A page that holds translated code is left out of the write dicts, so writes to
+it take the slow path, which throws the translation away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import timing
+from .faults import PF, CPUFault
+
+P, RW, US, PWT, PCD, A, D, PS, G = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80, 0x100
+CR0_WP, CR0_PG = 1 << 16, 1 << 31
+CR4_PSE, CR4_PGE = 1 << 4, 1 << 7
+
+
+@dataclass(slots=True)
+class TLBEntry:
+    vpn: int          # virtual page number (address >> 12)
+    page: int         # physical page base
+    user: bool        # U/S allowed at both levels
+    writable: bool    # R/W allowed at both levels
+    dirty: bool
+    glob: bool
+    large: bool       # came from a 4 MiB page
+
+
+class TLB:
+    def __init__(self) -> None:
+        self.entries: dict[int, TLBEntry] = {}
+        self.sr: dict[int, int] = {}
+        self.sw: dict[int, int] = {}
+        self.ur: dict[int, int] = {}
+        self.uw: dict[int, int] = {}
+        self.misses = 0
+        self.accesses = 0       # memory accesses made (counted per block)
+        self.code_pages: set[int] = set()   # physical page bases holding translated code
+
+    @property
+    def hits(self) -> int:
+        return max(0, self.accesses - self.misses)
+
+    def list_entries(self) -> list[TLBEntry]:
+        return sorted(self.entries.values(), key=lambda e: e.vpn)
+
+    def clear_fast(self) -> None:
+        self.sr.clear()
+        self.sw.clear()
+        self.ur.clear()
+        self.uw.clear()
+
+    def flush(self, keep_global: bool = False) -> None:
+        if keep_global:
+            self.entries = {v: e for v, e in self.entries.items() if e.glob}
+        else:
+            self.entries.clear()
+        self.clear_fast()
+
+    def invalidate(self, vpn: int) -> None:
+        self.entries.pop(vpn, None)
+        for d in (self.sr, self.sw, self.ur, self.uw):
+            d.pop(vpn, None)
+
+    def protect_code_page(self, page: int) -> None:
+        """Keep writes to ``page`` off the fast path from now on."""
+        if page in self.code_pages:
+            return
+        self.code_pages.add(page)
+        for d in (self.sw, self.uw):
+            for vpn in [v for v, p in d.items() if p == page]:
+                del d[vpn]
+
+
+def walk(cpu, la: int, write: bool, user: bool) -> TLBEntry:
+    """Walk the page tables for ``la``; set A/D bits; raise #PF on failure."""
+    tlb = cpu.tlb
+    tlb.misses += 1
+    cpu.cycles += timing.PAGE_WALK
+    mem = cpu.mem
+    err = (2 if write else 0) | (4 if user else 0)
+    wp = cpu._cr0 & CR0_WP
+    pde_addr = (cpu._cr3 & 0xFFFFF000) | ((la >> 20) & 0xFFC)
+    pde = mem.read32(pde_addr)
+    if not pde & P:
+        raise page_fault(cpu, la, err)
+    if pde & PS and cpu._cr4 & CR4_PSE:
+        ok_user = bool(pde & US)
+        ok_write = bool(pde & RW)
+        _check(cpu, la, err, write, user, ok_user, ok_write, wp)
+        new = pde | A | (D if write else 0)
+        if new != pde:
+            mem.write32(pde_addr, new)
+        page = (pde & 0xFFC00000) | (la & 0x3FF000)
+        return TLBEntry(la >> 12, page, ok_user, ok_write, bool(new & D),
+                        bool(pde & G and cpu._cr4 & CR4_PGE), True)
+    if not pde & A:
+        pde |= A
+        mem.write32(pde_addr, pde)
+    pte_addr = (pde & 0xFFFFF000) | ((la >> 10) & 0xFFC)
+    pte = mem.read32(pte_addr)
+    if not pte & P:
+        raise page_fault(cpu, la, err)
+    ok_user = bool(pde & pte & US)
+    ok_write = bool(pde & pte & RW)
+    _check(cpu, la, err, write, user, ok_user, ok_write, wp)
+    new = pte | A | (D if write else 0)
+    if new != pte:
+        mem.write32(pte_addr, new)
+    return TLBEntry(la >> 12, pte & 0xFFFFF000, ok_user, ok_write, bool(new & D),
+                    bool(pte & G and cpu._cr4 & CR4_PGE), False)
+
+
+def _check(cpu, la, err, write, user, ok_user, ok_write, wp) -> None:
+    if user and not ok_user:
+        raise page_fault(cpu, la, err | 1)
+    if write and not ok_write and (user or wp):
+        raise page_fault(cpu, la, err | 1)
+
+
+def page_fault(cpu, la: int, err: int) -> CPUFault:
+    cpu.cr2 = la & 0xFFFFFFFF
+    return CPUFault(PF, err)
+
+
+def translate(cpu, la: int, write: bool, user: bool) -> int:
+    """The physical address for linear ``la``, through the TLB; fills the fast dicts."""
+    tlb = cpu.tlb
+    vpn = la >> 12
+    if not cpu._cr0 & CR0_PG:
+        page = vpn << 12
+        if page < cpu.mem.size:
+            tlb.sr[vpn] = tlb.ur[vpn] = page
+            if page not in tlb.code_pages:
+                tlb.sw[vpn] = tlb.uw[vpn] = page
+        return la
+    e = tlb.entries.get(vpn)
+    if e is None or (write and not e.dirty):
+        e = walk(cpu, la, write, user)
+        tlb.entries[vpn] = e
+    else:
+        err = (2 if write else 0) | (4 if user else 0)
+        _check(cpu, la, err, write, user, e.user, e.writable, cpu._cr0 & CR0_WP)
+    page = e.page
+    if page < cpu.mem.size:
+        tlb.sr[vpn] = page
+        if e.user:
+            tlb.ur[vpn] = page
+        if e.dirty and page not in tlb.code_pages:
+            if e.writable or not cpu._cr0 & CR0_WP:
+                tlb.sw[vpn] = page
+            if e.writable and e.user:
+                tlb.uw[vpn] = page
+    return page | (la & 0xFFF)
+
+
+def probe(cpu, la: int) -> tuple[int | None, list[tuple[str, int, int]]]:
+    """Walk without side effects, for views: (physical address or None, steps).
+
+    Each step is (level name, entry address, entry value).
+    """
+    steps = []
+    if not cpu._cr0 & CR0_PG:
+        return la, steps
+    pde_addr = (cpu._cr3 & 0xFFFFF000) | ((la >> 20) & 0xFFC)
+    pde = cpu.mem.read32(pde_addr)
+    steps.append(("pde", pde_addr, pde))
+    if not pde & P:
+        return None, steps
+    if pde & PS and cpu._cr4 & CR4_PSE:
+        return (pde & 0xFFC00000) | (la & 0x3FFFFF), steps
+    pte_addr = (pde & 0xFFFFF000) | ((la >> 10) & 0xFFC)
+    pte = cpu.mem.read32(pte_addr)
+    steps.append(("pte", pte_addr, pte))
+    if not pte & P:
+        return None, steps
+    return (pte & 0xFFFFF000) | (la & 0xFFF), steps

@@ -1,0 +1,277 @@
+"""Segmentation: descriptors, the hidden descriptor caches, and selector loads.
+
+A selector names an 8-byte descriptor in the GDT or LDT.  Loading a segment
+register checks that descriptor the way the SDM lists it (null, table limit,
+type, DPL against RPL and CPL, present) and copies base, limit and access
+rights into the register's hidden cache; later accesses use the cache only.
+lguest leans on this: its Guest kernel runs in ring 1 with segments whose DPL
+the Host checks and fixes, and returning to a less privileged ring clears the
+data segment registers that ring may not use.
+
+Task gates, call gates and hardware task switches are not modelled (Linux's
+lguest Guest never uses them); a far transfer through a system descriptor
+raises #GP with the selector, which is what a CPU without them would do.
+"""
+
+from __future__ import annotations
+
+from .faults import GP, NP, SS, TS, CPUFault
+
+# Access-byte bits.
+ACCESSED, WRITABLE_OR_READABLE, CONFORMING_OR_DOWN, CODE, S_BIT, PRESENT = 1, 2, 4, 8, 0x10, 0x80
+# System descriptor types (S = 0).
+TSS32_AVAIL, LDT_TYPE, TSS32_BUSY = 0x9, 0x2, 0xB
+INTR_GATE16, TRAP_GATE16, INTR_GATE32, TRAP_GATE32, TASK_GATE = 0x6, 0x7, 0xE, 0xF, 0x5
+
+
+class SegmentCache:
+    """The visible selector and hidden part of one segment register."""
+
+    __slots__ = ("selector", "base", "limit", "access", "big", "gran", "valid")
+
+    def __init__(self, selector: int = 0, base: int = 0, limit: int = 0xFFFF,
+                 access: int = 0x93, big: bool = False, gran: bool = False,
+                 valid: bool = True) -> None:
+        self.selector = selector
+        self.base = base
+        self.limit = limit        # the effective byte limit
+        self.access = access      # P DPL S type, as in the descriptor
+        self.big = big            # D/B bit: 32-bit code / 32-bit stack
+        self.gran = gran
+        self.valid = valid        # False after loading a null selector
+
+    @property
+    def dpl(self) -> int:
+        return (self.access >> 5) & 3
+
+    @property
+    def is_code(self) -> bool:
+        return bool(self.access & S_BIT and self.access & CODE)
+
+    @property
+    def expand_down(self) -> bool:
+        return bool(self.access & S_BIT and not self.access & CODE and self.access & CONFORMING_OR_DOWN)
+
+    def flat(self) -> bool:
+        """Base 0, limit 4 GiB, expand-up writable data: accesses need no checks."""
+        return (self.valid and self.base == 0 and self.limit == 0xFFFFFFFF
+                and self.access & (S_BIT | CODE | WRITABLE_OR_READABLE | CONFORMING_OR_DOWN | PRESENT)
+                == (S_BIT | WRITABLE_OR_READABLE | PRESENT))
+
+    def copy(self) -> SegmentCache:
+        return SegmentCache(self.selector, self.base, self.limit, self.access, self.big,
+                            self.gran, self.valid)
+
+    def __repr__(self) -> str:
+        return (f"SegmentCache(sel={self.selector:#06x}, base={self.base:#010x}, "
+                f"limit={self.limit:#010x}, access={self.access:#04x}, big={self.big})")
+
+
+class Descriptor:
+    """A decoded 8-byte segment or gate descriptor."""
+
+    __slots__ = ("low", "high")
+
+    def __init__(self, low: int, high: int) -> None:
+        self.low = low
+        self.high = high
+
+    @property
+    def base(self) -> int:
+        return (self.low >> 16) | ((self.high & 0xFF) << 16) | (self.high & 0xFF000000)
+
+    @property
+    def limit(self) -> int:
+        raw = (self.low & 0xFFFF) | (self.high & 0xF0000)
+        return (raw << 12) | 0xFFF if self.high & 0x800000 else raw
+
+    @property
+    def access(self) -> int:
+        return (self.high >> 8) & 0xFF
+
+    @property
+    def type(self) -> int:
+        return (self.high >> 8) & 0xF
+
+    @property
+    def system(self) -> bool:
+        return not self.high & 0x1000
+
+    @property
+    def dpl(self) -> int:
+        return (self.high >> 13) & 3
+
+    @property
+    def present(self) -> bool:
+        return bool(self.high & 0x8000)
+
+    @property
+    def big(self) -> bool:
+        return bool(self.high & 0x400000)
+
+    @property
+    def is_code(self) -> bool:
+        return not self.system and bool(self.type & CODE)
+
+    @property
+    def gate_selector(self) -> int:
+        return self.low >> 16
+
+    @property
+    def gate_offset(self) -> int:
+        return (self.low & 0xFFFF) | (self.high & 0xFFFF0000)
+
+    def cache(self, selector: int) -> SegmentCache:
+        return SegmentCache(selector, self.base, self.limit, self.access, self.big,
+                            bool(self.high & 0x800000), True)
+
+
+def encode(base: int, limit: int, access: int, flags: int = 0xC) -> bytes:
+    """Build a descriptor: flags is the G D/B L AVL nibble (0xC: 4 KiB pages, 32-bit)."""
+    low = (limit & 0xFFFF) | ((base & 0xFFFF) << 16)
+    high = (((base >> 16) & 0xFF) | (access << 8) | (limit & 0xF0000) | ((flags & 0xF) << 20)
+            | (base & 0xFF000000))
+    return low.to_bytes(4, "little") + high.to_bytes(4, "little")
+
+
+def fetch_descriptor(cpu, selector: int, vector: int = GP, ext: int = 0) -> Descriptor:
+    """Read the descriptor a (non-null) selector names, or fault with its error code."""
+    index = selector & 0xFFF8
+    if selector & 4:
+        if not cpu.ldtr_cache.valid or index + 7 > cpu.ldtr_cache.limit:
+            raise CPUFault(vector, (selector & 0xFFFC) | ext)
+        base = cpu.ldtr_cache.base
+    else:
+        if index + 7 > cpu.gdt_limit:
+            raise CPUFault(vector, (selector & 0xFFFC) | ext)
+        base = cpu.gdt_base
+    raw = cpu.read_sup((base + index) & 0xFFFFFFFF, 8)
+    return Descriptor(int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
+
+
+def set_accessed(cpu, selector: int, desc: Descriptor) -> None:
+    """Hardware sets the descriptor's accessed bit when it loads a segment."""
+    if desc.high & 0x100:
+        return
+    desc.high |= 0x100
+    base = cpu.ldtr_cache.base if selector & 4 else cpu.gdt_base
+    cpu.write_sup((base + (selector & 0xFFF8) + 4) & 0xFFFFFFFF, desc.high.to_bytes(4, "little"))
+
+
+def load_data_segment(cpu, sreg: int, selector: int) -> None:
+    """mov/pop/lds into DS, ES, FS or GS: the protected-mode checks (SDM MOV)."""
+    selector &= 0xFFFF
+    if not cpu.protected:
+        cpu.set_segment(sreg, SegmentCache(selector, selector << 4, cpu.segs[sreg].limit,
+                                           cpu.segs[sreg].access, cpu.segs[sreg].big))
+        return
+    if selector & 0xFFFC == 0:
+        cpu.set_segment(sreg, SegmentCache(selector, 0, 0, 0, False, False, False))
+        return
+    desc = fetch_descriptor(cpu, selector)
+    err = selector & 0xFFFC
+    if desc.system or (desc.is_code and not desc.type & WRITABLE_OR_READABLE):
+        raise CPUFault(GP, err)
+    if not (desc.is_code and desc.type & CONFORMING_OR_DOWN):
+        if (selector & 3) > desc.dpl or cpu.cpl > desc.dpl:
+            raise CPUFault(GP, err)
+    if not desc.present:
+        raise CPUFault(NP, err)
+    set_accessed(cpu, selector, desc)
+    cpu.set_segment(sreg, desc.cache(selector))
+
+
+def check_stack_segment(cpu, selector: int, rpl_cpl: int, vector: int = GP, ext: int = 0) -> Descriptor:
+    """The checks for a new SS at privilege ``rpl_cpl`` (mov ss, iret/ret, interrupt)."""
+    err = (selector & 0xFFFC) | ext
+    if selector & 0xFFFC == 0:
+        raise CPUFault(vector, ext)
+    desc = fetch_descriptor(cpu, selector, vector, ext)
+    if (selector & 3) != rpl_cpl or desc.dpl != rpl_cpl or desc.system or desc.is_code \
+            or not desc.type & WRITABLE_OR_READABLE:
+        raise CPUFault(vector, err)
+    if not desc.present:
+        raise CPUFault(SS, err)
+    return desc
+
+
+def load_ss(cpu, selector: int) -> None:
+    """mov ss / pop ss / lss."""
+    selector &= 0xFFFF
+    if not cpu.protected:
+        s = cpu.segs[2]
+        cpu.set_segment(2, SegmentCache(selector, selector << 4, s.limit, s.access, s.big))
+        return
+    desc = check_stack_segment(cpu, selector, cpu.cpl)
+    set_accessed(cpu, selector, desc)
+    cpu.set_segment(2, desc.cache(selector))
+
+
+def check_code_segment(cpu, selector: int, ext: int = 0) -> Descriptor:
+    """A far jmp/call target: a present code segment this CPL may enter directly."""
+    if selector & 0xFFFC == 0:
+        raise CPUFault(GP, ext)
+    desc = fetch_descriptor(cpu, selector, GP, ext)
+    err = (selector & 0xFFFC) | ext
+    if not desc.is_code:
+        raise CPUFault(GP, err)
+    if desc.type & CONFORMING_OR_DOWN:
+        if desc.dpl > cpu.cpl:
+            raise CPUFault(GP, err)
+    elif (selector & 3) > cpu.cpl or desc.dpl != cpu.cpl:
+        raise CPUFault(GP, err)
+    if not desc.present:
+        raise CPUFault(NP, err)
+    return desc
+
+
+def null_outer_data_segments(cpu) -> None:
+    """After a return to an outer ring, drop data segments the new ring may not use."""
+    for sreg in (0, 3, 4, 5):
+        s = cpu.segs[sreg]
+        if not s.valid:
+            continue
+        conforming_code = s.access & CODE and s.access & CONFORMING_OR_DOWN
+        if not conforming_code and s.dpl < cpu.cpl:
+            cpu.set_segment(sreg, SegmentCache(0, 0, 0, 0, False, False, False))
+
+
+def load_tr(cpu, selector: int) -> None:
+    """ltr: an available 32-bit TSS in the GDT, marked busy."""
+    if selector & 0xFFFC == 0:
+        raise CPUFault(GP, 0)
+    if selector & 4:
+        raise CPUFault(GP, selector & 0xFFFC)
+    desc = fetch_descriptor(cpu, selector)
+    if not desc.system or desc.type not in (TSS32_AVAIL, 0x1):
+        raise CPUFault(GP, selector & 0xFFFC)
+    if not desc.present:
+        raise CPUFault(NP, selector & 0xFFFC)
+    desc.high |= 0x200  # busy
+    cpu.write_sup((cpu.gdt_base + (selector & 0xFFF8) + 4) & 0xFFFFFFFF,
+                  desc.high.to_bytes(4, "little"))
+    cpu.tr_cache = desc.cache(selector)
+
+
+def load_ldtr(cpu, selector: int) -> None:
+    if selector & 0xFFFC == 0:
+        cpu.ldtr_cache = SegmentCache(selector, 0, 0, 0, False, False, False)
+        return
+    if selector & 4:
+        raise CPUFault(GP, selector & 0xFFFC)
+    desc = fetch_descriptor(cpu, selector)
+    if not desc.system or desc.type != LDT_TYPE:
+        raise CPUFault(GP, selector & 0xFFFC)
+    if not desc.present:
+        raise CPUFault(NP, selector & 0xFFFC)
+    cpu.ldtr_cache = desc.cache(selector)
+
+
+def tss_stack(cpu, ring: int, ext: int) -> tuple[int, int]:
+    """The ss:esp for ``ring`` from the current 32-bit TSS (#TS if it is too short)."""
+    tr = cpu.tr_cache
+    off = 4 + ring * 8
+    if not tr.valid or off + 7 > tr.limit:
+        raise CPUFault(TS, (tr.selector & 0xFFFC) | ext)
+    raw = cpu.read_sup((tr.base + off) & 0xFFFFFFFF, 8)
+    return int.from_bytes(raw[4:6], "little"), int.from_bytes(raw[:4], "little")

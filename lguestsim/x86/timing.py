@@ -1,0 +1,72 @@
+"""The cycle cost model: every cycle figure of the core lives here.
+
+A plausible i486/Pentium-class model, not a measurement of any one chip.
+Each instruction costs a base figure by mnemonic; a memory operand adds
+MEMORY_OPERAND (read) or MEMORY_WRITE (read-modify-write); a taken branch adds
+BRANCH_TAKEN.  Events that real hardware pays for on the side are charged
+where they happen: a TLB miss costs PAGE_WALK, a protected-mode segment load
+SEGMENT_LOAD, delivering an exception or interrupt EXCEPTION_DELIVERY, and a
+privilege change on the way PRIVILEGE_CHANGE more.  String instructions with a
+rep prefix cost REP_SETUP plus their base per iteration.
+"""
+
+from __future__ import annotations
+
+DEFAULT = 2          # anything not listed below
+MEMORY_OPERAND = 1   # an operand read from memory
+MEMORY_WRITE = 2     # an operand read, modified and written back
+BRANCH_TAKEN = 2     # the pipeline refill of a taken jump
+PAGE_WALK = 8        # two table reads and the TLB fill
+SEGMENT_LOAD = 6     # reading and checking a descriptor
+EXCEPTION_DELIVERY = 26
+PRIVILEGE_CHANGE = 20
+REP_SETUP = 5
+IRET_SAME = 10
+FAR_TRANSFER = 12
+
+# Base cost by mnemonic (register forms).  Grouped as the SDM groups them.
+BASE = {
+    # data movement
+    "mov": 1, "movzx": 3, "movsx": 3, "xchg": 3, "lea": 1, "push": 1, "pop": 1,
+    "pushad": 11, "popad": 9, "pushfd": 4, "popfd": 6, "pushf": 4, "popf": 6,
+    "pusha": 11, "popa": 9, "cmove": 2, "bswap": 1, "xlatb": 4, "lahf": 2,
+    "sahf": 2, "cbw": 3, "cwde": 3, "cwd": 3, "cdq": 3, "enter": 14, "leave": 5,
+    "cmpxchg": 6, "xadd": 3, "lds": 12, "les": 12, "lfs": 12, "lgs": 12, "lss": 12,
+    # arithmetic and logic
+    "add": 1, "adc": 1, "sub": 1, "sbb": 1, "cmp": 1, "and": 1, "or": 1, "xor": 1,
+    "test": 1, "inc": 1, "dec": 1, "neg": 1, "not": 1,
+    "mul": 13, "imul": 13, "div": 40, "idiv": 43,
+    "daa": 2, "das": 2, "aaa": 3, "aas": 3, "aam": 15, "aad": 14,
+    # shifts and bits
+    "shl": 2, "shr": 2, "sar": 2, "rol": 2, "ror": 2, "rcl": 8, "rcr": 8,
+    "shld": 3, "shrd": 3, "bt": 3, "bts": 6, "btr": 6, "btc": 6,
+    "bsf": 6, "bsr": 6, "setcc": 3,
+    # control transfer
+    "jmp": 1, "jcc": 1, "call": 3, "ret": 5, "loop": 6, "loope": 6,
+    "loopne": 6, "jecxz": 5, "jcxz": 5, "int": 30, "int3": 26, "into": 28,
+    "iret": 15, "iretd": 15, "ljmp": 17, "lcall": 18, "lret": 13, "hlt": 4,
+    # strings (per element)
+    "movs": 4, "stos": 3, "lods": 4, "cmps": 7, "scas": 5, "ins": 15, "outs": 15,
+    # flags and processor control
+    "clc": 2, "stc": 2, "cmc": 2, "cld": 2, "std": 2, "cli": 5, "sti": 5,
+    "nop": 1, "pause": 1, "wait": 1, "cpuid": 20, "rdtsc": 11, "rdmsr": 20,
+    "wrmsr": 30, "clts": 7, "invlpg": 12, "mov_cr": 10, "mov_dr": 10,
+    "lgdt": 11, "lidt": 11, "sgdt": 10, "sidt": 10, "lldt": 20, "sldt": 2,
+    "ltr": 20, "str": 2, "lmsw": 13, "smsw": 2, "lar": 15, "lsl": 15,
+    "verr": 11, "verw": 11, "arpl": 9, "bound": 7, "in": 14, "out": 16,
+    "sysenter": 20, "sysexit": 20, "ud2": 1, "invd": 4, "wbinvd": 5,
+    # x87 (the subset the core implements)
+    "fninit": 17, "fld1": 4, "fldz": 4, "fld": 3, "fst": 7, "fstp": 7,
+    "fadd": 8, "fsub": 8, "fmul": 16, "fdiv": 73, "fnsave": 154,
+    "frstor": 131, "fnstsw": 3, "fwait": 1, "fnstcw": 3, "fldcw": 4,
+}
+
+
+def cost(mnemonic: str, memory: int = 0) -> int:
+    """Cycles for one instruction: memory is 0 (none), 1 (read) or 2 (write back)."""
+    base = BASE.get(mnemonic, DEFAULT)
+    if memory == 1:
+        return base + MEMORY_OPERAND
+    if memory == 2:
+        return base + MEMORY_WRITE
+    return base

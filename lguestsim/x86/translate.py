@@ -1,0 +1,1097 @@
+"""Translation: a block of decoded instructions becomes one Python function.
+
+Dense on purpose: this is the code that makes a pure-Python i386 fast enough
+to watch a kernel boot.  For each instruction the translator writes a few
+lines of Python that do exactly what the instruction does, with
+
+  * the eight registers held in local variables for the whole block,
+  * memory reached through the TLB's fast dicts and memoryviews, falling back
+    to the CPU's slow path for misses, unaligned or cross-page accesses,
+  * flags left lazy (flags.py) and stored to the CPU only by the last
+    instruction that sets them, or by the fault handler,
+  * ``n`` holding the index of the instruction that may fault next, so the
+    handler can write back the precise state of that instruction boundary.
+
+The common integer instructions are generated inline (the families below:
+data movement, arithmetic and logic, shifts, multiply/divide, bit operations,
+control transfer).  Everything else is a Python function in system.py and
+strings.py; such an instruction ends its block, which first hands the
+complete state back to the CPU object.
+"""
+
+from __future__ import annotations
+
+from . import flags as F
+from . import shifts, system, timing
+from .decode import DecodeError, Insn, NeedBytes, decode
+from .faults import DE, GP, UD, CPUFault
+from .flags import ARITH, PARITY
+
+M32 = 0xFFFFFFFF
+MASK = {8: "0xff", 16: "0xffff", 32: "0xffffffff"}
+SIGN = {8: 0x80, 16: 0x8000, 32: 0x80000000}
+REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+
+# Instructions generated inline, by family: mnemonic -> emitter method name.
+INLINE = {}
+for _m in ("add", "or", "adc", "sbb", "and", "sub", "xor", "cmp", "test"):
+    INLINE[_m] = "alu"
+for _m in ("inc", "dec", "neg", "not"):
+    INLINE[_m] = "unary"
+for _m in ("shl", "shr", "sar", "rol", "ror", "rcl", "rcr"):
+    INLINE[_m] = "shift"
+for _m in ("bt", "bts", "btr", "btc"):
+    INLINE[_m] = "bittest"
+for _c in F.CC_NAMES:
+    INLINE["j" + _c] = "jcc"
+    INLINE["set" + _c] = "setcc"
+    INLINE["cmov" + _c] = "cmovcc"
+INLINE.update({
+    "mov": "mov", "movzx": "movzx", "movsx": "movsx", "lea": "lea", "xchg": "xchg",
+    "push": "push", "pop": "pop", "nop": "nop", "jmp": "jmp", "call": "call", "ret": "ret",
+    "loop": "loop", "loope": "loop", "loopne": "loop", "jecxz": "jcxz", "jcxz": "jcxz",
+    "mul": "mul", "imul": "imul", "div": "div", "idiv": "div", "shld": "shd", "shrd": "shd",
+    "bsf": "bitscan", "bsr": "bitscan", "bswap": "bswap", "xadd": "xadd",
+    "cmpxchg": "cmpxchg", "cbw": "extend", "cwde": "extend", "cwd": "extend", "cdq": "extend",
+    "clc": "flagop", "stc": "flagop", "cmc": "flagop", "leave": "leave", "lahf": "lahf",
+    "sahf": "sahf", "pushf": "pushf", "pushfd": "pushf", "xlatb": "xlat", "salc": "salc",
+})
+
+# Sizes of an operand that are not registers of the opcode's own size.
+STACK_SEG = 2
+
+
+class Emitter:
+    """Writes the Python for one block, one instruction at a time."""
+
+    def __init__(self, cpu) -> None:
+        self.cpu = cpu
+        self.lines: list[str] = []
+        self.ind = 2
+        self.consts: dict[str, object] = {}
+        self.producer = None     # (kind, size, a, b, r) of an in-block lazy producer, or "cpu"
+        self.stores: list = []   # (index, lines storing the lazy flags) per producer
+        self.flat = cpu.flat_mask
+        self.stack32 = cpu.stack32
+        self.code32 = cpu.code32
+        self.cs_flat = cpu.cs_flat
+        self.idx = 0
+        self.mem_accesses = 0
+        self.end_eip: str | None = None   # expression of the next EIP if the block ends here
+        self.taken_extra = False
+
+    # ---- plumbing
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.ind + line)
+
+    def tmp(self, stem: str) -> str:
+        return f"{stem}{self.idx}"
+
+    def const(self, obj, stem: str = "K") -> str:
+        name = f"{stem}{len(self.consts)}"
+        self.consts[name] = obj
+        return name
+
+    def may_fault(self) -> None:
+        self.emit(f"n = {self.idx}")
+
+    # ---- registers
+    def get_reg(self, size: int, n: int) -> str:
+        if size == 32:
+            return REGS[n]
+        if size == 16:
+            return f"({REGS[n]} & 0xffff)"
+        if n < 4:
+            return f"({REGS[n]} & 0xff)"
+        return f"(({REGS[n - 4]} >> 8) & 0xff)"
+
+    def set_reg(self, size: int, n: int, expr: str) -> None:
+        if size == 32:
+            self.emit(f"{REGS[n]} = {expr}")
+        elif size == 16:
+            self.emit(f"{REGS[n]} = ({REGS[n]} & 0xffff0000) | ({expr})")
+        elif n < 4:
+            self.emit(f"{REGS[n]} = ({REGS[n]} & 0xffffff00) | ({expr})")
+        else:
+            r = REGS[n - 4]
+            self.emit(f"{r} = ({r} & 0xffff00ff) | (({expr}) << 8)")
+
+    # ---- memory
+    def ea(self, insn: Insn) -> str:
+        m = insn.mem
+        parts = []
+        if m.addr32:
+            if m.base is not None:
+                parts.append(REGS[m.base])
+            if m.index is not None:
+                parts.append(REGS[m.index] if m.scale == 1 else f"{REGS[m.index]} * {m.scale}")
+            if m.disp or not parts:
+                parts.append(hex(m.disp))
+            if len(parts) == 1 and m.base is not None or (len(parts) == 1 and m.index is None):
+                return parts[0]
+            return f"(({' + '.join(parts)}) & 0xffffffff)"
+        if m.base is not None:
+            parts.append(f"({REGS[m.base]} & 0xffff)")
+        if m.index is not None:
+            parts.append(f"({REGS[m.index]} & 0xffff)")
+        if m.disp or not parts:
+            parts.append(hex(m.disp))
+        return f"(({' + '.join(parts)}) & 0xffff)"
+
+    def linear(self, seg: int, off: str, size: int, write: bool) -> str:
+        la = self.tmp("la")
+        if self.flat >> seg & 1:
+            self.emit(f"{la} = {off}")
+        else:
+            self.emit(f"{la} = cpu.seg_lin({seg}, {off}, {size // 8}, {write})")
+        return la
+
+    def mem_la(self, insn: Insn, size: int, write: bool) -> str:
+        self.may_fault()
+        return self.linear(insn.mem.seg, self.ea(insn), size, write)
+
+    def load(self, la: str, size: int, dest: str) -> None:
+        self.mem_accesses += 1
+        if size == 8:
+            self.emit(f"p = TR.get({la} >> 12)")
+            self.emit(f"{dest} = RAM[p | ({la} & 0xfff)] if p is not None else rd({la}, 1)")
+        elif size == 16:
+            self.emit(f"p = TR.get({la} >> 12)")
+            self.emit(f"{dest} = M16[(p | ({la} & 0xfff)) >> 1] if p is not None and not {la} & 1 "
+                      f"else rd({la}, 2)")
+        else:
+            self.emit(f"p = TR.get({la} >> 12)")
+            self.emit(f"{dest} = M32[(p | ({la} & 0xfff)) >> 2] if p is not None and not {la} & 3 "
+                      f"else rd({la}, 4)")
+
+    def store(self, la: str, size: int, expr: str) -> None:
+        self.mem_accesses += 1
+        self.emit(f"p = TW.get({la} >> 12)")
+        if size == 8:
+            self.emit("if p is not None:")
+            self.emit(f"    RAM[p | ({la} & 0xfff)] = {expr}")
+        elif size == 16:
+            self.emit(f"if p is not None and not {la} & 1:")
+            self.emit(f"    M16[(p | ({la} & 0xfff)) >> 1] = {expr}")
+        else:
+            self.emit(f"if p is not None and not {la} & 3:")
+            self.emit(f"    M32[(p | ({la} & 0xfff)) >> 2] = {expr}")
+        self.emit("else:")
+        self.emit(f"    wr({la}, {size // 8}, {expr})")
+
+    def read(self, insn: Insn, op: tuple, dest: str, la: str | None = None, write: bool = False) -> str | None:
+        """Emit code leaving the operand's value in ``dest``; returns the la for memory."""
+        kind = op[0]
+        if kind == "r":
+            self.emit(f"{dest} = {self.get_reg(op[1], op[2])}")
+        elif kind == "i":
+            self.emit(f"{dest} = {op[2]:#x}")
+        elif kind == "m":
+            if la is None:
+                la = self.mem_la(insn, op[1], write)
+            self.load(la, op[1], dest)
+            return la
+        else:
+            raise AssertionError(op)
+        return None
+
+    def value(self, insn: Insn, op: tuple, dest: str) -> str:
+        """An expression for a register or immediate operand, else load into ``dest``."""
+        if op[0] == "r":
+            return self.get_reg(op[1], op[2])
+        if op[0] == "i":
+            return f"{op[2]:#x}"
+        self.read(insn, op, dest)
+        return dest
+
+    def write(self, insn: Insn, op: tuple, expr: str, la: str | None = None) -> None:
+        if op[0] == "r":
+            self.set_reg(op[1], op[2], expr)
+        else:
+            if la is None:
+                la = self.mem_la(insn, op[1], True)
+            self.store(la, op[1], expr)
+
+    # ---- stack
+    def sp_mask(self) -> str:
+        return "0xffffffff" if self.stack32 else "0xffff"
+
+    def push(self, size: int, expr: str) -> None:
+        """Write first, then commit ESP: a faulting push changes nothing."""
+        sp = self.tmp("sp")
+        self.may_fault()
+        self.emit(f"{sp} = (esp - {size // 8}) & {self.sp_mask()}")
+        la = self.linear(STACK_SEG, sp, size, True)
+        self.store(la, size, expr)
+        self.commit_sp(sp)
+
+    def commit_sp(self, sp: str) -> None:
+        if self.stack32:
+            self.emit(f"esp = {sp}")
+        else:
+            self.emit(f"esp = (esp & 0xffff0000) | {sp}")
+
+    def pop_value(self, size: int, dest: str, offset: int = 0) -> str:
+        """Load the stack slot ``offset`` bytes above ESP; returns the new-SP name."""
+        self.may_fault()
+        cur = "esp" if self.stack32 else "(esp & 0xffff)"
+        if offset:
+            cur = f"(({cur} + {offset}) & {self.sp_mask()})"
+        la = self.linear(STACK_SEG, cur, size, False)
+        self.load(la, size, dest)
+        sp = self.tmp("sp")
+        base = "esp" if self.stack32 else "(esp & 0xffff)"
+        self.emit(f"{sp} = ({base} + {offset + size // 8}) & {self.sp_mask()}")
+        return sp
+
+    # ---- flags
+    def lazy(self, kind: int, size: int, a: str, b: str, r: str) -> None:
+        self.producer = (kind, size, a, b, r)
+        code = F.op_code(kind, size)
+        self.stores.append((self.idx, [f"cpu.fo = {code}", f"cpu.fa = {a}", f"cpu.fb = {b}",
+                                       f"cpu.fr = {r}"]))
+
+    def flags_stored(self) -> None:
+        """The instruction just emitted put the flags in the CPU object itself."""
+        self.producer = "cpu"
+        self.stores.append((self.idx, None))
+
+    def arith_flags(self) -> str:
+        """An expression for the six arithmetic flag bits as they are now."""
+        p = self.producer
+        if p is None or p == "cpu":
+            return "(cpu.eflags & 0x8d5)"
+        return f"({F.eflags_expr(*p)})"
+
+    def flag(self, name: str) -> str:
+        p = self.producer
+        if p is None or p == "cpu":
+            bit = {"CF": F.CF, "PF": F.PF, "AF": F.AF, "ZF": F.ZF, "SF": F.SF, "OF": F.OF}[name]
+            return f"(cpu.eflags & {bit:#x})"
+        return f"({F.flag_exprs(*p)[name]})"
+
+    def carry(self) -> str:
+        """Emit ``c<idx> = CF`` as 0/1 and return its name."""
+        c = self.tmp("c")
+        self.emit(f"{c} = 1 if {self.flag('CF')} else 0")
+        return c
+
+    def cond(self, cc: int) -> str:
+        p = self.producer
+        if p is None or p == "cpu":
+            ef = self.tmp("ef")
+            self.emit(f"{ef} = cpu.eflags")
+            return F.cond_from_flags(cc, ef)
+        return F.cond_from_op(cc, *p)
+
+    def set_eager(self, arith_expr: str) -> None:
+        """Store all six arithmetic flags now (for instructions not worth a lazy kind)."""
+        self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | ({arith_expr})")
+        self.emit("cpu.fo = 0")
+        self.flags_stored()
+
+    # ---- the instruction families -------------------------------------
+    def op_alu(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        dst, src = insn.operands
+        size = dst[1]
+        mask = MASK[size]
+        a, b, r = self.tmp("a"), self.tmp("b"), self.tmp("r")
+        la = None
+        if m in ("xor", "sub") and dst[0] == "r" and src == dst:
+            self.emit(f"{a} = {b} = {self.get_reg(size, dst[2])}")
+            self.emit(f"{r} = 0")
+            self.set_reg(size, dst[2], "0")
+            self.lazy(F.LOGIC if m == "xor" else F.SUB, size, a, b, r)
+            return
+        la = self.read(insn, dst, a, write=m not in ("cmp", "test"))
+        bexpr = self.value(insn, src, b)
+        self.emit(f"{b} = {bexpr}") if bexpr != b else None
+        if m == "add":
+            self.emit(f"{r} = ({a} + {b}) & {mask}")
+            self.lazy(F.ADD, size, a, b, r)
+        elif m in ("sub", "cmp"):
+            self.emit(f"{r} = ({a} - {b}) & {mask}")
+            self.lazy(F.SUB, size, a, b, r)
+        elif m in ("and", "test"):
+            self.emit(f"{r} = {a} & {b}")
+            self.lazy(F.LOGIC, size, a, b, r)
+        elif m == "or":
+            self.emit(f"{r} = {a} | {b}")
+            self.lazy(F.LOGIC, size, a, b, r)
+        elif m == "xor":
+            self.emit(f"{r} = {a} ^ {b}")
+            self.lazy(F.LOGIC, size, a, b, r)
+        else:  # adc, sbb: eager, with the carry in chosen at run time
+            c = self.carry()
+            if m == "adc":
+                self.emit(f"{r} = ({a} + {b} + {c}) & {mask}")
+                with_c, without = F.eflags_expr(F.ADC, size, a, b, r), F.eflags_expr(F.ADD, size, a, b, r)
+            else:
+                self.emit(f"{r} = ({a} - {b} - {c}) & {mask}")
+                with_c, without = F.eflags_expr(F.SBB, size, a, b, r), F.eflags_expr(F.SUB, size, a, b, r)
+            if dst[0] == "m":
+                self.write(insn, dst, r, la)
+            else:
+                self.write(insn, dst, r)
+            self.set_eager(f"({with_c}) if {c} else ({without})")
+            return
+        if m not in ("cmp", "test"):
+            self.write(insn, dst, r, la)
+
+    def op_unary(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        dst = insn.operands[0]
+        size = dst[1]
+        mask = MASK[size]
+        a, b, r = self.tmp("a"), self.tmp("b"), self.tmp("r")
+        la = self.read(insn, dst, a, write=True)
+        if m == "not":
+            self.write(insn, dst, f"{a} ^ {mask}", la)
+            return
+        if m == "neg":
+            self.emit(f"{r} = -{a} & {mask}")
+            self.emit(f"{b} = {a}")
+            self.emit(f"{a} = 0")
+            self.write(insn, dst, r, la)
+            self.lazy(F.SUB, size, a, b, r)
+            return
+        self.emit(f"{b} = 1 if {self.flag('CF')} else 0")
+        op = "+" if m == "inc" else "-"
+        self.emit(f"{r} = ({a} {op} 1) & {mask}")
+        self.write(insn, dst, r, la)
+        self.lazy(F.INC if m == "inc" else F.DEC, size, a, b, r)
+
+    def op_mov(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        if dst[0] in ("s", "c", "d") or src[0] in ("c", "d"):
+            return self.helper(insn)
+        if src[0] == "s":
+            # mov r/m16, sreg: a 32-bit register destination gets the selector zero-extended
+            v = self.tmp("v")
+            self.emit(f"{v} = cpu.segs[{src[2]}].selector")
+            if dst[0] == "r":
+                self.set_reg(32 if insn.op32 else 16, dst[2], v)
+            else:
+                self.write(insn, ("m", 16), v)
+            return
+        v = self.tmp("v")
+        expr = self.value(insn, src, v)
+        self.write(insn, dst, expr)
+
+    def op_movzx(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        v = self.tmp("v")
+        self.set_reg(dst[1], dst[2], self.value(insn, src, v))
+
+    def op_movsx(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        v = self.tmp("v")
+        expr = self.value(insn, src, v)
+        self.emit(f"{v} = {expr}")
+        s = SIGN[src[1]]
+        self.set_reg(dst[1], dst[2], f"({v} - {2 * s:#x} if {v} & {s:#x} else {v}) & {MASK[dst[1]]}")
+
+    def op_lea(self, insn: Insn) -> None:
+        dst = insn.operands[0]
+        ea = self.ea(insn)
+        self.set_reg(dst[1], dst[2], ea if dst[1] == 32 else f"{ea} & 0xffff")
+
+    def op_xchg(self, insn: Insn) -> None:
+        a_op, b_op = insn.operands
+        a, b = self.tmp("a"), self.tmp("b")
+        if a_op[0] == "m" or b_op[0] == "m":
+            mem, reg = (a_op, b_op) if a_op[0] == "m" else (b_op, a_op)
+            la = self.read(insn, mem, a, write=True)
+            self.emit(f"{b} = {self.get_reg(reg[1], reg[2])}")
+            self.write(insn, mem, b, la)
+            self.set_reg(reg[1], reg[2], a)
+            return
+        self.emit(f"{a} = {self.get_reg(a_op[1], a_op[2])}")
+        self.emit(f"{b} = {self.get_reg(b_op[1], b_op[2])}")
+        self.set_reg(a_op[1], a_op[2], b)
+        self.set_reg(b_op[1], b_op[2], a)
+
+    def op_push(self, insn: Insn) -> None:
+        op = insn.operands[0]
+        size = 32 if insn.op32 else 16
+        if op[0] == "s":
+            return self.helper(insn)
+        v = self.tmp("v")
+        if op[0] == "i":
+            expr = f"{op[2] & ((1 << size) - 1):#x}"
+        else:
+            expr = self.value(insn, op, v)
+            if expr != v:
+                self.emit(f"{v} = {expr}")
+                expr = v
+        self.push(size, expr)
+
+    def op_pop(self, insn: Insn) -> None:
+        op = insn.operands[0]
+        if op[0] != "r":
+            return self.helper(insn)
+        size = op[1]
+        v = self.tmp("v")
+        sp = self.pop_value(size, v)
+        self.commit_sp(sp)
+        self.set_reg(size, op[2], v)
+
+    def op_nop(self, insn: Insn) -> None:
+        pass
+
+    def op_leave(self, insn: Insn) -> None:
+        size = 32 if insn.op32 else 16
+        # ESP = EBP, then pop EBP; done on copies so a fault leaves both alone.
+        v, sp = self.tmp("v"), self.tmp("sp")
+        self.may_fault()
+        base = "ebp" if self.stack32 else "(ebp & 0xffff)"
+        la = self.linear(STACK_SEG, base, size, False)
+        self.load(la, size, v)
+        self.emit(f"{sp} = ({base} + {size // 8}) & {self.sp_mask()}")
+        self.commit_sp(sp)
+        self.set_reg(size, 5, v)
+
+    def op_pushf(self, insn: Insn) -> None:
+        v = self.tmp("v")
+        # VM and RF are never pushed (they read as zero in the image).
+        self.emit(f"{v} = ((cpu._ef & {~ARITH & M32:#x}) | {self.arith_flags()}) & 0xfcffff")
+        self.push(32 if insn.op32 else 16, v if insn.op32 else f"{v} & 0xffff")
+
+    def op_lahf(self, insn: Insn) -> None:
+        self.set_reg(8, 4, f"({self.arith_flags()} & 0xd5) | 2")
+
+    def op_sahf(self, insn: Insn) -> None:
+        v = self.tmp("v")
+        self.emit(f"{v} = ({self.arith_flags()} & 0x800) | ({self.get_reg(8, 4)} & 0xd5)")
+        self.set_eager(v)
+
+    def op_salc(self, insn: Insn) -> None:
+        self.set_reg(8, 0, f"0xff if {self.flag('CF')} else 0")
+
+    def op_xlat(self, insn: Insn) -> None:
+        from .decode import DS, Mem
+        insn.mem = Mem(DS if insn.seg is None else insn.seg, 3, None, 1, 0, insn.addr32)
+        off = self.tmp("o")
+        mask = "0xffffffff" if insn.addr32 else "0xffff"
+        self.emit(f"{off} = ({self.get_reg(32 if insn.addr32 else 16, 3)} + (eax & 0xff)) & {mask}")
+        self.may_fault()
+        la = self.linear(insn.mem.seg, off, 8, False)
+        v = self.tmp("v")
+        self.load(la, 8, v)
+        self.set_reg(8, 0, v)
+
+    def op_flagop(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        a = self.arith_flags()
+        if m == "clc":
+            self.set_eager(f"{a} & ~1")
+        elif m == "stc":
+            self.set_eager(f"{a} | 1")
+        else:
+            self.set_eager(f"{a} ^ 1")
+
+    def op_extend(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        if m == "cbw":
+            self.set_reg(16, 0, "(eax & 0xff) | (0xff00 if eax & 0x80 else 0)")
+        elif m == "cwde":
+            self.set_reg(32, 0, "(eax & 0xffff) | (0xffff0000 if eax & 0x8000 else 0)")
+        elif m == "cwd":
+            self.set_reg(16, 2, "0xffff if eax & 0x8000 else 0")
+        else:
+            self.set_reg(32, 2, "0xffffffff if eax & 0x80000000 else 0")
+
+    def op_setcc(self, insn: Insn) -> None:
+        self.write(insn, insn.operands[0], f"1 if {self.cond(insn.cc)} else 0")
+
+    def op_cmovcc(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        v = self.tmp("v")
+        expr = self.value(insn, src, v)  # the source is read (and may fault) either way
+        c = self.cond(insn.cc)
+        self.emit(f"if {c}:")
+        self.ind += 1
+        self.set_reg(dst[1], dst[2], expr)
+        self.ind -= 1
+        if dst[1] == 32:
+            return
+        # (a 16-bit cmov leaves the register alone when false)
+
+    def op_bswap(self, insn: Insn) -> None:
+        r = REGS[insn.operands[0][2]]
+        if not insn.op32:  # undefined; hardware clears the low word
+            self.emit(f"{r} = {r} & 0xffff0000")
+            return
+        self.emit(f"{r} = int.from_bytes({r}.to_bytes(4, 'little'), 'big')")
+
+    def op_xadd(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        size = dst[1]
+        a, b, r = self.tmp("a"), self.tmp("b"), self.tmp("r")
+        la = self.read(insn, dst, a, write=True)
+        self.emit(f"{b} = {self.get_reg(size, src[2])}")
+        self.emit(f"{r} = ({a} + {b}) & {MASK[size]}")
+        if dst[0] == "m":
+            self.write(insn, dst, r, la)
+            self.set_reg(size, src[2], a)
+        else:
+            self.set_reg(size, src[2], a)
+            self.set_reg(size, dst[2], r)
+        self.lazy(F.ADD, size, a, b, r)
+
+    def op_cmpxchg(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        size = dst[1]
+        a, b, r = self.tmp("a"), self.tmp("b"), self.tmp("r")
+        d = self.tmp("d")
+        la = self.read(insn, dst, d, write=True)
+        self.emit(f"{a} = {self.get_reg(size, 0)}")
+        self.emit(f"{b} = {d}")
+        self.emit(f"{r} = ({a} - {b}) & {MASK[size]}")
+        self.emit(f"if {r} == 0:")
+        self.ind += 1
+        self.write(insn, dst, self.get_reg(size, src[2]), la)
+        self.ind -= 1
+        self.emit("else:")
+        self.ind += 1
+        if dst[0] == "m":   # the processor always writes the destination back
+            self.write(insn, dst, d, la)
+        self.set_reg(size, 0, d)
+        self.ind -= 1
+        self.lazy(F.SUB, size, a, b, r)
+
+    # -- shifts and rotates
+    def op_shift(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        dst, cnt = insn.operands
+        size = dst[1]
+        a, b, r = self.tmp("a"), self.tmp("b"), self.tmp("r")
+        la = self.read(insn, dst, a, write=True)
+        if cnt[0] == "i":
+            count = cnt[2] & 0x1F
+            if count == 0:
+                return
+            self.emit(f"{b} = {count}")
+            known = True
+        else:
+            self.emit(f"{b} = ecx & 0x1f")
+            known = False
+            self.emit(f"if {b}:")
+            self.ind += 1
+        mask = MASK[size]
+        if m in ("shl", "shr", "sar"):
+            if m == "shl":
+                self.emit(f"{r} = ({a} << {b}) & {mask}")
+            elif m == "shr":
+                self.emit(f"{r} = {a} >> {b}")
+            else:
+                s = SIGN[size]
+                self.emit(f"{a} = {a} - {2 * s:#x} if {a} & {s:#x} else {a}")
+                self.emit(f"{r} = ({a} >> {b}) & {mask}")
+            self.write(insn, dst, r, la)
+            kind = {"shl": F.SHL, "shr": F.SHR, "sar": F.SAR}[m]
+            if known:
+                self.lazy(kind, size, a, b, r)
+            else:
+                self.emit(f"cpu.fo = {F.op_code(kind, size)}; cpu.fa = {a}; cpu.fb = {b}; cpu.fr = {r}")
+        else:
+            fn = self.const(getattr(shifts, m.upper()), "S")
+            fl = self.tmp("f")
+            self.emit(f"{r}, {fl} = {fn}({a}, {b}, {size}, {self.arith_flags()})")
+            self.write(insn, dst, r, la)
+            self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {fl}")
+            self.emit("cpu.fo = 0")
+        if not known:
+            self.ind -= 1
+            if self.producer not in (None, "cpu"):
+                # count 0: flags unchanged, but they must now live in the CPU
+                self.emit("else:")
+                self.emit(f"    cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {self.arith_flags()}")
+                self.emit("    cpu.fo = 0")
+            self.flags_stored()
+        elif m not in ("shl", "shr", "sar"):
+            self.flags_stored()
+
+    def op_shd(self, insn: Insn) -> None:
+        dst, src, cnt = insn.operands
+        size = dst[1]
+        a, b, r = self.tmp("a"), self.tmp("b"), self.tmp("r")
+        la = self.read(insn, dst, a, write=True)
+        c = self.tmp("c")
+        self.emit(f"{c} = {cnt[2] & 0x1f if cnt[0] == 'i' else 'ecx & 0x1f'}")
+        self.emit(f"{b} = {self.get_reg(size, src[2])}")
+        self.emit(f"if {c}:")
+        self.ind += 1
+        fn = self.const(shifts.SHLD if insn.mnemonic == "shld" else shifts.SHRD, "S")
+        fl = self.tmp("f")
+        self.emit(f"{r}, {fl} = {fn}({a}, {b}, {c}, {size}, {self.arith_flags()})")
+        self.write(insn, dst, r, la)
+        self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {fl}")
+        self.emit("cpu.fo = 0")
+        self.ind -= 1
+        if self.producer not in (None, "cpu"):
+            self.emit("else:")
+            self.emit(f"    cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {self.arith_flags()}")
+            self.emit("    cpu.fo = 0")
+        self.flags_stored()
+
+    # -- multiply and divide
+    def op_mul(self, insn: Insn) -> None:
+        src = insn.operands[0]
+        size = src[1]
+        b = self.tmp("b")
+        bexpr = self.value(insn, src, b)
+        r = self.tmp("r")
+        lo, hi = self.tmp("lo"), self.tmp("hi")
+        mask = MASK[size]
+        if size == 8:
+            self.emit(f"{r} = (eax & 0xff) * {bexpr}")
+            self.set_reg(16, 0, r)
+            self.emit(f"{lo} = {r} & 0xff")
+            self.emit(f"{hi} = {r} >> 8")
+        else:
+            self.emit(f"{r} = {self.get_reg(size, 0)} * {bexpr}")
+            self.emit(f"{lo} = {r} & {mask}")
+            self.emit(f"{hi} = {r} >> {size}")
+            self.set_reg(size, 0, lo)
+            self.set_reg(size, 2, hi)
+        self.set_eager(self._mul_flags(size, lo, f"{hi} != 0"))
+
+    def _mul_flags(self, size: int, lo: str, overflow: str) -> str:
+        # CF = OF = overflow; SF, ZF, PF from the low half as a P6 leaves them; AF clear.
+        return (f"(0x801 if {overflow} else 0) | PARITY[{lo} & 0xff] | (0x40 if {lo} == 0 else 0)"
+                f" | (0x80 if {lo} & {SIGN[size]:#x} else 0)")
+
+    def op_imul(self, insn: Insn) -> None:
+        ops = insn.operands
+        if len(ops) == 1:
+            src = ops[0]
+            size = src[1]
+            s = SIGN[size]
+            b = self.tmp("b")
+            bexpr = self.value(insn, src, b)
+            self.emit(f"{b} = {bexpr}")
+            self.emit(f"{b} = {b} - {2 * s:#x} if {b} & {s:#x} else {b}")
+            a = self.tmp("a")
+            self.emit(f"{a} = {self.get_reg(size, 0)}")
+            self.emit(f"{a} = {a} - {2 * s:#x} if {a} & {s:#x} else {a}")
+            r, lo, hi = self.tmp("r"), self.tmp("lo"), self.tmp("hi")
+            self.emit(f"{r} = {a} * {b}")
+            self.emit(f"{lo} = {r} & {MASK[size]}")
+            if size == 8:
+                self.set_reg(16, 0, f"{r} & 0xffff")
+            else:
+                self.emit(f"{hi} = ({r} >> {size}) & {MASK[size]}")
+                self.set_reg(size, 0, lo)
+                self.set_reg(size, 2, hi)
+            ovf = f"{r} != ({lo} - {2 * s:#x} if {lo} & {s:#x} else {lo})"
+            self.set_eager(self._mul_flags(size, lo, ovf))
+            return
+        dst = ops[0]
+        src1, src2 = (ops[0], ops[1]) if len(ops) == 2 else (ops[1], ops[2])
+        size = dst[1]
+        s = SIGN[size]
+        a, b = self.tmp("a"), self.tmp("b")
+        e1 = self.value(insn, src1, a)
+        self.emit(f"{a} = {e1}")
+        e2 = self.value(insn, src2, b)
+        self.emit(f"{b} = {e2}")
+        self.emit(f"{a} = {a} - {2 * s:#x} if {a} & {s:#x} else {a}")
+        self.emit(f"{b} = {b} - {2 * s:#x} if {b} & {s:#x} else {b}")
+        r, lo = self.tmp("r"), self.tmp("lo")
+        self.emit(f"{r} = {a} * {b}")
+        self.emit(f"{lo} = {r} & {MASK[size]}")
+        self.set_reg(size, dst[2], lo)
+        ovf = f"{r} != ({lo} - {2 * s:#x} if {lo} & {s:#x} else {lo})"
+        self.set_eager(self._mul_flags(size, lo, ovf))
+
+    def op_div(self, insn: Insn) -> None:
+        src = insn.operands[0]
+        size = src[1]
+        signed = insn.mnemonic == "idiv"
+        b = self.tmp("b")
+        bexpr = self.value(insn, src, b)
+        self.emit(f"{b} = {bexpr}")
+        self.may_fault()
+        self.emit(f"if {b} == 0: raise CPUFault({DE})")
+        a, q, rem = self.tmp("a"), self.tmp("q"), self.tmp("rm")
+        if size == 8:
+            self.emit(f"{a} = eax & 0xffff")
+        else:
+            self.emit(f"{a} = ({self.get_reg(size, 2)} << {size}) | {self.get_reg(size, 0)}")
+        mask = MASK[size]
+        if signed:
+            s2 = 1 << (2 * size)
+            self.emit(f"{a} = {a} - {s2:#x} if {a} >> {2 * size - 1} else {a}")
+            s = SIGN[size]
+            self.emit(f"{b} = {b} - {2 * s:#x} if {b} & {s:#x} else {b}")
+            # truncating division, as the hardware does
+            self.emit(f"{q} = abs({a}) // abs({b})")
+            self.emit(f"if ({a} < 0) != ({b} < 0): {q} = -{q}")
+            self.emit(f"{rem} = {a} - {q} * {b}")
+            self.emit(f"if not {-s} <= {q} <= {s - 1}: raise CPUFault({DE})")
+        else:
+            self.emit(f"{q}, {rem} = divmod({a}, {b})")
+            self.emit(f"if {q} > {mask}: raise CPUFault({DE})")
+        if size == 8:
+            self.set_reg(16, 0, f"(({rem} & 0xff) << 8) | ({q} & 0xff)")
+        else:
+            self.set_reg(size, 0, f"{q} & {mask}")
+            self.set_reg(size, 2, f"{rem} & {mask}")
+
+    # -- bits
+    def op_bittest(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        dst, src = insn.operands
+        size = dst[1]
+        a, b, bit = self.tmp("a"), self.tmp("b"), self.tmp("bit")
+        if src[0] == "i":
+            self.emit(f"{b} = {src[2] % size}")
+        else:
+            self.emit(f"{b} = {self.get_reg(size, src[2])}")
+        if dst[0] == "m" and src[0] == "r":
+            # A register bit offset reaches outside the operand: signed, in whole operands.
+            s = SIGN[size]
+            off = self.tmp("o")
+            self.emit(f"{off} = ({b} - {2 * s:#x} if {b} & {s:#x} else {b}) >> {size.bit_length() - 1}")
+            self.emit(f"{b} = {b} & {size - 1}")
+            self.may_fault()
+            ea = self.ea(insn)
+            amask = "0xffffffff" if insn.mem.addr32 else "0xffff"
+            la = self.linear(insn.mem.seg, f"(({ea}) + {off} * {size // 8}) & {amask}", size,
+                             m != "bt")
+            self.load(la, size, a)
+        else:
+            if src[0] == "r":
+                self.emit(f"{b} = {b} & {size - 1}")
+            la = self.read(insn, dst, a, write=m != "bt")
+        self.emit(f"{bit} = ({a} >> {b}) & 1")
+        if m != "bt":
+            op = {"bts": f"{a} | (1 << {b})", "btr": f"{a} & ~(1 << {b})", "btc": f"{a} ^ (1 << {b})"}[m]
+            self.write(insn, dst, op, la)
+        self.set_eager(f"({self.arith_flags()} & ~1) | {bit}")
+
+    def op_bitscan(self, insn: Insn) -> None:
+        dst, src = insn.operands
+        size = dst[1]
+        v = self.tmp("v")
+        expr = self.value(insn, src, v)
+        self.emit(f"{v} = {expr}")
+        prior = self.arith_flags()
+        self.emit(f"if {v}:")
+        if insn.mnemonic == "bsf":
+            self.emit(f"    {v} = ({v} & -{v}).bit_length() - 1")
+        else:
+            self.emit(f"    {v} = {v}.bit_length() - 1")
+        self.ind += 1
+        self.set_reg(size, dst[2], v)
+        self.set_eager(f"({prior}) & ~0x40")
+        self.ind -= 1
+        self.emit("else:")
+        self.ind += 1
+        self.set_eager(f"({prior}) | 0x40")
+        self.ind -= 1
+
+    # -- control transfer
+    def jump(self, target: str, taken: bool = True) -> None:
+        mask = "0xffffffff" if self.code32 else "0xffff"
+        if not self.cs_flat:
+            t = self.tmp("t")
+            self.emit(f"{t} = {target} & {mask}")
+            self.may_fault()
+            self.emit(f"if {t} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
+            target = t
+        self.emit(f"nxt = {target}")
+        if taken:
+            self.emit(f"tk = {timing.BRANCH_TAKEN}")
+
+    def op_jmp(self, insn: Insn) -> None:
+        op = insn.operands[0]
+        if op[0] == "j":
+            self.jump(hex(op[2]))
+        else:
+            v = self.tmp("v")
+            self.jump(self.value(insn, op, v))
+        self.end_eip = "nxt"
+
+    def op_jcc(self, insn: Insn) -> None:
+        c = self.cond(insn.cc)
+        self.conditional(c, insn.operands[0][2], insn)
+
+    def conditional(self, c: str, target: int, insn: Insn) -> None:
+        self.emit(f"if {c}:")
+        self.ind += 1
+        self.jump(hex(target))
+        self.ind -= 1
+        self.emit("else:")
+        self.emit(f"    nxt = {self.next_eip(insn):#x}")
+        self.end_eip = "nxt"
+
+    def op_loop(self, insn: Insn) -> None:
+        m = insn.mnemonic
+        cx = self.tmp("cx")
+        if insn.addr32:
+            self.emit(f"{cx} = (ecx - 1) & 0xffffffff")
+            c = f"{cx} != 0"
+        else:
+            self.emit(f"{cx} = (ecx & 0xffff0000) | ((ecx - 1) & 0xffff)")
+            c = f"{cx} & 0xffff != 0"
+        if m == "loope":
+            c = f"{c} and {self.cond(4)}"
+        elif m == "loopne":
+            c = f"{c} and {self.cond(5)}"
+        self.conditional(c, insn.operands[0][2], insn)
+        self.emit(f"ecx = {cx}")
+
+    def op_jcxz(self, insn: Insn) -> None:
+        cnt = "ecx" if insn.addr32 else "(ecx & 0xffff)"
+        self.conditional(f"{cnt} == 0", insn.operands[0][2], insn)
+
+    def op_call(self, insn: Insn) -> None:
+        op = insn.operands[0]
+        size = 32 if insn.op32 else 16
+        if op[0] == "j":
+            target = hex(op[2])
+        else:
+            v = self.tmp("v")
+            target = self.value(insn, op, v)
+            if target != v:
+                self.emit(f"{v} = {target}")
+                target = v
+        ret = f"{self.next_eip(insn):#x}"
+        # the target is checked against the CS limit before anything is pushed
+        mask = "0xffffffff" if self.code32 else "0xffff"
+        t = self.tmp("t")
+        self.emit(f"{t} = {target} & {mask}")
+        if not self.cs_flat:
+            self.may_fault()
+            self.emit(f"if {t} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
+        self.push(size, ret)
+        self.emit(f"nxt = {t}")
+        self.emit(f"tk = {timing.BRANCH_TAKEN}")
+        self.end_eip = "nxt"
+
+    def op_ret(self, insn: Insn) -> None:
+        size = 32 if insn.op32 else 16
+        v = self.tmp("v")
+        sp = self.pop_value(size, v)
+        if insn.operands:
+            self.emit(f"{sp} = ({sp} + {insn.operands[0][2]}) & {self.sp_mask()}")
+        if not self.cs_flat:
+            self.may_fault()
+            self.emit(f"if {v} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
+        self.commit_sp(sp)
+        self.emit(f"nxt = {v}")
+        self.emit(f"tk = {timing.BRANCH_TAKEN}")
+        self.end_eip = "nxt"
+
+    # -- everything else: a Python function, at the end of the block
+    def helper(self, insn: Insn) -> None:
+        self.helper_insn = insn
+
+    def next_eip(self, insn: Insn) -> int:
+        return (insn.eip + insn.length) & (M32 if self.code32 else 0xFFFF)
+
+
+def ends_block(insn: Insn) -> bool:
+    kind = INLINE.get(insn.mnemonic)
+    return kind in ("jmp", "jcc", "call", "ret", "loop", "jcxz") or uses_helper(insn)
+
+
+def uses_helper(insn: Insn) -> bool:
+    kind = INLINE.get(insn.mnemonic)
+    if kind is None or insn.rep is not None and kind not in ("jcc", "alu", "ret", "nop"):
+        return True
+    if insn.lock and kind not in ("alu", "unary", "xchg", "xadd", "cmpxchg", "bittest"):
+        return True
+    if kind == "mov":
+        dst, src = insn.operands
+        return dst[0] in ("s", "c", "d") or src[0] in ("c", "d")
+    if kind == "push":
+        return insn.operands[0][0] == "s"
+    if kind == "pop":
+        return insn.operands[0][0] != "r"
+    return False
+
+
+BASE_GLOBALS = {"CPUFault": CPUFault, "PARITY": PARITY}
+
+
+def fetch_bytes(cpu, eip: int, pa: int) -> tuple[bytes, int | None]:
+    """The bytes from ``pa`` to the end of its page, and the next page's physical base if mapped."""
+    ram = cpu.ram
+    end = (pa | 0xFFF) + 1
+    data = bytes(ram[pa:end]) if pa < cpu.mem.size else b"\xff" * (end - pa)
+    return data, None
+
+
+def translate(cpu, eip: int, pa: int, limit: int):
+    """Decode from ``eip`` (physical ``pa``) and compile the block; see the module docstring."""
+    from .cpu import Block
+    code32 = cpu.code32
+    emask = M32 if code32 else 0xFFFF
+    page = pa & ~0xFFF
+    buf, _ = fetch_bytes(cpu, eip, pa)
+    insns: list[Insn] = []
+    fault: tuple[int, int] | None = None
+    cross = False
+    off = 0
+    cur = eip
+    cs = cpu.segs[1]
+    while len(insns) < limit:
+        try:
+            insn = decode(buf[off:off + 16], cur, code32)
+        except NeedBytes:
+            if insns:
+                break
+            # The instruction runs into the next page: fetch it (this may #PF).
+            la2 = (cs.base + cur + (len(buf) - off)) & M32
+            pa2 = cpu._phys(la2, False, cpu.cpl == 3)
+            more = bytes(cpu.mem.read(pa2, 16))
+            try:
+                insn = decode(buf[off:] + more, cur, code32)
+            except DecodeError as d:
+                fault = (d.vector, 0 if d.vector == GP else None)
+                break
+            cross = True
+        except DecodeError as d:
+            if insns:
+                break
+            fault = (d.vector, 0 if d.vector == GP else None)
+            break
+        if not cpu.cs_flat and cur + insn.length - 1 > cs.limit:
+            if insns:
+                break
+            fault = (GP, 0)
+            break
+        insns.append(insn)
+        off += insn.length
+        cur = (cur + insn.length) & emask
+        if ends_block(insn) or cross or off >= len(buf):
+            break
+    em = Emitter(cpu)
+    body_eips = []
+    cycles_before = []
+    total = 0
+    helper_insn = None
+    for i, insn in enumerate(insns):
+        em.idx = i
+        body_eips.append(insn.eip)
+        cycles_before.append(total)
+        if uses_helper(insn):
+            helper_insn = insn
+            break
+        em.emit(f"# {insn}")
+        getattr(em, "op_" + INLINE[insn.mnemonic])(insn)
+        total += timing.cost(timing_key(insn), memory_kind(insn))
+    n_inline = len(body_eips) - (1 if helper_insn is not None else 0)
+    if fault is not None:
+        body_eips.append(cur if not insns else (insns[-1].eip + insns[-1].length) & emask)
+        if not insns:
+            body_eips[-1] = eip
+        cycles_before.append(total)
+    else:
+        body_eips.append((insns[-1].eip + insns[-1].length) & emask if insns else eip)
+        cycles_before.append(total)
+    src = _assemble(em, n_inline, body_eips, cycles_before, total, helper_insn, fault, code32)
+    ns = dict(BASE_GLOBALS)
+    ns.update(em.consts)
+    ns["HELPER"] = system.HELPERS.get(helper_insn.mnemonic, system.undefined) if helper_insn else None
+    ns["HINSN"] = helper_insn
+    ns["EIPS"] = tuple(body_eips)
+    ns["CYC"] = tuple(cycles_before)
+    ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn)) if helper_insn else 0
+    code = compile(src, f"<block {eip:#010x}>", "exec")
+    exec(code, ns)  # noqa: S102 - our own generated source
+    count = len(insns) if fault is None else len(insns)
+    end = (insns[-1].eip + insns[-1].length) & emask if insns else eip
+    blk = Block(ns["block"], eip, max(count, 1), end, page, src)
+    if not cross and fault is None and limit > 1:
+        cpu.bcache[pa] = blk
+        cpu._page_blocks.setdefault(page, []).append((cpu.bcache, pa))
+        cpu.tlb.protect_code_page(page)
+    return blk
+
+
+def timing_key(insn: Insn | None) -> str:
+    if insn is None:
+        return "nop"
+    m = insn.mnemonic
+    if m.startswith("j") and insn.cc is not None:
+        return "jcc"
+    if m.startswith("set"):
+        return "setcc"
+    if m.startswith("cmov"):
+        return "cmove"
+    if insn.operands and m == "mov" and (insn.operands[0][0] == "c" or insn.operands[-1][0] == "c"):
+        return "mov_cr"
+    for s in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs"):
+        if m.startswith(s) and len(m) == len(s) + 1:
+            return s
+    return m
+
+
+def memory_kind(insn: Insn | None) -> int:
+    if insn is None or insn.mem is None or insn.mnemonic == "lea":
+        return 0
+    ops = insn.operands
+    if ops and ops[0][0] == "m" and insn.mnemonic not in ("cmp", "test", "push", "bt", "mov"):
+        return 2
+    return 1
+
+
+def _assemble(em: Emitter, n_inline: int, eips, cycles_before, total, helper_insn, fault, code32) -> str:
+    out = ["def block(cpu):",
+           "    R = cpu.r",
+           "    eax, ecx, edx, ebx, esp, ebp, esi, edi = R",
+           "    TR = cpu.TR; TW = cpu.TW; RAM = cpu.ram; M16 = cpu.mem.m16; M32 = cpu.mem.m32",
+           "    rd = cpu.rd; wr = cpu.wr",
+           "    n = 0; tk = 0",
+           "    try:"]
+    body = em.lines or ["        pass"]
+    out.extend(body)
+    if fault is not None:
+        out.append(f"        n = {n_inline}")
+        out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
+    # Fault handler: write back the state at instruction n.
+    out.append("    except CPUFault:")
+    out.append("        R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
+    out.extend(_flag_stores(em, "n", 8))
+    out.append("        cpu.eip = EIPS[n]; cpu.cycles += CYC[n]; cpu.instructions += n")
+    out.append(f"        cpu.tlb.accesses += {em.mem_accesses}")
+    out.append("        raise")
+    out.append("    R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
+    out.extend(_flag_stores(em, None, 4))
+    out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
+    out.append(f"    cpu.tlb.accesses += {em.mem_accesses}")
+    if helper_insn is not None:
+        out.append(f"    cpu.eip = {helper_insn.eip:#x}")
+        out.append(f"    if not HELPER(cpu, HINSN): cpu.eip = {(helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF):#x}")
+        out.append("    cpu.cycles += HCOST; cpu.instructions += 1")
+    elif em.end_eip is not None:
+        out.append(f"    cpu.eip = {em.end_eip}")
+    else:
+        out.append(f"    cpu.eip = {eips[n_inline]:#x}")
+    return "\n".join(out) + "\n"
+
+
+def _flag_stores(em: Emitter, nvar: str | None, indent: int) -> list[str]:
+    """Store the lazy flags of the last producer (before instruction ``nvar`` if given)."""
+    pad = " " * indent
+    lines = []
+    stores = em.stores
+    if not stores:
+        return lines
+    if nvar is None:
+        idx, st = stores[-1]
+        if st is not None:
+            lines.append(pad + "; ".join(st))
+        return lines
+    first = True
+    for idx, st in reversed(stores):
+        kw = "if" if first else "elif"
+        first = False
+        body = "; ".join(st) if st is not None else "pass"
+        lines.append(f"{pad}{kw} {nvar} > {idx}: {body}")
+    return lines
