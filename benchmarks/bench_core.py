@@ -52,12 +52,16 @@ CFLAGS = [
     "-Wall", "-Wextra",
 ]
 
+# Written data goes on pages of its own, as ld's default script does; with
+# --shared-page it shares the last code page instead (DATA_ALIGN = 1), which
+# shows what invalidating decoded code on writes costs.
 LINKER_SCRIPT = f"""\
 ENTRY(_start)
 SECTIONS {{
   . = {LOAD:#x};
   .text : {{ *(.text.start) *(.text.startup .text.startup.*) *(.text .text.*) }}
   .rodata : {{ *(.rodata .rodata.*) }}
+  . = ALIGN(DATA_ALIGN);
   .data : {{ *(.data .data.*) }}
   .bss : {{ *(.bss .bss.* COMMON) }}
   /DISCARD/ : {{ *(.comment) *(.note*) *(.eh_frame*) }}
@@ -101,14 +105,14 @@ def run_tool(cmd: list[str]) -> None:
         raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stdout}{proc.stderr}")
 
 
-def build_workload(out: Path = OUT) -> tuple[bytes, int]:
+def build_workload(out: Path = OUT, shared_page: bool = False) -> tuple[bytes, int]:
     """Compile, link and flatten workload.c; returns (flat binary, entry address)."""
     missing = [tool for tool in ("gcc", "ld", "objcopy") if shutil.which(tool) is None]
     if missing:
         raise BuildError(f"cannot build the workload: {', '.join(missing)} not found")
     out.mkdir(parents=True, exist_ok=True)
     obj, elf, flat, lds = (out / f"workload.{ext}" for ext in ("o", "elf", "bin", "ld"))
-    lds.write_text(LINKER_SCRIPT)
+    lds.write_text(LINKER_SCRIPT.replace("DATA_ALIGN", "1" if shared_page else "4096"))
     run_tool(["gcc", *CFLAGS, "-c", str(SOURCE), "-o", str(obj)])
     run_tool(["ld", "-m", "elf_i386", "-nostdlib", "-T", str(lds), "-o", str(elf), str(obj)])
     run_tool(["objcopy", "-O", "binary", str(elf), str(flat)])
@@ -308,16 +312,20 @@ def git_revision() -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alu-instructions", type=int, default=300_000, metavar="N",
+    parser.add_argument("--alu-instructions", type=int, default=5_000_000, metavar="N",
                         help="length of the ALU loop in instructions (default %(default)s)")
-    parser.add_argument("--rounds", type=int, default=4, metavar="R",
+    parser.add_argument("--rounds", type=int, default=50, metavar="R",
                         help="rounds of the compiled workload (default %(default)s)")
     parser.add_argument("--only", choices=["alu", "workload"], help="run one program only")
     parser.add_argument("--no-unicorn", action="store_true", help="run our core only")
     parser.add_argument("--max-instructions", type=int, default=10**9, metavar="N",
                         help="stop our core after N instructions (default %(default)s)")
-    parser.add_argument("--json", type=Path, default=OUT / "bench_core.json", metavar="FILE",
-                        help="where to write the figures (default %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, metavar="DIR",
+                        help="where to build the workload (default %(default)s)")
+    parser.add_argument("--json", type=Path, metavar="FILE",
+                        help="where to write the figures (default DIR/bench_core.json)")
+    parser.add_argument("--shared-page", action="store_true",
+                        help="link the workload's data onto its last code page")
     parser.add_argument("--build-only", action="store_true",
                         help="build the workload into benchmarks/out/ and stop")
     args = parser.parse_args(argv)
@@ -325,12 +333,12 @@ def main(argv: list[str] | None = None) -> int:
     programs: list[Program] = []
     if args.build_only or args.only != "alu":
         try:
-            flat, entry = build_workload()
+            flat, entry = build_workload(args.out, shared_page=args.shared_page)
         except BuildError as exc:
             print(f"bench_core: {exc}", file=sys.stderr)
             return 1
         if args.build_only:
-            print(f"built {OUT / 'workload.bin'}: {len(flat)} bytes, entry {entry:#x}")
+            print(f"built {args.out / 'workload.bin'}: {len(flat)} bytes, entry {entry:#x}")
             return 0
     if args.only != "workload":
         code, count = alu_loop(args.alu_instructions)
@@ -347,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lguestsim core benchmark: Python {platform.python_version()}, "
           f"unicorn {uc_version or 'not installed'}, {platform.machine()}")
     print(f"alu-loop: flat, paging off. workload: {args.rounds} rounds of workload.c, "
-          f"paging on (identity map of {MEM_SIZE >> 20} MiB, 4 KiB pages) on both engines.")
+          f"paging on (identity map of {MEM_SIZE >> 20} MiB, 4 KiB pages) on both engines,")
+    print("  its written data " + ("sharing a page with code (--shared-page)."
+                                  if args.shared_page else "on pages of its own."))
     print("lguestsim: one run from a cold start; unicorn: best of 3 runs.")
     print()
 
@@ -364,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         verdicts[prog.name] = compare(ours, ram_ours, uni, ram_uni)
     report(rows, verdicts)
 
+    args.json = args.json or args.out / "bench_core.json"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -39,12 +39,12 @@ def test_bad_option_is_an_argparse_error():
     assert "usage: lguest" in proc.stderr
 
 
-def test_benchmark_workload_builds():
+def test_benchmark_workload_builds(tmp_path):
     missing = [t for t in ("gcc", "ld", "objcopy") if shutil.which(t) is None]
     if missing and not IN_CI:
         pytest.skip(f"{', '.join(missing)} not installed (.ci/run installs them in CI)")
-    proc = run(str(ROOT / "benchmarks" / "bench_core.py"), "--build-only")
+    proc = run(str(ROOT / "benchmarks" / "bench_core.py"), "--build-only", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    binary = ROOT / "benchmarks" / "out" / "workload.bin"
+    binary = tmp_path / "workload.bin"
     assert binary.stat().st_size > 0
     assert binary.read_bytes()[:1] == b"\x50"  # _start: push eax
