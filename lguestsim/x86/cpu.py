@@ -95,6 +95,7 @@ class CPU:
         self.port_out = lambda port, size, value: None
         self.on_exception = None            # hook(cpu, vector, error_code) before delivery
         self._caches: dict[int, dict[int, Block]] = {}
+        self.code_generation = 0            # bumped whenever translations are dropped
         self._page_blocks: dict[int, list] = {}
         mem.watchers.append(self._memory_written)
         self.reset()
@@ -370,11 +371,13 @@ class CPU:
             page += 0x1000
 
     def invalidate_page(self, page: int) -> None:
+        self.code_generation += 1
         for cache, key in self._page_blocks.pop(page, ()):
             cache.pop(key, None)
         self.tlb.code_pages.discard(page)
 
     def flush_translations(self) -> None:
+        self.code_generation += 1
         for cache in self._caches.values():
             cache.clear()
         self._page_blocks.clear()
@@ -444,7 +447,7 @@ class CPU:
         self.inhibit = False
         try:
             blk = self._block_at(single)
-            blk.fn(self)
+            blk.fn(self, 1)
         except CPUFault as f:
             self.deliver(f.vector, f.error_code)
             return
@@ -455,32 +458,42 @@ class CPU:
         """Run until hlt, a breakpoint, a triple fault or the instruction limit."""
         limit = self.instructions + max_instructions
         first = True
-        caches_bp = self.breakpoints
+        bps = self.breakpoints
+        segs = self.segs
         while True:
-            if self.shutdown:
-                return "triple-fault"
-            if self.pending and self._ef & IF and not self.inhibit:
-                self._take_interrupt()
-                continue
-            if self.halted:
-                return "hlt"
+            # Anything unusual goes one instruction at a time, carefully.
+            if self.pending or self.halted or self.shutdown or self.inhibit or self._ef & TF \
+                    or (bps and not first):
+                if self.shutdown:
+                    return "triple-fault"
+                if self.pending and self._ef & IF and not self.inhibit:
+                    self._take_interrupt()
+                    continue
+                if self.halted:
+                    return "hlt"
+                if self.instructions >= limit:
+                    return "limit"
+                if bps and not first and (segs[1].base + self.eip) & M32 in bps:
+                    return "breakpoint"
+                if self.inhibit or self._ef & TF or self.pending:
+                    self._execute(True)
+                    continue
+            first = False
             left = limit - self.instructions
             if left <= 0:
                 return "limit"
+            # The fast path: find the block by physical address and call it.
             eip = self.eip
-            if caches_bp and not first and (self.segs[1].base + eip) & M32 in caches_bp:
-                return "breakpoint"
-            first = False
-            if self.inhibit or self._ef & TF or (self.pending and self._ef & IF):
-                self._execute(True)
-                continue
-            # The fast path: one cached block.
-            self.inhibit = False
+            la = (segs[1].base + eip) & M32
             try:
-                blk = self._block_at(False)
-                if blk.count > left or (caches_bp and self._bp_inside(blk)):
-                    blk = self._block_at(True)
-                blk.fn(self)
+                p = self.TR.get(la >> 12)
+                pa = (p | (la & 0xFFF)) if p is not None else paging.translate(self, la, False, self.cpl == 3)
+                blk = self.bcache.get(pa)
+                if blk is None or blk.eip != eip:
+                    blk = self.translate_block(eip, pa, False)
+                if blk.count > left or (bps and self._bp_inside(blk)):
+                    blk = self.translate_block(eip, pa, True)
+                blk.fn(self, left // blk.count)
             except CPUFault as f:
                 self.deliver(f.vector, f.error_code)
 

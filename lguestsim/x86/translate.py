@@ -79,6 +79,7 @@ class Emitter:
         self.mem_accesses = 0
         self.end_eip: str | None = None   # expression of the next EIP if the block ends here
         self.taken_extra = False
+        self.reads_entry_flags = False   # some instruction reads flags set before the block
 
     # ---- plumbing
     def emit(self, line: str) -> None:
@@ -259,12 +260,16 @@ class Emitter:
     def arith_flags(self) -> str:
         """An expression for the six arithmetic flag bits as they are now."""
         p = self.producer
+        if p is None:
+            self.reads_entry_flags = True
         if p is None or p == "cpu":
             return "(cpu.eflags & 0x8d5)"
         return f"({F.eflags_expr(*p)})"
 
     def flag(self, name: str) -> str:
         p = self.producer
+        if p is None:
+            self.reads_entry_flags = True
         if p is None or p == "cpu":
             bit = {"CF": F.CF, "PF": F.PF, "AF": F.AF, "ZF": F.ZF, "SF": F.SF, "OF": F.OF}[name]
             return f"(cpu.eflags & {bit:#x})"
@@ -278,6 +283,8 @@ class Emitter:
 
     def cond(self, cc: int) -> str:
         p = self.producer
+        if p is None:
+            self.reads_entry_flags = True
         if p is None or p == "cpu":
             ef = self.tmp("ef")
             self.emit(f"{ef} = cpu.eflags")
@@ -804,7 +811,7 @@ class Emitter:
             target = t
         self.emit(f"nxt = {target}")
         if taken:
-            self.emit(f"tk = {timing.BRANCH_TAKEN}")
+            self.emit(f"tk += {timing.BRANCH_TAKEN}")
 
     def op_jmp(self, insn: Insn) -> None:
         op = insn.operands[0]
@@ -869,7 +876,7 @@ class Emitter:
             self.emit(f"if {t} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
         self.push(size, ret)
         self.emit(f"nxt = {t}")
-        self.emit(f"tk = {timing.BRANCH_TAKEN}")
+        self.emit(f"tk += {timing.BRANCH_TAKEN}")
         self.end_eip = "nxt"
 
     def op_ret(self, insn: Insn) -> None:
@@ -883,7 +890,7 @@ class Emitter:
             self.emit(f"if {v} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
         self.commit_sp(sp)
         self.emit(f"nxt = {v}")
-        self.emit(f"tk = {timing.BRANCH_TAKEN}")
+        self.emit(f"tk += {timing.BRANCH_TAKEN}")
         self.end_eip = "nxt"
 
     # -- everything else: a Python function, at the end of the block
@@ -934,7 +941,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     page = pa & ~0xFFF
     buf, _ = fetch_bytes(cpu, eip, pa)
     insns: list[Insn] = []
-    fault: tuple[int, int] | None = None
+    fault: tuple[int, int | None] | None = None
     cross = False
     off = 0
     cur = eip
@@ -956,62 +963,69 @@ def translate(cpu, eip: int, pa: int, limit: int):
                 break
             cross = True
         except DecodeError as d:
-            if insns:
-                break
-            fault = (d.vector, 0 if d.vector == GP else None)
+            if not insns:
+                fault = (d.vector, 0 if d.vector == GP else None)
             break
         if not cpu.cs_flat and cur + insn.length - 1 > cs.limit:
-            if insns:
-                break
-            fault = (GP, 0)
+            if not insns:
+                fault = (GP, 0)
             break
         insns.append(insn)
         off += insn.length
         cur = (cur + insn.length) & emask
         if ends_block(insn) or cross or off >= len(buf):
             break
+
     em = Emitter(cpu)
-    body_eips = []
-    cycles_before = []
+    eips, cycles_before = [], []
     total = 0
     helper_insn = None
     for i, insn in enumerate(insns):
         em.idx = i
-        body_eips.append(insn.eip)
+        eips.append(insn.eip)
         cycles_before.append(total)
         if uses_helper(insn):
             helper_insn = insn
             break
-        em.emit(f"# {insn}")
+        em.emit(f"# {insn.eip:08x}: {insn.mnemonic}")
         getattr(em, "op_" + INLINE[insn.mnemonic])(insn)
         total += timing.cost(timing_key(insn), memory_kind(insn))
-    n_inline = len(body_eips) - (1 if helper_insn is not None else 0)
+    n_inline = len(insns) - (1 if helper_insn is not None else 0)
+    end = (insns[-1].eip + insns[-1].length) & emask if insns else eip
     if fault is not None:
-        body_eips.append(cur if not insns else (insns[-1].eip + insns[-1].length) & emask)
-        if not insns:
-            body_eips[-1] = eip
-        cycles_before.append(total)
+        eips = [eip]
+        cycles_before = [0]
     else:
-        body_eips.append((insns[-1].eip + insns[-1].length) & emask if insns else eip)
+        eips.append(end)
         cycles_before.append(total)
-    src = _assemble(em, n_inline, body_eips, cycles_before, total, helper_insn, fault, code32)
+    # A block whose last instruction jumps back to its own start loops inside
+    # its function (bounded by the instruction budget): tight loops then cost
+    # no trip through the CPU's dispatcher per iteration.
+    loops = (helper_insn is None and fault is None and limit > 1 and insns
+             and not em.reads_entry_flags and _targets(insns[-1]) == eip)
+    src = _assemble(em, n_inline, eip, total, helper_insn, fault, code32, loops)
     ns = dict(BASE_GLOBALS)
     ns.update(em.consts)
-    ns["HELPER"] = system.HELPERS.get(helper_insn.mnemonic, system.undefined) if helper_insn else None
-    ns["HINSN"] = helper_insn
-    ns["EIPS"] = tuple(body_eips)
+    if helper_insn is not None:
+        ns["HELPER"] = system.HELPERS.get(helper_insn.mnemonic, system.undefined)
+        ns["HINSN"] = helper_insn
+        ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
+    ns["EIPS"] = tuple(eips)
     ns["CYC"] = tuple(cycles_before)
-    ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn)) if helper_insn else 0
     code = compile(src, f"<block {eip:#010x}>", "exec")
     exec(code, ns)  # noqa: S102 - our own generated source
-    count = len(insns) if fault is None else len(insns)
-    end = (insns[-1].eip + insns[-1].length) & emask if insns else eip
-    blk = Block(ns["block"], eip, max(count, 1), end, page, src)
+    blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
     if not cross and fault is None and limit > 1:
         cpu.bcache[pa] = blk
         cpu._page_blocks.setdefault(page, []).append((cpu.bcache, pa))
         cpu.tlb.protect_code_page(page)
     return blk
+
+
+def _targets(insn: Insn) -> int | None:
+    if INLINE.get(insn.mnemonic) in ("jmp", "jcc", "loop", "jcxz") and insn.operands[0][0] == "j":
+        return insn.operands[0][2]
+    return None
 
 
 def timing_key(insn: Insn | None) -> str:
@@ -1041,42 +1055,60 @@ def memory_kind(insn: Insn | None) -> int:
     return 1
 
 
-def _assemble(em: Emitter, n_inline: int, eips, cycles_before, total, helper_insn, fault, code32) -> str:
-    out = ["def block(cpu):",
+def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fault,
+              code32: bool, loops: bool) -> str:
+    out = ["def block(cpu, budget):",
            "    R = cpu.r",
            "    eax, ecx, edx, ebx, esp, ebp, esi, edi = R",
            "    TR = cpu.TR; TW = cpu.TW; RAM = cpu.ram; M16 = cpu.mem.m16; M32 = cpu.mem.m32",
            "    rd = cpu.rd; wr = cpu.wr",
-           "    n = 0; tk = 0",
-           "    try:"]
-    body = em.lines or ["        pass"]
-    out.extend(body)
-    if fault is not None:
-        out.append(f"        n = {n_inline}")
-        out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
-    # Fault handler: write back the state at instruction n.
+           "    n = 0; tk = 0; it = 0"]
+    body = [ln for ln in em.lines] or ["        pass"]
+    if loops:
+        out.append("    gen = cpu.code_generation")
+        out.append("    try:")
+        out.append("      while True:")
+        out.extend("  " + ln for ln in body)
+        out.append("          it += 1")
+        out.append(f"          if nxt != {eip:#x} or it >= budget or cpu.code_generation != gen: break")
+    else:
+        out.append("    try:")
+        out.extend(body)
+        if fault is not None:
+            out.append(f"        n = {n_inline}")
+            out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
+    # Fault handler: write back the state at instruction n of iteration it.
     out.append("    except CPUFault:")
     out.append("        R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
-    out.extend(_flag_stores(em, "n", 8))
-    out.append("        cpu.eip = EIPS[n]; cpu.cycles += CYC[n]; cpu.instructions += n")
-    out.append(f"        cpu.tlb.accesses += {em.mem_accesses}")
+    out.extend(_flag_stores(em, "n", 8, loops))
+    out.append(f"        cpu.eip = EIPS[n]; cpu.cycles += CYC[n] + it * {total} + tk; "
+               f"cpu.instructions += n + it * {n_inline}")
+    if em.mem_accesses:
+        out.append(f"        cpu.tlb.accesses += {em.mem_accesses} * (it + 1)")
     out.append("        raise")
     out.append("    R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
-    out.extend(_flag_stores(em, None, 4))
-    out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
-    out.append(f"    cpu.tlb.accesses += {em.mem_accesses}")
+    out.extend(_flag_stores(em, None, 4, loops))
+    if loops:
+        out.append(f"    cpu.cycles += it * {total} + tk; cpu.instructions += it * {n_inline}")
+        if em.mem_accesses:
+            out.append(f"    cpu.tlb.accesses += it * {em.mem_accesses}")
+    else:
+        out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
+        if em.mem_accesses:
+            out.append(f"    cpu.tlb.accesses += {em.mem_accesses}")
     if helper_insn is not None:
+        nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
         out.append(f"    cpu.eip = {helper_insn.eip:#x}")
-        out.append(f"    if not HELPER(cpu, HINSN): cpu.eip = {(helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF):#x}")
+        out.append(f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}")
         out.append("    cpu.cycles += HCOST; cpu.instructions += 1")
     elif em.end_eip is not None:
         out.append(f"    cpu.eip = {em.end_eip}")
     else:
-        out.append(f"    cpu.eip = {eips[n_inline]:#x}")
+        out.append("    cpu.eip = EIPS[-1]")
     return "\n".join(out) + "\n"
 
 
-def _flag_stores(em: Emitter, nvar: str | None, indent: int) -> list[str]:
+def _flag_stores(em: Emitter, nvar: str | None, indent: int, loops: bool = False) -> list[str]:
     """Store the lazy flags of the last producer (before instruction ``nvar`` if given)."""
     pad = " " * indent
     lines = []
@@ -1094,4 +1126,8 @@ def _flag_stores(em: Emitter, nvar: str | None, indent: int) -> list[str]:
         first = False
         body = "; ".join(st) if st is not None else "pass"
         lines.append(f"{pad}{kw} {nvar} > {idx}: {body}")
+    last = stores[-1][1]
+    if loops and last is not None:
+        # faulting before this iteration's first producer: the previous iteration's last one counts
+        lines.append(f"{pad}elif it: {'; '.join(last)}")
     return lines
