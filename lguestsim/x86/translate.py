@@ -257,6 +257,12 @@ class Emitter:
         self.producer = "cpu"
         self.stores.append((self.idx, None))
 
+    def _need_cfin(self, expr: str) -> str:
+        if "cfin" in expr:
+            self.emit("cfin = cpu.eflags & 1")
+            self.reads_entry_flags = True
+        return expr
+
     def arith_flags(self) -> str:
         """An expression for the six arithmetic flag bits as they are now."""
         p = self.producer
@@ -264,7 +270,7 @@ class Emitter:
             self.reads_entry_flags = True
         if p is None or p == "cpu":
             return "(cpu.eflags & 0x8d5)"
-        return f"({F.eflags_expr(*p)})"
+        return self._need_cfin(f"({F.eflags_expr(*p)})")
 
     def flag(self, name: str) -> str:
         p = self.producer
@@ -273,7 +279,7 @@ class Emitter:
         if p is None or p == "cpu":
             bit = {"CF": F.CF, "PF": F.PF, "AF": F.AF, "ZF": F.ZF, "SF": F.SF, "OF": F.OF}[name]
             return f"(cpu.eflags & {bit:#x})"
-        return f"({F.flag_exprs(*p)[name]})"
+        return self._need_cfin(f"({F.flag_exprs(*p)[name]})")
 
     def carry(self) -> str:
         """Emit ``c<idx> = CF`` as 0/1 and return its name."""
@@ -289,7 +295,7 @@ class Emitter:
             ef = self.tmp("ef")
             self.emit(f"{ef} = cpu.eflags")
             return F.cond_from_flags(cc, ef)
-        return F.cond_from_op(cc, *p)
+        return self._need_cfin(F.cond_from_op(cc, *p))
 
     def set_eager(self, arith_expr: str) -> None:
         """Store all six arithmetic flags now (for instructions not worth a lazy kind)."""
@@ -363,7 +369,11 @@ class Emitter:
             self.write(insn, dst, r, la)
             self.lazy(F.SUB, size, a, b, r)
             return
-        self.emit(f"{b} = 1 if {self.flag('CF')} else 0")
+        if self.producer is None:
+            # The carry in comes from before the block; fetch it only if someone reads it.
+            b = "cfin"
+        else:
+            self.emit(f"{b} = 1 if {self.flag('CF')} else 0")
         op = "+" if m == "inc" else "-"
         self.emit(f"{r} = ({a} {op} 1) & {mask}")
         self.write(insn, dst, r, la)
@@ -1118,16 +1128,28 @@ def _flag_stores(em: Emitter, nvar: str | None, indent: int, loops: bool = False
     if nvar is None:
         idx, st = stores[-1]
         if st is not None:
+            if any("cfin" in x for x in st):
+                lines.append(pad + "cfin = cpu.eflags & 1")
             lines.append(pad + "; ".join(st))
         return lines
+    last_cf = "cpu.eflags & 1"
+    if stores[-1][1] is not None and em.producer not in (None, "cpu"):
+        last_cf = F.flag_exprs(*em.producer)["CF"]
+        if "cfin" in last_cf:
+            last_cf = "cpu.eflags & 1"
     first = True
     for idx, st in reversed(stores):
         kw = "if" if first else "elif"
         first = False
         body = "; ".join(st) if st is not None else "pass"
+        if "cfin" in body:
+            body = f"cfin = (cpu.eflags & 1) if not it else (1 if {last_cf} else 0); {body}"
         lines.append(f"{pad}{kw} {nvar} > {idx}: {body}")
     last = stores[-1][1]
     if loops and last is not None:
         # faulting before this iteration's first producer: the previous iteration's last one counts
-        lines.append(f"{pad}elif it: {'; '.join(last)}")
+        body = "; ".join(last)
+        if "cfin" in body:
+            body = f"cfin = cpu.eflags & 1; {body}"
+        lines.append(f"{pad}elif it: {body}")
     return lines
