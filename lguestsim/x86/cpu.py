@@ -42,7 +42,25 @@ def _gpr_property(i: int) -> property:
 
 
 def _selector_property(i: int) -> property:
-    return property(lambda self: self.segs[i].selector)
+    return property(lambda self: self.sregs[i].selector)
+
+
+class SegmentRegisters:
+    """A read-only view of the six segment caches, indexed by name or number."""
+
+    __slots__ = ("regs",)
+
+    def __init__(self, regs: list) -> None:
+        self.regs = regs
+
+    def __getitem__(self, key: str | int) -> SegmentCache:
+        return self.regs[SEG_NAMES.index(key) if isinstance(key, str) else key]
+
+    def __iter__(self):
+        return iter(self.regs)
+
+    def __len__(self) -> int:
+        return 6
 
 
 class Block:
@@ -69,7 +87,7 @@ class CPU:
         self.eip = 0
         self._ef = FIXED_ONE
         self.fo = self.fa = self.fb = self.fr = 0
-        self.segs = [SegmentCache() for _ in range(6)]
+        self.sregs = [SegmentCache() for _ in range(6)]
         self.ldtr_cache = SegmentCache(0, 0, 0, 0, False, False, False)
         self.tr_cache = SegmentCache(0, 0, 0xFFFF, 0x8B, False, False, False)
         self.gdt_base, self.gdt_limit = 0, 0xFFFF
@@ -108,8 +126,8 @@ class CPU:
         self._ef = FIXED_ONE
         self.fo = 0
         for i in range(6):
-            self.segs[i] = SegmentCache(0, 0, 0xFFFF, 0x93, False)
-        self.segs[1] = SegmentCache(0xF000, 0xFFFF0000, 0xFFFF, 0x9B, False)
+            self.sregs[i] = SegmentCache(0, 0, 0xFFFF, 0x93, False)
+        self.sregs[1] = SegmentCache(0xF000, 0xFFFF0000, 0xFFFF, 0x9B, False)
         self.eip = 0xFFF0
         self._cr0 = CR0_ET
         self._cr3 = self._cr4 = 0
@@ -127,7 +145,7 @@ class CPU:
         self._cr0 = CR0_ET | CR0_PE
         code = SegmentCache(0x08, 0, M32, 0x9B, True, True)
         data = SegmentCache(0x10, 0, M32, 0x93, True, True)
-        self.segs = [data.copy(), code, data.copy(), data.copy(), data.copy(), data.copy()]
+        self.sregs = [data.copy(), code, data.copy(), data.copy(), data.copy(), data.copy()]
         self.eip = 0
         self._ef = FIXED_ONE
         self.cpl = 0
@@ -152,6 +170,11 @@ class CPU:
             self._mode_changed()
 
     es, cs, ss, ds, fs, gs = (_selector_property(i) for i in range(6))
+
+    @property
+    def segs(self) -> SegmentRegisters:
+        """The segment registers' caches, by name ('ds') or number (3)."""
+        return SegmentRegisters(self.sregs)
 
     @property
     def protected(self) -> bool:
@@ -240,7 +263,7 @@ class CPU:
     def load_cs(self, selector: int) -> None:
         """Load CS from its descriptor and take CPL from its DPL (set-up, not a jump)."""
         if not self.protected:
-            cs = self.segs[1]
+            cs = self.sregs[1]
             self.set_cs(SegmentCache(selector, selector << 4, cs.limit, cs.access, cs.big), 0)
             return
         desc = segments.fetch_descriptor(self, selector)
@@ -250,18 +273,18 @@ class CPU:
         self.set_cs(desc.cache((selector & 0xFFFC) | dpl), dpl)
 
     def set_segment(self, sreg: int, cache: SegmentCache) -> None:
-        self.segs[sreg] = cache
+        self.sregs[sreg] = cache
         self._mode_changed()
 
     def set_cs(self, cache: SegmentCache, cpl: int) -> None:
-        self.segs[1] = cache
+        self.sregs[1] = cache
         self.cpl = cpl
         self._mode_changed()
 
     # --------------------------------------------------------------- the mode
     def _mode_changed(self) -> None:
         """Recompute what translated code may assume, and pick its block cache."""
-        s = self.segs
+        s = self.sregs
         flat = 0
         for i in (0, 2, 3, 4, 5):
             if s[i].flat():
@@ -333,7 +356,7 @@ class CPU:
 
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
         """Segmentation for a non-flat segment: checks, then base + offset."""
-        s = self.segs[sreg]
+        s = self.sregs[sreg]
         if self._cr0 & CR0_PE:
             vec = SS if sreg == 2 else GP
             if not s.valid:
@@ -360,19 +383,31 @@ class CPU:
         self.write_linear(self.seg_lin(sreg, off, len(data), True), data)
 
     def _memory_written(self, addr: int, n: int) -> None:
-        """A write reached RAM: forget translations of the pages it touched."""
+        """A write reached RAM: forget translations of the bytes it touched."""
         code = self.tlb.code_pages
         if not code:
             return
         page = addr & ~0xFFF
-        while page < addr + n:
+        end = addr + n
+        while page < end:
             if page in code:
-                self.invalidate_page(page)
+                blocks = self._page_blocks.get(page, [])
+                hit = [b for b in blocks if b[2] < end and addr < b[3]]
+                if hit:
+                    self.code_generation += 1
+                    for cache, key, _, _ in hit:
+                        if cache.get(key) is not None:
+                            del cache[key]
+                    blocks = [b for b in blocks if not (b[2] < end and addr < b[3])]
+                    self._page_blocks[page] = blocks
+                if not blocks:
+                    self.invalidate_page(page)
             page += 0x1000
 
     def invalidate_page(self, page: int) -> None:
+        """Drop every translation of code on ``page``."""
         self.code_generation += 1
-        for cache, key in self._page_blocks.pop(page, ()):
+        for cache, key, _, _ in self._page_blocks.pop(page, ()):
             cache.pop(key, None)
         self.tlb.code_pages.discard(page)
 
@@ -406,7 +441,7 @@ class CPU:
 
     def _block_at(self, single: bool) -> Block:
         eip = self.eip
-        la = (self.segs[1].base + eip) & M32
+        la = (self.sregs[1].base + eip) & M32
         p = self.TR.get(la >> 12)
         if p is None:
             pa = paging.translate(self, la, False, self.cpl == 3)
@@ -459,7 +494,7 @@ class CPU:
         limit = self.instructions + max_instructions
         first = True
         bps = self.breakpoints
-        segs = self.segs
+        segs = self.sregs
         while True:
             # Anything unusual goes one instruction at a time, carefully.
             if self.pending or self.halted or self.shutdown or self.inhibit or self._ef & TF \
@@ -498,7 +533,7 @@ class CPU:
                 self.deliver(f.vector, f.error_code)
 
     def _bp_inside(self, blk: Block) -> bool:
-        base = self.segs[1].base
+        base = self.sregs[1].base
         start = (base + blk.eip) & M32
         end = (base + blk.end) & M32
         return any(start < b < end for b in self.breakpoints)
@@ -510,7 +545,7 @@ class CPU:
         d.update(eip=self.eip, eflags=self.eflags, cpl=self.cpl, cr0=self._cr0, cr2=self.cr2,
                  cr3=self._cr3, cr4=self._cr4)
         for i, name in enumerate(SEG_NAMES):
-            d[name] = self.segs[i].selector
+            d[name] = self.sregs[i].selector
         return d
 
     def __repr__(self) -> str:

@@ -161,7 +161,7 @@ def decode(buf: bytes, eip: int, code32: bool = True) -> Insn:
         entry = table[reg]
         if entry is None:
             raise DecodeError(6)
-    elif opcode in ONE_BYTE and not (opcode in opcodes.GROUP_ZERO_ONLY):
+    elif opcode in ONE_BYTE and opcode not in opcodes.GROUP_ZERO_ONLY:
         entry = ONE_BYTE[opcode]
     elif opcode in opcodes.GROUP_ZERO_ONLY:
         read_modrm()

@@ -27,7 +27,6 @@ from .segments import (
     TRAP_GATE16,
     TRAP_GATE32,
     SegmentCache,
-    check_code_segment,
     check_stack_segment,
     fetch_descriptor,
 )
@@ -95,7 +94,7 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     if not code.present:
         raise CPUFault(NP, sel_err)
     eflags = cpu.eflags
-    old_cs = cpu.segs[1].selector
+    old_cs = cpu.sregs[1].selector
     old_cpl = cpu.cpl
     size = 4 if gate32 else 2
     if not code.type & CONFORMING_OR_DOWN and code.dpl < cpu.cpl:
@@ -103,11 +102,11 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
         ss_sel, esp = segments.tss_stack(cpu, new_cpl, ext)
         ss_desc = check_stack_segment(cpu, ss_sel, new_cpl, TS, ext)
         ss_cache = ss_desc.cache(ss_sel)
-        frame = [cpu.segs[2].selector, cpu.esp, eflags, old_cs, return_eip]
+        frame = [cpu.sregs[2].selector, cpu.esp, eflags, old_cs, return_eip]
         cpu.cycles += timing.PRIVILEGE_CHANGE
     elif code.type & CONFORMING_OR_DOWN or code.dpl == cpu.cpl:
         new_cpl = cpu.cpl
-        ss_cache = cpu.segs[2]
+        ss_cache = cpu.sregs[2]
         esp = cpu.esp
         frame = [eflags, old_cs, return_eip]
     else:
@@ -158,14 +157,14 @@ def _deliver_real(cpu, vector: int, return_eip: int) -> None:
         raise CPUFault(GP, 0)
     entry = int.from_bytes(cpu.read_sup((cpu.idt_base + vector * 4) & 0xFFFFFFFF, 4), "little")
     flags = cpu.eflags
-    ss = cpu.segs[2]
+    ss = cpu.sregs[2]
     sp = cpu.esp & 0xFFFF
-    for value in (flags, cpu.segs[1].selector, return_eip):
+    for value in (flags, cpu.sregs[1].selector, return_eip):
         sp = (sp - 2) & 0xFFFF
         cpu.write_sup((ss.base + sp) & 0xFFFFFFFF, (value & 0xFFFF).to_bytes(2, "little"))
     cpu.esp = (cpu.esp & 0xFFFF0000) | sp
     seg = entry >> 16
-    cs = cpu.segs[1]
+    cs = cpu.sregs[1]
     cpu.set_cs(SegmentCache(seg, seg << 4, cs.limit, cs.access, cs.big), 0)
     cpu.eip = entry & 0xFFFF
     cpu.eflags = flags & ~(IF | TF | AC | RF)
@@ -176,7 +175,7 @@ def _deliver_real(cpu, vector: int, return_eip: int) -> None:
 def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
     """iret / lret in protected mode: to the same ring or to an outer one."""
     size = 4 if op32 else 2
-    ss = cpu.segs[2]
+    ss = cpu.sregs[2]
     smask = 0xFFFFFFFF if ss.big else 0xFFFF
     sp = cpu.esp & smask
     count = 3 if is_iret else 2
@@ -189,7 +188,7 @@ def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
     new_eip, new_cs = vals[0], vals[1] & 0xFFFF
     new_flags = vals[2] if is_iret else None
     if not cpu.protected:
-        cs = cpu.segs[1]
+        cs = cpu.sregs[1]
         cpu.set_cs(SegmentCache(new_cs, new_cs << 4, cs.limit, cs.access, cs.big), 0)
         cpu.eip = new_eip & (0xFFFFFFFF if op32 else 0xFFFF)
         _set_sp(cpu, sp + count * size + pop_extra, smask)

@@ -68,7 +68,7 @@ def read(cpu, insn: Insn, op: tuple) -> int:
         size = op[1] // 8
         return int.from_bytes(cpu.read_linear(linear(cpu, insn, op[1], False), size), "little")
     if kind == "s":
-        return cpu.segs[op[2]].selector
+        return cpu.sregs[op[2]].selector
     raise ValueError(f"cannot read operand {op}")
 
 
@@ -86,14 +86,14 @@ def write(cpu, insn: Insn, op: tuple, value: int) -> None:
 
 def push(cpu, size: int, value: int) -> None:
     """Push ``size`` bytes on SS:(E)SP; ESP changes only if the write succeeds."""
-    mask = M32 if cpu.segs[2].big else 0xFFFF
+    mask = M32 if cpu.sregs[2].big else 0xFFFF
     sp = (cpu.r[4] - size) & mask
     cpu.write_seg(2, sp, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
     cpu.r[4] = (cpu.r[4] & ~mask & M32) | sp
 
 
 def pop(cpu, size: int) -> int:
-    mask = M32 if cpu.segs[2].big else 0xFFFF
+    mask = M32 if cpu.sregs[2].big else 0xFFFF
     sp = cpu.r[4] & mask
     value = int.from_bytes(cpu.read_seg(2, sp, size), "little")
     cpu.r[4] = (cpu.r[4] & ~mask & M32) | ((sp + size) & mask)
@@ -102,6 +102,6 @@ def pop(cpu, size: int) -> int:
 
 def peek(cpu, size: int, index: int = 0) -> int:
     """The ``index``-th stack slot of ``size`` bytes, without popping."""
-    mask = M32 if cpu.segs[2].big else 0xFFFF
+    mask = M32 if cpu.sregs[2].big else 0xFFFF
     sp = (cpu.r[4] + index * size) & mask
     return int.from_bytes(cpu.read_seg(2, sp, size), "little")

@@ -12,9 +12,9 @@ tables: a page-table write leaves a stale entry in place until ``invlpg`` or a
 CR3 load (which spares global entries when CR4.PGE is on).  lguest's shadow
 page tables depend on exactly that contract.
 
-For speed the CPU does not consult ``entries`` on every access: four plain
+For speed the CPU does not consult ``map`` on every access: four plain
 dicts (supervisor/user x read/write) map a virtual page number straight to a
-physical page base.  They are derived from ``entries`` and rebuilt from it,
+physical page base.  They are derived from ``map`` and rebuilt from it,
 never from the tables, so they cannot make the TLB more coherent than it is.
 A page that holds translated code is left out of the write dicts, so writes to
 it take the slow path, which throws the translation away.
@@ -45,7 +45,7 @@ class TLBEntry:
 
 class TLB:
     def __init__(self) -> None:
-        self.entries: dict[int, TLBEntry] = {}
+        self.map: dict[int, TLBEntry] = {}   # virtual page number -> entry
         self.sr: dict[int, int] = {}
         self.sw: dict[int, int] = {}
         self.ur: dict[int, int] = {}
@@ -58,8 +58,8 @@ class TLB:
     def hits(self) -> int:
         return max(0, self.accesses - self.misses)
 
-    def list_entries(self) -> list[TLBEntry]:
-        return sorted(self.entries.values(), key=lambda e: e.vpn)
+    def entries(self) -> list[TLBEntry]:
+        return sorted(self.map.values(), key=lambda e: e.vpn)
 
     def clear_fast(self) -> None:
         self.sr.clear()
@@ -69,13 +69,13 @@ class TLB:
 
     def flush(self, keep_global: bool = False) -> None:
         if keep_global:
-            self.entries = {v: e for v, e in self.entries.items() if e.glob}
+            self.map = {v: e for v, e in self.map.items() if e.glob}
         else:
-            self.entries.clear()
+            self.map.clear()
         self.clear_fast()
 
     def invalidate(self, vpn: int) -> None:
-        self.entries.pop(vpn, None)
+        self.map.pop(vpn, None)
         for d in (self.sr, self.sw, self.ur, self.uw):
             d.pop(vpn, None)
 
@@ -151,10 +151,10 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
             if page not in tlb.code_pages:
                 tlb.sw[vpn] = tlb.uw[vpn] = page
         return la
-    e = tlb.entries.get(vpn)
+    e = tlb.map.get(vpn)
     if e is None or (write and not e.dirty):
         e = walk(cpu, la, write, user)
-        tlb.entries[vpn] = e
+        tlb.map[vpn] = e
     else:
         err = (2 if write else 0) | (4 if user else 0)
         _check(cpu, la, err, write, user, e.user, e.writable, cpu._cr0 & CR0_WP)

@@ -162,8 +162,8 @@ def load_data_segment(cpu, sreg: int, selector: int) -> None:
     """mov/pop/lds into DS, ES, FS or GS: the protected-mode checks (SDM MOV)."""
     selector &= 0xFFFF
     if not cpu.protected:
-        cpu.set_segment(sreg, SegmentCache(selector, selector << 4, cpu.segs[sreg].limit,
-                                           cpu.segs[sreg].access, cpu.segs[sreg].big))
+        cpu.set_segment(sreg, SegmentCache(selector, selector << 4, cpu.sregs[sreg].limit,
+                                           cpu.sregs[sreg].access, cpu.sregs[sreg].big))
         return
     if selector & 0xFFFC == 0:
         cpu.set_segment(sreg, SegmentCache(selector, 0, 0, 0, False, False, False))
@@ -199,7 +199,7 @@ def load_ss(cpu, selector: int) -> None:
     """mov ss / pop ss / lss."""
     selector &= 0xFFFF
     if not cpu.protected:
-        s = cpu.segs[2]
+        s = cpu.sregs[2]
         cpu.set_segment(2, SegmentCache(selector, selector << 4, s.limit, s.access, s.big))
         return
     desc = check_stack_segment(cpu, selector, cpu.cpl)
@@ -228,7 +228,7 @@ def check_code_segment(cpu, selector: int, ext: int = 0) -> Descriptor:
 def null_outer_data_segments(cpu) -> None:
     """After a return to an outer ring, drop data segments the new ring may not use."""
     for sreg in (0, 3, 4, 5):
-        s = cpu.segs[sreg]
+        s = cpu.sregs[sreg]
         if not s.valid:
             continue
         conforming_code = s.access & CODE and s.access & CONFORMING_OR_DOWN

@@ -16,7 +16,8 @@ from . import interrupts, segments, timing, x87
 from . import operands as O
 from .decode import Insn
 from .faults import BP, DE, GP, NM, OF, UD, CPUFault
-from .flags import AC, AF, CF, DF, ID, IF, IOPL, NT, OF as OF_BIT, RF, TF, VM, WRITABLE
+from .flags import AC, AF, CF, DF, ID, IF, IOPL, NT, RF, TF, VM, WRITABLE
+from .flags import OF as OF_BIT
 from .paging import CR4_PGE
 
 M32 = 0xFFFFFFFF
@@ -112,7 +113,7 @@ def push_special(cpu, insn: Insn):
     op = insn.operands[0]
     size = 4 if insn.op32 else 2
     if op[0] == "s":
-        O.push(cpu, size, cpu.segs[op[2]].selector)
+        O.push(cpu, size, cpu.sregs[op[2]].selector)
     else:
         O.push(cpu, size, O.read(cpu, insn, op))
     return None
@@ -168,7 +169,7 @@ def far_target(cpu, insn: Insn) -> tuple[int, int]:
 
 def _enter_code(cpu, sel: int, off: int) -> None:
     if not cpu.protected:
-        cs = cpu.segs[1]
+        cs = cpu.sregs[1]
         cpu.set_cs(segments.SegmentCache(sel, sel << 4, cs.limit, cs.access, cs.big), 0)
         cpu.eip = off
         return
@@ -192,7 +193,7 @@ def far_jmp(cpu, insn: Insn):
 def far_call(cpu, insn: Insn):
     sel, off = far_target(cpu, insn)
     size = 4 if insn.op32 else 2
-    old_cs, ret = cpu.segs[1].selector, next_eip(cpu, insn)
+    old_cs, ret = cpu.sregs[1].selector, next_eip(cpu, insn)
     if cpu.protected:
         desc = segments.check_code_segment(cpu, sel)
         if (off & (M32 if insn.op32 else 0xFFFF)) > desc.limit:
@@ -654,7 +655,7 @@ def pusha(cpu, insn: Insn):
 def popa(cpu, insn: Insn):
     size = 4 if insn.op32 else 2
     vals = [O.peek(cpu, size, i) for i in range(8)]
-    for i in range(8):
+    for _ in range(8):
         O.pop(cpu, size)
     for i, v in zip((7, 6, 5, 4, 3, 2, 1, 0), vals, strict=True):
         if i != 4:
@@ -668,7 +669,7 @@ def enter(cpu, insn: Insn):
     alloc = insn.operands[0][2]
     level = insn.operands[1][2] & 31
     saved_sp, saved_bp = cpu.r[4], cpu.r[5]
-    smask = M32 if cpu.segs[2].big else 0xFFFF
+    smask = M32 if cpu.sregs[2].big else 0xFFFF
     try:
         O.push(cpu, size, O.get_reg(cpu, size * 8, 5))
         frame = cpu.r[4] & smask

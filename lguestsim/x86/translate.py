@@ -24,7 +24,7 @@ from __future__ import annotations
 from . import flags as F
 from . import shifts, system, timing
 from .decode import DecodeError, Insn, NeedBytes, decode
-from .faults import DE, GP, UD, CPUFault
+from .faults import DE, GP, CPUFault
 from .flags import ARITH, PARITY
 
 M32 = 0xFFFFFFFF
@@ -386,7 +386,7 @@ class Emitter:
         if src[0] == "s":
             # mov r/m16, sreg: a 32-bit register destination gets the selector zero-extended
             v = self.tmp("v")
-            self.emit(f"{v} = cpu.segs[{src[2]}].selector")
+            self.emit(f"{v} = cpu.sregs[{src[2]}].selector")
             if dst[0] == "r":
                 self.set_reg(32 if insn.op32 else 16, dst[2], v)
             else:
@@ -817,7 +817,7 @@ class Emitter:
             t = self.tmp("t")
             self.emit(f"{t} = {target} & {mask}")
             self.may_fault()
-            self.emit(f"if {t} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
+            self.emit(f"if {t} > cpu.sregs[1].limit: raise CPUFault({GP}, 0)")
             target = t
         self.emit(f"nxt = {target}")
         if taken:
@@ -883,7 +883,7 @@ class Emitter:
         self.emit(f"{t} = {target} & {mask}")
         if not self.cs_flat:
             self.may_fault()
-            self.emit(f"if {t} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
+            self.emit(f"if {t} > cpu.sregs[1].limit: raise CPUFault({GP}, 0)")
         self.push(size, ret)
         self.emit(f"nxt = {t}")
         self.emit(f"tk += {timing.BRANCH_TAKEN}")
@@ -897,7 +897,7 @@ class Emitter:
             self.emit(f"{sp} = ({sp} + {insn.operands[0][2]}) & {self.sp_mask()}")
         if not self.cs_flat:
             self.may_fault()
-            self.emit(f"if {v} > cpu.segs[1].limit: raise CPUFault({GP}, 0)")
+            self.emit(f"if {v} > cpu.sregs[1].limit: raise CPUFault({GP}, 0)")
         self.commit_sp(sp)
         self.emit(f"nxt = {v}")
         self.emit(f"tk += {timing.BRANCH_TAKEN}")
@@ -955,7 +955,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     cross = False
     off = 0
     cur = eip
-    cs = cpu.segs[1]
+    cs = cpu.sregs[1]
     while len(insns) < limit:
         try:
             insn = decode(buf[off:off + 16], cur, code32)
@@ -1027,7 +1027,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
     if not cross and fault is None and limit > 1:
         cpu.bcache[pa] = blk
-        cpu._page_blocks.setdefault(page, []).append((cpu.bcache, pa))
+        cpu._page_blocks.setdefault(page, []).append((cpu.bcache, pa, pa, page + off))
         cpu.tlb.protect_code_page(page)
     return blk
 
@@ -1073,7 +1073,7 @@ def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fau
            "    TR = cpu.TR; TW = cpu.TW; RAM = cpu.ram; M16 = cpu.mem.m16; M32 = cpu.mem.m32",
            "    rd = cpu.rd; wr = cpu.wr",
            "    n = 0; tk = 0; it = 0"]
-    body = [ln for ln in em.lines] or ["        pass"]
+    body = em.lines + ["        pass"]
     if loops:
         out.append("    gen = cpu.code_generation")
         out.append("    try:")
