@@ -51,14 +51,16 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
         second = f
     if first == DF:
         raise TripleFault(f"fault {second} while delivering #DF")
+    # The second fault belongs to the instruction (or interrupted instruction)
+    # at cpu.eip, not to the return address a software interrupt would push.
     if _is_double(first, second.vector):
         try:
-            _deliver(cpu, DF, 0, return_eip, False, False)
+            _deliver(cpu, DF, 0, cpu.eip, False, False)
         except CPUFault as third:
             raise TripleFault(f"fault {third} while delivering #DF") from None
         return
     # Benign combinations are handled one after the other: deliver the second.
-    deliver_exception(cpu, second.vector, second.error_code, return_eip)
+    deliver_exception(cpu, second.vector, second.error_code, cpu.eip)
 
 
 def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
@@ -67,7 +69,8 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     if not cpu.protected:
         _deliver_real(cpu, vector, return_eip)
         return
-    ext = 1 if external else 0
+    # EXT: the event being delivered did not come from an int n / int3 / into.
+    ext = 0 if software else 1
     gate_err = vector * 8 + 2 + ext
     if vector * 8 + 7 > cpu.idt_limit:
         raise CPUFault(GP, gate_err)
@@ -94,6 +97,10 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     if not code.present:
         raise CPUFault(NP, sel_err)
     eflags = cpu.eflags
+    if not software and not external and vector not in (1, 3, 4):
+        eflags_image = eflags | RF   # faults push RF set, so the restart skips breakpoints
+    else:
+        eflags_image = eflags
     old_cs = cpu.sregs[1].selector
     old_cpl = cpu.cpl
     size = 4 if gate32 else 2
@@ -102,13 +109,13 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
         ss_sel, esp = segments.tss_stack(cpu, new_cpl, ext)
         ss_desc = check_stack_segment(cpu, ss_sel, new_cpl, TS, ext)
         ss_cache = ss_desc.cache(ss_sel)
-        frame = [cpu.sregs[2].selector, cpu.esp, eflags, old_cs, return_eip]
+        frame = [cpu.sregs[2].selector, cpu.esp, eflags_image, old_cs, return_eip]
         cpu.cycles += timing.PRIVILEGE_CHANGE
     elif code.type & CONFORMING_OR_DOWN or code.dpl == cpu.cpl:
         new_cpl = cpu.cpl
         ss_cache = cpu.sregs[2]
         esp = cpu.esp
-        frame = [eflags, old_cs, return_eip]
+        frame = [eflags_image, old_cs, return_eip]
     else:
         raise CPUFault(GP, sel_err)
     if error_code is not None and vector in HAS_ERROR_CODE and not software:

@@ -302,31 +302,28 @@ def verr_verw(cpu, insn: Insn):
 # -------------------------------------------------------------- interrupts
 @helper("int")
 def int_n(cpu, insn: Insn):
-    cpu.eip = next_eip(cpu, insn)
-    cpu.deliver(insn.operands[0][2], None, return_eip=cpu.eip, software=True)
+    cpu.deliver(insn.operands[0][2], None, return_eip=next_eip(cpu, insn), software=True)
     return True
 
 
 @helper("int3")
 def int3(cpu, insn: Insn):
-    cpu.eip = next_eip(cpu, insn)
-    cpu.deliver(BP, None, return_eip=cpu.eip, software=True)
+    cpu.deliver(BP, None, return_eip=next_eip(cpu, insn), software=True)
     return True
 
 
 @helper("int1")
 def int1(cpu, insn: Insn):
-    cpu.eip = next_eip(cpu, insn)
-    cpu.deliver(1, None, return_eip=cpu.eip, software=False)
+    cpu.deliver(1, None, return_eip=next_eip(cpu, insn), software=False)
     return True
 
 
 @helper("into")
 def into(cpu, insn: Insn):
-    cpu.eip = next_eip(cpu, insn)
     if cpu.eflags & OF_BIT:
-        cpu.deliver(OF, None, return_eip=cpu.eip, software=True)
-    return True
+        cpu.deliver(OF, None, return_eip=next_eip(cpu, insn), software=True)
+        return True
+    return None
 
 
 @helper("hlt")
