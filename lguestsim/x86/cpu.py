@@ -312,6 +312,15 @@ class CPU:
         return paging.translate(self, la & M32, write, user)
 
     def read_priv(self, la: int, n: int, user: bool) -> bytes:
+        """Read ``n`` bytes at linear ``la`` with the given privilege (a counted access)."""
+        self.tlb.accesses += 1
+        return self._read(la, n, user)
+
+    def write_priv(self, la: int, data: bytes, user: bool) -> None:
+        self.tlb.accesses += 1
+        self._write(la, data, user)
+
+    def _read(self, la: int, n: int, user: bool) -> bytes:
         la &= M32
         if (la & 0xFFF) + n <= 0x1000:
             return self.mem.read(self._phys(la, False, user), n)
@@ -320,7 +329,7 @@ class CPU:
         pa2 = self._phys(la + first, False, user)
         return self.mem.read(pa1, first) + self.mem.read(pa2, n - first)
 
-    def write_priv(self, la: int, data: bytes, user: bool) -> None:
+    def _write(self, la: int, data: bytes, user: bool) -> None:
         la &= M32
         n = len(data)
         if (la & 0xFFF) + n <= 0x1000:
@@ -347,12 +356,12 @@ class CPU:
     def write_sup(self, la: int, data: bytes) -> None:
         self.write_priv(la, data, False)
 
+    # The slow paths of generated code (whose accesses the block counts itself).
     def rd(self, la: int, size: int) -> int:
-        return int.from_bytes(self.read_priv(la, size, self.cpl == 3), "little")
+        return int.from_bytes(self._read(la, size, self.cpl == 3), "little")
 
     def wr(self, la: int, size: int, value: int) -> None:
-        self.write_priv(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"),
-                        self.cpl == 3)
+        self._write(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), self.cpl == 3)
 
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
         """Segmentation for a non-flat segment: checks, then base + offset."""

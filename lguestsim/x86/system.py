@@ -743,8 +743,8 @@ def aaa_aas(cpu, insn: Insn):
     if (ax & 0xF) > 9 or ef & AF:
         if insn.mnemonic == "aaa":
             ax = (ax + 0x106) & 0xFFFF
-        else:
-            ax = (((ax & 0xFF) - 6) & 0xFF) | ((((ax >> 8) - 1) & 0xFF) << 8)
+        else:   # the borrow out of AL reaches AH, as on P6 and later
+            ax = (ax - 6 - 0x100) & 0xFFFF
         f = ef | AF | CF
     else:
         f = ef & ~(AF | CF)

@@ -53,7 +53,7 @@ INLINE.update({
     "mul": "mul", "imul": "imul", "div": "div", "idiv": "div", "shld": "shd", "shrd": "shd",
     "bsf": "bitscan", "bsr": "bitscan", "bswap": "bswap", "xadd": "xadd",
     "cmpxchg": "cmpxchg", "cbw": "extend", "cwde": "extend", "cwd": "extend", "cdq": "extend",
-    "clc": "flagop", "stc": "flagop", "cmc": "flagop", "leave": "leave", "lahf": "lahf",
+    "clc": "flagop", "stc": "flagop", "cmc": "flagop", "cld": "direction", "std": "direction", "leave": "leave", "lahf": "lahf",
     "sahf": "sahf", "pushf": "pushf", "pushfd": "pushf", "xlatb": "xlat", "salc": "salc",
 })
 
@@ -507,6 +507,12 @@ class Emitter:
             self.set_eager(f"{a} | 1")
         else:
             self.set_eager(f"{a} ^ 1")
+
+    def op_direction(self, insn: Insn) -> None:
+        if insn.mnemonic == "cld":
+            self.emit(f"cpu._ef &= {~F.DF & M32:#x}")
+        else:
+            self.emit(f"cpu._ef |= {F.DF:#x}")
 
     def op_extend(self, insn: Insn) -> None:
         m = insn.mnemonic
@@ -1093,19 +1099,16 @@ def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fau
     out.extend(_flag_stores(em, "n", 8, loops))
     out.append(f"        cpu.eip = EIPS[n]; cpu.cycles += CYC[n] + it * {total} + tk; "
                f"cpu.instructions += n + it * {n_inline}")
-    if em.mem_accesses:
-        out.append(f"        cpu.tlb.accesses += {em.mem_accesses} * (it + 1)")
+    out.append(f"        cpu.tlb.accesses += {em.mem_accesses + 1} * (it + 1)")
     out.append("        raise")
     out.append("    R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
     out.extend(_flag_stores(em, None, 4, loops))
     if loops:
         out.append(f"    cpu.cycles += it * {total} + tk; cpu.instructions += it * {n_inline}")
-        if em.mem_accesses:
-            out.append(f"    cpu.tlb.accesses += it * {em.mem_accesses}")
+        out.append(f"    cpu.tlb.accesses += it * {em.mem_accesses + 1}")
     else:
         out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
-        if em.mem_accesses:
-            out.append(f"    cpu.tlb.accesses += {em.mem_accesses}")
+        out.append(f"    cpu.tlb.accesses += {em.mem_accesses + 1}")  # + the fetch
     if helper_insn is not None:
         nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
         out.append(f"    cpu.eip = {helper_insn.eip:#x}")
