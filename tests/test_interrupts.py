@@ -873,3 +873,94 @@ def test_real_mode_divide_error_through_ivt():
     cpu.step()
     assert (cpu.cs, cpu.eip) == (0x0200, 0x0180)
     assert mem.read16(0x7C00 - 6) == 0       # IP of the div: a fault
+
+
+# --- more of the SDM's delivery rules ---------------------------------------------------------
+def test_16bit_interrupt_gate_pushes_words():
+    """A 16-bit gate pushes FLAGS, CS, IP as words (SDM vol. 2, INT n: 'IF 16-bit
+    gate ... Push(FLAGS); Push(far pointer to return location)')."""
+    env = Env()
+    cpu = env.cpu
+    env.mem.write(0x1200, b"\xf4")
+    env.set_gate(0x47, offset=0x1200, kind="interrupt16")
+    env.code(INT(0x47))
+    cpu.eflags = 0x2 | IF | xe.CF
+    env.step()
+    assert cpu.eip == 0x1200
+    assert cpu.esp == RING0_ESP - 6
+    assert [env.mem.read16(RING0_ESP - 6 + 2 * i) for i in range(3)] == [
+        (CODE + 2) & 0xFFFF, CS0, 0x2 | IF | xe.CF]
+    assert cpu.eflags & IF == 0
+
+
+def test_tss_stack_is_read_at_each_delivery():
+    """lguest's SET_STACK rewrites esp1 in the TSS; the next trap uses it."""
+    env = Env()
+    cpu = env.cpu
+    env.set_gate(0x81, sel=CS1, dpl=3)
+    env.enter_ring(3)
+    env.set_tss(esp1=ESP1 - 0x400)
+    env.code(INT(0x81))
+    env.step()
+    at_handler(env, 0x81)
+    assert cpu.esp == ESP1 - 0x400 - 20
+    assert_frame(env.stack(5), [("eip", CODE + 2), ("cs", CS3), ("eflags", 0x2),
+                                ("esp", RING3_ESP), ("ss", DS3)])
+
+
+def test_tss_too_short_for_the_ring1_stack_is_ts():
+    """The TSS limit must cover ss1:esp1 (bytes 12-19): else #TS(TSS selector)."""
+    env = Env()
+    cpu = env.cpu
+    env.set_gate(0x81, sel=CS1, dpl=3)
+    env.set_gdt(23, xe.tss_descriptor(xe.TSS_BASE, limit=0x0B))
+    cpu.load_tr(23 << 3)
+    env.enter_ring(3)
+    env.code(INT(0x81))
+    env.step()
+    at_handler(env, xe.TS)
+    assert cpu.last_exception == (xe.TS, 23 << 3)
+    assert cpu.esp == ESP0 - 24                 # ss0:esp0 is still inside the limit
+
+
+def test_handler_offset_beyond_code_limit_is_gp0():
+    env = Env()
+    env.set_gdt(10, xe.code_segment(0, limit=0xFFFF, g=False))
+    env.set_gate(0x48, offset=0x20000, sel=10 << 3)
+    env.code(INT(0x48))
+    env.step()
+    at_handler(env, xe.GP)
+    assert env.cpu.last_exception == (xe.GP, 0)
+
+
+def test_single_step_trap():
+    """TF set: #DB after the instruction, pushed EIP is the next one, the pushed
+    EFLAGS still has TF, and the handler runs with TF clear."""
+    env = Env()
+    cpu = env.cpu
+    env.code(b"\x40\x40")                        # inc eax; inc eax
+    cpu.eflags = 0x2 | TF
+    env.step()
+    assert cpu.eax == 1
+    at_handler(env, xe.DB)
+    assert env.stack(3)[0] == CODE + 1
+    assert env.stack(3)[2] & TF
+    assert cpu.eflags & TF == 0
+
+
+def test_nested_delivery_on_the_same_stack():
+    """A fault inside a ring-0 handler nests on the ring-0 stack."""
+    env = Env()
+    cpu = env.cpu
+    env.set_gate(0x80, dpl=3)
+    env.set_handler_code(0x80, UD2)
+    env.enter_ring(3)
+    env.code(INT(0x80))
+    env.step()
+    at_handler(env, 0x80)
+    env.step()
+    at_handler(env, xe.UD)
+    assert cpu.esp == ESP0 - 20 - 12
+    words = env.stack(3)
+    words[2] &= ~RF
+    assert_frame(words, [("eip", env.handler(0x80)), ("cs", CS0), ("eflags", 0x2)])

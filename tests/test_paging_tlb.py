@@ -334,3 +334,27 @@ def test_paging_with_cr3_switch_between_address_spaces():
     assert cpu.eax == 1
     step_ok(env, 2)
     assert cpu.eax == 2 and cpu.cr3 == 0x60000
+
+
+def test_page_fault_in_rep_movsd_is_restartable():
+    """A #PF in the middle of rep movsd leaves ECX/ESI/EDI at the iterations
+    done, EIP at the rep instruction; fixing the page and returning finishes
+    the copy (SDM vol. 2, REP: 'the instruction is restartable')."""
+    env = Env(paging=True)
+    cpu = env.cpu
+    env.pt.map(VA, PA1)                          # destination: VA .. VA+0xFFF mapped
+    for i in range(8):
+        env.mem.write32(xe.DATA + 4 * i, 0x1000 + i)
+    env.set_handler_code(xe.PF_VEC, b"\x83\xc4\x04\xcf")    # add esp, 4; iret
+    env.code(b"\xf3\xa5" + b"\xf4")              # rep movsd; hlt
+    cpu.esi, cpu.edi, cpu.ecx = xe.DATA, VA + 0xFF8, 8
+    env.step()
+    assert cpu.eip == env.handler(xe.PF_VEC)
+    assert cpu.last_exception == (xe.PF_VEC, PG_W) and cpu.cr2 == VA + 0x1000
+    assert env.stack(2)[1] == CODE
+    assert (cpu.ecx, cpu.esi, cpu.edi) == (6, xe.DATA + 8, VA + 0x1000)
+    assert env.mem.read32(PA1 + 0xFF8) == 0x1000 and env.mem.read32(PA1 + 0xFFC) == 0x1001
+    env.pt.map(VA + 0x1000, PA2)
+    assert cpu.run(100) == "hlt"
+    assert cpu.ecx == 0 and cpu.eip == CODE + 3
+    assert [env.mem.read32(PA2 + 4 * i) for i in range(6)] == [0x1002 + i for i in range(6)]

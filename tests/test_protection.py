@@ -484,3 +484,84 @@ def test_ring_helpers_match():
     # a sanity check of the environment itself: the selectors' RPLs are the rings
     assert [xe.CODE_SEL[r] & 3 for r in range(4)] == [0, 1, 2, 3]
     assert CS1 & 3 == 1 and DS1 & 3 == 1 and CS3 & 3 == 3 and DS3 & 3 == 3
+
+
+# --- descriptor tables ----------------------------------------------------------------------
+def test_ldt_selectors():
+    env = env_with_extras()
+    cpu = env.cpu
+    ldt = 0x7000
+    env.mem.write(ldt, xe.data_segment(0, base=DATA, limit=0xFF, g=False)
+                  + xe.data_segment(3, present=False))
+    env.set_gdt(23, xe.ldt_descriptor(ldt, 15))
+    cpu.load_ldtr(23 << 3)
+    env.mem.write32(DATA + 0x10, 0xABCD)
+    assert run_one(env, MOV_DS_EAX, eax=xe.selector(0, ldt=True)) is None
+    assert run_one(env, MOV_EAX_EBX, ebx=0x10) is None and cpu.eax == 0xABCD
+    assert run_one(env, MOV_EAX_EBX, ebx=0x100) == (xe.GP, 0)
+    assert run_one(env, MOV_DS_EAX, eax=xe.selector(1, 3, ldt=True)) == (xe.NP, 0x0C)
+    assert run_one(env, MOV_DS_EAX, eax=xe.selector(2, ldt=True)) == (xe.GP, 0x14)
+
+
+def test_segment_load_sets_accessed_bit():
+    env = env_with_extras()
+    env.set_gdt(24, xe.data_segment(0, accessed=False))
+    assert env.mem.read8(xe.GDT_BASE + 24 * 8 + 5) & 1 == 0
+    assert run_one(env, MOV_DS_EAX, eax=24 << 3) is None
+    assert env.mem.read8(xe.GDT_BASE + 24 * 8 + 5) & 1 == 1
+
+
+def test_ltr_marks_busy_and_refuses_a_busy_tss():
+    env = env_with_extras()
+    cpu = env.cpu
+    env.set_gdt(25, xe.tss_descriptor(0x6800))
+    assert run_one(env, b"\x0f\x00\xd8", eax=25 << 3) is None      # ltr ax
+    assert cpu.tr == 25 << 3
+    assert env.mem.read8(xe.GDT_BASE + 25 * 8 + 5) & 0xF == 0xB    # busy
+    assert run_one(env, b"\x0f\x00\xd8", eax=25 << 3) == (xe.GP, 25 << 3)
+    assert run_one(env, b"\x0f\x00\xd8", eax=DS0) == (xe.GP, DS0)
+
+
+def test_lgdt_lidt_sgdt_sidt():
+    env = env_with_extras()
+    cpu = env.cpu
+    env.mem.write(DATA, (0x3F).to_bytes(2, "little") + (0x12340).to_bytes(4, "little"))
+    assert run_one(env, b"\x0f\x01\x1b", ebx=DATA) is None           # lidt [ebx]
+    assert cpu.idtr == (0x12340, 0x3F)
+    assert run_one(env, b"\x0f\x01\x0b", ebx=DATA + 8) is None       # sidt [ebx]
+    assert env.mem.read(DATA + 8, 6) == env.mem.read(DATA, 6)
+    assert run_one(env, b"\x0f\x01\x03", ebx=DATA + 16) is None      # sgdt [ebx]
+    assert env.mem.read16(DATA + 16) == xe.GDT_ENTRIES * 8 - 1
+    assert env.mem.read32(DATA + 18) == xe.GDT_BASE
+
+
+@pytest.mark.parametrize("code,sel,zf,value", [
+    (b"\x0f\x03\xc1", SMALL_DATA, True, 0xFFF),          # lsl eax, ecx
+    (b"\x0f\x03\xc1", 0x100, False, None),               # beyond the GDT: ZF = 0
+    (b"\x0f\x02\xc1", DS3, True, 0x00C0F200),            # lar: G D/B, P DPL3 S type 2
+    (b"\x0f\x00\xe1", XO_CODE, False, None),             # verr cx: execute-only
+    (b"\x0f\x00\xe1", RD_CODE, True, None),              # verr: readable code
+    (b"\x0f\x00\xe9", RO_DATA, False, None),             # verw: read-only data
+    (b"\x0f\x00\xe9", DS0, True, None),
+])
+def test_lar_lsl_verr_verw(code, sel, zf, value):
+    env = env_with_extras()
+    cpu = env.cpu
+    cpu.eflags = 0x2 | (0 if zf else xe.ZF)
+    assert run_one(env, code, ecx=sel, eax=0x5555) is None
+    assert bool(cpu.eflags & xe.ZF) == zf
+    if value is not None:
+        # LAR masks the descriptor's high dword with 00FxFF00H: bits 16-19
+        # (limit 19:16) are left to the implementation
+        mask = 0xFFF0FFFF if code[1] == 2 else 0xFFFFFFFF
+        assert cpu.eax & mask == value
+    elif not zf and code[1] in (2, 3):
+        assert cpu.eax == 0x5555                          # unchanged when ZF = 0
+
+
+def test_verr_at_ring3_of_ring0_data_is_zf0():
+    env = env_with_extras()
+    env.enter_ring(3)
+    env.cpu.eflags = 0x2 | xe.ZF
+    assert run_one(env, b"\x0f\x00\xe1", ecx=DS0) is None
+    assert not env.cpu.eflags & xe.ZF
