@@ -145,6 +145,8 @@ def decode(buf: bytes, eip: int, code32: bool = True) -> Insn:
         nonlocal modrm, mem
         if modrm is None:
             modrm = byte()
+            if 0x0F20 <= opcode <= 0x0F23:
+                modrm |= 0xC0   # mov to/from CRn/DRn: mod is ignored, always a register
             mod, rm = modrm >> 6, modrm & 7
             if mod != 3:
                 mem = _decode_mem(mod, rm, addr32, byte, imm)
@@ -190,7 +192,9 @@ def decode(buf: bytes, eip: int, code32: bool = True) -> Insn:
 
     mnemonic, spec = entry
     if "/" in mnemonic:
-        mnemonic = mnemonic.split("/")[1 if op32 else 0]
+        # jcxz/jecxz test CX or ECX by the address size; the rest go by operand size
+        wide = addr32 if opcode == 0xE3 else op32
+        mnemonic = mnemonic.split("/")[1 if wide else 0]
     vsize = 32 if op32 else 16
     operands = []
     for s in spec.split(",") if spec else ():
@@ -262,7 +266,7 @@ def decode(buf: bytes, eip: int, code32: bool = True) -> Insn:
         cc = opcode & 0xF
     elif 0x0F40 <= opcode <= 0x0F4F or 0x0F90 <= opcode <= 0x0F9F:
         cc = opcode & 0xF
-    if lock and (mem is None or mnemonic not in LOCKABLE):
+    if lock and (mem is None or mnemonic not in LOCKABLE or fixed[0][0] != "m"):
         raise DecodeError(6)
     return Insn(eip=eip, length=length, opcode=opcode, mnemonic=mnemonic, operands=fixed,
                 op32=op32, addr32=addr32, seg=seg, rep=rep, lock=lock, mem=mem,

@@ -630,8 +630,11 @@ class Emitter:
             if self.producer not in (None, "cpu"):
                 # count 0: flags unchanged, but they must now live in the CPU
                 self.emit("else:")
-                self.emit(f"    cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {self.arith_flags()}")
-                self.emit("    cpu.fo = 0")
+                self.ind += 1
+                prior = self.arith_flags()
+                self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {prior}")
+                self.emit("cpu.fo = 0")
+                self.ind -= 1
             self.flags_stored()
         elif m not in ("shl", "shr", "sar"):
             self.flags_stored()
@@ -655,8 +658,11 @@ class Emitter:
         self.ind -= 1
         if self.producer not in (None, "cpu"):
             self.emit("else:")
-            self.emit(f"    cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {self.arith_flags()}")
-            self.emit("    cpu.fo = 0")
+            self.ind += 1
+            prior = self.arith_flags()
+            self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {prior}")
+            self.emit("cpu.fo = 0")
+            self.ind -= 1
         self.flags_stored()
 
     # -- multiply and divide
