@@ -228,25 +228,11 @@ ONE_BYTE_OPCODES = [b for b in range(256)
 TWO_BYTE_OPCODES = list(range(256))
 
 
-# Core bugs found by this file, tracked by the strict-xfail tests below: the
-# sweeps leave these bytes out so that they keep checking everything else.
-def _known_bug(buf: bytes) -> str | None:
-    op = _opcode_key(buf)
-    i = buf.index(0x0F) + 2 if op is not None and op >= 0x0F00 else None
-    if op == 0xE3:
-        return "jcxz-name"
-    prefixes = buf[: buf.index(op & 0xFF if op is not None and op < 0x100 else 0x0F)] \
-        if op is not None else b""
-    if 0xF0 in prefixes and op is not None and op < 0x40 and op & 7 in (2, 3):
-        return "lock-reg-dest"
-    if op in (0x0F20, 0x0F21, 0x0F22, 0x0F23) and i is not None and buf[i] < 0xC0:
-        return "mov-cr-mod"
-    return None
-
-
-KNOWN_BUGS = {
+# Core bugs this file found (all fixed): kept as regressions, see
+# test_regressions_found_by_the_sweep.
+REGRESSIONS = {
     "jcxz-name": ("E3 is jcxz or jecxz by the address size (0x67), not the operand size "
-                  "(SDM vol. 2, JCC: 'JCXZ ... if CX register is 0, address-size 16')",
+                  "(SDM vol. 2, Jcc: 'JCXZ ... if CX register is 0, address-size 16')",
                   ["67 e3 10", "66 e3 10"], ["e3 10", "67 e3 10"]),
     "mov-cr-mod": ("0F 20-23 (mov to/from CR/DR): the mod field is ignored and always "
                    "treated as 11b, there is no memory form (SDM vol. 2, MOV-Move to/from "
@@ -262,8 +248,6 @@ def _sweep(prefix: bytes, opcode: bytes, code32: bool, addr32: bool) -> list[str
     bad = []
     for tail in modrm_forms(addr32):
         buf = prefix + opcode + tail
-        if _known_bug(buf):
-            continue
         r = compare(buf, code32)
         if r is not None and r != "UD?":
             bad.append(r)
@@ -337,8 +321,6 @@ PREFIX_BYTES = [0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0xF0, 0xF2, 0xF3
        tail=st.binary(min_size=0, max_size=12), code32=st.booleans())
 def test_random_prefix_combinations(prefixes, two, op, tail, code32):
     buf = bytes(prefixes) + (b"\x0f" if two else b"") + bytes((op,)) + tail
-    if _known_bug(buf):
-        return
     r = compare(buf, code32)
     if r == "UD?":
         _assert_executes_as_ud(_pad(buf), code32)
@@ -383,7 +365,10 @@ def test_decoded_but_invalid_instructions_raise_ud():
 # --- fixed facts, a few by hand ---------------------------------------------------
 @pytest.mark.parametrize("hexbytes,code32,mnemonic,length", [
     ("e3 10", True, "jecxz", 2),
+    ("67 e3 10", True, "jcxz", 3),        # the count register follows the address size
+    ("66 e3 10", True, "jecxz", 3),
     ("e3 10", False, "jcxz", 2),
+    ("67 e3 10", False, "jecxz", 3),
     ("66 98", True, "cbw", 2),
     ("98", True, "cwde", 1),
     ("66 99", True, "cwd", 2),
@@ -441,23 +426,13 @@ def test_short_buffer_asks_for_more_bytes():
         core_decode_mod.decode(bytes.fromhex("b8 01 02"), 0, True)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: jcxz/jecxz chosen by operand size")
-def test_known_bug_jcxz_name():
-    _check_known_bug("jcxz-name")
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_regressions_found_by_the_sweep(name):
+    _check_regression(name)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: lock accepted on a register destination")
-def test_known_bug_lock_register_destination():
-    _check_known_bug("lock-reg-dest")
-
-
-@pytest.mark.xfail(strict=True, reason="core bug: mov cr/dr decodes a memory form")
-def test_known_bug_mov_cr_mod():
-    _check_known_bug("mov-cr-mod")
-
-
-def _check_known_bug(name: str) -> None:
-    reason, cases32, cases16 = KNOWN_BUGS[name]
+def _check_regression(name: str) -> None:
+    reason, cases32, cases16 = REGRESSIONS[name]
     bad = [compare(bytes.fromhex(h), True) for h in cases32]
     bad += [compare(bytes.fromhex(h), False) for h in cases16]
     bad = [b for b in bad if b not in (None, "UD?")]
