@@ -35,6 +35,7 @@ MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC = 0x174, 0x175, 0x1
 REG_NAMES = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 SEG_NAMES = ("es", "cs", "ss", "ds", "fs", "gs")
 MAX_BLOCK = 48
+SINGLE = 1 << 20   # mode-key bit of the caches of one-instruction blocks
 
 
 def _gpr_property(i: int) -> property:
@@ -301,7 +302,9 @@ class CPU:
         cache = self._caches.get(key)
         if cache is None:
             cache = self._caches[key] = {}
+            self._caches[key | SINGLE] = {}
         self.bcache = cache
+        self.scache = self._caches[key | SINGLE]   # one-instruction blocks, for stepping
         user = self.cpl == 3
         self.TR = self.tlb.ur if user else self.tlb.sr
         self.TW = self.tlb.uw if user else self.tlb.sw
@@ -456,11 +459,9 @@ class CPU:
             pa = paging.translate(self, la, False, self.cpl == 3)
         else:
             pa = p | (la & 0xFFF)
-        if single:
-            return self.translate_block(eip, pa, True)
-        blk = self.bcache.get(pa)
+        blk = (self.scache if single else self.bcache).get(pa)
         if blk is None or blk.eip != eip:
-            blk = self.translate_block(eip, pa, False)
+            blk = self.translate_block(eip, pa, single)
         return blk
 
     def _interrupt_ready(self) -> bool:
@@ -536,7 +537,9 @@ class CPU:
                 if blk is None or blk.eip != eip:
                     blk = self.translate_block(eip, pa, False)
                 if blk.count > left or (bps and self._bp_inside(blk)):
-                    blk = self.translate_block(eip, pa, True)
+                    blk = self.scache.get(pa)
+                    if blk is None or blk.eip != eip:
+                        blk = self.translate_block(eip, pa, True)
                 blk.fn(self, left // blk.count)
             except CPUFault as f:
                 self.deliver(f.vector, f.error_code)

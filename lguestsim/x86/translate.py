@@ -1037,9 +1037,10 @@ def translate(cpu, eip: int, pa: int, limit: int):
     code = compile(src, f"<block {eip:#010x}>", "exec")
     exec(code, ns)  # noqa: S102 - our own generated source
     blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
-    if not cross and fault is None and limit > 1:
-        cpu.bcache[pa] = blk
-        cpu._page_blocks.setdefault(page, []).append((cpu.bcache, pa, pa, page + off))
+    if not cross and fault is None:
+        cache = cpu.bcache if limit > 1 else cpu.scache
+        cache[pa] = blk
+        cpu._page_blocks.setdefault(page, []).append((cache, pa, pa, page + off))
         cpu.tlb.protect_code_page(page)
     return blk
 
