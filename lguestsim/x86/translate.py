@@ -1040,7 +1040,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     if not cross and fault is None:
         cache = cpu.bcache if limit > 1 else cpu.scache
         cache[pa] = blk
-        cpu._page_blocks.setdefault(page, []).append((cache, pa, pa, page + off))
+        cpu._page_blocks.setdefault(page, []).append((cache, pa, pa, pa + off))
         cpu.tlb.protect_code_page(page)
     return blk
 

@@ -1,0 +1,43 @@
+"""Assemble small test programs with GNU as (binutils), for readable tests.
+
+``assemble(source, base)`` returns the bytes of ``source`` (AT&T syntax,
+``.code32`` unless the source says otherwise) linked at ``base``.  CI installs
+binutils; without it (outside CI) the tests that need it skip, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+
+import pytest
+
+
+def have_binutils() -> bool:
+    return all(shutil.which(t) for t in ("as", "ld", "objcopy"))
+
+
+def need_binutils() -> None:
+    if not have_binutils():
+        if os.environ.get("CI") == "true":
+            raise RuntimeError("binutils (as, ld, objcopy) are missing on CI")
+        pytest.skip("GNU binutils (as, ld, objcopy) are not installed")
+
+
+@lru_cache(maxsize=256)
+def assemble(source: str, base: int = 0x10000) -> bytes:
+    need_binutils()
+    with tempfile.TemporaryDirectory() as d:
+        s, o, elf, out = (os.path.join(d, n) for n in ("t.s", "t.o", "t.elf", "t.bin"))
+        with open(s, "w") as f:
+            f.write(".code32\n.text\n.globl _start\n_start:\n" + source + "\n")
+        subprocess.run(["as", "--32", "-o", o, s], check=True, capture_output=True)
+        subprocess.run(["ld", "-m", "elf_i386", "-Ttext", hex(base), "-e", "_start", "-o", elf, o],
+                       check=True, capture_output=True)
+        subprocess.run(["objcopy", "-O", "binary", "-j", ".text", elf, out], check=True,
+                       capture_output=True)
+        with open(out, "rb") as f:
+            return f.read()
