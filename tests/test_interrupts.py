@@ -964,3 +964,141 @@ def test_nested_delivery_on_the_same_stack():
     words = env.stack(3)
     words[2] &= ~RF
     assert_frame(words, [("eip", env.handler(0x80)), ("cs", CS0), ("eflags", 0x2)])
+
+
+def test_handler_in_conforming_code_runs_at_the_current_ring():
+    """A conforming handler segment keeps CPL: no stack switch (SDM INT n:
+    'IF code segment is conforming OR DPL = CPL THEN INTRA-PRIVILEGE-LEVEL')."""
+    env = Env()
+    cpu = env.cpu
+    env.set_gdt(10, xe.code_segment(0, conforming=True))
+    env.set_gate(0x49, sel=10 << 3, dpl=3)
+    env.enter_ring(3)
+    env.code(INT(0x49))
+    env.step()
+    at_handler(env, 0x49)
+    assert cpu.cpl == 3 and cpu.cs == (10 << 3) | 3
+    assert cpu.ss == DS3 and cpu.esp == RING3_ESP - 12
+    assert_frame(env.stack(3), [("eip", CODE + 2), ("cs", CS3), ("eflags", 0x2)])
+
+
+def test_handler_code_segment_not_present_is_np_selector():
+    env = Env()
+    env.set_gdt(10, xe.code_segment(0, present=False))
+    env.set_gate(0x4A, sel=10 << 3)
+    env.code(INT(0x4A))
+    env.step()
+    at_handler(env, xe.NP)
+    assert env.cpu.last_exception == (xe.NP, 10 << 3)
+    env = Env()
+    env.set_gdt(10, xe.code_segment(0, present=False))
+    env.set_gate(xe.UD, sel=10 << 3)
+    env.code(UD2)
+    env.step()
+    at_handler(env, xe.NP)
+    assert env.cpu.last_exception == (xe.NP, (10 << 3) | 1)     # EXT: an exception
+
+
+def test_iret_with_mismatched_ss_is_gp():
+    env = Env()
+    env.code(IRET)
+    _iret_frame(env, CODE, CS3, 0x2, RING3_ESP, DS0)     # SS RPL 0 != CS RPL 3
+    env.step()
+    at_handler(env, xe.GP)
+    assert env.cpu.last_exception == (xe.GP, DS0)
+    assert env.cpu.cpl == 0
+
+
+def test_iret_to_not_present_code_is_np():
+    env = Env()
+    env.set_gdt(10, xe.code_segment(3, present=False))
+    env.code(IRET)
+    _iret_frame(env, CODE, (10 << 3) | 3, 0x2, RING3_ESP, DS3)
+    env.step()
+    at_handler(env, xe.NP)
+    assert env.cpu.last_exception == (xe.NP, 10 << 3)
+
+
+# --- the FPU and CR0.TS: lguest's lazy FPU switching ------------------------------------------
+FNINIT = b"\xdb\xe3"
+FWAIT = b"\x9b"
+
+
+@pytest.mark.parametrize("cr0_bits,code,want", [
+    (xe.CR0_TS, FNINIT, xe.NM),
+    (xe.CR0_TS | xe.CR0_MP, FWAIT, xe.NM),
+    (xe.CR0_TS, FWAIT, None),                  # wait faults on TS only with MP
+    (xe.CR0_EM, FNINIT, xe.NM),
+    (xe.CR0_EM, FWAIT, None),
+    (0, FNINIT, None),
+    (xe.CR0_TS, b"\xdd\x33", xe.NM),           # fnsave [ebx]
+    (xe.CR0_TS, b"\xdd\x23", xe.NM),           # frstor [ebx]
+])
+def test_device_not_available(cr0_bits, code, want):
+    env = Env()
+    cpu = env.cpu
+    cpu.cr0 = (cpu.cr0 & ~(xe.CR0_TS | xe.CR0_EM | xe.CR0_MP)) | cr0_bits
+    env.code(code)
+    cpu.ebx = xe.DATA
+    env.step()
+    if want is None:
+        assert cpu.last_exception is None and cpu.eip == CODE + len(code)
+    else:
+        at_handler(env, want)
+        assert cpu.last_exception == (want, None)
+        assert env.stack(1) == [CODE]                # a fault: restartable
+
+
+def test_clts_then_fpu_runs():
+    env = Env()
+    cpu = env.cpu
+    env.set_handler_code(xe.NM, b"\x0f\x06\xcf")      # clts; iret
+    cpu.cr0 = cpu.cr0 | xe.CR0_TS
+    env.code(FNINIT + b"\xf4")
+    assert cpu.run(20) == "hlt"
+    assert cpu.eip == CODE + 3 and not cpu.cr0 & xe.CR0_TS
+
+
+def test_nm_from_ring1_goes_to_ring0_stack():
+    """The Guest (ring 1) touches the FPU with TS set: #NM to the Host's
+    ring-0 handler, on ss0:esp0."""
+    env = Env()
+    cpu = env.cpu
+    cpu.cr0 = cpu.cr0 | xe.CR0_TS
+    env.enter_ring(1)
+    esp = cpu.esp
+    env.code(FNINIT)
+    env.step()
+    at_handler(env, xe.NM)
+    assert cpu.esp == ESP0 - 20
+    assert_frame(env.stack(5), [("eip", CODE), ("cs", CS1), ("eflags", env.stack(5)[2]),
+                                ("esp", esp), ("ss", DS1)])
+
+
+# --- alignment check (i486) -----------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="core bug: no alignment check (#AC) with CR0.AM, "
+                   "EFLAGS.AC at CPL 3")
+def test_alignment_check_at_ring3():
+    """CR0.AM and EFLAGS.AC: an unaligned access at CPL 3 is #AC(0); at CPL 0
+    or without AM/AC there is no check (SDM vol. 3, 6.15 interrupt 17)."""
+    env = Env()
+    cpu = env.cpu
+    cpu.cr0 = cpu.cr0 | xe.CR0_AM
+    env.enter_ring(3)
+    env.code(b"\x8b\x03")                            # mov eax, [ebx]
+    cpu.ebx = xe.DATA + 1
+    cpu.eflags = 0x2 | xe.AC
+    env.step()
+    at_handler(env, xe.AC_VEC)
+    assert cpu.last_exception == (xe.AC_VEC, 0)
+    for ring, am, ac in [(0, True, True), (3, False, True), (3, True, False)]:
+        env = Env()
+        cpu = env.cpu
+        if am:
+            cpu.cr0 = cpu.cr0 | xe.CR0_AM
+        env.enter_ring(ring)
+        env.code(b"\x8b\x03")
+        cpu.ebx = xe.DATA + 1
+        cpu.eflags = 0x2 | (xe.AC if ac else 0)
+        env.step()
+        assert cpu.last_exception is None and cpu.eip == CODE + 2, (ring, am, ac)

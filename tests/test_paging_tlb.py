@@ -358,3 +358,57 @@ def test_page_fault_in_rep_movsd_is_restartable():
     assert cpu.run(100) == "hlt"
     assert cpu.ecx == 0 and cpu.eip == CODE + 3
     assert [env.mem.read32(PA2 + 4 * i) for i in range(6)] == [0x1002 + i for i in range(6)]
+
+
+# --- descriptor-table accesses are supervisor accesses -----------------------------------------
+def _gdt_across_pages(env: Env) -> int:
+    """Move the GDT to VA: its first page mapped, entry 512 on the next page."""
+    cpu = env.cpu
+    env.pt.map(VA, PA1, PG_P | PG_W)                     # supervisor only
+    env.mem.write(PA1, env.mem.read(xe.GDT_BASE, xe.GDT_ENTRIES * 8))
+    env.mem.write(PA2, xe.data_segment(3))               # entry 512, on VA + 0x1000
+    cpu.gdtr = (VA, 0x1000 + 8 - 1)
+    return (512 << 3) | 3
+
+
+def test_descriptor_load_from_unmapped_gdt_page_is_supervisor_pf():
+    env = Env(paging=True)
+    cpu = env.cpu
+    sel = _gdt_across_pages(env)
+    env.enter_ring(3)
+    env.code(b"\x8e\xd8")                                 # mov ds, eax
+    cpu.eax = sel
+    env.step()
+    assert cpu.eip == env.handler(xe.PF_VEC)
+    assert cpu.last_exception == (xe.PF_VEC, 0)        # U/S = 0: an implicit supervisor read
+    assert cpu.cr2 == VA + 0x1000 + 0
+
+
+def test_descriptor_load_at_ring3_reads_a_supervisor_gdt_page():
+    env = Env(paging=True)
+    cpu = env.cpu
+    sel = _gdt_across_pages(env)
+    env.pt.map(VA + 0x1000, PA2, PG_P | PG_W)             # supervisor only
+    env.enter_ring(3)
+    env.code(b"\x8e\xd8")
+    cpu.eax = sel
+    step_ok(env)
+    assert cpu.ds == sel
+    assert env.mem.read8(PA2 + 5) & 1, "the accessed bit is written back"
+
+
+# --- 4 MiB pages (CR4.PSE, Pentium) -------------------------------------------------------------
+def test_large_page_with_pse():
+    env = Env(paging=True)
+    cpu = env.cpu
+    big_va = 0x800000
+    env.mem.write32(0x200000 + 0x1234, 0xBEEF)
+    env.mem.write32(env.pt.pde_addr(big_va), 0x000000 | PG_P | PG_W | PG_U | xe.PG_PS)
+    cpu.cr4 = cpu.cr4 | xe.CR4_PSE
+    env.code(mov_eax_from(big_va + 0x201234))
+    step_ok(env)
+    assert cpu.eax == 0xBEEF
+    assert env.mem.read32(env.pt.pde_addr(big_va)) & PG_A
+    env.code(mov_to_from_eax(big_va + 0x201234))
+    step_ok(env)
+    assert env.mem.read32(env.pt.pde_addr(big_va)) & PG_D, "D is set in a 4 MiB PDE"
