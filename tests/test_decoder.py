@@ -289,6 +289,20 @@ def test_operand_and_address_size_prefixes(prefix):
     assert not bad, _report(bad)
 
 
+def test_every_sib_byte():
+    """All 256 SIB bytes under every mod and reg, for one load (8B /r) and one
+    group (F7 /r), in 32-bit addressing."""
+    bad = []
+    for op in (0x8B, 0xF7):
+        for mod in range(3):
+            for reg in range(8):
+                for sib in range(256):
+                    r = compare(bytes((op, (mod << 6) | (reg << 3) | 4, sib)))
+                    if r is not None:
+                        bad.append(r)
+    assert not bad, _report(bad)
+
+
 @pytest.mark.parametrize("prefix", [b"", b"\x66", b"\x67"], ids=lambda p: p.hex() or "none")
 def test_16bit_code(prefix):
     """In 16-bit code (real mode), 0x66/0x67 select the 32-bit forms."""
@@ -329,18 +343,38 @@ def test_random_prefix_combinations(prefixes, two, op, tail, code32):
 
 
 # --- decoded by the core, invalid to iced: must be #UD when executed -----------
+def _real_mode_cpu(buf: bytes):
+    """Real mode, code at 1000:0000, every IVT vector at 0000:0500+v (hlt)."""
+    from lguestsim.x86 import CPU, PhysicalMemory
+
+    mem = PhysicalMemory(1 << 20)
+    cpu = CPU(mem)
+    for v in range(256):
+        mem.write32(v * 4, 0x500 + v)
+        mem.write8(0x500 + v, 0xF4)
+    cpu.load_cs(0x1000)
+    cpu.load_segment("ss", 0x2000)
+    cpu.esp = 0xFFF0
+    mem.write(0x10000, buf)
+    cpu.eip = 0
+    return cpu
+
+
 def _assert_executes_as_ud(buf: bytes, code32: bool) -> None:
-    if not code32:
-        # executed only in 32-bit mode (the real-mode harness is in test_random_bytes)
-        return
-    env = xe.Env()
-    env.code(buf)
-    env.cpu.step()
-    assert env.cpu.last_exception is not None and env.cpu.last_exception[0] == xe.UD, (
-        f"{buf.hex(' ')}: iced says invalid, the core decodes "
-        f"{Core(buf, code32).mnemonic!r} and executing it gave "
-        f"{env.cpu.last_exception} (want #UD)")
-    assert env.cpu.eip == env.handler(xe.UD)
+    if code32:
+        env = xe.Env()
+        env.code(buf)
+        cpu = env.cpu
+        cpu.step()
+        where = cpu.eip == env.handler(xe.UD)
+    else:
+        cpu = _real_mode_cpu(buf)
+        cpu.step()
+        where = (cpu.cs, cpu.eip) == (0, 0x500 + xe.UD)
+    assert cpu.last_exception is not None and cpu.last_exception[0] == xe.UD and where, (
+        f"{buf.hex(' ')} ({'32' if code32 else '16'}-bit): iced says invalid, the core "
+        f"decodes {Core(buf, code32).mnemonic!r} and executing it gave "
+        f"{cpu.last_exception} (want #UD)")
 
 
 def test_decoded_but_invalid_instructions_raise_ud():
