@@ -764,8 +764,11 @@ def gen_flagops(g: Gen) -> list[Insn]:
 def gen_bcd(g: Gen) -> list[Insn]:
     """daa/das/aaa/aas/aam/aad (aam 0 raises #DE)."""
     k = g.draw(st.sampled_from(["daa", "das", "aaa", "aas", "aam", "aad"]))
-    if g.draw(st.booleans()):
-        g.fix(EAX, g.value())
+    # AL near the adjust boundaries (carries and borrows into AH)
+    al = g.draw(st.one_of(st.sampled_from(
+        (0, 1, 5, 6, 9, 0x0A, 0x0F, 0x10, 0x60, 0x99, 0x9A, 0x9F, 0xA0, 0xF9, 0xFA, 0xFF)),
+        st.integers(0, 255)))
+    g.fix(EAX, (g.value() & ~0xFF) | al)
     if k in ("daa", "das"):
         return [Insn(b"\x27" if k == "daa" else b"\x2f", reads=CF | AF, writes=STATUS, undef=OF)]
     if k in ("aaa", "aas"):
@@ -866,10 +869,16 @@ def gen_jcc(g: Gen) -> list[Insn]:
     if k in ("jecxz", "loop", "loope", "loopne") and g.draw(st.booleans()):
         g.fix(ECX, g.draw(st.sampled_from([0, 1, 2, 0x10000, 0xFFFFFFFF])))
     reads = {"jcc8": cc_reads(cc), "jcc32": cc_reads(cc), "loope": ZF, "loopne": ZF}.get(k, 0)
+    # Unicorn bug (not ours): when loope/loopne exit because ECX reaches 0,
+    # unicorn 2.1.4 leaves the lazily computed flags stale (`neg al; loope`
+    # with AL=0x10, ECX=1 ends with OF=1; with AL=2, with AF=0), although
+    # the loop instructions leave every flag alone. So the status flags are
+    # not compared after these two (nor read by a later instruction).
+    quirk = STATUS if k in ("loope", "loopne") else 0
     form = {"jcc8": f"rel8:{0x70 + cc:02x}", "jcc32": f"rel32:0f{0x80 + cc:02x}",
             "jmp8": "rel8:eb", "jmp32": "rel32:e9", "jecxz": "rel8:e3", "loop": "rel8:e2",
             "loope": "rel8:e1", "loopne": "rel8:e0"}[k]
-    return [Insn(b"", reads=reads, jump_items=skip, jump_form=form)]
+    return [Insn(b"", reads=reads, writes=quirk, undef=quirk, jump_items=skip, jump_form=form)]
 
 
 #: generators that may appear in random sequences (their flag/register
@@ -1313,3 +1322,19 @@ def register_summary(config: Any) -> None:
     """Register the case-count summary with pytest (once per session)."""
     if not config.pluginmanager.has_plugin("x86env_unicorn_summary"):
         config.pluginmanager.register(_Summary(), "x86env_unicorn_summary")
+
+
+def repro(code: bytes, regs: dict[str, int] | None = None, eflags: int = 2) -> str:
+    """Run ``code`` (a hlt is appended) on both sides from the given
+    registers and EFLAGS and return the comparison report (for reducing a
+    failure by hand: ``python -c "import x86env_unicorn as x;
+    print(x.repro(bytes.fromhex('3f'), {'eax': 0}, 0x12))"``)."""
+    r = regs or {}
+    vals = [r.get(n, STACK_TOP if n == "esp" else 0) for n in R32]
+    insn = Insn(code)
+    case = Case(family="repro", insns=[insn], regs=vals, eflags=eflags, data=bytes(DATA_SIZE),
+                stack=bytes(STACK_HI - STACK_LO), undef_in=[0, 0], undef_regs=frozenset(),
+                offsets=[0, len(code)])
+    m = machine_for(case)
+    uni, ours = run_unicorn(m), run_core(m)
+    return report("repro", m, ours, uni, compare(m, ours, uni, 0))
