@@ -110,6 +110,7 @@ class CPU:
         self.pending: list[int] = []
         self.last_exception: tuple[int, int | None] | None = None
         self.breakpoints: set[int] = set()
+        self.exit_eip: int | None = None     # run() returns "exit" on reaching it
         self.port_in = lambda port, size: (1 << (8 * size)) - 1
         self.port_out = lambda port, size, value: None
         self.on_exception = None            # hook(cpu, vector, error_code) before delivery
@@ -499,8 +500,14 @@ class CPU:
         if trap and not self.halted:
             self.deliver(1, None, return_eip=self.eip, software=False)
 
-    def run(self, max_instructions: int = 1 << 62) -> str:
-        """Run until hlt, a breakpoint, a triple fault or the instruction limit."""
+    def run(self, max_instructions: int = 1 << 62, deadline: int = 1 << 62) -> str:
+        """Run until hlt, a breakpoint, a triple fault or the instruction limit.
+
+        Also stops (between blocks) with "deadline" once ``cycles`` reaches
+        ``deadline``, and with "exit" when EIP reaches ``exit_eip``: the
+        address the Host's far call into the Switcher returns to, where no
+        x86 code lives and Python takes over again.
+        """
         limit = self.instructions + max_instructions
         first = True
         bps = self.breakpoints
@@ -529,6 +536,10 @@ class CPU:
                 return "limit"
             # The fast path: find the block by physical address and call it.
             eip = self.eip
+            if eip == self.exit_eip:
+                return "exit"
+            if self.cycles >= deadline:
+                return "deadline"
             la = (segs[1].base + eip) & M32
             try:
                 p = self.TR.get(la >> 12)
