@@ -33,9 +33,10 @@ def test_test_unary(case: xu.Case) -> None:
 
 
 @xu.examples(ci=600)
-@given(xu.cases([xu.gen_mov, xu.gen_movx, xu.gen_lea, xu.gen_xchg, xu.gen_convert], "moves"))
+@given(xu.cases([xu.gen_mov, xu.gen_movx, xu.gen_lea, xu.gen_xchg, xu.gen_convert, xu.gen_xlat],
+                "moves"))
 def test_moves(case: xu.Case) -> None:
-    """mov, movzx/movsx, lea, xchg, cbw/cwde/cwd/cdq."""
+    """mov, movzx/movsx, lea, xchg, cbw/cwde/cwd/cdq, xlat."""
     xu.check_case(case)
 
 

@@ -2,7 +2,8 @@
 
 movs/stos/lods/cmps/scas (b/w/d) with rep/repe/repne, DF both ways,
 counts from 0; push/pop (registers, immediates, memory, 16-bit forms,
-pop into [esp+d]), pushf/popf; forward jcc/jmp/jecxz/loop.
+pop into [esp+d], pop esp, pusha/popa, enter/leave), pushf/popf; forward
+jcc/jmp/jecxz/loop/call.
 """
 
 from __future__ import annotations

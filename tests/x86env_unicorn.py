@@ -726,6 +726,12 @@ def gen_xchg(g: Gen) -> list[Insn]:
     return [Insn(osz(size) + bytes([0x86 if size == 8 else 0x87]) + code)]
 
 
+def gen_xlat(g: Gen) -> list[Insn]:
+    """xlat: AL <- [EBX + AL]."""
+    g.fix(EBX, g.draw(st.integers(DATA, DATA_END - 0x100)))
+    return [Insn(b"\xd7")]
+
+
 def gen_convert(g: Gen) -> list[Insn]:
     """cbw/cwde/cwd/cdq."""
     return [Insn(osz(g.size((16, 32))) + g.draw(st.sampled_from([b"\x98", b"\x99"])))]
@@ -824,9 +830,27 @@ def gen_string(g: Gen) -> list[Insn]:
 def gen_stack(g: Gen) -> list[Insn]:
     """push/pop (reg, imm, mem, 16 and 32 bits), pushf/popf."""
     k = g.draw(st.sampled_from(["push_r", "pop_r", "push_imm8", "push_imm", "push_m",
-                                "pop_m", "pushf", "popf", "push_esp", "pop_m_esp"]))
+                                "pop_m", "pushf", "popf", "push_esp", "pop_m_esp",
+                                "pusha", "popa", "enter", "leave", "pop_esp"]))
     size = g.size((16, 32))
     p = osz(size)
+    if k == "pusha":
+        return [Insn(p + b"\x60")]
+    if k == "popa":
+        return [Insn(p + b"\x61")]
+    if k in ("enter", "leave"):
+        # EBP must point into the stack page: leave loads ESP from it, enter
+        # with a nesting level copies frame pointers from below it.
+        g.fix(EBP, STACK_TOP + g.draw(st.integers(-0x100, 0x100)))
+        if k == "leave":
+            return [Insn(p + b"\xc9")]
+        alloc = g.draw(st.sampled_from([0, 4, 8, 0x10, 0x7C]))
+        level = g.draw(st.sampled_from([0, 1, 2, 3, 31, 32]))
+        return [Insn(p + b"\xc8" + struct.pack("<HB", alloc, level))]
+    if k == "pop_esp" and not g.seq:     # ESP gets a random value: not in sequences
+        return [Insn(p + b"\x5c")]
+    if k == "pop_esp":
+        k = "pop_r"
     if k == "push_r":
         return [Insn(p + bytes([0x50 + g.reg(size)]))]
     if k == "push_esp":
@@ -863,7 +887,7 @@ def gen_stack(g: Gen) -> list[Insn]:
 def gen_jcc(g: Gen) -> list[Insn]:
     """Forward conditional/unconditional jumps, jecxz and loop[cc]."""
     k = g.draw(st.sampled_from(["jcc8", "jcc32", "jmp8", "jmp32", "jecxz", "loop",
-                                "loope", "loopne"]))
+                                "loope", "loopne", "call"]))
     skip = g.draw(st.integers(0, 2))
     cc = g.draw(st.integers(0, 15))
     if k in ("jecxz", "loop", "loope", "loopne") and g.draw(st.booleans()):
@@ -877,7 +901,7 @@ def gen_jcc(g: Gen) -> list[Insn]:
     quirk = STATUS if k in ("loope", "loopne") else 0
     form = {"jcc8": f"rel8:{0x70 + cc:02x}", "jcc32": f"rel32:0f{0x80 + cc:02x}",
             "jmp8": "rel8:eb", "jmp32": "rel32:e9", "jecxz": "rel8:e3", "loop": "rel8:e2",
-            "loope": "rel8:e1", "loopne": "rel8:e0"}[k]
+            "loope": "rel8:e1", "loopne": "rel8:e0", "call": "rel32:e8"}[k]
     return [Insn(b"", reads=reads, writes=quirk, undef=quirk, jump_items=skip, jump_form=form)]
 
 
@@ -886,7 +910,7 @@ def gen_jcc(g: Gen) -> list[Insn]:
 SEQUENCE_GENS: tuple[GenFn, ...] = (
     gen_alu, gen_alu, gen_test, gen_unary, gen_shift, gen_shxd, gen_mul, gen_div,
     gen_bt, gen_bswap, gen_xadd_cmpxchg, gen_setcc_cmov, gen_movx, gen_lea,
-    gen_xchg, gen_convert, gen_mov, gen_flagops, gen_bcd, gen_string, gen_stack,
+    gen_xchg, gen_convert, gen_xlat, gen_mov, gen_flagops, gen_bcd, gen_string, gen_stack,
     gen_jcc, gen_jcc,
 )
 
