@@ -513,6 +513,8 @@ class CPU:
         bps = self.breakpoints
         segs = self.sregs
         while True:
+            if self.eip == self.exit_eip:
+                return "exit"
             # Anything unusual goes one instruction at a time, carefully.
             if self.pending or self.halted or self.shutdown or self.inhibit or self._ef & TF \
                     or (bps and not first):
@@ -536,8 +538,6 @@ class CPU:
                 return "limit"
             # The fast path: find the block by physical address and call it.
             eip = self.eip
-            if eip == self.exit_eip:
-                return "exit"
             if self.cycles >= deadline:
                 return "deadline"
             la = (segs[1].base + eip) & M32
