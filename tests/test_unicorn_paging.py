@@ -11,6 +11,11 @@ back), with the accessed/dirty bits masked after a fault (the SDM leaves
 their update on a faulting walk unspecified; QEMU sets a present PDE's
 accessed bit before looking at the PTE, Intel hardware does not).
 
+A second test interleaves the accesses with rewrites of the PTEs and PDEs
+they use, each followed by ``invlpg`` or a CR3 reload (always a reload after
+a PDE change, so no case depends on what a CPU may keep cached), to check
+that the TLB never serves a stale translation.
+
 Unicorn does not expose the #PF error code, so the error code our core
 pushes is checked against a small reference walk written here from the SDM
 (vol. 3, 4.3 and 4.7), and that reference is itself checked against
@@ -48,11 +53,17 @@ def _count_cases(request: pytest.FixtureRequest) -> None:
 
 @dataclasses.dataclass
 class Access:
+    """A load or store (kind "mem"), or a rewrite of the PTE or PDE that
+    maps ``lin`` followed by ``invlpg [lin]`` or a CR3 reload ("pte"/"pde")."""
+
     store: bool
     width: int          # bytes
     lin: int
     reg: int
     code: bytes = b""
+    kind: str = "mem"
+    value: int = 0      # the new entry
+    flush: str = ""     # "invlpg" or "cr3"
 
 
 @dataclasses.dataclass
@@ -68,38 +79,67 @@ class PagingCase:
     iret_eflags: int
 
 
-def _entry_flags(draw: Any, leaf: bool) -> int:
-    present = draw(st.integers(0, 7)) != 0
+def _entry_flags(draw: Any, friendly: bool = False) -> int:
+    """Random P (mostly set), R/W, U/S, PWT, PCD, A, D, G and the bits left
+    to software (D and G are ignored in a PDE that maps a table, G without
+    CR4.PGE). ``friendly`` entries are more often present and writable, so
+    that runs of several accesses get further."""
+    present = draw(st.integers(0, 31 if friendly else 7)) != 0
     bits = draw(st.integers(0, 0xFFF)) & (RW | US | PWT | PCD | A | D | G | 0xE00)
-    if not leaf:
-        bits &= ~D
-        bits |= draw(st.integers(0, 1)) * D   # ignored in a PDE that maps a table
+    if friendly and draw(st.booleans()):
+        bits |= RW
     return bits | (P if present else 0)
 
 
+def _pde(draw: Any, i: int, pse: bool, friendly: bool = False) -> int:
+    if pse and draw(st.booleans()):
+        return _entry_flags(draw, friendly) | PS        # a 4 MiB page at physical 0
+    flags = _entry_flags(draw, friendly)
+    if not pse and draw(st.booleans()):
+        flags |= PS                                     # ignored while CR4.PSE = 0
+    return TEST_PTS[i] | flags
+
+
+def _pte(draw: Any, friendly: bool = False) -> int:
+    frame = draw(st.integers(FRAMES_LO >> 12, (FRAMES_HI >> 12) - 1)) << 12
+    return frame | _entry_flags(draw, friendly)
+
+
+def _access(draw: Any) -> Access:
+    width = draw(st.sampled_from([1, 2, 4]))
+    off = draw(st.one_of(st.integers(0, 0x1000 - width), st.integers(0xFFC, 0xFFF)))
+    lin = (draw(st.sampled_from(sorted(TEST_PTS))) << 22) | (
+        draw(st.integers(PTI_LO, PTI_HI - 1)) << 12) | off
+    reg = draw(st.sampled_from([0, 1, 2, 3, 5, 6, 7]))
+    return Access(store=draw(st.booleans()), width=width, lin=lin, reg=reg)
+
+
 @st.composite
-def paging_cases(draw: Any) -> PagingCase:
+def paging_cases(draw: Any, tlb: bool = False) -> PagingCase:
     wp, pse, user = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
     pdes: dict[int, int] = {}
     ptes: dict[int, dict[int, int]] = {}
-    for i, pt in TEST_PTS.items():
-        if pse and draw(st.booleans()):
-            pdes[i] = _entry_flags(draw, leaf=True) | PS          # 4 MiB page at 0
-        else:
-            flags = _entry_flags(draw, leaf=False)
-            if not pse and draw(st.booleans()):
-                flags |= PS                 # PS is ignored while CR4.PSE = 0
-            pdes[i] = pt | flags
-            ptes[i] = {j: (draw(st.integers(FRAMES_LO >> 12, (FRAMES_HI >> 12) - 1)) << 12)
-                       | _entry_flags(draw, leaf=True) for j in range(PTI_LO, PTI_HI + 1)}
-    accesses = []
-    for _ in range(draw(st.integers(1, 3))):
-        width = draw(st.sampled_from([1, 2, 4]))
-        off = draw(st.one_of(st.integers(0, 0x1000 - width), st.integers(0xFFC, 0xFFF)))
-        lin = (draw(st.sampled_from(sorted(TEST_PTS))) << 22) | (
-            draw(st.integers(PTI_LO, PTI_HI - 1)) << 12) | off
-        reg = draw(st.sampled_from([0, 1, 2, 3, 5, 6, 7]))
-        accesses.append(Access(store=draw(st.booleans()), width=width, lin=lin, reg=reg))
+    for i in TEST_PTS:
+        pdes[i] = _pde(draw, i, pse, tlb)
+        ptes[i] = {j: _pte(draw, tlb) for j in range(PTI_LO, PTI_HI + 1)}
+    accesses = [_access(draw) for _ in range(draw(st.integers(1, 3)))]
+    if tlb:
+        # accesses interleaved with entry rewrites and TLB invalidations
+        user = False
+        for _ in range(draw(st.integers(1, 3))):
+            a = accesses[draw(st.integers(0, len(accesses) - 1))]
+            i, j = a.lin >> 22, (a.lin >> 12) & 0x3FF
+            if a.width > 1 and a.lin & 0xFFF > 0x1000 - a.width and draw(st.booleans()):
+                j += 1                       # the second page of a crossing access
+            page = (i << 22) | (j << 12)
+            if draw(st.booleans()):
+                op = Access(False, 4, page, 0, kind="pde", value=_pde(draw, i, pse, True),
+                            flush="cr3")
+            else:
+                op = Access(False, 4, page, 0, kind="pte", value=_pte(draw, True),
+                            flush=draw(st.sampled_from(["invlpg", "cr3"])))
+            accesses.insert(draw(st.integers(1, len(accesses))), op)
+        accesses.append(_access(draw))
     regs = [draw(st.integers(0, 2**32 - 1)) for _ in range(8)]
     return PagingCase(wp=wp, pse=pse, user=user, pdes=pdes, ptes=ptes, accesses=accesses,
                       regs=regs, frames_seed=draw(st.integers(0, 2**32 - 1)),
@@ -109,6 +149,13 @@ def paging_cases(draw: Any) -> PagingCase:
 def encode(acc: Access, draw_form: bool) -> bytes:
     """mov between a register and [disp32], by the moffs form for EAX/AX/AL
     or by ModRM."""
+    if acc.kind != "mem":
+        i, j = acc.lin >> 22, (acc.lin >> 12) & 0x3FF
+        addr = PD + 4 * i if acc.kind == "pde" else TEST_PTS[i] + 4 * j
+        code = b"\xc7\x05" + struct.pack("<II", addr, acc.value)   # mov dword [addr], imm32
+        if acc.flush == "invlpg":
+            return code + b"\x0f\x01\x3d" + struct.pack("<I", acc.lin)  # invlpg [lin]
+        return code + b"\x0f\x20\xd8\x0f\x22\xd8"                   # mov eax,cr3; mov cr3,eax
     p = b"\x66" if acc.width == 2 else b""
     w = 0 if acc.width == 1 else 1
     disp = struct.pack("<I", acc.lin)
@@ -196,7 +243,16 @@ def ref_translate(case: PagingCase, lin: int, write: bool) -> int | None:
 
 def ref_run(case: PagingCase) -> tuple[int, int, int] | None:
     """(index of the faulting access, CR2, error code), or None."""
+    case = dataclasses.replace(case, pdes=dict(case.pdes),
+                               ptes={i: dict(t) for i, t in case.ptes.items()})
     for n, acc in enumerate(case.accesses):
+        i, j = acc.lin >> 22, (acc.lin >> 12) & 0x3FF
+        if acc.kind == "pde":
+            case.pdes[i] = acc.value
+            continue
+        if acc.kind == "pte":
+            case.ptes[i][j] = acc.value
+            continue
         first_page = acc.lin & ~0xFFF
         last_page = (acc.lin + acc.width - 1) & ~0xFFF
         for page in sorted({first_page, last_page}):
@@ -211,9 +267,14 @@ def _mask_ad(data: bytes) -> bytes:
     return struct.pack(f"<{len(words)}I", *(w & ~(A | D) for w in words))
 
 
-@xu.examples(ci=1600)
-@given(paging_cases(), st.lists(st.booleans(), min_size=3, max_size=3))
-def test_page_walk(case: PagingCase, forms: list[bool]) -> None:
+def _describe(a: Access) -> str:
+    if a.kind == "mem":
+        return f"{'store' if a.store else 'load'}{8 * a.width} {a.lin:#x}"
+    return f"{a.kind} of {a.lin:#x} := {a.value:#010x} + {a.flush}"
+
+
+def check_paging(case: PagingCase, forms: list[bool]) -> None:
+    """Run a paging case on both sides and assert they agree."""
     m, eips = build(case, forms[:len(case.accesses)])
     ref = ref_run(case)
     uni = xu.run_unicorn(m)
@@ -221,9 +282,7 @@ def test_page_walk(case: PagingCase, forms: list[bool]) -> None:
     xu.COUNTS["paging"] += 1
     extra = (f"CR0.WP={int(case.wp)} CR4.PSE={int(case.pse)} CPL={3 if case.user else 0}\n"
              + "".join(f"PDE[{i}]={v:#010x} " for i, v in case.pdes.items()) + "\n"
-             + "accesses: " + ", ".join(
-                 f"{'store' if a.store else 'load'}{8 * a.width} {a.lin:#x}"
-                 for a in case.accesses) + "\n"
+             + "operations: " + ", ".join(_describe(a) for a in case.accesses) + "\n"
              + "PTEs used: " + " ".join(
                  f"[{a.lin >> 22}][{(a.lin >> 12) & 0x3FF:#x}]="
                  f"{case.ptes.get(a.lin >> 22, {}).get((a.lin >> 12) & 0x3FF, 0):#010x}"
@@ -253,3 +312,19 @@ def test_page_walk(case: PagingCase, forms: list[bool]) -> None:
                              + (" (A/D masked after the fault)" if faulted else ""))
     if diffs:
         raise AssertionError(xu.report("page-walk mismatch", m, ours, uni, diffs, extra))
+
+
+@xu.examples(ci=1300)
+@given(paging_cases(), st.lists(st.booleans(), min_size=8, max_size=8))
+def test_page_walk(case: PagingCase, forms: list[bool]) -> None:
+    """One to three accesses under random page tables, CPL 0 or 3."""
+    check_paging(case, forms)
+
+
+@xu.examples(ci=700)
+@given(paging_cases(tlb=True), st.lists(st.booleans(), min_size=8, max_size=8))
+def test_tlb_invalidation(case: PagingCase, forms: list[bool]) -> None:
+    """Accesses, then PTE/PDE rewrites made visible by invlpg or a CR3
+    reload, then accesses again (CPL 0): the TLB must not serve stale
+    translations, permissions or accessed/dirty state."""
+    check_paging(case, forms)
