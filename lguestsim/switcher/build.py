@@ -28,7 +28,8 @@ def build(out_dir: Path = HERE) -> tuple[Path, Path]:
         subprocess.run(["ld", "-m", "elf_i386", "-Ttext", hex(SWITCHER_ADDR), "-e",
                         "switch_to_guest", "--build-id=none", "-o", str(elf), str(obj)], check=True)
         binary = out_dir / "switcher.bin"
-        subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(elf), str(binary)], check=True)
+        subprocess.run(["objcopy", "-O", "binary", "-j", ".text", str(elf), str(binary)],
+                       check=True)
         nm = subprocess.run(["nm", str(elf)], check=True, capture_output=True, text=True).stdout
     symbols = {}
     for line in nm.splitlines():

@@ -1,0 +1,466 @@
+"""The Host: module init, the run_guest loop, and the way into the Switcher.
+
+This is lguest's core.c.  Loading the module (``Host(machine)``) sets up what
+a Linux Host kernel would already have -- its GDT, IDT, TSS, page tables and
+stack -- and maps the Switcher at 0xFFC00000.  After that the Host's life is
+run_guest(): handle the Guest's hypercalls, give it interrupts, switch into it
+through the Switcher, and look at why it came back (trapnum): a page fault to
+fill from the Guest's tables, an in/out to fake, a trap to reflect, or a
+reason to kill it.
+
+The Host is Python, but the world switch is not: run_guest_once() does what
+lguest's ``pushf; lcall *lguest_entry`` does -- pushes eflags, the Host's code
+segment and a return address where no x86 code lives, loads %eax and %ebx and
+jumps to switch_to_guest -- and lets the CPU run until the Switcher's iret lands
+on that return address.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import struct
+
+from .. import switcher as switcher_mod
+from ..trace import Trace
+from ..x86.segments import SegmentCache, encode
+from . import cost, segments
+from .hypercalls import Hypercalls
+from .interrupts_and_traps import Interrupts
+from .io import IO
+from .lg import (
+    CHANGED_ALL,
+    CHANGED_GDT,
+    CHANGED_GDT_TLS,
+    CHANGED_IDT,
+    FULL_EXEC_SEGMENT,
+    FULL_SEGMENT,
+    GDT_ENTRIES,
+    GDT_ENTRY_LGUEST_CS,
+    GDT_ENTRY_LGUEST_DS,
+    GDT_ENTRY_TSS,
+    GUEST_PL,
+    KERNEL_CS,
+    KERNEL_DS,
+    LD_CR2,
+    LGUEST_CS,
+    LGUEST_DS,
+    LGUEST_TRAP_ENTRY,
+    PAGE_SIZE,
+    REGS_OFFSET,
+    GuestRegs,
+    Lguest,
+    kill_guest,
+    lgread,
+    lgwrite_u32,
+)
+from .page_tables import PageTables
+
+# Where the Host keeps its own things in machine RAM (host-physical = host-virtual).
+HOST_GDT, HOST_IDT, HOST_TSS = 0x1000, 0x2000, 0x3000
+HOST_IRQ_HANDLER = 0x4000          # the Host's interrupt handler: a lone iret
+HOST_RETURN = 0x5000               # where the far call returns: Python, not x86
+HOST_STACK_TOP = 0x8000
+HOST_PGDIR = 0x8000
+HOST_SWITCHER_PTE = 0x9000         # the Host's own mapping of the Switcher pages
+GUEST_SWITCHER_PTE = 0xA000        # this CPU's Switcher PTE page in every shadow pgdir
+SWITCHER_PHYS = 0x10000            # two pages of Switcher code
+PERCPU_REGS = SWITCHER_PHYS + switcher_mod.TEXT_PAGES * PAGE_SIZE
+PERCPU_RO = PERCPU_REGS + PAGE_SIZE
+FRAME_POOL = 0x100000              # shadow page tables, regs pages: from here...
+HOST_AREA = 16 << 20               # ...to here; Launchers' memory lies above
+
+SWITCHER_ADDR = switcher_mod.SWITCHER_ADDR
+PAGES = SWITCHER_ADDR + switcher_mod.TEXT_PAGES * PAGE_SIZE     # struct lguest_pages
+RO = PAGES + PAGE_SIZE
+# struct lguest_ro_state offsets
+RO_HOST_CR3, RO_HOST_IDT_DESC, RO_HOST_GDT_DESC, RO_HOST_SP = 0, 4, 12, 20
+RO_GUEST_IDT_DESC, RO_GUEST_GDT_DESC, RO_GUEST_TSS = 24, 32, 40
+RO_GUEST_IDT, RO_GUEST_GDT = 144, 2192
+HOST_TIMER_VECTOR = 0x20
+MSR_SYSENTER_CS = 0x174
+CR0_TS = 8
+
+
+class Process:
+    """A Launcher's address space: a contiguous run of machine RAM.
+
+    Launcher address 0 is Guest-physical 0: the Launcher maps Guest memory at
+    the bottom of its own, so a Guest-physical address needs no translation in
+    the Launcher, and the Host finds it at ``base``.
+    """
+
+    def __init__(self, mem, base: int, size: int) -> None:
+        self.mem, self.base, self.size = mem, base, size
+
+    def _check(self, addr: int, n: int) -> None:
+        if addr < 0 or addr + n > self.size:
+            raise ValueError(f"Launcher access outside its memory: {addr:#x}+{n}")
+
+    def read(self, addr: int, n: int) -> bytes:
+        self._check(addr, n)
+        return self.mem.read(self.base + addr, n)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self._check(addr, len(data))
+        self.mem.write(self.base + addr, data)
+
+    def read32(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 4), "little")
+
+    def write32(self, addr: int, v: int) -> None:
+        self.write(addr, (v & 0xFFFFFFFF).to_bytes(4, "little"))
+
+    def read16(self, addr: int) -> int:
+        return int.from_bytes(self.read(addr, 2), "little")
+
+    def write16(self, addr: int, v: int) -> None:
+        self.write(addr, (v & 0xFFFF).to_bytes(2, "little"))
+
+
+class Host:
+    """lg.ko loaded into a simulated Linux Host on ``machine``."""
+
+    def __init__(self, machine, *, direct_traps: bool = True, seed: int = 0) -> None:
+        if machine.mem.size < HOST_AREA:
+            raise ValueError(f"the machine needs at least {HOST_AREA >> 20} MiB for the Host")
+        self.machine = machine
+        self.cpu = machine.cpu
+        self.mem = machine.mem
+        self.trace = Trace(lambda: machine.cpu.cycles)
+        self.random = random.Random(seed)
+        self.direct_traps = direct_traps
+        self.lguests: list[Lguest] = []
+        self.next_guestid = 0
+        self.last_guest: Lguest | None = None
+        self.free_frames = list(range(HOST_AREA - PAGE_SIZE, FRAME_POOL - 1, -PAGE_SIZE))
+        self.process_top = HOST_AREA
+        self.switcher = switcher_mod.load()
+        self.page_tables = PageTables(self)
+        self.interrupts = Interrupts(self)
+        self.hypercalls = Hypercalls(self)
+        self.io = IO(self)
+        self.switcher_pte_page = GUEST_SWITCHER_PTE
+        self.regs_pte_index = switcher_mod.TEXT_PAGES
+        self.default_idt = []
+        self._init_host_world()
+        self._map_switcher()
+
+    # -- the Host's own world
+    def _init_host_world(self) -> None:
+        mem, cpu = self.mem, self.cpu
+        gdt = bytearray(GDT_ENTRIES * 8)
+        flat_code, flat_data = encode(0, 0xFFFFF, 0x9B), encode(0, 0xFFFFF, 0x93)
+        for entry, desc in ((GDT_ENTRY_LGUEST_CS, flat_code), (GDT_ENTRY_LGUEST_DS, flat_data),
+                            (KERNEL_CS // 8, flat_code), (KERNEL_DS // 8, flat_data),
+                            (GDT_ENTRY_TSS, encode(HOST_TSS, 0x67, 0x89, 0))):
+            gdt[entry * 8:entry * 8 + 8] = desc
+        mem.write(HOST_GDT, bytes(gdt))
+        gate_lo = (KERNEL_CS << 16) | (HOST_IRQ_HANDLER & 0xFFFF)
+        gate_hi = (HOST_IRQ_HANDLER & 0xFFFF0000) | 0x8E00
+        mem.write(HOST_IDT, struct.pack("<II", gate_lo, gate_hi) * 256)
+        tss = bytearray(104)
+        struct.pack_into("<II", tss, 4, HOST_STACK_TOP, KERNEL_DS)
+        struct.pack_into("<H", tss, 0x66, 104)
+        mem.write(HOST_TSS, bytes(tss))
+        mem.write(HOST_IRQ_HANDLER, b"\xcf")          # iret
+        # Host page tables: all RAM identity-mapped with 4 MiB pages, and the Switcher.
+        pgdir = bytearray(PAGE_SIZE)
+        for i in range(min(1023, (mem.size + (4 << 20) - 1) >> 22)):
+            struct.pack_into("<I", pgdir, i * 4, (i << 22) | 0x1E3)   # P RW A D PS, global off
+        struct.pack_into("<I", pgdir, 1023 * 4, HOST_SWITCHER_PTE | 0x063)
+        mem.write(HOST_PGDIR, bytes(pgdir))
+        cpu.reset_flat32()
+        cpu.gdtr = (HOST_GDT, GDT_ENTRIES * 8 - 1)
+        cpu.idtr = (HOST_IDT, 256 * 8 - 1)
+        cpu.cr4 = 0x10                                  # PSE; the Host turns PGE off
+        cpu.cr3 = HOST_PGDIR
+        cpu.cr0 = cpu.cr0 | 0x80010023                  # PG WP NE MP
+        cpu.load_cs(KERNEL_CS)
+        for s in ("ds", "es", "ss"):
+            cpu.load_segment(s, KERNEL_DS)
+        cpu.load_segment("fs", 0)
+        cpu.load_segment("gs", 0)
+        cpu.load_tr(GDT_ENTRY_TSS * 8)
+        cpu.esp = HOST_STACK_TOP
+        cpu.eflags = 0x2
+        cpu.msr[MSR_SYSENTER_CS] = KERNEL_CS
+
+    #: H:010 map_switcher
+    def _map_switcher(self) -> None:
+        """Copy the Switcher into its pages and map them at 0xFFC00000."""
+        mem = self.mem
+        mem.write(SWITCHER_PHYS, self.switcher.code)
+        text = [SWITCHER_PHYS + i * PAGE_SIZE for i in range(switcher_mod.TEXT_PAGES)]
+        host_pte = bytearray(PAGE_SIZE)
+        guest_pte = bytearray(PAGE_SIZE)
+        for i, page in enumerate(text):
+            struct.pack_into("<I", host_pte, i * 4, page | 0x063)
+            struct.pack_into("<I", guest_pte, i * 4, page | 0x021)    # read-only to the Guest
+        n = switcher_mod.TEXT_PAGES
+        struct.pack_into("<I", host_pte, n * 4, PERCPU_REGS | 0x063)
+        struct.pack_into("<I", host_pte, (n + 1) * 4, PERCPU_RO | 0x063)
+        struct.pack_into("<I", guest_pte, (n + 1) * 4, PERCPU_RO | 0x021)
+        mem.write(HOST_SWITCHER_PTE, bytes(host_pte))
+        mem.write(GUEST_SWITCHER_PTE, bytes(guest_pte))
+        # The read-only state every Guest entry uses on this CPU.
+        ro = bytearray(PAGE_SIZE)
+        struct.pack_into("<HI", ro, RO_HOST_IDT_DESC, 256 * 8 - 1, HOST_IDT)
+        struct.pack_into("<HI", ro, RO_HOST_GDT_DESC, GDT_ENTRIES * 8 - 1, HOST_GDT)
+        struct.pack_into("<HI", ro, RO_GUEST_IDT_DESC, 256 * 8 - 1, RO + RO_GUEST_IDT)
+        struct.pack_into("<HI", ro, RO_GUEST_GDT_DESC, GDT_ENTRIES * 8 - 1, RO + RO_GUEST_GDT)
+        # The Guest's TSS: traps to ring 0 land at the end of the regs page, on LGUEST_DS.
+        struct.pack_into("<II", ro, RO_GUEST_TSS + 4, PAGES + PAGE_SIZE, LGUEST_DS)
+        struct.pack_into("<H", ro, RO_GUEST_TSS + 0x66, 104)
+        gdt = RO_GUEST_GDT
+        ro[gdt + GDT_ENTRY_LGUEST_CS * 8: gdt + GDT_ENTRY_LGUEST_CS * 8 + 8] = \
+            struct.pack("<II", *FULL_EXEC_SEGMENT)
+        ro[gdt + GDT_ENTRY_LGUEST_DS * 8: gdt + GDT_ENTRY_LGUEST_DS * 8 + 8] = \
+            struct.pack("<II", *FULL_SEGMENT)
+        ro[gdt + GDT_ENTRY_TSS * 8: gdt + GDT_ENTRY_TSS * 8 + 8] = \
+            encode(RO + RO_GUEST_TSS, 0x67, 0x89, 0)
+        # Default IDT: every vector to its Switcher stub; only the hypercall
+        # vector may be raised from ring 1 (DPL 1).
+        for v in range(256):
+            stub = self.switcher.stub(v)
+            flags = 0xAE00 if v == LGUEST_TRAP_ENTRY else 0x8E00
+            entry = ((LGUEST_CS << 16) | (stub & 0xFFFF), (stub & 0xFFFF0000) | flags)
+            self.default_idt.append(entry)
+            struct.pack_into("<II", ro, RO_GUEST_IDT + 8 * v, *entry)
+        self.mem.write(PERCPU_RO, bytes(ro))
+
+    # -- host memory
+    def alloc_page(self) -> int | None:
+        if not self.free_frames:
+            return None
+        page = self.free_frames.pop()
+        self.mem.fill(page, PAGE_SIZE)
+        return page
+
+    def free_page(self, page: int) -> None:
+        self.free_frames.append(page)
+
+    def new_process(self, size: int) -> Process:
+        """Memory for a Launcher (and so for its Guest), above the Host's area."""
+        size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        base = self.process_top
+        if base + size > self.mem.size:
+            raise MemoryError(f"the machine has no room for {size >> 20} MiB more")
+        self.process_top += size
+        self.mem.fill(base, size)
+        return Process(self.mem, base, size)
+
+    def open(self, process: Process):
+        from .lguest_user import LguestFile
+        return LguestFile(self, process)
+
+    def charge(self, kind: str) -> None:
+        self.cpu.cycles += cost.cost(kind)
+
+    # -- creating a Guest (called by /dev/lguest's INITIALIZE)
+    def new_guest(self, process: Process, pfn_limit: int, pgdir: int, start: int,
+                  page_offset: int) -> Lguest:
+        regs_page = self.alloc_page()
+        if regs_page is None:
+            raise OSError(errno.ENOMEM, "no memory for the regs page")
+        lg = Lguest(guestid=self.next_guestid, mem_base=process.base, pfn_limit=pfn_limit,
+                    page_offset=page_offset, regs_page=regs_page,
+                    regs=GuestRegs(self.mem, regs_page + REGS_OFFSET), launcher=process)
+        if not self.page_tables.init_guest_pagetable(lg, pgdir):
+            self.free_page(regs_page)
+            raise OSError(errno.ENOMEM, "no memory for the shadow page directory")
+        self.next_guestid += 1
+        # The registers a Guest kernel starts with.
+        regs = lg.regs
+        regs.ds = regs.es = regs.ss = KERNEL_DS | GUEST_PL
+        regs.cs = KERNEL_CS | GUEST_PL
+        regs.eflags = 0x202
+        regs.eip = start
+        segments.setup_guest_gdt(lg)
+        self.lguests.append(lg)
+        return lg
+
+    def destroy_guest(self, lg: Lguest) -> None:
+        if lg.clock_timer is not None:
+            self.machine.cancel_timer(lg.clock_timer)
+            lg.clock_timer = None
+        self.io.release_all_dma(lg)
+        self.page_tables.free_guest_pagetable(lg)
+        self.free_page(lg.regs_page)
+        if lg in self.lguests:
+            self.lguests.remove(lg)
+        if self.last_guest is lg:
+            self.last_guest = None
+
+    # -- running a Guest
+    def copy_in_guest_info(self, lg: Lguest) -> None:
+        """Put this Guest's state where the Switcher and the CPU will look for it."""
+        mem = self.mem
+        if self.last_guest is not lg:
+            lg.changed = CHANGED_ALL
+            self.last_guest = lg
+        self.charge("copy_in_guest_info")
+        mem.write32(PERCPU_RO + RO_HOST_CR3, self.cpu.cr3)
+        self.page_tables.map_switcher_in_guest(lg)
+        mem.write(PERCPU_RO + RO_GUEST_TSS + 12, struct.pack("<II", lg.esp1, lg.ss1))
+        if lg.changed & CHANGED_IDT:
+            self.charge("copy_idt")
+            idt = list(self.default_idt)
+            self.interrupts.copy_traps(lg, idt, self.default_idt)
+            mem.write(PERCPU_RO + RO_GUEST_IDT,
+                      b"".join(struct.pack("<II", lo, hi) for lo, hi in idt))
+        if lg.changed & CHANGED_GDT:
+            self.charge("copy_gdt")
+            gdt = self._read_percpu_gdt()
+            segments.copy_gdt(lg, gdt)
+            self._write_percpu_gdt(gdt)
+        elif lg.changed & CHANGED_GDT_TLS:
+            gdt = self._read_percpu_gdt()
+            segments.copy_gdt_tls(lg, gdt)
+            self._write_percpu_gdt(gdt)
+        lg.changed = 0
+
+    def _read_percpu_gdt(self) -> list:
+        raw = self.mem.read(PERCPU_RO + RO_GUEST_GDT, GDT_ENTRIES * 8)
+        return [struct.unpack_from("<II", raw, 8 * i) for i in range(GDT_ENTRIES)]
+
+    def _write_percpu_gdt(self, gdt: list) -> None:
+        self.mem.write(PERCPU_RO + RO_GUEST_GDT, b"".join(struct.pack("<II", a, b) for a, b in gdt))
+
+    #: S:010 run_guest_once
+    def run_guest_once(self, lg: Lguest) -> None:
+        """One trip into the Guest and back, every instruction of it on the CPU."""
+        cpu, mem = self.cpu, self.mem
+        self.copy_in_guest_info(lg)
+        lg.regs.trapnum = 256          # if we fault on the way in, this says so
+        cpu.fpu = lg.fpu
+        if lg.ts:
+            cpu.cr0 = cpu.cr0 | CR0_TS
+        cpu.msr[MSR_SYSENTER_CS] = 0
+        # pushf; lcall *lguest_entry  (with eax = pages, ebx = the shadow pgdir)
+        sp = cpu.esp
+        for value in (cpu.eflags, KERNEL_CS, HOST_RETURN):
+            sp -= 4
+            mem.write32(sp, value)
+        cpu.esp = sp
+        cpu.eax = PAGES
+        cpu.ebx = lg.pgdirs[lg.pgdidx].page
+        cpu.set_cs(SegmentCache(LGUEST_CS, 0, 0xFFFFFFFF, 0x9B, True, True), 0)
+        cpu.eip = self.switcher.switch_to_guest
+        cpu.exit_eip = HOST_RETURN
+        self.trace.emit("switch", guest=lg.guestid, to="guest", eip=lg.regs.eip)
+        machine = self.machine
+        while True:
+            why = cpu.run(deadline=machine.next_deadline())
+            if why == "exit":
+                break
+            if why == "deadline":
+                # The Host's timer interrupt: it preempts the Guest via deliver_to_host.
+                if HOST_TIMER_VECTOR not in cpu.pending:
+                    cpu.raise_interrupt(HOST_TIMER_VECTOR)
+                machine.fire_timers()
+                if cpu.cycles >= machine.next_deadline():
+                    # nothing left to wait for: don't spin on a past deadline
+                    while cpu.cycles >= machine.next_deadline() and machine.fire_timers():
+                        pass
+                continue
+            # A halted or shut-down CPU in the Host's world is a Host bug:
+            # report it as the Guest's death rather than hang.
+            kill_guest(lg, f"CPU stopped ({why}) during the world switch at {cpu.eip:#x}")
+            self._recover_host_world()
+            break
+        cpu.exit_eip = None
+        if HOST_TIMER_VECTOR in cpu.pending:
+            cpu.pending.remove(HOST_TIMER_VECTOR)
+        if cpu.cr0 & CR0_TS:
+            cpu.cr0 = cpu.cr0 & ~CR0_TS
+        cpu.msr[MSR_SYSENTER_CS] = KERNEL_CS
+        lg.world_switches += 1
+        self.trace.emit("switch", guest=lg.guestid, to="host", trapnum=lg.regs.trapnum,
+                        errcode=lg.regs.errcode, eip=lg.regs.eip)
+
+    def _recover_host_world(self) -> None:
+        cpu = self.cpu
+        cpu.shutdown = None
+        cpu.halted = False
+        self._init_host_world()
+
+    #: H:030 run_guest
+    def run_guest(self, lg: Lguest) -> bytes:
+        """Run the Guest until something the Launcher must see; raises OSError like read()."""
+        cpu = self.cpu
+        while lg.dead is None:
+            self.charge("run_guest_loop")
+            self.machine.fire_timers()
+            self.hypercalls.do_hypercalls(lg)
+            if lg.dma_is_pending:
+                return struct.pack("<II", lg.pending_dma, lg.pending_key)
+            if lg.break_out:
+                raise OSError(errno.EAGAIN, "the Waker broke us out")
+            self.interrupts.maybe_do_interrupt(lg)
+            if lg.dead is not None:
+                break
+            if lg.halted:
+                # Sleep until a timer fires; with none, only the Launcher can wake us.
+                if not self.machine.idle_until_next_timer():
+                    raise OSError(errno.EAGAIN, "the Guest sleeps with no timer set")
+                continue
+            self.run_guest_once(lg)
+            regs = lg.regs
+            trapnum = regs.trapnum
+            cr2 = cpu.cr2 if trapnum == 14 else 0
+            if trapnum == 13:
+                if regs.errcode == 0 and self.emulate_insn(lg):
+                    continue
+            elif trapnum == 14:
+                self.charge("demand_page")
+                if self.page_tables.demand_page(lg, cr2, regs.errcode):
+                    continue
+                if lg.lguest_data is not None:
+                    lgwrite_u32(lg, self.mem, lg.lguest_data + LD_CR2, cr2)
+            elif trapnum == 7:
+                if not lg.ts:
+                    continue
+            elif 32 <= trapnum <= 255:
+                continue                 # a real interrupt (or a hypercall: top of the loop)
+            if lg.dead is not None:
+                break
+            self.charge("deliver_trap")
+            if self.interrupts.deliver_trap(lg, trapnum):
+                continue
+            kill_guest(lg, f"unhandled trap {trapnum} at {regs.eip:#x} "
+                           f"({cr2 if trapnum == 14 else regs.errcode:#x})")
+        self.trace.emit("kill", guest=lg.guestid, reason=lg.dead)
+        raise OSError(errno.ENOENT, "the Guest is dead")
+
+    #: H:050 emulate_insn
+    def emulate_insn(self, lg: Lguest) -> bool:
+        """A Guest's in or out trapped (ring 1, IOPL 0): pretend no device answered."""
+        regs = lg.regs
+        eip = regs.eip
+        if eip < lg.page_offset:
+            return False
+        raw = lgread(lg, self.mem, (eip - lg.page_offset) & 0xFFFFFFFF, 4)
+        insn = int.from_bytes(raw, "little")
+        self.charge("emulate_insn")
+        length, shift = 0, 0
+        if insn & 0xFF == 0x66:
+            shift, length = 16, 1
+            insn >>= 8
+        op = insn & 0xFF
+        if op in (0xE4, 0xE5, 0xE6, 0xE7):
+            length += 2
+        elif op in (0xEC, 0xED, 0xEE, 0xEF):
+            length += 1
+        else:
+            return False
+        if op in (0xE4, 0xE5, 0xEC, 0xED):
+            if op & 1 == 0:
+                mask = 0xFF
+            else:
+                mask = 0xFFFF if shift else 0xFFFFFFFF
+            regs.eax = regs.eax | mask
+        regs.eip = (eip + length) & 0xFFFFFFFF
+        self.trace.emit("trap", guest=lg.guestid, vector=13, emulated="in" if op in
+                        (0xE4, 0xE5, 0xEC, 0xED) else "out", eip=eip)
+        return True

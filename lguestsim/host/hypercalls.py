@@ -1,0 +1,195 @@
+"""Hypercalls: the Guest asking the Host for everything a ring-1 kernel can't do.
+
+The Guest traps with ``int $0x1F``: eax says which call, edx, ebx and ecx
+carry the arguments, and a result (for the few calls that have one) goes back
+in eax.  Calls that may be batched (page-table updates, in lazy mode) can
+instead be written into a ring in struct lguest_data, which the Host drains
+every time it gets control, before it looks at a synchronous call.
+
+A Guest's very first hypercall must be LGUEST_INIT, telling the Host where
+lguest_data lives.  A malformed call is not answered with an error: the Guest
+is killed.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .. import machine as machine_mod
+from . import segments
+from .lg import (
+    HCALL_NAMES,
+    LD_GUESTID,
+    LD_HCALL_STATUS,
+    LD_HCALLS,
+    LD_NOIRQ_END,
+    LD_NOIRQ_START,
+    LD_RESERVE_MEM,
+    LD_TIME,
+    LD_TSC_KHZ,
+    LG_CLOCK_MIN_DELTA,
+    LGUEST_DATA_SIZE,
+    LGUEST_TRAP_ENTRY,
+    LHCALL_BIND_DMA,
+    LHCALL_CRASH,
+    LHCALL_FLUSH_ASYNC,
+    LHCALL_FLUSH_TLB,
+    LHCALL_HALT,
+    LHCALL_LGUEST_INIT,
+    LHCALL_LOAD_GDT,
+    LHCALL_LOAD_IDT_ENTRY,
+    LHCALL_LOAD_TLS,
+    LHCALL_NEW_PGTABLE,
+    LHCALL_RING_SIZE,
+    LHCALL_SEND_DMA,
+    LHCALL_SET_CLOCKEVENT,
+    LHCALL_SET_PMD,
+    LHCALL_SET_PTE,
+    LHCALL_SET_STACK,
+    LHCALL_TS,
+    Lguest,
+    kill_guest,
+    lgread,
+    lgread_u32,
+    lguest_address_ok,
+    lgwrite,
+    lgwrite_u32,
+)
+
+RESERVE_MEM = 4 * 1024 * 1024   # what the Guest keeps free at the top for the Switcher (4 MiB)
+
+
+class Hypercalls:
+    def __init__(self, host) -> None:
+        self.host = host
+        self.mem = host.machine.mem
+
+    #: H:120 do_hcall
+    def do_hcall(self, lg: Lguest, eax: int, edx: int, ebx: int, ecx: int) -> int | None:
+        """Carry out one hypercall; returns the value for eax, if the call has one."""
+        host, mem = self.host, self.mem
+        lg.hypercalls += 1
+        host.trace.emit("hypercall", guest=lg.guestid, call=eax,
+                        name=HCALL_NAMES.get(eax, "?"), args=(edx, ebx, ecx))
+        host.charge("hypercall")
+        pt = host.page_tables
+        if eax == LHCALL_FLUSH_ASYNC:
+            pass
+        elif eax == LHCALL_LGUEST_INIT:
+            kill_guest(lg, "already have lguest_data")
+        elif eax == LHCALL_CRASH:
+            raw = lgread(lg, mem, edx, 128)
+            msg = raw.split(b"\0", 1)[0][:127].decode("latin-1")
+            kill_guest(lg, f"CRASH: {msg}")
+        elif eax == LHCALL_FLUSH_TLB:
+            if edx:
+                pt.guest_pagetable_clear_all(lg)
+            else:
+                pt.guest_pagetable_flush_user(lg)
+        elif eax == LHCALL_BIND_DMA:
+            return host.io.bind_dma(lg, edx, ebx, ecx >> 8, ecx & 0xFF)
+        elif eax == LHCALL_SEND_DMA:
+            host.io.send_dma(lg, edx, ebx)
+        elif eax == LHCALL_LOAD_GDT:
+            segments.load_guest_gdt(lg, mem, edx, ebx)
+        elif eax == LHCALL_LOAD_IDT_ENTRY:
+            host.interrupts.load_guest_idt_entry(lg, edx, ebx, ecx)
+        elif eax == LHCALL_NEW_PGTABLE:
+            pt.guest_new_pagetable(lg, edx)
+        elif eax == LHCALL_SET_STACK:
+            host.interrupts.guest_set_stack(lg, edx, ebx, ecx)
+        elif eax == LHCALL_SET_PTE:
+            pt.guest_set_pte(lg, edx, ebx, ecx)
+        elif eax == LHCALL_SET_PMD:
+            pt.guest_set_pmd(lg, edx, ebx)
+        elif eax == LHCALL_LOAD_TLS:
+            segments.guest_load_tls(lg, mem, edx)
+        elif eax == LHCALL_SET_CLOCKEVENT:
+            self.guest_set_clockevent(lg, edx)
+        elif eax == LHCALL_TS:
+            lg.ts = edx
+        elif eax == LHCALL_HALT:
+            lg.halted = True
+        else:
+            kill_guest(lg, f"Bad hypercall {eax}")
+        return None
+
+    #: H:130 do_async_hcalls
+    def do_async_hcalls(self, lg: Lguest) -> None:
+        mem = self.mem
+        status = lgread(lg, mem, lg.lguest_data + LD_HCALL_STATUS, LHCALL_RING_SIZE)
+        for _ in range(LHCALL_RING_SIZE):
+            n = lg.next_hcall
+            if status[n] == 0xFF:
+                break
+            lg.next_hcall = (n + 1) % LHCALL_RING_SIZE
+            raw = lgread(lg, mem, lg.lguest_data + LD_HCALLS + 16 * n, 16)
+            if lg.dead:
+                break
+            eax, edx, ebx, ecx = (int.from_bytes(raw[i:i + 4], "little") for i in range(0, 16, 4))
+            self.do_hcall(lg, eax, edx, ebx, ecx)
+            lgwrite(lg, mem, lg.lguest_data + LD_HCALL_STATUS + n, b"\xff")
+            if lg.dead or lg.dma_is_pending:
+                break
+
+    #: H:140 initialize
+    def initialize(self, lg: Lguest) -> None:
+        regs = lg.regs
+        mem = self.mem
+        if regs.eax != LHCALL_LGUEST_INIT:
+            kill_guest(lg, f"hypercall {regs.eax} before LGUEST_INIT")
+            return
+        addr = regs.edx
+        if not lguest_address_ok(lg, addr, LGUEST_DATA_SIZE):
+            kill_guest(lg, f"bad guest page {addr:#x}")
+            return
+        lg.lguest_data = addr
+        lgwrite_u32(lg, mem, addr + LD_RESERVE_MEM, RESERVE_MEM)
+        lgwrite_u32(lg, mem, addr + LD_TSC_KHZ, machine_mod.CPU_MHZ * 1000)
+        lgwrite(lg, mem, addr + LD_GUESTID, lg.guestid.to_bytes(2, "little"))
+        lg.noirq_start = lgread_u32(lg, mem, addr + LD_NOIRQ_START)
+        lg.noirq_end = lgread_u32(lg, mem, addr + LD_NOIRQ_END)
+        self.write_timestamp(lg)
+        self.host.page_tables.guest_pagetable_clear_all(lg)
+        self.host.trace.emit("hypercall", guest=lg.guestid, call=LHCALL_LGUEST_INIT,
+                             name="LGUEST_INIT", args=(addr, 0, 0))
+
+    def write_timestamp(self, lg: Lguest) -> None:
+        ns = self.host.machine.ns()
+        sec, nsec = divmod(ns, 1_000_000_000)
+        lgwrite(lg, self.mem, lg.lguest_data + LD_TIME, struct.pack("<II", sec, nsec))
+
+    #: H:100 do_hypercalls
+    def do_hypercalls(self, lg: Lguest) -> None:
+        regs = lg.regs
+        if lg.lguest_data is None:
+            if regs.trapnum == LGUEST_TRAP_ENTRY:
+                self.initialize(lg)
+                regs.trapnum = 255
+            return
+        self.do_async_hcalls(lg)
+        if not lg.dma_is_pending and not lg.dead and regs.trapnum == LGUEST_TRAP_ENTRY:
+            r = regs.as_dict()
+            result = self.do_hcall(lg, r["eax"], r["edx"], r["ebx"], r["ecx"])
+            if result is not None:
+                regs.eax = result
+            regs.trapnum = 255
+
+    # -- the Guest's clock
+    def guest_set_clockevent(self, lg: Lguest, delta_ns: int) -> None:
+        machine = self.host.machine
+        if lg.clock_timer is not None:
+            machine.cancel_timer(lg.clock_timer)
+            lg.clock_timer = None
+        if delta_ns == 0:
+            return
+        delta_ns = max(delta_ns, LG_CLOCK_MIN_DELTA)
+
+        def expire(lg=lg) -> None:
+            lg.clock_timer = None
+            lg.irqs_pending |= 1
+            self.host.trace.emit("timer", guest=lg.guestid)
+            if lg.lguest_data is not None and not lg.dead:
+                self.write_timestamp(lg)
+
+        lg.clock_timer = machine.add_timer(machine.cycles + machine.cycles_for_ns(delta_ns), expire)

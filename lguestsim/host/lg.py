@@ -1,0 +1,186 @@
+"""struct lguest: everything the Host knows about one Guest.
+
+lguest's lg.h is the Host's notebook: one structure per Guest holding its
+registers page, its shadow page tables, its GDT and IDT as the Guest asked for
+them, its interrupt bitmap, its clock, and why it died.  This module is that
+structure, the numbers the Host and Guest agree on, kill_guest(), and the two
+helpers through which the Host touches Guest memory: every address a Guest
+hands over is checked by lguest_address_ok() before a byte moves.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ..x86.x87 import FPU
+
+PAGE_SIZE = 4096
+
+# Hypercalls (2.6.23), see ABI.md section A.
+LHCALL_FLUSH_ASYNC, LHCALL_LGUEST_INIT, LHCALL_CRASH, LHCALL_LOAD_GDT = 0, 1, 2, 3
+LHCALL_NEW_PGTABLE, LHCALL_FLUSH_TLB, LHCALL_LOAD_IDT_ENTRY, LHCALL_SET_STACK = 4, 5, 6, 7
+LHCALL_TS, LHCALL_SET_CLOCKEVENT, LHCALL_HALT = 8, 9, 10
+LHCALL_BIND_DMA, LHCALL_SEND_DMA = 12, 13
+LHCALL_SET_PTE, LHCALL_SET_PMD, LHCALL_LOAD_TLS = 14, 15, 16
+HCALL_NAMES = {0: "FLUSH_ASYNC", 1: "LGUEST_INIT", 2: "CRASH", 3: "LOAD_GDT", 4: "NEW_PGTABLE",
+               5: "FLUSH_TLB", 6: "LOAD_IDT_ENTRY", 7: "SET_STACK", 8: "TS",
+               9: "SET_CLOCKEVENT", 10: "HALT", 12: "BIND_DMA", 13: "SEND_DMA", 14: "SET_PTE",
+               15: "SET_PMD", 16: "LOAD_TLS"}
+LGUEST_TRAP_ENTRY = 0x1F
+LHCALL_RING_SIZE = 64
+
+# /dev/lguest requests (section C).
+LHREQ_INITIALIZE, LHREQ_GETDMA, LHREQ_IRQ, LHREQ_BREAK = 0, 1, 2, 3
+
+LGUEST_IRQS = 32
+FIRST_EXTERNAL_VECTOR = 32
+SYSCALL_VECTOR = 0x80
+IDT_ENTRIES = FIRST_EXTERNAL_VECTOR + LGUEST_IRQS   # the Guest's own 64, plus syscall
+LG_CLOCK_MIN_DELTA = 100                             # ns
+
+# Segments (section E).
+GDT_ENTRIES = 32
+GDT_ENTRY_TLS_MIN, GDT_ENTRY_TLS_MAX = 6, 8
+GDT_ENTRY_LGUEST_CS, GDT_ENTRY_LGUEST_DS = 10, 11
+GDT_ENTRY_KERNEL_CS, GDT_ENTRY_KERNEL_DS = 12, 13
+GDT_ENTRY_TSS, GDT_ENTRY_DOUBLEFAULT_TSS = 16, 31
+LGUEST_CS, LGUEST_DS = GDT_ENTRY_LGUEST_CS * 8, GDT_ENTRY_LGUEST_DS * 8
+KERNEL_CS, KERNEL_DS = GDT_ENTRY_KERNEL_CS * 8, GDT_ENTRY_KERNEL_DS * 8
+GUEST_PL = 1
+FULL_EXEC_SEGMENT = (0x0000FFFF, 0x00CF9B00)
+FULL_SEGMENT = (0x0000FFFF, 0x00CF9300)
+
+# struct lguest_data (section B).
+LD_IRQ_ENABLED, LD_BLOCKED, LD_CR2, LD_TIME = 0, 4, 8, 12
+LD_HCALL_STATUS, LD_HCALLS = 20, 84
+LD_RESERVE_MEM, LD_GUESTID, LD_TSC_KHZ, LD_NOIRQ_START, LD_NOIRQ_END = 1108, 1112, 1116, 1120, 1124
+LGUEST_DATA_SIZE = 1128
+
+# struct lguest_regs (2.6.23 order), at the end of the regs page.
+REG_FIELDS = ("ebx", "ecx", "edx", "esi", "edi", "ebp", "gs", "eax", "fs", "ds", "es",
+              "trapnum", "errcode", "eip", "cs", "eflags", "esp", "ss")
+REGS_SIZE = 4 * len(REG_FIELDS)
+REGS_OFFSET = PAGE_SIZE - REGS_SIZE
+
+# What changed since this Guest last ran on this CPU.
+CHANGED_IDT, CHANGED_GDT, CHANGED_GDT_TLS = 1, 2, 4
+CHANGED_ALL = 3
+
+LGUEST_MAX_DMA = 32
+
+
+class GuestRegs:
+    """The Guest's registers: a view onto struct lguest_regs in its regs page (host RAM)."""
+
+    __slots__ = ("mem", "base")
+
+    def __init__(self, mem, base: int) -> None:
+        object.__setattr__(self, "mem", mem)
+        object.__setattr__(self, "base", base)
+
+    def __getattr__(self, name: str) -> int:
+        try:
+            i = REG_FIELDS.index(name)
+        except ValueError:
+            raise AttributeError(name) from None
+        return self.mem.read32(self.base + 4 * i)
+
+    def __setattr__(self, name: str, value: int) -> None:
+        i = REG_FIELDS.index(name)
+        self.mem.write32(self.base + 4 * i, value & 0xFFFFFFFF)
+
+    def as_dict(self) -> dict[str, int]:
+        vals = struct.unpack_from(f"<{len(REG_FIELDS)}I", self.mem.ram, self.base)
+        return dict(zip(REG_FIELDS, vals, strict=True))
+
+
+@dataclass
+class DmaBinding:
+    """One BIND_DMA: an array of struct lguest_dma in Guest memory, bound to a key."""
+    key: tuple
+    dmas: int            # Guest-physical address of the array
+    num_dmas: int
+    next_dma: int
+    interrupt: int
+
+
+@dataclass
+class ShadowPgdir:
+    gpgdir: int          # the Guest's cr3 (Guest-physical)
+    page: int            # host-physical address of our shadow page directory
+
+
+@dataclass
+class Lguest:
+    """Everything about one Guest (lguest's struct lguest)."""
+    guestid: int
+    mem_base: int                 # host-physical address of Guest-physical 0
+    pfn_limit: int
+    page_offset: int
+    regs_page: int                # host-physical
+    regs: GuestRegs
+    launcher: object              # the Launcher process (its memory is the Guest's)
+    lguest_data: int | None = None    # Guest-physical address, once LGUEST_INIT ran
+    noirq_start: int = 0
+    noirq_end: int = 0
+    next_hcall: int = 0
+    ts: int = 0
+    halted: bool = False
+    break_out: bool = False
+    dead: str | None = None
+    esp1: int = 0
+    ss1: int = 0
+    stack_pages: int = 0
+    irqs_pending: int = 0         # bitmap of LGUEST_IRQS
+    pgdirs: list = field(default_factory=lambda: [None] * 4)
+    pgdidx: int = 0
+    gdt: list = field(default_factory=lambda: [(0, 0)] * GDT_ENTRIES)
+    idt: list = field(default_factory=lambda: [(0, 0)] * IDT_ENTRIES)
+    syscall_idt: tuple = (0, 0)
+    changed: int = CHANGED_ALL
+    dma: list = field(default_factory=list)
+    pending_dma: int = 0
+    pending_key: int = 0
+    dma_is_pending: bool = False
+    clock_timer: int | None = None
+    fpu: FPU = field(default_factory=FPU)
+    last_cpu_pages: int | None = None
+    # figures for the views and benchmarks
+    world_switches: int = 0
+    hypercalls: int = 0
+
+
+def kill_guest(lg: Lguest, reason: str) -> None:
+    """The Guest did something unforgivable: remember why (the first reason wins)."""
+    if lg.dead is None:
+        lg.dead = reason
+
+
+def lguest_address_ok(lg: Lguest, addr: int, length: int) -> bool:
+    """Is [addr, addr+length) inside the memory this Guest may touch?"""
+    return addr >= 0 and length >= 0 and (addr + length) // PAGE_SIZE < lg.pfn_limit \
+        and addr + length >= addr
+
+
+def lgread(lg: Lguest, mem, addr: int, length: int) -> bytes:
+    """Copy Guest-physical memory; a bad address kills the Guest and reads zeroes."""
+    if not lguest_address_ok(lg, addr, length):
+        kill_guest(lg, f"bad read address {addr:#x} len {length}")
+        return bytes(length)
+    return mem.read(lg.mem_base + addr, length)
+
+
+def lgwrite(lg: Lguest, mem, addr: int, data: bytes) -> None:
+    if not lguest_address_ok(lg, addr, len(data)):
+        kill_guest(lg, f"bad write address {addr:#x} len {len(data)}")
+        return
+    mem.write(lg.mem_base + addr, data)
+
+
+def lgread_u32(lg: Lguest, mem, addr: int) -> int:
+    return int.from_bytes(lgread(lg, mem, addr, 4), "little")
+
+
+def lgwrite_u32(lg: Lguest, mem, addr: int, value: int) -> None:
+    lgwrite(lg, mem, addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))

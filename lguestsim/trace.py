@@ -1,0 +1,51 @@
+"""One stream of events, each stamped with the CPU cycle it happened at.
+
+The Host records what a reader wants to see on a timeline: world switches,
+traps, hypercalls, interrupts, page faults, DMA transfers, Guest deaths.
+Views and tests read ``events``; nothing is recorded per instruction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+KINDS = ("switch", "trap", "hypercall", "interrupt", "pagefault", "dma", "kill", "timer")
+
+
+@dataclass(slots=True)
+class Event:
+    kind: str
+    cycle: int
+    data: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str):
+        try:
+            return self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+class Trace:
+    def __init__(self, clock: Callable[[], int], limit: int = 200_000) -> None:
+        self.clock = clock
+        self.events: list[Event] = []
+        self.limit = limit          # keep the newest events only: a long run must not grow forever
+        self.listeners: list[Callable[[Event], None]] = []
+        self.enabled = True
+
+    def emit(self, kind: str, **data) -> None:
+        if not self.enabled:
+            return
+        ev = Event(kind, self.clock(), data)
+        self.events.append(ev)
+        if len(self.events) > self.limit:
+            del self.events[: len(self.events) // 2]
+        for listener in self.listeners:
+            listener(ev)
+
+    def of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+    def clear(self) -> None:
+        self.events.clear()
