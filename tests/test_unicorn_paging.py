@@ -11,6 +11,10 @@ back), with the accessed/dirty bits masked after a fault (the SDM leaves
 their update on a faulting walk unspecified; QEMU sets a present PDE's
 accessed bit before looking at the PTE, Intel hardware does not).
 
+A third test jumps into the test region (a 5-byte jmp placed through the
+page tables, sometimes straddling two pages), for instruction-fetch faults
+whose EIP is the jump target.
+
 A second test interleaves the accesses with rewrites of the PTEs and PDEs
 they use, each followed by ``invlpg`` or a CR3 reload (always a reload after
 a PDE change, so no case depends on what a CPU may keep cached), to check
@@ -115,13 +119,13 @@ def _access(draw: Any) -> Access:
 
 
 @st.composite
-def paging_cases(draw: Any, tlb: bool = False) -> PagingCase:
+def paging_cases(draw: Any, tlb: bool = False, fetch: bool = False) -> PagingCase:
     wp, pse, user = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
     pdes: dict[int, int] = {}
     ptes: dict[int, dict[int, int]] = {}
     for i in TEST_PTS:
-        pdes[i] = _pde(draw, i, pse, tlb)
-        ptes[i] = {j: _pte(draw, tlb) for j in range(PTI_LO, PTI_HI + 1)}
+        pdes[i] = _pde(draw, i, pse, tlb or fetch)
+        ptes[i] = {j: _pte(draw, tlb or fetch) for j in range(PTI_LO, PTI_HI + 1)}
     accesses = [_access(draw) for _ in range(draw(st.integers(1, 3)))]
     if tlb:
         # accesses interleaved with entry rewrites and TLB invalidations
@@ -140,6 +144,16 @@ def paging_cases(draw: Any, tlb: bool = False) -> PagingCase:
                             flush=draw(st.sampled_from(["invlpg", "cr3"])))
             accesses.insert(draw(st.integers(1, len(accesses))), op)
         accesses.append(_access(draw))
+    if fetch:
+        # a jump into the test region, to a 5-byte jmp back (maybe crossing
+        # a page); only loads around it, so nothing overwrites that stub
+        for a in accesses:
+            a.store = False
+        i = draw(st.sampled_from(sorted(TEST_PTS)))
+        off = draw(st.one_of(st.integers(0, 0xFFB), st.integers(0xFFC, 0xFFF)))
+        lin = (i << 22) | (draw(st.integers(PTI_LO, PTI_HI - 1)) << 12) | off
+        accesses.insert(draw(st.integers(0, len(accesses))),
+                        Access(False, 5, lin, 0, kind="fetch"))
     regs = [draw(st.integers(0, 2**32 - 1)) for _ in range(8)]
     return PagingCase(wp=wp, pse=pse, user=user, pdes=pdes, ptes=ptes, accesses=accesses,
                       regs=regs, frames_seed=draw(st.integers(0, 2**32 - 1)),
@@ -182,14 +196,25 @@ def build(case: PagingCase, forms: list[bool]) -> tuple[xu.Machine, list[int]]:
         for j, v in entries.items():
             struct.pack_into("<I", pt, 4 * j, v)
         img.append((TEST_PTS[i], bytes(pt)))
-    img.append((FRAMES_LO, random.Random(case.frames_seed).randbytes(FRAMES_HI - FRAMES_LO)))
+    frames = bytearray(random.Random(case.frames_seed).randbytes(FRAMES_HI - FRAMES_LO))
     body = b""
     eips = []
     start = USER_CODE if case.user else xu.CODE
     for acc, form in zip(case.accesses, forms, strict=True):
-        acc.code = encode(acc, form)
-        eips.append(start + len(body))
+        here = start + len(body)
+        if acc.kind == "fetch":
+            # jmp lin; at lin (through the page tables): jmp back to here + 5
+            acc.code = b"\xe9" + struct.pack("<I", (acc.lin - here - 5) & 0xFFFFFFFF)
+            stub = b"\xe9" + struct.pack("<I", (here + 5 - acc.lin - 5) & 0xFFFFFFFF)
+            for k, byte in enumerate(stub):
+                pa = ref_phys(case, acc.lin + k)
+                if pa is not None and FRAMES_LO <= pa < FRAMES_HI:
+                    frames[pa - FRAMES_LO] = byte
+        else:
+            acc.code = encode(acc, form)
+        eips.append(here)
         body += acc.code
+    img.append((FRAMES_LO, bytes(frames)))
     stop = start + len(body)
     body += b"\xf4"
     regs = list(case.regs)
@@ -241,6 +266,17 @@ def ref_translate(case: PagingCase, lin: int, write: bool) -> int | None:
     return None
 
 
+def ref_phys(case: PagingCase, lin: int) -> int | None:
+    """The physical address ``lin`` maps to, if its entries are present."""
+    pde = case.pdes.get(lin >> 22, 0)
+    if not pde & P:
+        return None
+    if case.pse and pde & PS:
+        return (pde & 0xFFC00000) | (lin & 0x3FFFFF)
+    pte = case.ptes[lin >> 22].get((lin >> 12) & 0x3FF, 0)
+    return (pte & ~0xFFF) | (lin & 0xFFF) if pte & P else None
+
+
 def ref_run(case: PagingCase) -> tuple[int, int, int] | None:
     """(index of the faulting access, CR2, error code), or None."""
     case = dataclasses.replace(case, pdes=dict(case.pdes),
@@ -268,6 +304,8 @@ def _mask_ad(data: bytes) -> bytes:
 
 
 def _describe(a: Access) -> str:
+    if a.kind == "fetch":
+        return f"jmp {a.lin:#x}"
     if a.kind == "mem":
         return f"{'store' if a.store else 'load'}{8 * a.width} {a.lin:#x}"
     return f"{a.kind} of {a.lin:#x} := {a.value:#010x} + {a.flush}"
@@ -291,7 +329,11 @@ def check_paging(case: PagingCase, forms: list[bool]) -> None:
     # The reference must agree with unicorn, or the test itself is wrong.
     if uni.error is None:
         uni_outcome = None if uni.fault is None else (uni.fault, uni.eip, uni.cr2)
-        ref_outcome = None if ref is None else (14, eips[ref[0]], ref[1])
+        fault_eip = None
+        if ref is not None:
+            op = case.accesses[ref[0]]
+            fault_eip = op.lin if op.kind == "fetch" else eips[ref[0]]
+        ref_outcome = None if ref is None else (14, fault_eip, ref[1])
         assert uni_outcome == ref_outcome, (
             f"reference walk disagrees with unicorn: {ref_outcome} vs {uni_outcome}\n" + extra)
     faulted = uni.fault is not None
@@ -314,7 +356,7 @@ def check_paging(case: PagingCase, forms: list[bool]) -> None:
         raise AssertionError(xu.report("page-walk mismatch", m, ours, uni, diffs, extra))
 
 
-@xu.examples(ci=1300)
+@xu.examples(ci=1100)
 @given(paging_cases(), st.lists(st.booleans(), min_size=8, max_size=8))
 def test_page_walk(case: PagingCase, forms: list[bool]) -> None:
     """One to three accesses under random page tables, CPL 0 or 3."""
@@ -327,4 +369,13 @@ def test_tlb_invalidation(case: PagingCase, forms: list[bool]) -> None:
     """Accesses, then PTE/PDE rewrites made visible by invlpg or a CR3
     reload, then accesses again (CPL 0): the TLB must not serve stale
     translations, permissions or accessed/dirty state."""
+    check_paging(case, forms)
+
+
+@xu.examples(ci=500)
+@given(paging_cases(fetch=True), st.lists(st.booleans(), min_size=8, max_size=8))
+def test_fetch(case: PagingCase, forms: list[bool]) -> None:
+    """Instruction fetch through the page tables: a jump to a page that may
+    be absent or supervisor-only, sometimes an instruction straddling two
+    pages; #PF reports the jump target as EIP."""
     check_paging(case, forms)
