@@ -421,8 +421,8 @@ class Host:
             elif trapnum == 7:
                 if not lg.ts:
                     continue
-            elif 32 <= trapnum <= 255:
-                continue                 # a real interrupt (or a hypercall: top of the loop)
+            elif 32 <= trapnum <= 255 or trapnum == LGUEST_TRAP_ENTRY:
+                continue     # a real interrupt, already handled; or a hypercall: top of the loop
             if lg.dead is not None:
                 break
             self.charge("deliver_trap")

@@ -1,0 +1,97 @@
+"""Tiny Guests for Host tests: assembled snippets run under the real Host.
+
+``boot(source)`` assembles ``source`` (AT&T, linked at PAGE_OFFSET + 1 MiB),
+lays it out the way the Launcher would (Guest RAM mapped linearly at
+PAGE_OFFSET by initial page tables below the top of memory), initializes a
+Guest through /dev/lguest and returns (host, dev, lg, process).  The snippet
+starts in ring 1 with the Launcher's page tables, like a Guest kernel.  A
+``lguest_data`` label and the helper macros below make hypercalls short.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from asm import assemble
+
+from lguestsim.host import HOST_AREA, LHREQ_INITIALIZE, Host
+from lguestsim.machine import Machine
+
+PAGE_OFFSET = 0xC0000000
+LOAD = 0x100000
+MEM = 8 << 20
+
+PRELUDE = """
+.macro HCALL n, a=0, b=0, c=0
+        movl $\\n, %eax
+        movl $\\a, %edx
+        movl $\\b, %ebx
+        movl $\\c, %ecx
+        int $0x1f
+.endm
+.set PO, 0xC0000000
+"""
+
+DATA = """
+        .p2align 12
+lguest_data:
+        .long 0x200, 0, 0, 0, 0           # irq_enabled, blocked, cr2, time
+        .fill 64, 1, 0xff                 # hcall_status: all free
+        .fill 64 * 16, 1, 0               # hcalls
+        .long 0, 0, 0                     # reserve_mem, guestid(+pad), tsc_khz
+        .long noirq_start, noirq_end
+noirq_start:
+noirq_end:
+        .p2align 12
+"""
+
+
+def page_tables(proc, mem_bytes: int) -> int:
+    """The Launcher's initial tables: all RAM at PAGE_OFFSET (PTE flags 7)."""
+    pages = mem_bytes // 4096
+    pgdir = mem_bytes - 4096
+    linear = pgdir - ((pages + 1023) // 1024) * 4096
+    proc.write(linear, b"".join(struct.pack("<I", (i * 4096) | 7) for i in range(pages)))
+    for i in range(0, pages, 1024):
+        proc.write32(pgdir + ((i + PAGE_OFFSET // 4096) // 1024) * 4, (linear + i * 4) | 7)
+    return pgdir
+
+
+def boot(source: str, mem_bytes: int = MEM, **host_options):
+    code = assemble(PRELUDE + source + DATA, PAGE_OFFSET + LOAD)
+    machine = Machine(HOST_AREA + mem_bytes + (1 << 20))
+    host = Host(machine, **host_options)
+    proc = host.new_process(mem_bytes + 4096)
+    proc.write(LOAD, code)
+    pgdir = page_tables(proc, mem_bytes)
+    dev = host.open(proc)
+    assert dev.write(struct.pack("<5I", LHREQ_INITIALIZE, mem_bytes // 4096, pgdir,
+                                 PAGE_OFFSET + LOAD, PAGE_OFFSET)) == 16
+    return host, dev, dev.lg, proc
+
+
+def run_to_death(dev, limit: int = 100) -> tuple[str, list[bytes]]:
+    """read() until the Guest dies; returns (reason, console output chunks)."""
+    out = []
+    for _ in range(limit):
+        try:
+            got = dev.read(8)
+        except OSError as e:
+            import errno
+            if e.errno == errno.ENOENT:
+                return dev.read(1024).rstrip(b"\0").decode(), out
+            raise
+        dma, key = struct.unpack("<II", got)
+        out.append(console_bytes(dev, dma))
+    raise AssertionError("the Guest did not die")
+
+
+def console_bytes(dev, dma: int) -> bytes:
+    proc = dev.process
+    data = b""
+    for i in range(16):
+        length = proc.read16(dma + 68 + 2 * i)
+        if not length:
+            break
+        data += proc.read(proc.read32(dma + 4 + 4 * i), length)
+    return data
