@@ -6,7 +6,8 @@ that x86env installs, so a Python exception out of step() is always a core
 bug.  The harness below calls step() bare: any exception fails the test,
 and test_harness_detects_an_escaping_exception shows that it would.
 
-Worlds: flat 32-bit protected mode at CPL 0, 1 and 3; 16-bit real mode;
+Worlds: flat 32-bit protected mode at CPL 0, 1 and 3 (flags including TF,
+IOPL and NT, sometimes an external interrupt pending); 16-bit real mode;
 paging on with random pages (including the code's next page, the stack, the
 IDT and the GDT) unmapped or made supervisor-only.  Registers are drawn from
 values that point into RAM, at the tables, past the end of RAM and at the
@@ -33,7 +34,9 @@ INTERESTING = [0, 1, 2, 4, 0x7F, 0x80, 0xFF, 0x100, 0xFFFF, 0x10000, 0x7FFFFFFF,
                0x400000, 0xF0000000, 0x10, 0x2B, 0x33, 0x38, 0x08]
 regs_st = st.lists(st.one_of(st.sampled_from(INTERESTING), st.integers(0, M32)),
                    min_size=8, max_size=8)
-flags_st = st.integers(0, 0xFFF).map(lambda f: (f & 0xCD5) | 0x2)   # arithmetic, DF, IF
+# arithmetic flags, TF, IF, DF, IOPL, NT, AC
+FLAG_MASK = 0x47FD5
+flags_st = st.integers(0, 0x7FFFF).map(lambda f: (f & FLAG_MASK) | 0x2)
 code_st = st.binary(min_size=1, max_size=16)
 
 
@@ -87,9 +90,11 @@ def protected_world(code: bytes, regs, flags, cpl: int, keep_esp: bool):
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(code=code_st, regs=regs_st, flags=flags_st, cpl=st.sampled_from([0, 1, 3]),
-       keep_esp=st.booleans())
-def test_random_bytes_protected_mode(code, regs, flags, cpl, keep_esp):
+       keep_esp=st.booleans(), irq=st.none() | st.integers(0, 255))
+def test_random_bytes_protected_mode(code, regs, flags, cpl, keep_esp, irq):
     env = protected_world(code, regs, flags, cpl, keep_esp)
+    if irq is not None:
+        env.cpu.raise_interrupt(irq)
     run_bytes(env.cpu)
 
 
@@ -114,9 +119,11 @@ def real_world(code: bytes, regs, flags):
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(code=code_st, regs=regs_st, flags=flags_st)
-def test_random_bytes_real_mode(code, regs, flags):
+@given(code=code_st, regs=regs_st, flags=flags_st, irq=st.none() | st.integers(0, 255))
+def test_random_bytes_real_mode(code, regs, flags, irq):
     _, cpu = real_world(code, regs, flags)
+    if irq is not None:
+        cpu.raise_interrupt(irq)
     run_bytes(cpu)
 
 
@@ -159,7 +166,7 @@ def test_many_random_byte_strings_seeded():
         code = rng.randbytes(rng.randint(1, 16))
         regs = [rng.choice(INTERESTING) if rng.random() < 0.5 else rng.getrandbits(32)
                 for _ in range(8)]
-        flags = (rng.getrandbits(12) & 0xCD5) | 0x2
+        flags = (rng.getrandbits(19) & FLAG_MASK) | 0x2
         kind = i % 3
         if kind == 0:
             cpu = protected_world(code, regs, flags, rng.choice([0, 1, 3]),
