@@ -29,6 +29,12 @@ def need_binutils() -> None:
 
 @lru_cache(maxsize=256)
 def assemble(source: str, base: int = 0x10000) -> bytes:
+    return assemble_with_symbols(source, base)[0]
+
+
+@lru_cache(maxsize=256)
+def assemble_with_symbols(source: str, base: int = 0x10000) -> tuple[bytes, dict[str, int]]:
+    """The bytes, and the address of every symbol (labels and .set names)."""
     need_binutils()
     with tempfile.TemporaryDirectory() as d:
         s, o, elf, out = (os.path.join(d, n) for n in ("t.s", "t.o", "t.elf", "t.bin"))
@@ -39,5 +45,11 @@ def assemble(source: str, base: int = 0x10000) -> bytes:
                        check=True, capture_output=True)
         subprocess.run(["objcopy", "-O", "binary", "-j", ".text", elf, out], check=True,
                        capture_output=True)
+        nm = subprocess.run(["nm", elf], check=True, capture_output=True, text=True).stdout
+        symbols = {}
+        for line in nm.splitlines():
+            parts = line.split()
+            if len(parts) == 3:
+                symbols[parts[2]] = int(parts[0], 16)
         with open(out, "rb") as f:
-            return f.read()
+            return f.read(), symbols

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import struct
 
-from asm import assemble
+from asm import assemble_with_symbols
 
 from lguestsim.host import HOST_AREA, LHREQ_INITIALIZE, Host
 from lguestsim.machine import Machine
@@ -58,7 +58,7 @@ def page_tables(proc, mem_bytes: int) -> int:
 
 
 def boot(source: str, mem_bytes: int = MEM, **host_options):
-    code = assemble(PRELUDE + source + DATA, PAGE_OFFSET + LOAD)
+    code, symbols = assemble_with_symbols(PRELUDE + source + DATA, PAGE_OFFSET + LOAD)
     machine = Machine(HOST_AREA + mem_bytes + (1 << 20))
     host = Host(machine, **host_options)
     proc = host.new_process(mem_bytes + 4096)
@@ -67,7 +67,13 @@ def boot(source: str, mem_bytes: int = MEM, **host_options):
     dev = host.open(proc)
     assert dev.write(struct.pack("<5I", LHREQ_INITIALIZE, mem_bytes // 4096, pgdir,
                                  PAGE_OFFSET + LOAD, PAGE_OFFSET)) == 16
+    proc.symbols = symbols
     return host, dev, dev.lg, proc
+
+
+def sym32(proc, name: str, index: int = 0) -> int:
+    """A 32-bit word of the Guest at a label (read through the Launcher's memory)."""
+    return proc.read32(proc.symbols[name] - PAGE_OFFSET + 4 * index)
 
 
 def run_to_death(dev, limit: int = 100) -> tuple[str, list[bytes]]:

@@ -48,6 +48,7 @@ from .lg import (
     LGUEST_TRAP_ENTRY,
     PAGE_SIZE,
     REGS_OFFSET,
+    SYSCALL_VECTOR,
     GuestRegs,
     Lguest,
     kill_guest,
@@ -421,6 +422,8 @@ class Host:
             elif trapnum == 7:
                 if not lg.ts:
                     continue
+            elif trapnum == SYSCALL_VECTOR:
+                pass         # (only with direct traps off) reflect it below
             elif 32 <= trapnum <= 255 or trapnum == LGUEST_TRAP_ENTRY:
                 continue     # a real interrupt, already handled; or a hypercall: top of the loop
             if lg.dead is not None:

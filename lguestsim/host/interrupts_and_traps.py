@@ -120,9 +120,12 @@ class Interrupts:
 
     #: H:220 deliver_trap
     def deliver_trap(self, lg: Lguest, num: int) -> bool:
-        if num >= IDT_ENTRIES:
+        if num == SYSCALL_VECTOR and not self.host.direct_traps:
+            lo, hi = lg.syscall_idt       # only reachable with direct traps off
+        elif num >= IDT_ENTRIES:
             return False
-        lo, hi = lg.idt[num]
+        else:
+            lo, hi = lg.idt[num]
         if not idt_present(lo, hi):
             return False
         self.set_guest_interrupt(lg, lo, hi, has_err(num))
@@ -163,14 +166,20 @@ class Interrupts:
     #: H:250 copy_traps
     def copy_traps(self, lg: Lguest, idt: list, default: list) -> None:
         """Fill the real IDT: direct traps to the Guest, the rest to the Switcher's stubs."""
-        for i in range(IDT_ENTRIES):
+        for i in range(FIRST_EXTERNAL_VECTOR):
             lo, hi = lg.idt[i]
             idt[i] = (lo, hi) if self.direct_trap(lg, lo, hi, i) else default[i]
         lo, hi = lg.syscall_idt
         if self.direct_trap(lg, lo, hi, SYSCALL_VECTOR):
             idt[SYSCALL_VECTOR] = (lo, hi)
         else:
-            idt[SYSCALL_VECTOR] = default[SYSCALL_VECTOR]
+            d_lo, d_hi = default[SYSCALL_VECTOR]
+            if not self.host.direct_traps and idt_present(lo, hi):
+                # lguestsim's "direct traps off" experiment: the system call
+                # goes through the Switcher and the Host, which reflects it.
+                # The stub gate takes the Guest's DPL so the int is allowed.
+                d_hi = (d_hi & ~0x6000) | (hi & 0x6000)
+            idt[SYSCALL_VECTOR] = (d_lo, d_hi)
 
     #: H:260 guest_set_stack
     def guest_set_stack(self, lg: Lguest, seg: int, esp: int, pages: int) -> None:
