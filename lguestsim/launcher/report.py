@@ -1,0 +1,69 @@
+"""How the Launcher talks to its user.
+
+The Launcher has three ways to say something. With ``--verbose`` it narrates
+what it lays out (printed on standard output, the same stream as the Guest's
+console, as the real one does). A warning goes to standard error and the
+Launcher carries on. A fatal error is a ``LauncherError``: ``main`` prints its
+one-line message on standard error and exits with the status it carries.
+
+The exit status says how things ended:
+
+* ``EXIT_POWER_DOWN`` (0): the Guest ran and powered itself down;
+* ``EXIT_GUEST_DIED`` (1): the Guest ran and ended any other way: it
+  crashed, the Host killed it, or it handed the Launcher something the
+  Launcher had to refuse;
+* ``EXIT_NOT_STARTED`` (2): the Guest never ran: a bad command line, an
+  image or initrd that cannot be read or loaded, a Host that refused it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+PROG = "lguest"
+
+EXIT_POWER_DOWN = 0
+EXIT_GUEST_DIED = 1
+EXIT_NOT_STARTED = 2
+
+
+class LauncherError(Exception):
+    """The Launcher cannot go on. ``str(err)`` is one line saying why."""
+
+    def __init__(self, message: str, status: int = EXIT_NOT_STARTED) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def ptr(addr: int) -> str:
+    """An address the way the C library's ``%p`` prints it.
+
+    The real Launcher's verbose lines print Guest-physical addresses as
+    pointers, and glibc prints a null pointer as ``(nil)``.
+    """
+    return f"{addr:#x}" if addr else "(nil)"
+
+
+#: L:120 verbose: a flag, and a way of printing only when it is set
+Say = Callable[[str], None]
+
+
+def quiet(message: str) -> None:
+    """The ``Say`` to use when nobody asked for ``--verbose``."""
+
+
+def make_say(verbose: bool) -> Say:
+    """A ``Say`` that prints each line on standard output when ``verbose``."""
+    if not verbose:
+        return quiet
+
+    def say(message: str) -> None:
+        print(message, file=sys.stdout, flush=True)
+
+    return say
+
+
+def warn(message: str) -> None:
+    """A warning on standard error; the Launcher carries on."""
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
