@@ -18,7 +18,7 @@ def run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_demo_prints_registers_and_cycles():
-    proc = run("-m", "lguestsim")
+    proc = run("-m", "lguestsim.demo")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     for reg in ("eax", "ebx", "ecx", "edx", "esi", "edi", "eip", "eflags"):
@@ -27,10 +27,10 @@ def test_demo_prints_registers_and_cycles():
     assert "cycles = " in out and "instructions = " in out
 
 
-def test_naming_a_kernel_image_is_refused():
+def test_naming_a_missing_kernel_image_is_refused():
     proc = run("-m", "lguestsim", "64", "vmlinux")
     assert proc.returncode == 2
-    assert "not built yet" in proc.stderr
+    assert "Failed to open vmlinux" in proc.stderr
 
 
 def test_bad_option_is_an_argparse_error():
