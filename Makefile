@@ -1,4 +1,4 @@
-# make run    run lguestsim (today: a demo program on the simulated CPU)
+# make run    run the Launcher: make run ARGS='16 vmlinux' (ARGS=--demo: the CPU demo)
 # make test   the whole test suite, then the linter
 # make bench  the core benchmark (figures go to stdout and benchmarks/out/)
 # make lint   the linter alone
