@@ -1,0 +1,230 @@
+/*
+ * guest.h: what the parts of the teaching Guest kernel know about each other.
+ *
+ * The Guest is a tiny kernel laid out like Linux's lguest Guest: head.S is
+ * where the Launcher starts it, boot.c is where it learns it is a Guest and
+ * fills in its "paravirt ops", and main.c then boots it with nothing but
+ * those ops, as a native kernel would with its own.  Each other file is one
+ * concept: traps.c and entry.S (interrupts and traps), mm.c (memory and page
+ * tables), time.c (the clock), lguest_bus.c and console.c (devices),
+ * process.c (the user program's life, system calls), lib.c (the C library
+ * a kernel carries with it).
+ */
+#ifndef GUEST_H
+#define GUEST_H
+
+#include "lguest.h"
+#include "lguest_launcher.h"
+
+/* The kernel's virtual addresses are physical addresses plus PAGE_OFFSET:
+ * physical 0 appears at 0xC0000000.  The Launcher set up such a mapping
+ * before starting us, and we build our own just like it. */
+#define PAGE_OFFSET	0xC0000000
+#define PAGE_SIZE	4096
+#define PAGE_SHIFT	12
+#define PAGE_MASK	(~(PAGE_SIZE - 1))
+#define PTRS_PER_PTE	1024
+#define __pa(vaddr)	((u32)(vaddr) - PAGE_OFFSET)
+#define __va(paddr)	((void *)((u32)(paddr) + PAGE_OFFSET))
+#define PAGE_ALIGN(x)	(((x) + PAGE_SIZE - 1) & PAGE_MASK)
+
+/* Page table entry bits (the same in directories and tables). */
+#define _PAGE_PRESENT	0x001
+#define _PAGE_RW	0x002
+#define _PAGE_USER	0x004
+#define _PAGE_ACCESSED	0x020
+#define _PAGE_DIRTY	0x040
+
+/* Segment selectors.  The GDT entries are Linux's: 12 and 13 for the
+ * kernel, 14 and 15 for user mode, 6 for a thread-local storage segment.
+ * The kernel runs in ring 1, so its selectors carry RPL 1. */
+#define __KERNEL_CS	0x60
+#define __KERNEL_DS	0x68
+#define __USER_CS	(0x70 | 3)
+#define __USER_DS	(0x78 | 3)
+#define GDT_ENTRY_TLS_MIN	6
+#define GDT_ENTRIES	32
+#define GUEST_PL	1
+#define GDT_ENTRY_KERNEL_CS	12
+#define GDT_ENTRY_KERNEL_DS	13
+#define GDT_ENTRY_USER_CS	14
+#define GDT_ENTRY_USER_DS	15
+
+/* Kernel stacks are two pages, aligned to their size. */
+#define THREAD_SIZE	8192
+
+/* Hardware interrupt n arrives as vector FIRST_EXTERNAL_VECTOR + n. */
+#define FIRST_EXTERNAL_VECTOR	32
+#define NR_IRQ_VECTORS		LGUEST_IRQS
+
+#ifndef __ASSEMBLER__
+
+#define NULL		((void *)0)
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define barrier()	asm volatile("" : : : "memory")
+
+/*: G:050 Linux calls every privileged operation through tables of function
+ * pointers, the "paravirt ops": a kernel running on bare metal fills them
+ * with one-instruction functions ("cli", "mov %eax,%cr3"), a Guest fills
+ * them with its own.  lguest's lguest_init() is where that happens.  Linux
+ * then goes further and patches the hottest call sites with the Guest's
+ * instructions inline; this small kernel does not bother.  It keeps the
+ * table, so that main.c and the rest boot without knowing they are a
+ * Guest, and every call that would be privileged can be found here. */
+struct pv_ops {
+	const char *name;
+
+	/* Interrupts on and off (boot.c, G:033). */
+	u32 (*save_fl)(void);
+	void (*restore_fl)(u32 flags);
+	void (*irq_disable)(void);
+	void (*irq_enable)(void);
+	/* Wait for an interrupt (which turns interrupts on). */
+	void (*safe_halt)(void);
+	/* Let interrupt "irq" through, or hold it back. */
+	void (*unmask_irq)(unsigned int irq);
+	void (*mask_irq)(unsigned int irq);
+
+	/* Descriptor tables and the kernel stack (G:034, G:038). */
+	void (*load_gdt)(const u64 *gdt, unsigned int entries);
+	void (*write_idt_entry)(unsigned int vector, u32 lo, u32 hi);
+	void (*load_tls)(const u64 *tls);
+	void (*load_esp0)(u32 esp0);
+
+	/* cr0's TS bit, which makes the first FPU instruction trap. */
+	void (*clts)(void);
+	void (*stts)(void);
+	/* The faulting address of the last page fault. */
+	u32 (*read_cr2)(void);
+
+	/* Page tables (G:036). */
+	void (*write_cr3)(u32 pgdir_phys);
+	void (*flush_tlb_user)(void);
+	void (*flush_tlb_kernel)(void);
+	void (*set_pte_at)(u32 *pgdir, u32 vaddr, u32 *ptep, u32 pte);
+	void (*set_pmd)(u32 *pmdp, u32 pmd);
+	void (*set_lazy_mode)(int lazy);
+
+	/* The timer: interrupt 0, this many nanoseconds from now. */
+	void (*set_next_event)(u32 delta_ns);
+
+	/* Goodbye. */
+	void (*power_off)(void);
+	void (*crash)(const char *why);
+};
+extern struct pv_ops pv;
+
+/* A segment descriptor: base, limit (20 bits) and the access flags in the
+ * Linux way, 0xGA0P: G = granularity and size bits, A = the access byte. */
+static inline u64 make_segment(u32 base, u32 limit, u32 flags)
+{
+	u32 lo = (base << 16) | (limit & 0xFFFF);
+	u32 hi = (base & 0xFF000000) | ((flags & 0xF000) << 8) | (limit & 0xF0000)
+		| ((flags & 0xFF) << 8) | ((base >> 16) & 0xFF);
+	return ((u64)hi << 32) | lo;
+}
+
+/* A place to keep the boot header the Launcher gave us (boot.c). */
+#define BOOT_PARAM_SIZE		4096
+#define COMMAND_LINE_SIZE	256
+extern u8 boot_params[BOOT_PARAM_SIZE];
+extern char boot_command_line[COMMAND_LINE_SIZE];
+
+/* How the trap entry code in entry.S leaves the stack for C (traps.c):
+ * what "pushal" saved, the data segments, which vector it was and its
+ * error code (0 when the processor gives none), then the frame pushed by
+ * the processor or the Host, whose last two words exist only if we came
+ * from user mode. */
+struct trap_frame {
+	u32 edi, esi, ebp, esp_unused, ebx, edx, ecx, eax;
+	u32 es, ds;
+	u32 vector, error_code;
+	u32 eip, cs, eflags;
+	u32 user_esp, user_ss;
+};
+#define from_user_mode(f)	(((f)->cs & 3) == 3)
+
+
+/* head.S: the first task's kernel stack */
+extern u8 init_stack[];
+
+/* main.c */
+void start_kernel(void) __attribute__((noreturn));
+
+/* traps.c */
+void cpu_init(void);
+void trap_init(void);
+typedef void (*irq_handler_t)(unsigned int irq);
+void request_irq(unsigned int irq, irq_handler_t handler);
+void do_trap(struct trap_frame *frame);
+
+/* entry.S */
+extern u32 trap_stub_table[];
+void lguest_iret(void);
+extern char lguest_noirq_start[], lguest_noirq_end[];
+struct kernel_context { u32 esp; };
+int enter_user_mode(struct kernel_context *saved, u32 eip, u32 esp);
+void leave_user_mode(struct kernel_context *saved, int code) __attribute__((noreturn));
+
+/* mm.c */
+struct mm {
+	u32 *pgdir;		/* virtual address of the page directory */
+};
+extern struct mm init_mm;
+extern u32 ram_size;
+void setup_memory(void);
+void *alloc_page(void);
+void paging_init(void);
+void switch_mm(struct mm *mm);
+int mm_create(struct mm *mm);
+void mm_destroy(struct mm *mm);
+u32 *map_user_page(struct mm *mm, u32 vaddr);
+int user_virt_to_phys(struct mm *mm, u32 vaddr, u32 *phys);
+void do_page_fault(struct trap_frame *frame);
+void *map_device_page(u32 pfn);
+
+/* time.c */
+extern volatile u32 jiffies;
+void time_init(void);
+void wait_for_tick(void);
+
+/* lguest_bus.c */
+struct lguest_device {
+	unsigned int index;
+	struct lguest_device_desc *desc;
+};
+struct lguest_driver {
+	const char *name;
+	u16 device_type;
+	int (*probe)(struct lguest_device *dev);
+};
+void lguest_bus_init(void);
+void lguest_send_dma(u32 key, struct lguest_dma *dma);
+int lguest_bind_dma(u32 key, struct lguest_dma *dmas, unsigned int num, u8 irq);
+static inline unsigned int lgdev_irq(const struct lguest_device *dev)
+{
+	return dev->index + 1;
+}
+
+/* console.c */
+void console_write(const char *buf, u32 len);
+void console_write_phys(u32 phys, u32 len);
+extern struct lguest_driver console_driver;
+
+/* process.c */
+int run_init_process(void);
+void do_syscall(struct trap_frame *frame);
+void do_device_not_available(struct trap_frame *frame);
+void kill_current_process(const char *why, struct trap_frame *frame) __attribute__((noreturn));
+extern int current_pid;
+
+/* lib.c */
+void *memcpy(void *dst, const void *src, u32 n);
+void *memset(void *dst, int c, u32 n);
+u32 strlen(const char *s);
+int strcmp(const char *a, const char *b);
+int printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+#endif /* !__ASSEMBLER__ */
+#endif /* GUEST_H */

@@ -1,0 +1,66 @@
+/*
+ * main.c: start_kernel(), the whole life of the Guest in one function.
+ *
+ * lguest_init() (boot.c) has filled in the paravirt ops; from here on the
+ * kernel does what any kernel does, and only those ops know it is a Guest.
+ * Read this function first: each line names the file where the next part
+ * of the story is told.
+ */
+#include "guest.h"
+
+/* The timer demonstration: ask for an interrupt this far ahead, this many
+ * times, halting in between. */
+#define TICK_NS		1000000		/* one millisecond, as with HZ=1000 */
+#define DEMO_TICKS	3
+
+void start_kernel(void)
+{
+	unsigned int i;
+	int code;
+
+	/* printk() works from the very start: console output is a single
+	 * DMA hypercall, which needs no set-up (console.c). */
+	printk("lguestsim teaching Guest: running on %s, in ring %u\n",
+	       pv.name, (unsigned int)GUEST_PL);
+	printk("Host: guest id %u, Switcher reserves the top %u KiB, TSC at %u kHz\n",
+	       lguest_data.guestid, lguest_data.reserve_mem / 1024, lguest_data.tsc_khz);
+	printk("Kernel command line: %s\n", boot_command_line);
+
+	/* How much memory we have, from the boot header (mm.c). */
+	setup_memory();
+
+	/* Our own segments, our own kernel stack, our own interrupt table
+	 * (traps.c): after this, traps and interrupts reach our code. */
+	cpu_init();
+	trap_init();
+
+	/* Our own page tables, replacing the Launcher's (mm.c). */
+	paging_init();
+
+	/* Devices: find them in the page above our memory (lguest_bus.c). */
+	lguest_bus_init();
+
+	/* Time: let the timer interrupt through and turn interrupts on.
+	 * Then ask for a few timer interrupts, halting while we wait
+	 * (time.c). */
+	time_init();
+	pv.irq_enable();
+	for (i = 0; i < DEMO_TICKS; i++) {
+		pv.set_next_event(TICK_NS);
+		wait_for_tick();
+		printk("timer: tick %u (asked for an interrupt in %u ns, then halted)\n",
+		       jiffies, (unsigned int)TICK_NS);
+	}
+
+	/* User mode: build a process and run it until it exits
+	 * (process.c). */
+	code = run_init_process();
+	printk("init exited with code %d\n", code);
+
+	/*: G:070 That is the whole Guest.  A real kernel would now run
+	 * processes forever; ours says goodbye and asks the Host to turn it
+	 * off.  The Host stops running us and tells the Launcher why. */
+	printk("Goodbye from the Guest: powering off.\n");
+	pv.power_off();
+	panic("the Host did not power us off");
+}
