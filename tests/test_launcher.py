@@ -78,6 +78,9 @@ def test_elf_start_wraps_at_4_gib():
 SHIPPED = ROOT / "lguestsim" / "guest" / "images" / "guest.elf"
 
 
+SHIPPED_BZ = SHIPPED.with_suffix(".bzImage")
+
+
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped Guest is not built yet")
 def test_shipped_guest_loads():
     image = SHIPPED.read_bytes()
@@ -87,6 +90,16 @@ def test_shipped_guest_loads():
     assert k.page_offset == 0xC0000000
     phys = k.start - k.page_offset - len(li.MAGIC)
     assert mem.read(phys, len(li.MAGIC)) == li.MAGIC
+
+
+@pytest.mark.skipif(not (SHIPPED.is_file() and SHIPPED_BZ.is_file()),
+                    reason="the shipped Guest is not built yet")
+def test_shipped_bzimage_loads_like_the_elf():
+    elf_k = loader.load_kernel(memory(32 * MIB), SHIPPED.read_bytes(), 32 * MIB, "elf")
+    bz_mem = memory(32 * MIB)
+    bz_k = loader.load_kernel(bz_mem, SHIPPED_BZ.read_bytes(), 32 * MIB, "bz")
+    assert bz_k.kind == "bzImage"
+    assert (bz_k.page_offset, bz_k.start) == (elf_k.page_offset, elf_k.start)
 
 
 # --- bzImage -----------------------------------------------------------------------------
@@ -675,3 +688,15 @@ def test_tiny_guest_on_the_command_line(tmp_path):
     assert proc.returncode == main.EXIT_POWER_DOWN
     assert proc.stdout.splitlines()[0] == "device (nil): console"
     assert "Hello from the Guest" in proc.stdout
+
+
+@pytest.mark.skipif(not (SHIPPED.is_file() and SHIPPED_BZ.is_file()),
+                    reason="the shipped Guest is not built yet")
+@pytest.mark.parametrize("image", [None, SHIPPED_BZ])
+def test_shipped_guest_boots_and_powers_down(image, capsys):
+    api = host_or_skip()
+    out = Stream()
+    opts = main.Options(mem_mb=32, image=None if image is None else str(image))
+    assert main.launch(opts, api, console_out=out) == main.EXIT_POWER_DOWN
+    assert capsys.readouterr().err == "lguest: CRASH: Power down\n"
+    assert out.buffer.getvalue()
