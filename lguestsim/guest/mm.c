@@ -152,10 +152,12 @@ void paging_init(void)
 }
 
 /* A page outside RAM, such as the device page the Launcher puts just above
- * it, gets a kernel mapping of its own when a driver asks.  This time the
- * directory is live, so the Host must hear about the new entry: set_pte_at()
- * tells it (a kernel address, so it updates the shadows of every directory
- * it keeps). */
+ * it, gets a kernel mapping of its own when a driver asks: the next free
+ * page of virtual space after the linear map (usually that is exactly
+ * PAGE_OFFSET plus its physical address, but not when RAM was too big to map
+ * whole).  This time the directory is live, so the Host must hear about the
+ * new entry: set_pte_at() tells it, and since this is a kernel address it
+ * updates the shadows of every directory it keeps. */
 static u32 *lookup_pte(u32 *pgdir, u32 vaddr, int user)
 {
 	u32 *pde = &pgdir[pgd_index(vaddr)];
@@ -169,16 +171,20 @@ static u32 *lookup_pte(u32 *pgdir, u32 vaddr, int user)
 	return &pte_page[pte_index(vaddr)];
 }
 
+static u32 next_device_vaddr;
+
 void *map_device_page(u32 pfn)
 {
-	u32 vaddr = PAGE_OFFSET + (pfn << PAGE_SHIFT);
-	u32 *pte;
+	u32 vaddr, *pte;
 
-	if (pfn >= (0u - lguest_data.reserve_mem - PAGE_OFFSET) >> PAGE_SHIFT)
-		panic("device page %x is out of reach", pfn);
+	if (!next_device_vaddr)
+		next_device_vaddr = PAGE_OFFSET + lowmem_size;
+	vaddr = next_device_vaddr;
+	if (vaddr >= 0u - lguest_data.reserve_mem)
+		panic("no virtual space left to map device page %x", pfn);
+	next_device_vaddr += PAGE_SIZE;
 	pte = lookup_pte(swapper_pg_dir, vaddr, 0);
-	if (!(*pte & _PAGE_PRESENT))
-		pv.set_pte_at(swapper_pg_dir, vaddr, pte, (pfn << PAGE_SHIFT) | KERNEL_PTE);
+	pv.set_pte_at(swapper_pg_dir, vaddr, pte, (pfn << PAGE_SHIFT) | KERNEL_PTE);
 	return (void *)vaddr;
 }
 
