@@ -353,5 +353,8 @@ void lguest_init(const u8 *boot)
 	pv.crash = lguest_crash;
 	pv.power_off = lguest_power_off;
 
+	/*: G:070 That is every op.  Linux's lguest_init() goes on with a
+	 * long list of boot-time details; ours has nothing left to arrange,
+	 * so it hands over to the kernel proper, never to come back. */
 	start_kernel();
 }

@@ -57,9 +57,9 @@ void start_kernel(void)
 	code = run_init_process();
 	printk("init exited with code %d\n", code);
 
-	/*: G:070 That is the whole Guest.  A real kernel would now run
-	 * processes forever; ours says goodbye and asks the Host to turn it
-	 * off.  The Host stops running us and tells the Launcher why. */
+	/* That is the whole Guest.  A real kernel would now run processes
+	 * forever; ours says goodbye and asks the Host to turn it off.  The
+	 * Host stops running us and tells the Launcher why. */
 	printk("Goodbye from the Guest: powering off.\n");
 	pv.power_off();
 	panic("the Host did not power us off");
