@@ -57,15 +57,19 @@ def page_tables(proc, mem_bytes: int) -> int:
     return pgdir
 
 
-def boot(source: str, mem_bytes: int = MEM, **host_options):
+def boot(source: str, mem_bytes: int = MEM, host: Host | None = None, slots: int = 1,
+         **host_options):
+    """Boot ``source`` as a Guest (on ``host``, or a new machine with room for ``slots``)."""
     code, symbols = assemble_with_symbols(PRELUDE + source + DATA, PAGE_OFFSET + LOAD)
-    machine = Machine(HOST_AREA + mem_bytes + (1 << 20))
-    host = Host(machine, **host_options)
+    if host is None:
+        machine = Machine(HOST_AREA + slots * (mem_bytes + 4096) + (1 << 20))
+        host = Host(machine, **host_options)
     proc = host.new_process(mem_bytes + 4096)
     proc.write(LOAD, code)
     pgdir = page_tables(proc, mem_bytes)
     dev = host.open(proc)
-    assert dev.write(struct.pack("<5I", LHREQ_INITIALIZE, mem_bytes // 4096, pgdir,
+    # pfnlimit includes the page above RAM, where the Launcher's device page would be.
+    assert dev.write(struct.pack("<5I", LHREQ_INITIALIZE, mem_bytes // 4096 + 1, pgdir,
                                  PAGE_OFFSET + LOAD, PAGE_OFFSET)) == 16
     proc.symbols = symbols
     return host, dev, dev.lg, proc
