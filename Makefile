@@ -1,6 +1,6 @@
 # make run    run the Launcher: make run ARGS='16 vmlinux' (ARGS=--demo: the CPU demo)
 # make test   the whole test suite, then the linter
-# make bench  the core benchmark (figures go to stdout and benchmarks/out/)
+# make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
 # make lint   the linter alone
 #
 # Each target creates .venv on first use and reinstalls the package there
@@ -23,6 +23,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py $(ARGS)
+	$(PY) benchmarks/bench_lguest.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
