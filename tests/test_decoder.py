@@ -8,13 +8,16 @@ instruction length and mnemonic must equal iced-x86's.
 
 Where the two disagree about validity:
   * the core says #UD, iced decodes something: the instruction must be one
-    outside the set this core promises (EXCLUDED_FEATURES / EXCLUDED_OPCODES /
-    the x87 rule below, each with its reason);
+    outside the set this core promises (ALLOWED_FEATURES, EXCLUDED_OPCODES and
+    REQUIRED_X87 below, in one place, with their reasons);
   * the core decodes something iced calls invalid: executing it must deliver
     #UD (a decoder may leave the refusal to the executor, the CPU may not
     run it).
 
 Spelling differences between iced and the core live in one table, CANON.
+One more rule: where iced decodes F2/F3 0F xx as a post-i686 instruction
+(tzcnt, lzcnt, wbnoinvd), the core may decode the i686 meaning, the
+instruction without that prefix (rep bsf = bsf), and is compared with that.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ _FEATURE = {getattr(iced.CpuidFeature, n): n for n in dir(iced.CpuidFeature)
 
 # --- the one table of spelling differences ------------------------------------
 # iced-x86 name (lower case) -> the name the core uses (capstone/Intel style).
-# Far transfers are told apart by iced's Code, see ref_decode.
+# Far transfers are told apart by iced's Code, see _ref_canon.
 CANON = {
     "sal": "shl",            # D0-D3/C0-C1 /6: the SDM's SAL alias of /4
     "pause": "nop",          # F3 90: the core reports NOP with rep = 'rep'
