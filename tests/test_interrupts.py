@@ -1102,3 +1102,28 @@ def test_alignment_check_at_ring3():
         cpu.eflags = 0x2 | (xe.AC if ac else 0)
         env.step()
         assert cpu.last_exception is None and cpu.eip == CODE + 2, (ring, am, ac)
+
+
+def test_null_ss0_from_ring3_is_a_triple_fault():
+    """ss0 null: INT n from ring 3 to a ring-0 handler is #TS; its own delivery
+    needs ss0 again (#TS while delivering #TS: #DF), and so does the #DF's:
+    the processor shuts down."""
+    env = Env()
+    env.set_tss(ss0=0)
+    env.set_gate(0x80, dpl=3)
+    env.enter_ring(3)
+    env.code(INT(0x80))
+    assert env.cpu.run(10) == "triple-fault"
+
+
+def test_null_ss1_is_ts_delivered_to_ring0():
+    env = Env()
+    cpu = env.cpu
+    env.set_tss(ss1=0)
+    env.set_gate(0x81, sel=CS1, dpl=3)
+    env.enter_ring(3)
+    env.code(INT(0x81))
+    env.step()
+    at_handler(env, xe.TS)
+    assert cpu.last_exception == (xe.TS, 0)      # null selector, EXT = 0 for INT n
+    assert cpu.cpl == 0 and cpu.esp == ESP0 - 24
