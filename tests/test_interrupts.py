@@ -1076,8 +1076,6 @@ def test_nm_from_ring1_goes_to_ring0_stack():
 
 
 # --- alignment check (i486) -----------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="core bug: no alignment check (#AC) with CR0.AM, "
-                   "EFLAGS.AC at CPL 3")
 def test_alignment_check_at_ring3():
     """CR0.AM and EFLAGS.AC: an unaligned access at CPL 3 is #AC(0); at CPL 0
     or without AM/AC there is no check (SDM vol. 3, 6.15 interrupt 17)."""

@@ -189,8 +189,6 @@ def test_many_random_byte_strings_seeded():
                                  f"{type(e).__name__}: {e}") from e
 
 
-@pytest.mark.xfail(strict=True, reason="core: rep string ops run every iteration in one "
-                   "step(); a 4G count takes hours")
 @pytest.mark.parametrize("code", [b"\xf3\xaa", b"\xf3\xa5", b"\xf3\xae"],
                          ids=["rep stosb", "rep movsd", "repe scasb"])
 def test_rep_with_a_huge_count_returns_quickly(code):

@@ -22,20 +22,21 @@ from __future__ import annotations
 
 from . import interrupts, paging, segments, timing
 from .faults import GP, SS, CPUFault, TripleFault
-from .flags import ARITH, FIXED_ONE, IF, TF, VM, WRITABLE, materialize
+from .flags import AC, ARITH, FIXED_ONE, IF, TF, VM, WRITABLE, materialize
 from .memory import PhysicalMemory
 from .segments import SegmentCache
 from .x87 import FPU
 
 M32 = 0xFFFFFFFF
-CR0_PE, CR0_MP, CR0_EM, CR0_TS, CR0_ET, CR0_NE, CR0_WP, CR0_PG = (
-    1, 2, 4, 8, 0x10, 0x20, 1 << 16, 1 << 31)
+CR0_PE, CR0_MP, CR0_EM, CR0_TS, CR0_ET, CR0_NE, CR0_WP, CR0_AM, CR0_PG = (
+    1, 2, 4, 8, 0x10, 0x20, 1 << 16, 1 << 18, 1 << 31)
 CR4_TSD, CR4_PSE, CR4_PGE = 4, 0x10, 0x80
 MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC = 0x174, 0x175, 0x176, 0x10
 REG_NAMES = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 SEG_NAMES = ("es", "cs", "ss", "ds", "fs", "gs")
 MAX_BLOCK = 48
 SINGLE = 1 << 20   # mode-key bit of the caches of one-instruction blocks
+ALIGNMENT = {2: 2, 4: 4, 8: 8, 10: 8}   # what #AC checks, by access size
 
 
 def _gpr_property(i: int) -> property:
@@ -168,7 +169,7 @@ class CPU:
         old = self._ef
         self._ef = (value & (WRITABLE | VM)) | FIXED_ONE
         self.fo = 0
-        if (old ^ self._ef) & (IF | TF):
+        if (old ^ self._ef) & (IF | TF | AC):
             self._mode_changed()
 
     es, cs, ss, ds, fs, gs = (_selector_property(i) for i in range(6))
@@ -229,6 +230,8 @@ class CPU:
         self._cr0 = value
         if changed & (CR0_PG | CR0_WP | CR0_PE):
             self.tlb.flush()
+            self._mode_changed()
+        elif changed & CR0_AM:
             self._mode_changed()
 
     @property
@@ -307,8 +310,14 @@ class CPU:
         self.bcache = cache
         self.scache = self._caches[key | SINGLE]   # one-instruction blocks, for stepping
         user = self.cpl == 3
-        self.TR = self.tlb.ur if user else self.tlb.sr
-        self.TW = self.tlb.uw if user else self.tlb.sw
+        # Alignment checking (i486): CR0.AM, EFLAGS.AC and ring 3.  Then every
+        # access takes the slow path, which checks; empty dicts make it so.
+        self.align_check = user and bool(self._cr0 & CR0_AM) and bool(self._ef & AC)
+        if self.align_check:
+            self.TR, self.TW = {}, {}
+        else:
+            self.TR = self.tlb.ur if user else self.tlb.sr
+            self.TW = self.tlb.uw if user else self.tlb.sw
 
     # ----------------------------------------------------------------- memory
     # Slow paths: any size, any alignment, page crossings, faults.
@@ -318,11 +327,19 @@ class CPU:
     def read_priv(self, la: int, n: int, user: bool) -> bytes:
         """Read ``n`` bytes at linear ``la`` with the given privilege (a counted access)."""
         self.tlb.accesses += 1
+        if user and self.align_check:
+            self._check_alignment(la, n)
         return self._read(la, n, user)
 
     def write_priv(self, la: int, data: bytes, user: bool) -> None:
         self.tlb.accesses += 1
+        if user and self.align_check:
+            self._check_alignment(la, len(data))
         self._write(la, data, user)
+
+    def _check_alignment(self, la: int, n: int) -> None:
+        if la & (ALIGNMENT.get(n, 1) - 1):
+            raise CPUFault(17, 0)
 
     def _read(self, la: int, n: int, user: bool) -> bytes:
         la &= M32
@@ -362,9 +379,13 @@ class CPU:
 
     # The slow paths of generated code (whose accesses the block counts itself).
     def rd(self, la: int, size: int) -> int:
+        if self.align_check:
+            self._check_alignment(la, size)
         return int.from_bytes(self._read(la, size, self.cpl == 3), "little")
 
     def wr(self, la: int, size: int, value: int) -> None:
+        if self.align_check:
+            self._check_alignment(la, size)
         self._write(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), self.cpl == 3)
 
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:

@@ -24,7 +24,10 @@ def _kind(insn: Insn) -> tuple[str, int]:
     return m[:-1], size
 
 
-def string_op(cpu, insn: Insn) -> None:
+SLICE = 1 << 16      # elements one step of a rep instruction may move
+
+
+def string_op(cpu, insn: Insn) -> bool | None:
     op, size = _kind(insn)
     amask = M32 if insn.addr32 else 0xFFFF
     r = cpu.r
@@ -36,12 +39,21 @@ def string_op(cpu, insn: Insn) -> None:
         check_io(cpu, r[2] & 0xFFFF, size)
     if rep is not None:
         cpu.cycles += timing.REP_SETUP
+    budget = SLICE
     while True:
         if rep is not None:
             if r[1] & amask == 0:
-                return
+                return None
+            if budget <= 0:
+                # Stop between iterations, as the SDM allows: EIP stays on the
+                # instruction and the next step carries on where this one stopped.
+                cpu.instructions -= 1
+                return True
+            before = r[1] & amask
             if op in ("movs", "stos") and step > 0 and _fast_block(cpu, insn, op, size, amask, src_seg):
+                budget -= before - (r[1] & amask)
                 continue
+            budget -= 1
         si = r[6] & amask
         di = r[7] & amask
         if op == "movs":
@@ -78,12 +90,12 @@ def string_op(cpu, insn: Insn) -> None:
             _adv(r, 6, step, amask)
         cpu.cycles += cost
         if rep is None:
-            return
+            return None
         _adv(r, 1, -1, amask)
         if op in ("cmps", "scas"):
             zf = cpu.fr == 0
             if (rep == "rep" and not zf) or (rep == "repne" and zf):
-                return
+                return None
 
 
 def _adv(r: list, i: int, step: int, amask: int) -> None:

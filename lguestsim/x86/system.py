@@ -393,8 +393,7 @@ def port_out(cpu, insn: Insn):
 
 def _string(cpu, insn):
     from .strings import string_op
-    string_op(cpu, insn)
-    return None
+    return string_op(cpu, insn)
 
 
 for _op in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs"):
