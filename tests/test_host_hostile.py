@@ -63,7 +63,7 @@ HOSTILE = {
     "second_init": ("HCALL 1, lguest_data-PO\nHCALL 1, lguest_data-PO",
                     "already have lguest_data"),
     "unknown_hypercall": ("HCALL 1, lguest_data-PO\nHCALL 11", "Bad hypercall 11"),
-    "dma_key_unaligned": ("HCALL 1, lguest_data-PO\nHCALL 13, 2, 0", "Bad alignment 0x2"),
+    "dma_key_unaligned": ("HCALL 1, lguest_data-PO\nHCALL 13, 2, 0", "bad sending DMA key"),
     # The Guest maps its own directory entry 1023, then writes through it.
     "write_to_switcher_mapping": ("HCALL 1, lguest_data-PO\nmovl $0x00200067, 0xc07ffffc\n"
                                   "movl %eax, 0xffc01000",

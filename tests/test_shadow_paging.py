@@ -102,7 +102,7 @@ def check_shadow(model: GuestModel) -> None:
                 gpte = proc.read32((gpde & ~0xFFF) + 4 * k)
                 where = f"vaddr {(j << 22) | (k << 12):#x}"
                 assert gpte & P, f"{where}: shadow present, Guest's not"
-                assert spte & ~0xFFF == lg.mem_base + (gpte & ~0xFFF), f"{where}: wrong frame"
+                assert spte & ~0xFFF == lg.launcher.phys(gpte & ~0xFFF), f"{where}: wrong frame"
                 assert spte & ~gpte & (RW | US) == 0, f"{where}: wider than the Guest's"
                 assert not spte & RW or gpte & D, f"{where}: writable before dirty"
                 assert not spte & 0x100, f"{where}: global"
@@ -152,7 +152,7 @@ def test_demand_page_fills_from_the_guests_tables():
     lg, mem = model.lg, model.host.mem
     spde = mem.read32(lg.pgdirs[lg.pgdidx].page + (0x08048000 >> 22) * 4)
     spte = mem.read32((spde & ~0xFFF) + ((0x08048000 >> 12) & 0x3FF) * 4)
-    assert spte & ~0xFFF == lg.mem_base + 0x123000    # the host frame behind Guest frame 0x123
+    assert spte & ~0xFFF == lg.launcher.phys(0x123000)    # the frame behind Guest's 0x123
     assert spte & (P | US) == P | US and not spte & RW     # read-only until dirty
     model.access(0x08048000, 6)                       # a user write: now dirty and writable
     spte = mem.read32((spde & ~0xFFF) + ((0x08048000 >> 12) & 0x3FF) * 4)

@@ -83,28 +83,76 @@ MSR_SYSENTER_CS = 0x174
 CR0_TS = 8
 
 
+class SharedMemory:
+    """Memory two Launchers map, as two processes mmap one file (--sharenet)."""
+
+    def __init__(self, base: int, size: int) -> None:
+        self.base, self.size = base, size
+
+
 class Process:
-    """A Launcher's address space: a contiguous run of machine RAM.
+    """A Launcher's address space: a run of machine RAM, plus shared mappings.
 
     Launcher address 0 is Guest-physical 0: the Launcher maps Guest memory at
     the bottom of its own, so a Guest-physical address needs no translation in
-    the Launcher, and the Host finds it at ``base``.
+    the Launcher.  Its pages are the machine's from ``base`` up, except where
+    map_shared() put pages of a SharedMemory instead: the Host asks phys().
     """
 
     def __init__(self, mem, base: int, size: int) -> None:
         self.mem, self.base, self.size = mem, base, size
+        self.shared: dict[int, tuple[SharedMemory, int]] = {}   # page -> (segment, offset)
+
+    def map_shared(self, addr: int, segment: SharedMemory) -> None:
+        """Map ``segment`` at Launcher address ``addr`` (page aligned, inside the process)."""
+        if addr % PAGE_SIZE or addr + segment.size > self.size:
+            raise ValueError(f"cannot map shared memory at {addr:#x}")
+        for off in range(0, segment.size, PAGE_SIZE):
+            self.shared[(addr + off) // PAGE_SIZE] = (segment, off)
+
+    def phys(self, addr: int) -> int:
+        """The machine address behind Launcher (= Guest-physical) address ``addr``."""
+        hit = self.shared.get(addr // PAGE_SIZE) if self.shared else None
+        if hit is None:
+            return self.base + addr
+        segment, off = hit
+        return segment.base + off + addr % PAGE_SIZE
+
+    def key_identity(self, addr: int) -> tuple[int, int, int]:
+        """What the memory at ``addr`` is, for DMA keys (lguest uses futex keys):
+        shared memory is the same thing in every process mapping it."""
+        hit = self.shared.get(addr // PAGE_SIZE) if self.shared else None
+        if hit is None:
+            return (0, id(self), addr)
+        segment, off = hit
+        return (1, id(segment), off + addr % PAGE_SIZE)
 
     def _check(self, addr: int, n: int) -> None:
         if addr < 0 or addr + n > self.size:
             raise ValueError(f"Launcher access outside its memory: {addr:#x}+{n}")
 
+    def _chunks(self, addr: int, n: int):
+        while n > 0:
+            step = min(n, PAGE_SIZE - addr % PAGE_SIZE)
+            yield addr, step
+            addr += step
+            n -= step
+
     def read(self, addr: int, n: int) -> bytes:
         self._check(addr, n)
-        return self.mem.read(self.base + addr, n)
+        if not self.shared:
+            return self.mem.read(self.base + addr, n)
+        return b"".join(self.mem.read(self.phys(a), k) for a, k in self._chunks(addr, n))
 
     def write(self, addr: int, data: bytes) -> None:
         self._check(addr, len(data))
-        self.mem.write(self.base + addr, data)
+        if not self.shared:
+            self.mem.write(self.base + addr, data)
+            return
+        done = 0
+        for a, k in self._chunks(addr, len(data)):
+            self.mem.write(self.phys(a), data[done:done + k])
+            done += k
 
     def read32(self, addr: int) -> int:
         return int.from_bytes(self.read(addr, 4), "little")
@@ -251,9 +299,27 @@ class Host:
         self.mem.fill(base, size)
         return Process(self.mem, base, size)
 
+    def new_shared_memory(self, size: int) -> SharedMemory:
+        """Memory that several Launchers can map (the shared network page)."""
+        size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        base = self.process_top
+        if base + size > self.mem.size:
+            raise MemoryError("the machine has no room for shared memory")
+        self.process_top += size
+        self.mem.fill(base, size)
+        return SharedMemory(base, size)
+
     def open(self, process: Process):
         from .lguest_user import LguestFile
         return LguestFile(self, process)
+
+    def let_run(self, lg: Lguest) -> None:
+        """Give another Guest a chance to run before a retry (send_dma's restock).
+
+        lguest drops its locks so the receiver, on another CPU, can refill its
+        buffers.  This machine has one CPU and the sender holds it, so the
+        receiver cannot run in between: the retry comes at once, as it would
+        on a uniprocessor Host."""
 
     def charge(self, kind: str) -> None:
         self.cpu.cycles += cost.cost(kind)

@@ -96,16 +96,6 @@ class GuestRegs:
 
 
 @dataclass
-class DmaBinding:
-    """One BIND_DMA: an array of struct lguest_dma in Guest memory, bound to a key."""
-    key: tuple
-    dmas: int            # Guest-physical address of the array
-    num_dmas: int
-    next_dma: int
-    interrupt: int
-
-
-@dataclass
 class ShadowPgdir:
     gpgdir: int          # the Guest's cr3 (Guest-physical)
     page: int            # host-physical address of our shadow page directory
@@ -115,7 +105,8 @@ class ShadowPgdir:
 class Lguest:
     """Everything about one Guest (lguest's struct lguest)."""
     guestid: int
-    mem_base: int                 # host-physical address of Guest-physical 0
+    mem_base: int                 # host-physical address of Guest-physical 0 (but see
+                                  # Process.phys: shared pages live elsewhere)
     pfn_limit: int
     page_offset: int
     regs_page: int                # host-physical
@@ -168,14 +159,14 @@ def lgread(lg: Lguest, mem, addr: int, length: int) -> bytes:
     if not lguest_address_ok(lg, addr, length):
         kill_guest(lg, f"bad read address {addr:#x} len {length}")
         return bytes(length)
-    return mem.read(lg.mem_base + addr, length)
+    return lg.launcher.read(addr, length)
 
 
 def lgwrite(lg: Lguest, mem, addr: int, data: bytes) -> None:
     if not lguest_address_ok(lg, addr, len(data)):
         kill_guest(lg, f"bad write address {addr:#x} len {len(data)}")
         return
-    mem.write(lg.mem_base + addr, data)
+    lg.launcher.write(addr, data)
 
 
 def lgread_u32(lg: Lguest, mem, addr: int) -> int:

@@ -63,7 +63,7 @@ class PageTables:
         flags = gpte & 0xFFF & ~G
         if not write:
             flags &= ~RW
-        host_frame = lg.mem_base + (gpte & 0xFFFFF000)
+        host_frame = lg.launcher.phys(gpte & 0xFFFFF000)
         return host_frame | flags
 
     # -- demand paging
