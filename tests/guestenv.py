@@ -58,13 +58,15 @@ def page_tables(proc, mem_bytes: int) -> int:
 
 
 def boot(source: str, mem_bytes: int = MEM, host: Host | None = None, slots: int = 1,
-         **host_options):
+         share=None, **host_options):
     """Boot ``source`` as a Guest (on ``host``, or a new machine with room for ``slots``)."""
     code, symbols = assemble_with_symbols(PRELUDE + source + DATA, PAGE_OFFSET + LOAD)
     if host is None:
         machine = Machine(HOST_AREA + slots * (mem_bytes + 4096) + (1 << 20))
         host = Host(machine, **host_options)
     proc = host.new_process(mem_bytes + 4096)
+    if share is not None:       # the page above RAM comes from shared memory
+        proc.map_shared(mem_bytes, share)
     proc.write(LOAD, code)
     pgdir = page_tables(proc, mem_bytes)
     dev = host.open(proc)
