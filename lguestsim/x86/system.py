@@ -371,23 +371,18 @@ def popf(cpu, insn: Insn):
 
 
 # --------------------------------------------------------------------- I/O
-@helper("in")
-def port_in(cpu, insn: Insn):
-    dst, src = insn.operands
-    port = O.read(cpu, insn, src) & 0xFFFF
-    size = dst[1] // 8
+@helper("in", "out")
+def port_io(cpu, insn: Insn):
+    """in al/ax/eax, port  and  out port, al/ax/eax (port an imm8 or DX)."""
+    is_in = insn.mnemonic == "in"
+    reg, port_op = insn.operands if is_in else insn.operands[::-1]
+    port = O.read(cpu, insn, port_op) & 0xFFFF
+    size = reg[1] // 8
     check_io(cpu, port, size)
-    O.set_reg(cpu, dst[1], 0, cpu.port_in(port, size))
-    return None
-
-
-@helper("out")
-def port_out(cpu, insn: Insn):
-    dst, src = insn.operands
-    port = O.read(cpu, insn, dst) & 0xFFFF
-    size = src[1] // 8
-    check_io(cpu, port, size)
-    cpu.port_out(port, size, O.get_reg(cpu, src[1], 0))
+    if is_in:
+        O.set_reg(cpu, reg[1], 0, cpu.port_in(port, size))
+    else:
+        cpu.port_out(port, size, O.get_reg(cpu, reg[1], 0))
     return None
 
 

@@ -297,10 +297,23 @@ class Emitter:
             return F.cond_from_flags(cc, ef)
         return self._need_cfin(F.cond_from_op(cc, *p))
 
-    def set_eager(self, arith_expr: str) -> None:
-        """Store all six arithmetic flags now (for instructions not worth a lazy kind)."""
+    def store_flags(self, arith_expr: str) -> None:
+        """Emit: the six arithmetic flags are ``arith_expr``, kept in the CPU object."""
         self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | ({arith_expr})")
         self.emit("cpu.fo = 0")
+
+    def else_flags_unchanged(self) -> None:
+        """Emit an else branch (count 0) that moves the current flags into the CPU."""
+        if self.producer in (None, "cpu"):
+            return
+        self.emit("else:")
+        self.ind += 1
+        self.store_flags(self.arith_flags())
+        self.ind -= 1
+
+    def set_eager(self, arith_expr: str) -> None:
+        """Store all six arithmetic flags now (for instructions not worth a lazy kind)."""
+        self.store_flags(arith_expr)
         self.flags_stored()
 
     # ---- the instruction families -------------------------------------
@@ -623,18 +636,10 @@ class Emitter:
             fl = self.tmp("f")
             self.emit(f"{r}, {fl} = {fn}({a}, {b}, {size}, {self.arith_flags()})")
             self.write(insn, dst, r, la)
-            self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {fl}")
-            self.emit("cpu.fo = 0")
+            self.store_flags(fl)
         if not known:
             self.ind -= 1
-            if self.producer not in (None, "cpu"):
-                # count 0: flags unchanged, but they must now live in the CPU
-                self.emit("else:")
-                self.ind += 1
-                prior = self.arith_flags()
-                self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {prior}")
-                self.emit("cpu.fo = 0")
-                self.ind -= 1
+            self.else_flags_unchanged()     # count 0: flags unchanged, but now in the CPU
             self.flags_stored()
         elif m not in ("shl", "shr", "sar"):
             self.flags_stored()
@@ -653,16 +658,9 @@ class Emitter:
         fl = self.tmp("f")
         self.emit(f"{r}, {fl} = {fn}({a}, {b}, {c}, {size}, {self.arith_flags()})")
         self.write(insn, dst, r, la)
-        self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {fl}")
-        self.emit("cpu.fo = 0")
+        self.store_flags(fl)
         self.ind -= 1
-        if self.producer not in (None, "cpu"):
-            self.emit("else:")
-            self.ind += 1
-            prior = self.arith_flags()
-            self.emit(f"cpu._ef = (cpu._ef & {~ARITH & M32:#x}) | {prior}")
-            self.emit("cpu.fo = 0")
-            self.ind -= 1
+        self.else_flags_unchanged()
         self.flags_stored()
 
     # -- multiply and divide
