@@ -397,6 +397,12 @@ class Host:
     #: S:010 run_guest_once
     def run_guest_once(self, lg: Lguest) -> None:
         """One trip into the Guest and back, every instruction of it on the CPU."""
+        self.enter_guest(lg)
+        self.run_cpu_until_exit(lg)
+        self.leave_guest(lg)
+
+    def enter_guest(self, lg: Lguest) -> None:
+        """lguest's ``pushf; lcall *lguest_entry``: the CPU is left at switch_to_guest."""
         cpu, mem = self.cpu, self.mem
         self.copy_in_guest_info(lg)
         lg.regs.trapnum = 256          # if we fault on the way in, this says so
@@ -404,38 +410,56 @@ class Host:
         if lg.ts:
             cpu.cr0 = cpu.cr0 | CR0_TS
         cpu.msr[MSR_SYSENTER_CS] = 0
-        # pushf; lcall *lguest_entry  (with eax = pages, ebx = the shadow pgdir)
+        # eflags, the Host's code segment and a return address where no code
+        # lives: the frame an interrupt would push, which the Switcher irets to.
         sp = cpu.esp
         for value in (cpu.eflags, KERNEL_CS, HOST_RETURN):
             sp -= 4
             mem.write32(sp, value)
         cpu.esp = sp
-        cpu.eax = PAGES
-        cpu.ebx = lg.pgdirs[lg.pgdidx].page
+        cpu.eax = PAGES                                  # this CPU's lguest_pages
+        cpu.ebx = lg.pgdirs[lg.pgdidx].page              # the shadow page directory
         cpu.set_cs(SegmentCache(LGUEST_CS, 0, 0xFFFFFFFF, 0x9B, True, True), 0)
         cpu.eip = self.switcher.switch_to_guest
         cpu.exit_eip = HOST_RETURN
         self.trace.emit("switch", guest=lg.guestid, to="guest", eip=lg.regs.eip)
-        machine = self.machine
+
+    def in_guest_trip(self) -> bool:
+        """Is the CPU between enter_guest() and its return to the Host?"""
+        return self.cpu.exit_eip == HOST_RETURN and self.cpu.eip != HOST_RETURN
+
+    def host_timer_due(self) -> None:
+        """The clock passed a deadline: fire the timers and interrupt the CPU.
+
+        The Host's timer interrupt preempts a running Guest: the Switcher's
+        stub for it goes to deliver_to_host, and we are back in run_guest."""
+        cpu, machine = self.cpu, self.machine
+        if HOST_TIMER_VECTOR not in cpu.pending:
+            cpu.raise_interrupt(HOST_TIMER_VECTOR)
+        while cpu.cycles >= machine.next_deadline() and machine.fire_timers():
+            pass
+
+    def run_cpu_until_exit(self, lg: Lguest) -> None:
+        cpu, machine = self.cpu, self.machine
         while True:
             why = cpu.run(deadline=machine.next_deadline())
             if why == "exit":
-                break
+                return
             if why == "deadline":
-                # The Host's timer interrupt: it preempts the Guest via deliver_to_host.
-                if HOST_TIMER_VECTOR not in cpu.pending:
-                    cpu.raise_interrupt(HOST_TIMER_VECTOR)
-                machine.fire_timers()
-                if cpu.cycles >= machine.next_deadline():
-                    # nothing left to wait for: don't spin on a past deadline
-                    while cpu.cycles >= machine.next_deadline() and machine.fire_timers():
-                        pass
+                self.host_timer_due()
                 continue
-            # A halted or shut-down CPU in the Host's world is a Host bug:
-            # report it as the Guest's death rather than hang.
-            kill_guest(lg, f"CPU stopped ({why}) during the world switch at {cpu.eip:#x}")
-            self._recover_host_world()
-            break
+            self.cpu_stopped(lg, why)
+            return
+
+    def cpu_stopped(self, lg: Lguest, why: str) -> None:
+        """A halted or shut-down CPU in the middle of a world switch is a Host bug:
+        report it as the Guest's death rather than hang."""
+        kill_guest(lg, f"CPU stopped ({why}) during the world switch at {self.cpu.eip:#x}")
+        self._recover_host_world()
+        self.cpu.eip = HOST_RETURN
+
+    def leave_guest(self, lg: Lguest) -> None:
+        cpu = self.cpu
         cpu.exit_eip = None
         if HOST_TIMER_VECTOR in cpu.pending:
             cpu.pending.remove(HOST_TIMER_VECTOR)
@@ -455,6 +479,21 @@ class Host:
     #: H:030 run_guest
     def run_guest(self, lg: Lguest) -> bytes:
         """Run the Guest until something the Launcher must see; raises OSError like read()."""
+        steps = self.guest_steps(lg)
+        try:
+            while True:
+                next(steps)                   # the Host's work up to a trip into the Guest
+                self.run_cpu_until_exit(lg)   # the trip, at full speed
+        except StopIteration as done:
+            return done.value
+
+    def guest_steps(self, lg: Lguest):
+        """run_guest's loop, pausing (yield) each time the CPU must run the Guest.
+
+        After enter_guest() the generator yields; whoever drives it runs the
+        CPU until it is back at the Host's return address (run_guest does so
+        at full speed, a stepping session one instruction at a time), then
+        resumes it.  It returns read()'s bytes or raises read()'s OSError."""
         cpu = self.cpu
         while lg.dead is None:
             self.charge("run_guest_loop")
@@ -472,7 +511,9 @@ class Host:
                 if not self.machine.idle_until_next_timer():
                     raise OSError(errno.EAGAIN, "the Guest sleeps with no timer set")
                 continue
-            self.run_guest_once(lg)
+            self.enter_guest(lg)
+            yield lg
+            self.leave_guest(lg)
             regs = lg.regs
             trapnum = regs.trapnum
             cr2 = cpu.cr2 if trapnum == 14 else 0
