@@ -68,17 +68,12 @@ def run_bytes(cpu, steps: int = STEPS) -> list:
     return outcomes
 
 
-# ECX is kept below 0x10000: a rep string instruction with a count of 4G runs
-# for hours inside one step() (see test_rep_with_a_huge_count_returns_quickly).
-ECX_MASK = 0xFFFF
-
-
 def _set_regs(cpu, regs, flags, keep_esp: bool) -> None:
     for name, v in zip(("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi"), regs,
                        strict=True):
         if name == "esp" and keep_esp:
             continue
-        setattr(cpu, name, v & ECX_MASK if name == "ecx" else v)
+        setattr(cpu, name, v)
     cpu.eflags = flags
 
 
