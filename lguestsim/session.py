@@ -1,0 +1,915 @@
+"""A session: one simulated machine that a reader steps through, forwards and back.
+
+This is how the notebooks (and an instructor at a projector) drive lguestsim.
+A ``Session`` boots one or more Guests on a fresh Host -- the shipped teaching
+Guest, any image the Launcher can load, or a few lines of assembly -- and then
+moves through their life one *step* at a time:
+
+* a step of the CPU: one instruction (Switcher or Guest), or the delivery of
+  one exception or interrupt, exactly ``cpu.step()``;
+* a step of the Host: everything the Host (and, when a read() of /dev/lguest
+  returns, the Launcher) does in Python between two trips into the Guest --
+  ``leave_guest``, the hypercall or the page fault, interrupts, ``enter_guest``
+  -- done at once, as it would be by the real Host with the Guest stopped.
+
+On top of stepping: ``step_to(kind)`` for the next trace event of a kind
+(world switch, trap, hypercall, interrupt, page fault, DMA, kill, timer),
+``run_to(where)`` for an address (virtual, Guest-physical or host-physical),
+a Guest symbol or a source line, watchpoints on memory, and ``back(n)``.
+
+Going back works by replay.  The whole simulation is deterministic (the Host's
+randomness is seeded, time is counted in cycles), so the state after step N is
+simply what N steps from the boot produce.  ``back(n)`` builds the world
+afresh and runs it forward to step N - n: at full speed (``cpu.run``) to the
+last *milestone* before it -- a step whose instruction count and cycle count
+were recorded on the way forward -- then one step at a time.  Nothing is
+copied, so Python generators (the Host's ``guest_steps``) are no obstacle.
+
+Being exact at both speeds needs one rule, which this module owns: when the
+Host's clock is looked at while a Guest runs.  The Host's timer interrupt
+preempts a Guest only once the clock has passed a deadline; the session looks
+at the clock after every ``CHECK_EVERY`` instructions executed in a trip
+(once no deliverable interrupt is waiting), never in between.  ``cpu.run(n)``
+stops at exactly such points, so a replay at full speed passes through the
+same states as stepping.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import asm
+from .host import HOST_AREA, LHREQ_INITIALIZE, Host
+from .host.core import HOST_RETURN, SWITCHER_ADDR
+from .host.lg import LHREQ_BREAK
+from .machine import Machine
+from .symbols import Symbols, guest_symbols, program_symbols, switcher_symbols
+from .trace import KINDS, Event
+
+MIB = 1 << 20
+PAGE = 4096
+CHECK_EVERY = 1024          # instructions between two looks at the Host's clock in a trip
+MILESTONE_EVERY = 2048      # steps between two recorded milestones
+IF = 0x200
+M32 = 0xFFFFFFFF
+HOST_STEP, CPU_STEP, FINISHED = "host", "cpu", "finished"
+
+
+class SessionError(RuntimeError):
+    """Something a session cannot do (a bad target, a replay that diverged)."""
+
+
+# ---------------------------------------------------------------------------
+# What to boot.
+
+@dataclass(frozen=True)
+class ImageGuest:
+    """A Guest kernel image the Launcher loads (None: the shipped teaching Guest)."""
+
+    image: str | Path | None = None
+    mem_mb: int = 32
+    cmdline: tuple[str, ...] = ()
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class TinyGuest:
+    """A few lines of assembly run as a Guest kernel (see ``lguestsim.asm.tiny_guest``).
+
+    ``share``: the page just above the Guest's RAM is the machine's shared
+    page (as two Launchers mapping one file), so that Guests can send each
+    other DMA through a key there: ``SHARED_KEY(mem)``.
+    """
+
+    source: str
+    mem: int = 8 * MIB
+    share: bool = False
+    name: str | None = None
+
+
+def shared_key(mem: int = 8 * MIB) -> int:
+    """The DMA key in the shared page of a TinyGuest with ``mem`` bytes of RAM."""
+    return mem + 8
+
+
+class ConsoleLog:
+    """Where a Guest's console output goes: text, with the cycle each piece came at."""
+
+    def __init__(self, clock: Callable[[], int]) -> None:
+        self.clock = clock
+        self.chunks: list[tuple[int, str]] = []
+
+    def write(self, text: str) -> int:
+        self.chunks.append((self.clock(), text))
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def text(self) -> str:
+        return "".join(t for _, t in self.chunks)
+
+
+@dataclass
+class Run:
+    """One Launcher process and its Guest, inside a world."""
+
+    index: int
+    name: str
+    spec: ImageGuest | TinyGuest
+    process: object
+    dev: object
+    symbols: Symbols | None
+    page_offset: int
+    console: ConsoleLog
+    layout: object = None              # the Launcher's GuestLayout (image Guests)
+    program: asm.Program | None = None  # tiny Guests
+    outputs: list[tuple[int, bytes]] = field(default_factory=list)   # (key, bytes) sent out
+    reads: int = 0
+    ended: str | None = None            # why this Launcher stopped (dead Guest, or it gave up)
+
+    @property
+    def lg(self):
+        return self.dev.lg
+
+    @property
+    def guestid(self) -> int:
+        return self.lg.guestid
+
+    @property
+    def runnable(self) -> bool:
+        return self.ended is None
+
+
+# ---------------------------------------------------------------------------
+# A world: machine, Host, Launchers, and the stepping rule.
+
+class World:
+    """Everything one simulation holds; built afresh for every replay."""
+
+    def __init__(self, specs: tuple, direct_traps: bool = True, seed: int = 0,
+                 pgdir_cache: int | None = None) -> None:
+        sizes = 0
+        for spec in specs:
+            if isinstance(spec, ImageGuest):
+                sizes += spec.mem_mb * MIB + 2 * MIB
+            else:
+                sizes += spec.mem + 2 * PAGE
+        self.machine = Machine(HOST_AREA + sizes + 2 * MIB)
+        self.cpu = self.machine.cpu
+        self.host = Host(self.machine, direct_traps=direct_traps, seed=seed)
+        self.mem = self.machine.mem
+        self.shared = None
+        if any(isinstance(s, TinyGuest) and s.share for s in specs):
+            self.shared = self.host.new_shared_memory(PAGE)
+        self.runs: list[Run] = []
+        for i, spec in enumerate(specs):
+            run = self._make_run(i, spec)
+            if pgdir_cache is not None:
+                lg = run.lg
+                lg.pgdirs = (lg.pgdirs + [None] * pgdir_cache)[:max(1, pgdir_cache)]
+            self.runs.append(run)
+        self.current = 0
+        self.gen = None
+        self.steps = 0
+        self.next_check = CHECK_EVERY
+        self.finished = False
+        self.launcher_log: list[tuple[int, int, str]] = []     # (cycle, guest index, what)
+        self.events_seen = 0
+        self.wanted: frozenset[str] = frozenset()
+        self.wanted_guest: int | None = None
+        self.hit: Event | None = None
+        self.host.trace.listeners.append(self._on_event)
+
+    # -- building the Guests
+    def _make_run(self, index: int, spec) -> Run:
+        console = ConsoleLog(lambda: self.cpu.cycles)
+        if isinstance(spec, ImageGuest):
+            return self._make_image_run(index, spec, console)
+        return self._make_tiny_run(index, spec, console)
+
+    def _make_image_run(self, index: int, spec: ImageGuest, console: ConsoleLog) -> Run:
+        from .launcher.devices import device_area_size
+        from .launcher.loader import read_file
+        from .launcher.main import SHIPPED_GUEST, lay_out_guest
+        from .launcher.memory import GuestMemory
+        from .launcher.run import tell_kernel
+        name = str(spec.image) if spec.image is not None else str(SHIPPED_GUEST)
+        image = read_file(name)
+        mem = spec.mem_mb * MIB
+        size = mem + device_area_size(["console"])
+        process = self.host.new_process(size)
+        memory = GuestMemory(process, size)
+        layout = lay_out_guest(memory, mem, image, name, None, list(spec.cmdline),
+                               console_out=console)
+        dev = self.host.open(process)
+        tell_kernel(dev, layout.pfnlimit, layout.pgdir, layout.kernel.start,
+                    layout.kernel.page_offset)
+        symbols = _image_symbols(name, image)
+        return Run(index, spec.name or f"guest{index}", spec, process, dev, symbols,
+                   layout.kernel.page_offset, console, layout=layout)
+
+    def _make_tiny_run(self, index: int, spec: TinyGuest, console: ConsoleLog) -> Run:
+        program = asm.tiny_guest(spec.source)
+        mem = spec.mem
+        process = self.host.new_process(mem + PAGE)
+        if spec.share:
+            process.map_shared(mem, self.shared)
+        process.write(asm.TINY_LOAD, program.code)
+        pgdir = _linear_page_tables(process, mem)
+        dev = self.host.open(process)
+        dev.write(struct.pack("<5I", LHREQ_INITIALIZE, mem // PAGE + 1, pgdir,
+                              asm.PAGE_OFFSET + asm.TINY_LOAD, asm.PAGE_OFFSET))
+        return Run(index, spec.name or f"tiny{index}", spec, process, dev,
+                   program_symbols(program), asm.PAGE_OFFSET, console, program=program)
+
+    # -- the trace
+    def _on_event(self, ev: Event) -> None:
+        self.events_seen += 1
+        if self.hit is None and ev.kind in self.wanted and (
+                self.wanted_guest is None or ev.data.get("guest") == self.wanted_guest):
+            self.hit = ev
+
+    # -- where we are
+    @property
+    def in_trip(self) -> bool:
+        """Is the CPU running a trip into a Guest (the next step is the CPU's)?"""
+        return self.gen is not None and self.cpu.eip != HOST_RETURN
+
+    @property
+    def run(self) -> Run:
+        return self.runs[self.current]
+
+    def _deliverable(self) -> bool:
+        cpu = self.cpu
+        return bool(cpu.pending) and bool(cpu.eflags & IF) and not cpu.inhibit
+
+    # -- one step
+    def step(self) -> str:
+        """One step (see the module's docstring); returns HOST_STEP, CPU_STEP or FINISHED."""
+        if self.finished:
+            return FINISHED
+        cpu = self.cpu
+        if self.gen is None or cpu.eip == HOST_RETURN:
+            self._host_work()
+            return HOST_STEP
+        why = cpu.step()
+        self.steps += 1
+        if cpu.shutdown or (cpu.halted and not self._deliverable()):
+            self.host.cpu_stopped(self.run.lg, why or "hlt")
+        elif cpu.instructions >= self.next_check and cpu.eip != HOST_RETURN \
+                and not self._deliverable():
+            self._look_at_clock()
+        return CPU_STEP
+
+    def _look_at_clock(self) -> None:
+        self.next_check += CHECK_EVERY
+        if self.cpu.cycles >= self.machine.next_deadline():
+            self.host.host_timer_due()
+
+    def run_chunk(self, max_instructions: int) -> None:
+        """Run the CPU at full speed, at most ``max_instructions``, ending exactly where
+        stepping would look at the clock.  Used by replays, where the step count
+        is not needed until the milestone is reached."""
+        cpu = self.cpu
+        if cpu.instructions >= self.next_check:
+            self.step()
+            return
+        k = min(self.next_check - cpu.instructions, max_instructions)
+        why = cpu.run(k)
+        if why in ("hlt", "triple-fault"):
+            self.host.cpu_stopped(self.run.lg, why)
+        elif why == "limit" and cpu.instructions >= self.next_check:
+            self._look_at_clock()
+
+    # -- the Host's and the Launcher's part
+    def _read(self, run: Run):
+        """/dev/lguest's read(), as a generator that pauses for each trip."""
+        lg = run.lg
+        if lg.dead is not None:
+            raise OSError(errno.ENOENT, "the Guest is dead")
+        if lg.dma_is_pending:
+            lg.dma_is_pending = False
+        return (yield from self.host.guest_steps(lg))
+
+    def _host_work(self) -> None:
+        self.steps += 1
+        if self.gen is not None:
+            try:
+                next(self.gen)
+                return                   # straight into the next trip
+            except StopIteration as done:
+                self._read_done(self.run, done.value, None)
+            except OSError as err:
+                self._read_done(self.run, None, err)
+            self.gen = None
+            self._schedule()
+        for _ in range(64 * max(1, len(self.runs))):
+            if self.finished:
+                return
+            run = self.run
+            self.gen = self._read(run)
+            try:
+                next(self.gen)
+                return
+            except StopIteration as done:
+                self._read_done(run, done.value, None)
+            except OSError as err:
+                self._read_done(run, None, err)
+            self.gen = None
+            self._schedule()
+        raise SessionError("the Launchers keep returning without running their Guests")
+
+    def _schedule(self) -> None:
+        """Round robin at read() boundaries, as Launcher processes on one CPU."""
+        n = len(self.runs)
+        for i in range(1, n + 1):
+            j = (self.current + i) % n
+            if self.runs[j].runnable:
+                self.current = j
+                return
+        self.finished = True
+
+    def _log(self, run: Run, what: str) -> None:
+        self.launcher_log.append((self.cpu.cycles, run.index, what))
+
+    def _read_done(self, run: Run, data: bytes | None, err: OSError | None) -> None:
+        run.reads += 1
+        if data is not None:
+            dma, key = struct.unpack("<II", data)
+            self._launcher_output(run, dma, key)
+            return
+        if err.errno == errno.ENOENT:
+            raw = run.dev.read(1023)
+            reason = raw.split(b"\0", 1)[0].decode("utf-8", "replace") or "dead"
+            run.ended = reason
+            self._log(run, f"the Guest died: {reason}")
+            return
+        if err.errno == errno.EAGAIN and run.layout is not None:
+            devices = run.layout.devices
+            if devices.handle_input(run.dev) or devices.takes_input():
+                run.dev.write(struct.pack("<2I", LHREQ_BREAK, 0))
+                self._log(run, "served input, released the Waker")
+                return
+        run.ended = f"the Launcher stopped: {err.strerror or err}"
+        self._log(run, run.ended)
+
+    def _launcher_output(self, run: Run, dma: int, key: int) -> None:
+        if run.layout is not None:
+            from .launcher.report import LauncherError
+            try:
+                before = len(run.console.chunks)
+                run.layout.devices.handle_output(run.dev, dma, key)
+                text = "".join(t for _, t in run.console.chunks[before:])
+                run.outputs.append((key, text.encode()))
+                self._log(run, f"output to key {key:#x}: {text!r}")
+            except LauncherError as e:
+                run.ended = f"the Launcher refused: {e}"
+                self._log(run, run.ended)
+            return
+        proc = run.process
+        data = b""
+        for i in range(16):
+            length = proc.read16(dma + 68 + 2 * i)
+            if not length:
+                break
+            data += proc.read(proc.read32(dma + 4 + 4 * i), length)
+        proc.write32(dma, len(data))
+        run.outputs.append((key, data))
+        run.console.write(data.decode("latin-1"))
+        self._log(run, f"output to key {key:#x}: {data!r}")
+
+
+def _linear_page_tables(proc, mem_bytes: int) -> int:
+    """The Launcher's first tables for a tiny Guest: all RAM at PAGE_OFFSET."""
+    pages = mem_bytes // PAGE
+    pgdir = mem_bytes - PAGE
+    linear = pgdir - ((pages + 1023) // 1024) * PAGE
+    proc.write(linear, b"".join(struct.pack("<I", (i * PAGE) | 7) for i in range(pages)))
+    for i in range(0, pages, 1024):
+        proc.write32(pgdir + ((i + asm.PAGE_OFFSET // PAGE) // 1024) * 4, (linear + i * 4) | 7)
+    return pgdir
+
+
+def _image_symbols(name: str, image: bytes) -> Symbols | None:
+    from .guest import BZIMAGE, ELF_IMAGE
+    try:
+        if Path(name).resolve() in (ELF_IMAGE.resolve(), BZIMAGE.resolve()):
+            return guest_symbols()
+    except OSError:
+        pass
+    if image[:4] == b"\x7fELF":
+        try:
+            return Symbols(image)
+        except Exception:
+            return None
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Stops, breakpoints, watchpoints.
+
+@dataclass
+class Stop:
+    """Why a motion ended: reason, and the event, address or watchpoint behind it."""
+
+    reason: str                  # "event", "breakpoint", "watchpoint", "limit", "finished", "steps"
+    steps: int                   # steps taken by this motion
+    event: Event | None = None
+    address: int | None = None
+    watch: Watchpoint | None = None
+
+    def __repr__(self) -> str:
+        extra = ""
+        if self.event is not None:
+            extra = f" {self.event.kind} {self.event.data}"
+        elif self.address is not None:
+            extra = f" at {self.address:#010x}"
+        elif self.watch is not None:
+            extra = f" {self.watch}"
+        return f"<Stop {self.reason} after {self.steps} steps{extra}>"
+
+
+@dataclass
+class Watchpoint:
+    """Stop after a step that changed any byte of [start, start+length) of host RAM."""
+
+    start: int                   # host-physical
+    length: int
+    label: str
+    before: bytes = b""
+    hits: int = 0
+
+    def __repr__(self) -> str:
+        return f"<watch {self.label}: {self.length} bytes at host {self.start:#x}>"
+
+
+@dataclass
+class Breakpoint:
+    label: str
+    linear: frozenset[int] = frozenset()     # stop before an instruction at one of these
+    guest_phys: int | None = None            # ... or at this Guest-physical address
+    host_phys: int | None = None             # ... or at this host-physical address
+    guest: int | None = None                 # only in this Guest (run index)
+
+
+# ---------------------------------------------------------------------------
+# The session.
+
+class Session:
+    """A machine a reader can step through, forwards and back.
+
+    ``Session.boot()`` boots the shipped Guest; ``Session.tiny(source)`` a few
+    lines of assembly; ``Session(specs)`` any mixture (several Guests share one
+    Host and take turns at read() boundaries).
+    """
+
+    def __init__(self, specs: Iterable = (ImageGuest(),), *, direct_traps: bool = True,
+                 seed: int = 0, pgdir_cache: int | None = None) -> None:
+        self.specs = tuple(specs)
+        if not self.specs:
+            raise SessionError("a session needs at least one Guest")
+        self.options = dict(direct_traps=direct_traps, seed=seed, pgdir_cache=pgdir_cache)
+        self.world = World(self.specs, **self.options)
+        self.milestones: dict[int, tuple[int, int]] = {}   # step -> (instructions, cycles)
+        self.breakpoints: list[Breakpoint] = []
+        self.watchpoints: list[Watchpoint] = []
+        self.observers: list[Callable[[Session], None]] = []
+        self.before: dict = cpu_snapshot(self)
+        self.last_stop: Stop | None = None
+        self.replays = 0
+
+    # -- constructors
+    @classmethod
+    def boot(cls, image: str | Path | None = None, mem_mb: int = 32, cmdline: Iterable[str] = (),
+             **options) -> Session:
+        """The shipped teaching Guest (or ``image``), ready for its first step."""
+        return cls((ImageGuest(image, mem_mb, tuple(cmdline)),), **options)
+
+    @classmethod
+    def tiny(cls, source: str, mem: int = 8 * MIB, **options) -> Session:
+        """A Guest made of ``source`` (assembly; see ``lguestsim.asm.tiny_guest``)."""
+        return cls((TinyGuest(source, mem),), **options)
+
+    # -- what there is to look at
+    @property
+    def machine(self) -> Machine:
+        return self.world.machine
+
+    @property
+    def cpu(self):
+        return self.world.cpu
+
+    @property
+    def host(self) -> Host:
+        return self.world.host
+
+    @property
+    def mem(self):
+        return self.world.mem
+
+    @property
+    def trace(self):
+        return self.world.host.trace
+
+    @property
+    def runs(self) -> list[Run]:
+        return self.world.runs
+
+    @property
+    def run(self) -> Run:
+        """The Launcher and Guest whose turn it is."""
+        return self.world.run
+
+    @property
+    def lg(self):
+        """The current Guest's struct lguest."""
+        return self.world.run.lg
+
+    @property
+    def steps(self) -> int:
+        """Steps taken since the boot: the session's position in time."""
+        return self.world.steps
+
+    @property
+    def finished(self) -> bool:
+        return self.world.finished
+
+    @property
+    def in_trip(self) -> bool:
+        return self.world.in_trip
+
+    @property
+    def where(self) -> str:
+        """Where the machine is: "host", "switcher", "guest" (kernel) or "user"."""
+        if not self.world.in_trip:
+            return "host"
+        cpu = self.cpu
+        if (cpu.segs["cs"].base + cpu.eip) & M32 >= SWITCHER_ADDR:
+            return "switcher"
+        return "user" if cpu.cpl == 3 else "guest"
+
+    @property
+    def console(self) -> str:
+        """Everything the current Guest wrote to its console so far."""
+        return self.run.console.text
+
+    def symbols_for(self, addr: int) -> Symbols | None:
+        """The symbol table that covers linear ``addr`` now."""
+        if addr >= SWITCHER_ADDR:
+            return switcher_symbols()
+        return self.run.symbols
+
+    def describe(self, addr: int) -> str:
+        """``symbol+offset`` (and the source line when known) for a code address."""
+        syms = self.symbols_for(addr)
+        if syms is None:
+            return f"{addr:#010x}"
+        text = syms.describe(addr)
+        if addr >= SWITCHER_ADDR:
+            stubs = syms.symbols.get("trap_stubs")
+            if stubs is not None and stubs.address <= addr < stubs.address + 256 * 16:
+                text = f"trap stub {(addr - stubs.address) // 16}"
+        line = syms.line(addr)
+        return f"{text} ({line[0]}:{line[1]})" if line else text
+
+    def translate(self, vaddr: int, guest: int | None = None) -> dict:
+        """Guest virtual -> Guest physical (its own tables) -> host physical (shadow)."""
+        from .views.pagetables import walk_both
+        return walk_both(self, vaddr, guest)
+
+    # -- observers
+    def observe(self, callback: Callable[[Session], None]) -> None:
+        """Call ``callback(session)`` after every step, motion and replay."""
+        if callback not in self.observers:
+            self.observers.append(callback)
+
+    def unobserve(self, callback: Callable[[Session], None]) -> None:
+        if callback in self.observers:
+            self.observers.remove(callback)
+
+    def _notify(self) -> None:
+        for cb in list(self.observers):
+            cb(self)
+
+    # -- breakpoints and watchpoints
+    def resolve(self, where, guest: int | None = None) -> Breakpoint:
+        """A breakpoint for ``where``: an int (virtual address), a symbol name,
+        ``"file.c:LINE"``, or a dict ``{"guest_phys": a}`` / ``{"host_phys": a}``."""
+        run = self.runs[guest if guest is not None else self.world.current]
+        if isinstance(where, Breakpoint):
+            return where
+        if isinstance(where, dict):
+            if "guest_phys" in where:
+                return Breakpoint(f"guest-physical {where['guest_phys']:#x}",
+                                  guest_phys=where["guest_phys"], guest=run.index)
+            if "host_phys" in where:
+                return Breakpoint(f"host-physical {where['host_phys']:#x}",
+                                  host_phys=where["host_phys"], guest=guest)
+            raise SessionError(f"cannot stop at {where!r}")
+        if isinstance(where, int):
+            return Breakpoint(f"{where:#010x}", frozenset({where & M32}), guest=guest)
+        text = str(where)
+        syms = run.symbols
+        if ":" in text and text.rsplit(":", 1)[1].isdigit():
+            file, line = text.rsplit(":", 1)
+            if file == "switcher.S":
+                syms = switcher_symbols()
+            if syms is None or not syms.has_lines:
+                raise SessionError(f"no line information to find {text}")
+            try:
+                found, addrs = syms.line_addresses(file, int(line))
+            except KeyError as e:
+                raise SessionError(str(e)) from None
+            return Breakpoint(f"{file}:{found}", frozenset(addrs),
+                              guest=None if file == "switcher.S" else run.index)
+        for table in (syms, switcher_symbols()):
+            if table is not None and text in table:
+                return Breakpoint(text, frozenset({table.address(text)}),
+                                  guest=run.index if table is syms else None)
+        raise SessionError(f"no symbol called {text!r}")
+
+    def break_at(self, where, guest: int | None = None) -> Breakpoint:
+        """Stop every motion (but ``step``) before the instruction at ``where``."""
+        bp = self.resolve(where, guest)
+        self.breakpoints.append(bp)
+        return bp
+
+    def clear_breakpoints(self) -> None:
+        self.breakpoints.clear()
+
+    def watch(self, addr: int, length: int = 4, space: str = "guest",
+              guest: int | None = None, label: str | None = None) -> Watchpoint:
+        """Stop after any step that changes these bytes.
+
+        ``space``: "guest" (Guest-physical, of the current or given Guest),
+        "virtual" (a Guest-virtual address, through the Guest's own page
+        tables as they are now) or "host" (host-physical).  A write of the
+        same value changes nothing and is not seen."""
+        run = self.runs[guest if guest is not None else self.world.current]
+        if space == "virtual":
+            from .views.pagetables import guest_walk
+            gpa = guest_walk(self, run, addr)["guest_phys"]
+            if gpa is None:
+                raise SessionError(f"{addr:#x} is not mapped in the Guest's page tables")
+            addr, space = gpa, "guest"
+        if space == "guest":
+            if (addr % PAGE) + length > PAGE:
+                raise SessionError("a watchpoint must stay within one page")
+            start = run.process.phys(addr)
+            what = label or f"guest-physical {addr:#x}"
+        elif space == "host":
+            start = addr
+            what = label or f"host-physical {addr:#x}"
+        else:
+            raise SessionError(f"unknown address space {space!r}")
+        wp = Watchpoint(start, length, what, bytes(self.mem.ram[start:start + length]))
+        self.watchpoints.append(wp)
+        return wp
+
+    def unwatch(self, wp: Watchpoint | None = None) -> None:
+        if wp is None:
+            self.watchpoints.clear()
+        elif wp in self.watchpoints:
+            self.watchpoints.remove(wp)
+
+    def _refresh_watches(self) -> None:
+        ram = self.mem.ram
+        for wp in self.watchpoints:
+            wp.before = bytes(ram[wp.start:wp.start + wp.length])
+
+    # -- motion
+    def _go(self, max_steps: int, kinds: Iterable[str] = (), guest: int | None = None,
+            targets: list[Breakpoint] | None = None, stops: bool = True) -> Stop:
+        """The one loop every motion uses: step until something says stop."""
+        w = self.world
+        self.before = cpu_snapshot(self)
+        bps = list(targets or [])
+        if stops:
+            bps += self.breakpoints
+        linear: dict[int, list[Breakpoint]] = {}
+        physical = []
+        for bp in bps:
+            for a in bp.linear:
+                linear.setdefault(a, []).append(bp)
+            if bp.guest_phys is not None or bp.host_phys is not None:
+                physical.append(bp)
+        watches = self.watchpoints if stops else []
+        ram = self.mem.ram
+        w.wanted = frozenset(kinds)
+        w.wanted_guest = guest
+        w.hit = None
+        cpu = w.cpu
+        taken = 0
+        stop = None
+        try:
+            while taken < max_steps:
+                kind = w.step()
+                if kind == FINISHED:
+                    stop = Stop("finished", taken)
+                    break
+                taken += 1
+                if w.steps % MILESTONE_EVERY == 0:
+                    self.milestones[w.steps] = (cpu.instructions, cpu.cycles)
+                if w.hit is not None:
+                    stop = Stop("event", taken, event=w.hit)
+                    break
+                if watches:
+                    hit = None
+                    for wp in watches:
+                        now = bytes(ram[wp.start:wp.start + wp.length])
+                        if now != wp.before:
+                            wp.before = now
+                            wp.hits += 1
+                            hit = hit or wp
+                    if hit is not None:
+                        stop = Stop("watchpoint", taken, watch=hit)
+                        break
+                if (linear or physical) and w.in_trip:
+                    la = (cpu.segs["cs"].base + cpu.eip) & M32
+                    for bp in linear.get(la, ()):
+                        if bp.guest is None or bp.guest == w.current:
+                            stop = Stop("breakpoint", taken, address=la)
+                            break
+                    if stop is None and physical:
+                        stop = self._physical_hit(physical, la, taken)
+                    if stop is not None:
+                        break
+                if w.finished:
+                    stop = Stop("finished", taken)
+                    break
+            else:
+                stop = Stop("limit" if (kinds or bps or watches) else "steps", taken)
+        finally:
+            w.wanted = frozenset()
+            self.last_stop = stop
+            self._notify()
+        return stop
+
+    def _physical_hit(self, physical: list[Breakpoint], la: int, taken: int) -> Stop | None:
+        from .x86 import paging
+        hpa, _ = paging.probe(self.cpu, la)
+        if hpa is None:
+            return None
+        for bp in physical:
+            if bp.host_phys is not None and hpa == bp.host_phys:
+                return Stop("breakpoint", taken, address=la)
+            if bp.guest_phys is not None and bp.guest == self.world.current:
+                proc = self.run.process
+                if proc.phys(bp.guest_phys) == hpa:
+                    return Stop("breakpoint", taken, address=la)
+        return None
+
+    def step(self, n: int = 1) -> Stop:
+        """Exactly ``n`` steps (fewer only if every Guest has ended)."""
+        return self._go(n, stops=False)
+
+    def step_to(self, kind: str, guest: int | None = None, max_steps: int = 5_000_000,
+                stops: bool = False) -> Stop:
+        """Step until the trace records an event of ``kind`` (in ``guest``, by id).
+
+        Kinds: "switch", "trap", "hypercall", "interrupt", "pagefault", "dma",
+        "kill", "timer" (see lguestsim.trace).  The session stops right after
+        the step that produced the event: for the Host's events, the step of
+        Host work that did it.  With ``stops=True`` breakpoints and
+        watchpoints stop it too."""
+        kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+        for k in kinds:
+            if k not in KINDS:
+                raise SessionError(f"unknown event kind {k!r}; kinds are {', '.join(KINDS)}")
+        return self._go(max_steps, kinds=kinds, guest=guest, stops=stops)
+
+    def run_to(self, where, guest: int | None = None, max_steps: int = 5_000_000) -> Stop:
+        """Step until the CPU is about to execute ``where`` (see ``resolve``),
+        or a breakpoint or watchpoint stops it first."""
+        bp = self.resolve(where, guest)
+        return self._go(max_steps, targets=[bp])
+
+    def cont(self, max_steps: int = 5_000_000) -> Stop:
+        """Run until a breakpoint, a watchpoint, or the end of every Guest."""
+        return self._go(max_steps)
+
+    def finish(self, max_steps: int = 50_000_000) -> Stop:
+        """Run until every Guest has ended, ignoring breakpoints and watchpoints."""
+        return self._go(max_steps, stops=False)
+
+    def step_until(self, predicate: Callable[[Session], bool], max_steps: int = 1_000_000) -> Stop:
+        """Step until ``predicate(session)`` holds after a step (slow: a call per step)."""
+        taken = 0
+        self.before = cpu_snapshot(self)
+        while taken < max_steps and not self.finished:
+            self.world.step()
+            taken += 1
+            if self.world.steps % MILESTONE_EVERY == 0:
+                self.milestones[self.world.steps] = (self.cpu.instructions, self.cpu.cycles)
+            if predicate(self):
+                stop = Stop("predicate", taken)
+                break
+        else:
+            stop = Stop("finished" if self.finished else "limit", taken)
+        self.last_stop = stop
+        self._notify()
+        return stop
+
+    # -- going back
+    def back(self, n: int = 1) -> Stop:
+        """Go back ``n`` steps (by replaying the boot to step N - n)."""
+        return self.goto(max(0, self.steps - n))
+
+    def goto(self, target: int) -> Stop:
+        """Be at step ``target``: forwards by stepping, backwards by replay."""
+        if target >= self.steps:
+            return self.step(target - self.steps)
+        before = cpu_snapshot(self)
+        self.world = self._replay(target)
+        self.replays += 1
+        self._refresh_watches()
+        self.before = before
+        stop = Stop("steps", target - self.steps)
+        self.last_stop = stop
+        self._notify()
+        return stop
+
+    def _replay(self, target: int) -> World:
+        w = World(self.specs, **self.options)
+        marks = [s for s in self.milestones if s <= target]
+        if marks:
+            best = max(marks)
+            self._fast_forward(w, best, *self.milestones[best])
+        while w.steps < target:
+            if w.step() == FINISHED:
+                raise SessionError(f"the replay ended at step {w.steps}, before {target}")
+        return w
+
+    @staticmethod
+    def _fast_forward(w: World, step: int, instructions: int, cycles: int) -> None:
+        """Bring a fresh world to a milestone at full speed, then exactly onto it."""
+        cpu = w.cpu
+        while True:
+            if w.finished or cpu.cycles > cycles:
+                raise SessionError("the replay diverged from the recorded milestone")
+            if not w.in_trip:
+                w.step()
+                continue
+            left = instructions - 1 - cpu.instructions
+            if left <= 0:
+                break
+            w.run_chunk(left)
+        while cpu.cycles < cycles:
+            if w.step() == FINISHED:
+                break
+        if (cpu.cycles, cpu.instructions) != (cycles, instructions):
+            raise SessionError(f"the replay missed the milestone at step {step}: "
+                               f"{cpu.instructions} instructions, {cpu.cycles} cycles, "
+                               f"expected {instructions}, {cycles}")
+        w.steps = step
+
+    # -- a fingerprint of the state, for tests and for the curious
+    def fingerprint(self) -> dict:
+        """Registers, counters, a digest of RAM and of the trace: equal iff the states are."""
+        import hashlib
+        cpu = self.cpu
+        state = cpu.state()
+        state.update(cycles=cpu.cycles, instructions=cpu.instructions, steps=self.steps,
+                     ram=hashlib.sha1(self.mem.ram).hexdigest(),
+                     trace=hashlib.sha1(repr([(e.kind, e.cycle, _stable(e.data))
+                                              for e in self.trace.events]).encode()).hexdigest())
+        return state
+
+    def __repr__(self) -> str:
+        cpu = self.cpu
+        return (f"<Session step {self.steps}, {self.where}, eip={cpu.eip:#010x} "
+                f"({self.describe(cpu.eip) if self.in_trip else 'Host'}), "
+                f"{cpu.instructions} instructions, {cpu.cycles} cycles>")
+
+
+def cpu_snapshot(session: Session) -> dict:
+    """The registers a reader sees (segment caches and the Guest's saved
+    registers included), to tell what the last step changed."""
+    cpu = session.cpu
+    d = cpu.state()
+    for name in ("es", "cs", "ss", "ds", "fs", "gs"):
+        c = cpu.segs[name]
+        d[f"{name}.cache"] = (c.base, c.limit, c.access, c.valid)
+    d.update(gdtr=cpu.gdtr, idtr=cpu.idtr, tr=cpu.tr, ldtr=cpu.ldtr, cycles=cpu.cycles)
+    lg = session.world.run.lg
+    if lg is not None:
+        for k, v in lg.regs.as_dict().items():
+            d[f"guest.{k}"] = v
+    return d
+
+
+def _stable(data: dict) -> dict:
+    """Event data without the one thing that differs between replays: object ids
+    inside DMA keys (the Host names memory by (kind, id(object), offset))."""
+    if "key" in data and isinstance(data["key"], tuple) and len(data["key"]) == 3:
+        d = dict(data)
+        d["key"] = (data["key"][0], data["key"][2])
+        return d
+    return data
+
