@@ -1,0 +1,136 @@
+"""The code view: disassembly around EIP, with symbols and the source line.
+
+Instructions are read the way the CPU would read them now (through the page
+tables in CR3, without touching accessed bits), disassembled by capstone, and
+labelled with the Guest's or the Switcher's symbols and source lines.  While
+the Host runs (between trips), it shows where the Guest will resume, read
+through the Guest's own page tables.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ..x86 import paging
+from .base import View, esc, h8, table
+from .pagetables import guest_walk
+
+M32 = 0xFFFFFFFF
+TARGET = re.compile(r"^(call|j\w+|loop\w*)\s+(0x[0-9a-f]+)$")
+
+
+@lru_cache(maxsize=1)
+def _capstone():
+    import capstone
+    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
+    md.syntax = capstone.CS_OPT_SYNTAX_ATT      # the syntax of the sources beside it
+    return md
+
+
+def disassemble(data: bytes, address: int) -> list[tuple[int, int, str]]:
+    """(address, length, AT&T text) of each instruction in ``data``."""
+    return [(i.address, i.size, f"{i.mnemonic} {i.op_str}".strip())
+            for i in _capstone().disasm(data, address)]
+
+
+def read_code(session, la: int, n: int) -> bytes | None:
+    """``n`` bytes at linear ``la`` as the machine sees them now (None where unmapped)."""
+    out = b""
+    while n > 0:
+        chunk = min(n, 0x1000 - (la & 0xFFF))
+        if session.in_trip:
+            pa, _ = paging.probe(session.cpu, la)
+            if pa is None or pa + chunk > session.mem.size:
+                return out or None
+            out += session.mem.read(pa, chunk)
+        else:
+            run = session.run
+            gpa = guest_walk(session, run, la)["guest_phys"]
+            if gpa is None or gpa + chunk > run.process.size:
+                return out or None
+            out += run.process.read(gpa, chunk)
+        la = (la + chunk) & M32
+        n -= chunk
+    return out
+
+
+class CodeView(View):
+    """Disassembly around the instruction about to run."""
+
+    title = "Code"
+    name = "code"
+
+    def __init__(self, session, before: int = 6, after: int = 10) -> None:
+        super().__init__(session)
+        self.before = before
+        self.after = after
+
+    def position(self) -> int:
+        s = self.session
+        if s.in_trip:
+            return (s.cpu.segs["cs"].base + s.cpu.eip) & M32
+        lg = s.lg
+        return lg.regs.eip if lg is not None else 0
+
+    def listing(self) -> list[tuple[int, int, str]]:
+        """(address, length, text) of the instructions around the current position."""
+        s = self.session
+        eip = self.position()
+        syms = s.symbols_for(eip)
+        start = eip
+        if syms is not None:
+            found = syms.lookup(eip)
+            if found is not None:
+                name, off = found
+                if name == "trap_stubs":
+                    start = eip - off % 16 - 16 * min(2, off // 16)
+                elif off <= 768:
+                    start = eip - off
+        raw = read_code(s, start, (eip - start) + 16 * (self.after + 1))
+        if raw is None:
+            return []
+        insns = disassemble(raw, start)
+        idx = next((i for i, (a, _, _) in enumerate(insns) if a == eip), None)
+        if idx is None:           # out of step with the stream: start at eip itself
+            raw = read_code(s, eip, 16 * (self.after + 1)) or b""
+            insns = disassemble(raw, eip)
+            idx = 0
+        return insns[max(0, idx - self.before): idx + self.after + 1]
+
+    def body(self) -> str:
+        s = self.session
+        eip = self.position()
+        rows, classes = [], []
+        last_line = None
+        where = "the instruction about to run" if s.in_trip else \
+            "the Host runs now; this is where the Guest will resume"
+        bps = set()
+        for bp in s.breakpoints:
+            bps |= set(bp.linear)
+        syms = s.symbols_for(eip)
+        for addr, _length, text in self.listing():
+            if syms is not None:
+                found = syms.lookup(addr)
+                if found and found[1] == 0:
+                    rows.append(["", "", f"<b>{esc(found[0])}:</b>", ""])
+                    classes.append("")
+                line = syms.line(addr)
+                if line and line != last_line:
+                    src = syms.source_text(*line)
+                    rows.append(["", "", f'<span class="src">{esc(line[0])}:{line[1]}'
+                                 f'{"  " + esc(src.strip()) if src else ""}</span>', ""])
+                    classes.append("")
+                    last_line = line
+            mark = "&#9654;" if addr == eip else ("&#9679;" if addr in bps else "")
+            note = ""
+            m = TARGET.match(text)
+            if m and syms is not None:
+                target = s.describe(int(m.group(2), 16)).split(" (")[0]
+                note = f'<span class="dim">&lt;{esc(target)}&gt;</span>'
+            rows.append([mark, h8(addr), esc(text), note])
+            classes.append("cur" if addr == eip else "")
+        if not rows:
+            return f'<span class="dim">no code mapped at {h8(eip)}</span>'
+        head = f"<div>{esc(s.describe(eip))} &middot; {where}</div>"
+        return head + table(rows, ["", "address", "instruction", ""], classes)
