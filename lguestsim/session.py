@@ -179,10 +179,12 @@ class World:
         self.steps = 0
         self.next_check = CHECK_EVERY
         self.finished = False
+        self.idle_reads = 0
         self.launcher_log: list[tuple[int, int, str]] = []     # (cycle, guest index, what)
         self.events_seen = 0
         self.wanted: frozenset[str] = frozenset()
         self.wanted_guest: int | None = None
+        self.wanted_match: Callable[[Event], bool] | None = None
         self.hit: Event | None = None
         self.host.trace.listeners.append(self._on_event)
 
@@ -232,7 +234,8 @@ class World:
     def _on_event(self, ev: Event) -> None:
         self.events_seen += 1
         if self.hit is None and ev.kind in self.wanted and (
-                self.wanted_guest is None or ev.data.get("guest") == self.wanted_guest):
+                self.wanted_guest is None or ev.data.get("guest") == self.wanted_guest) and (
+                self.wanted_match is None or self.wanted_match(ev)):
             self.hit = ev
 
     # -- where we are
@@ -302,6 +305,7 @@ class World:
         if self.gen is not None:
             try:
                 next(self.gen)
+                self.idle_reads = 0
                 return                   # straight into the next trip
             except StopIteration as done:
                 self._read_done(self.run, done.value, None)
@@ -309,13 +313,20 @@ class World:
                 self._read_done(self.run, None, err)
             self.gen = None
             self._schedule()
-        for _ in range(64 * max(1, len(self.runs))):
-            if self.finished:
+        while not self.finished:
+            if self.idle_reads > 2 * len(self.runs):
+                # Every Guest sleeps and nothing can wake one: the end.
+                for run in self.runs:
+                    if run.runnable:
+                        run.ended = "asleep with no timer set, and nothing can wake it"
+                        self._log(run, run.ended)
+                self.finished = True
                 return
             run = self.run
             self.gen = self._read(run)
             try:
                 next(self.gen)
+                self.idle_reads = 0
                 return
             except StopIteration as done:
                 self._read_done(run, done.value, None)
@@ -323,7 +334,6 @@ class World:
                 self._read_done(run, None, err)
             self.gen = None
             self._schedule()
-        raise SessionError("the Launchers keep returning without running their Guests")
 
     def _schedule(self) -> None:
         """Round robin at read() boundaries, as Launcher processes on one CPU."""
@@ -350,12 +360,14 @@ class World:
             run.ended = reason
             self._log(run, f"the Guest died: {reason}")
             return
-        if err.errno == errno.EAGAIN and run.layout is not None:
-            devices = run.layout.devices
-            if devices.handle_input(run.dev) or devices.takes_input():
+        if err.errno == errno.EAGAIN:
+            # Another Guest's turn, or this one sleeps with no timer: either way
+            # the Launcher reads again later (a session types no console input).
+            self.idle_reads += 1
+            if run.lg.break_out:
                 run.dev.write(struct.pack("<2I", LHREQ_BREAK, 0))
-                self._log(run, "served input, released the Waker")
-                return
+            self._log(run, f"read() returned EAGAIN: {err.strerror or err}")
+            return
         run.ended = f"the Launcher stopped: {err.strerror or err}"
         self._log(run, run.ended)
 
@@ -578,6 +590,16 @@ class Session:
         line = syms.line(addr)
         return f"{text} ({line[0]}:{line[1]})" if line else text
 
+    def next_instruction(self) -> str:
+        """The instruction the CPU executes next (AT&T syntax), or "" in the Host."""
+        if not self.world.in_trip:
+            return ""
+        from .views.code import disassemble, read_code
+        la = (self.cpu.segs["cs"].base + self.cpu.eip) & M32
+        raw = read_code(self, la, 16)
+        found = disassemble(raw, la)[:1] if raw else []
+        return found[0][2] if found else "(undecodable)"
+
     def translate(self, vaddr: int, guest: int | None = None) -> dict:
         """Guest virtual -> Guest physical (its own tables) -> host physical (shadow)."""
         from .views.pagetables import walk_both
@@ -685,7 +707,8 @@ class Session:
 
     # -- motion
     def _go(self, max_steps: int, kinds: Iterable[str] = (), guest: int | None = None,
-            targets: list[Breakpoint] | None = None, stops: bool = True) -> Stop:
+            targets: list[Breakpoint] | None = None, stops: bool = True,
+            match: Callable[[Event], bool] | None = None) -> Stop:
         """The one loop every motion uses: step until something says stop."""
         w = self.world
         self.before = cpu_snapshot(self)
@@ -703,6 +726,7 @@ class Session:
         ram = self.mem.ram
         w.wanted = frozenset(kinds)
         w.wanted_guest = guest
+        w.wanted_match = match
         w.hit = None
         cpu = w.cpu
         taken = 0
@@ -747,6 +771,7 @@ class Session:
                 stop = Stop("limit" if (kinds or bps or watches) else "steps", taken)
         finally:
             w.wanted = frozenset()
+            w.wanted_match = None
             self.last_stop = stop
             self._notify()
         return stop
@@ -769,9 +794,11 @@ class Session:
         """Exactly ``n`` steps (fewer only if every Guest has ended)."""
         return self._go(n, stops=False)
 
-    def step_to(self, kind: str, guest: int | None = None, max_steps: int = 5_000_000,
-                stops: bool = False) -> Stop:
-        """Step until the trace records an event of ``kind`` (in ``guest``, by id).
+    def step_to(self, kind: str | tuple[str, ...], guest: int | None = None,
+                max_steps: int = 5_000_000, stops: bool = False,
+                match: Callable[[Event], bool] | None = None) -> Stop:
+        """Step until the trace records an event of ``kind`` (in ``guest``, by id;
+        for which ``match(event)`` holds, if given).
 
         Kinds: "switch", "trap", "hypercall", "interrupt", "pagefault", "dma",
         "kill", "timer" (see lguestsim.trace).  The session stops right after
@@ -782,7 +809,7 @@ class Session:
         for k in kinds:
             if k not in KINDS:
                 raise SessionError(f"unknown event kind {k!r}; kinds are {', '.join(KINDS)}")
-        return self._go(max_steps, kinds=kinds, guest=guest, stops=stops)
+        return self._go(max_steps, kinds=kinds, guest=guest, stops=stops, match=match)
 
     def run_to(self, where, guest: int | None = None, max_steps: int = 5_000_000) -> Stop:
         """Step until the CPU is about to execute ``where`` (see ``resolve``),

@@ -98,9 +98,8 @@ class Symbols:
             j -= 1
             if self._by_addr[j].kind == "func":
                 best = self._by_addr[j]
-        if best.size and addr >= best.address + best.size and best.kind == "func":
-            # Past the end of that function: still name it, it is the nearest.
-            pass
+        if best.kind == "func" and best.size and addr >= best.address + best.size:
+            return None            # past the end of that function: not part of it
         if addr - best.address > 0x10000:
             return None
         return best.name, addr - best.address

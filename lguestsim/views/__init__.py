@@ -17,6 +17,7 @@ Each view is a class over a ``lguestsim.session.Session``:
 ``TimelineView``       the trace with cycle stamps
 ``DMAView``            bound buffers, transfers, the bytes that arrived
 ``DevicePageView``     the device descriptor page
+``LguestDataView``     struct lguest_data: the page the Guest shares with the Host
 ``ConsoleView``        what the Guest printed
 =====================  ==========================================================
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 from .base import View, box, esc
 from .code import CodeView
 from .devices import DevicePageView, DMAView
+from .guestdata import LguestDataView
 from .pagetables import PageDirectoryView, PageWalkView, TLBView, walk_both
 from .plot import Chart, bar_chart
 from .registers import RegistersView
@@ -60,7 +62,8 @@ class ConsoleView(View):
 
 
 ALL_VIEWS = (RegistersView, PageWalkView, PageDirectoryView, TLBView, GDTView, IDTView,
-             TSSView, CodeView, TimelineView, DMAView, DevicePageView, ConsoleView)
+             TSSView, CodeView, TimelineView, DMAView, DevicePageView, LguestDataView,
+             ConsoleView)
 
 
 def dashboard(session, views: tuple = (CodeView, RegistersView, TimelineView)):
@@ -89,5 +92,5 @@ def dashboard(session, views: tuple = (CodeView, RegistersView, TimelineView)):
 
 __all__ = ["View", "box", "RegistersView", "PageWalkView", "PageDirectoryView", "TLBView",
            "GDTView", "IDTView", "TSSView", "CodeView", "TimelineView", "DMAView",
-           "DevicePageView", "ConsoleView", "ALL_VIEWS", "dashboard", "walk_both", "bar_chart",
-           "Chart"]
+           "DevicePageView", "LguestDataView", "ConsoleView", "ALL_VIEWS", "dashboard",
+           "walk_both", "bar_chart", "Chart"]

@@ -77,7 +77,10 @@ class DMAView(View):
         evs = s.trace.of("dma")
         rows = []
         for e in evs[-self.last:]:
-            secs = ", ".join(f"{n}@{a:#x}" for a, n in e.data.get("sections", ()))
+            sections = e.data.get("sections")
+            if sections is None:
+                sections = self.launcher_sections(e)
+            secs = ", ".join(f"{n}@{a:#x}" for a, n in sections)
             rows.append([str(e.cycle), f"Guest {e.data.get('guest')}",
                          esc(key_text(e.data.get("key"))), esc(describe_event(e)), esc(secs)])
         out.append("<div>Transfers (SEND_DMA):</div>")
@@ -87,6 +90,18 @@ class DMAView(View):
         if arrived:
             out.append(arrived)
         return "".join(out)
+
+    def launcher_sections(self, ev) -> list[tuple[int, int]]:
+        """The sections of a DMA sent to a Launcher, read from the sender's memory."""
+        run = next((r for r in self.session.runs
+                    if r.lg is not None and r.lg.guestid == ev.data.get("guest")), None)
+        addr = ev.data.get("dma")
+        if run is None or addr is None:
+            return []
+        try:
+            return Dma.unpack(run.process.read(addr, DMA_SIZE)).sections()
+        except ValueError:
+            return []
 
     def arrived(self, evs) -> str:
         """The bytes of the last Guest-to-Guest transfer, as the receiver holds them."""

@@ -104,7 +104,7 @@ class IDTView(View):
         if vectors is None:
             wanted = {13, 14, 0x1F, 0x20, 0x80}
             if lg is not None:
-                wanted |= {v for v, (_, hi) in enumerate(lg.idt) if hi & 0x8000}
+                wanted |= {v for v, (_, hi) in enumerate(lg.idt[:20]) if hi & 0x8000}
                 if lg.syscall_idt[1] & 0x8000:
                     wanted.add(0x80)
             wanted |= {v for v in range(256) if real[v][1] & 0x8000

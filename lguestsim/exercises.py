@@ -1,0 +1,101 @@
+"""Exercises at the end of each chapter notebook, seeded per student.
+
+Each notebook ends with a few questions whose answers a reader finds with the
+views and the session (an address, a count, a register's value).  The
+variant each reader gets depends on their name: ``Exercises("host", "ada")``
+draws its numbers from a generator seeded by the chapter and the name, so two
+students sitting side by side work on different addresses, but each gets the
+same ones every time.  ``check`` compares an answer with the value the
+simulation itself computes and says so, without raising: an unanswered
+exercise (``None``) simply reports that it is waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class Feedback:
+    """The verdict on one answer, shown as a line of HTML in a notebook."""
+
+    def __init__(self, number: int, status: str, message: str) -> None:
+        self.number = number
+        self.status = status          # "right", "wrong" or "waiting"
+        self.message = message
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "right"
+
+    def __repr__(self) -> str:
+        return f"Exercise {self.number}: {self.status} - {self.message}"
+
+    def _repr_html_(self) -> str:
+        color = {"right": "#1e7d32", "wrong": "#b3261e"}.get(self.status, "#6b7280")
+        mark = {"right": "&#10004;", "wrong": "&#10008;"}.get(self.status, "&#9675;")
+        return (f'<div style="font-family:system-ui,sans-serif;color:{color}">'
+                f"<b>{mark} Exercise {self.number}</b>: {html.escape(self.message)}</div>")
+
+
+def _same(answer: Any, expected: Any) -> bool:
+    if isinstance(expected, str):
+        return str(answer).strip().lower() == expected.strip().lower()
+    if isinstance(expected, (set, frozenset)):
+        try:
+            return set(answer) == set(expected)
+        except TypeError:
+            return False
+    if isinstance(expected, (list, tuple)):
+        try:
+            return list(answer) == list(expected)
+        except TypeError:
+            return False
+    if isinstance(expected, int) and isinstance(answer, str):
+        try:
+            return int(answer, 0) == expected
+        except ValueError:
+            return False
+    return answer == expected
+
+
+class Exercises:
+    """The exercises of one chapter for one student."""
+
+    def __init__(self, chapter: str, student: str = "") -> None:
+        self.chapter = chapter
+        self.student = student.strip() or "anonymous"
+        digest = hashlib.sha256(f"{chapter}:{self.student}".encode()).digest()
+        self.seed = int.from_bytes(digest[:8], "little")
+        self.random = random.Random(self.seed)
+        self.results: dict[int, Feedback] = {}
+
+    def choice(self, options: Sequence[Any]) -> Any:
+        """One of ``options``: the same for this student every time (in call order)."""
+        return self.random.choice(list(options))
+
+    def randint(self, low: int, high: int) -> int:
+        return self.random.randint(low, high)
+
+    def check(self, number: int, answer: Any, expected: Any | Callable[[], Any],
+              hint: str = "") -> Feedback:
+        """Compare ``answer`` with ``expected`` (a value, or a function computing it)."""
+        if answer is None or answer is ...:
+            fb = Feedback(number, "waiting", "not answered yet: set the answer above and run "
+                                             "this cell again.")
+        else:
+            value = expected() if callable(expected) else expected
+            if _same(answer, value):
+                fb = Feedback(number, "right", "right.")
+            else:
+                fb = Feedback(number, "wrong", "not yet." + (f" Hint: {hint}" if hint else ""))
+        self.results[number] = fb
+        return fb
+
+    def summary(self) -> Feedback:
+        done = sum(1 for f in self.results.values() if f.ok)
+        return Feedback(0, "right" if done == len(self.results) and done else "waiting",
+                        f"{done} of {len(self.results)} exercises right for {self.student}.")
