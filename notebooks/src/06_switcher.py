@@ -1,0 +1,216 @@
+# %% [markdown]
+# # Switcher: two worlds, one page of code
+#
+# The Host is a Linux kernel with its own page tables, GDT, IDT and TSS.  The
+# Guest needs all four of its own, and the Guest runs at full speed on the same
+# processor.  Moving between the two is the Switcher's job: a page of assembly
+# (`lguestsim/switcher/switcher.S`) mapped at 0xFFC00000 in the Host's page
+# tables *and* in every shadow page directory the Host builds for a Guest.  The
+# Switcher can therefore load a new `cr3` and keep running: the next
+# instruction is at the same virtual address in the other world.
+#
+# Two more pages follow the code: this CPU's `struct lguest_pages`.  The first
+# holds the Guest's registers (`struct lguest_regs`) at its very end; the
+# second, read-only to the Guest, holds the Host's saved GDT, IDT and stack
+# pointer, and the GDT, IDT and TSS the processor uses while the Guest runs.
+#
+# In lguestsim every instruction of the switch runs on the simulated CPU.  This
+# chapter steps through one round trip: Host to Guest, and back.
+
+# %%
+STUDENT = ""   # your name: it picks your variant of the exercises
+
+from IPython.display import display
+
+from lguestsim import views
+from lguestsim.exercises import Exercises
+from lguestsim.session import Session
+
+ex = Exercises("switcher", STUDENT)
+s = Session.boot()
+
+
+def stop_before(session, text, limit=200):
+    """Step until the next instruction starts with ``text``."""
+    return session.step_until(lambda t: t.next_instruction().startswith(text), limit)
+
+
+# %% [markdown]
+# ## The Host's side of the door
+#
+# `run_guest_once` (host/core.py, after `copy_in_guest_info`) does what lguest's
+# `pushf; lcall *lguest_entry` does: it pushes the Host's `eflags`, its code
+# segment and a return address on its stack -- the frame an interrupt would
+# push -- puts the address of `lguest_pages` in `%eax` and the shadow page
+# directory in `%ebx`, and jumps to `switch_to_guest`.  The return address is
+# 0x5000, where no x86 code lives: when the CPU gets there, Python takes over.
+# Here is the first world switch, one step into the session:
+
+# %%
+stop = s.step_to("switch")
+print(stop.event.data)
+views.CodeView(s, before=0, after=16)
+
+# %%
+views.RegistersView(s)
+
+# %% [markdown]
+# Ring 0, the Host's stack (`esp` 0x7ff4, just below the return frame), the
+# Host's page directory (`cr3` 0x8000), the Host's GDT and IDT.
+#
+# ## Saving the Host, becoming the Guest
+#
+# The Switcher pushes the Host's segment registers and frame pointer, saves the
+# stack pointer in the read-only page, and makes `%esp` point at the Guest's
+# saved registers -- it will *pop* the Guest's state off them.
+
+# %%
+stop_before(s, "lgdt")
+print(f"esp = {s.cpu.esp:#x}: struct lguest_regs at the end of the regs page")
+views.CodeView(s, before=4, after=3)
+
+# %% [markdown]
+# Now the tables.  `lgdt`, `lidt` and `ltr` load the Guest's GDT, IDT and TSS
+# from the read-only page.  From here on, a trap would go through the Guest's
+# IDT -- which sends nearly everything straight back to the Switcher.
+
+# %%
+stop_before(s, "movl %ebx, %cr3")
+views.RegistersView(s)
+
+# %%
+views.GDTView(s)
+
+# %%
+views.TSSView(s)
+
+# %% [markdown]
+# The Guest's TSS says where the processor finds a stack when a trap takes it
+# to ring 0: `ss0:esp0` is the end of the regs page, so the frame the processor
+# pushes lands exactly in the last fields of `struct lguest_regs`.  `ss1:esp1`
+# is the Guest kernel's own stack, used by direct traps into ring 1 (the Guest
+# has not told the Host where it is yet).
+#
+# The last step of the switch proper: `cr3` becomes the shadow page directory.
+
+# %%
+s.step()
+print(f"cr3 = {s.cpu.cr3:#x}; the next instruction is still at {s.cpu.eip:#x}")
+views.PageDirectoryView(s)
+
+# %% [markdown]
+# Only one directory entry is present: 1023, the Switcher's.  The Guest's
+# own memory is not mapped at all yet; every page will fault in on first use.
+#
+# The rest is pops: the Guest's general registers and segment registers come
+# off `struct lguest_regs`, `addl $8, %esp` skips `trapnum` and `errcode`, and
+# `iret` takes `eip`, `cs`, `eflags`, `esp` and `ss` -- and with them ring 1.
+
+# %%
+stop_before(s, "iret")
+views.CodeView(s, before=3, after=1)
+
+# %%
+s.step()
+print(s.where, "CPL", s.cpu.cpl, "at", s.describe(s.cpu.eip))
+views.RegistersView(s)
+
+# %% [markdown]
+# ## And back
+#
+# The Guest's first instruction fetch faults: the shadow directory is empty.
+# The processor looks in the Guest's IDT (the Switcher's copy), finds the gate
+# for vector 14 pointing at the Switcher's stub 14, switches to the ring-0
+# stack from the TSS, pushes the Guest's `ss`, `esp`, `eflags`, `cs`, `eip` and
+# the error code -- into the regs page -- and jumps.  One step:
+
+# %%
+s.step()
+print(s.where, "at", s.describe(s.cpu.eip), f"esp = {s.cpu.esp:#x}")
+views.CodeView(s, before=0, after=4)
+
+# %% [markdown]
+# The stub pushes its vector number (`trapnum`) and joins `return_to_host`,
+# which pushes the Guest's other registers, completing `struct lguest_regs`,
+# then restores the Host's world in the reverse order: `cr3` from the read-only
+# page, the Host's GDT and IDT, its stack, its TSS, its segment registers.
+# The final `iret` pops the frame the Host pushed before the switch and lands
+# on 0x5000.
+
+# %%
+stop_before(s, "movl %edx, %cr3")
+views.RegistersView(s)
+
+# %%
+start = s.cpu.instructions
+stop_before(s, "iret")
+s.step()
+print(s, f"({s.cpu.instructions - start} more instructions)")
+views.RegistersView(s)
+
+# %% [markdown]
+# Back in the Host, at ring 0, with the Host's tables; the Guest's registers
+# (right column) say trap 14, error code 0 (a read, in supervisor mode, of a
+# page that was not present), at the Guest's first instruction.
+#
+# ## What a round trip costs
+#
+# Every hypercall and every page fault the Host handles pays for this.  The
+# trace says how many cycles passed between the Host switching to the Guest and
+# hearing back; the Mastery chapter measures how much the Guest saves where it
+# can avoid the trip.
+
+# %%
+s.finish()
+sw = s.trace.of("switch")
+trips = [(b.cycle - a.cycle) for a, b in zip(sw, sw[1:], strict=False)
+         if a.to == "guest" and b.to == "host"]
+print(f"{len(trips)} trips into the Guest; the shortest took {min(trips)} cycles "
+      f"(switch, a few Guest instructions, trap, switch back)")
+
+# %% [markdown]
+# ## Exercises
+
+# %%
+WHAT = ex.choice([("movl %edx, %esp", "esp"), ("movl %ebx, %cr3", "cr3"),
+                  ("lidt", "idtr base"), ("ltr", "tr"), ("popl %ebx", "esp")])
+print(f"1. Step the first world switch to just after the instruction `{WHAT[0]}`.")
+print(f"   What is {WHAT[1]} then? (a number)")
+print("2. How many instructions does the CPU execute from switch_to_guest up to and")
+print("   including the iret into the Guest, on the first world switch?")
+print("3. On the Guest's first trap back to the Host, which vector's stub does the CPU")
+print("   enter, and what error code does the processor push? Answer as a pair (vector, code).")
+
+# %%
+ANSWER_1 = None
+ANSWER_2 = None
+ANSWER_3 = None
+
+
+def _value_after(text, reg):
+    t = Session.boot()
+    t.step_to("switch")
+    stop_before(t, text)
+    t.step()
+    return {"esp": t.cpu.esp, "cr3": t.cpu.cr3, "idtr base": t.cpu.idtr[0],
+            "tr": t.cpu.tr}[reg]
+
+
+def _count():
+    t = Session.boot()
+    t.step_to("switch")
+    n = t.cpu.instructions
+    t.step_until(lambda u: u.where == "guest")
+    return t.cpu.instructions - n
+
+
+def _first_trap():
+    t = Session.boot()
+    t.step_to("switch")
+    t.step_to("switch")
+    return (t.lg.regs.trapnum, t.lg.regs.errcode)
+
+
+display(ex.check(1, ANSWER_1, lambda: _value_after(*WHAT)))
+display(ex.check(2, ANSWER_2, _count, hint="s.cpu.instructions counts them"))
+display(ex.check(3, ANSWER_3, _first_trap, hint="the regs page, after the trip"))
