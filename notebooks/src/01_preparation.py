@@ -143,6 +143,17 @@ views.CodeView(s, before=2, after=6)
 views.RegistersView(s)
 
 # %% [markdown]
+# ## Your turn
+#
+# Below are three live views under a row of buttons.  In a running notebook
+# each button moves the session and the views redraw themselves; `s.step()`
+# or `s.back()` in any cell does the same.  (In the printed book they show the
+# session as this chapter left it.)
+
+# %%
+views.dashboard(s)
+
+# %% [markdown]
 # ## The map of this book
 #
 # * **Guest**: what a kernel must change to run in ring 1 (paravirt ops,

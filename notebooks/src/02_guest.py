@@ -183,6 +183,15 @@ views.RegistersView(s)
 # faults, general protection faults, interrupts -- still goes through the Host;
 # the Host chapter shows why.
 #
+# ## Your turn
+#
+# The session stands in the Guest's system call handler.  Step on through it
+# (the buttons, or `s.step()`), or go back into the user program.
+
+# %%
+views.dashboard(s, (views.CodeView, views.RegistersView, views.LguestDataView))
+
+# %% [markdown]
 # ## Exercises
 
 # %%

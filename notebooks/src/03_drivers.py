@@ -130,6 +130,7 @@ def pair(length=16):
 
 g = pair()
 stop = g.step_to("dma", match=lambda e: e.data.get("to") != "launcher")
+transfer_step = g.steps
 print(stop)
 views.DMAView(g)
 
@@ -146,6 +147,16 @@ views.DMAView(g)
 print("receiver's pending interrupts:", bin(g.runs[0].lg.irqs_pending))
 g.finish()
 views.TimelineView(g, last=12)
+
+# %% [markdown]
+# ## Your turn
+#
+# The two-Guest session `g` has run to its end; go back to the transfer
+# (`g.goto(...)`, or the buttons) and watch the buffers fill.
+
+# %%
+g.goto(transfer_step)
+views.dashboard(g, (views.DMAView, views.CodeView, views.TimelineView))
 
 # %% [markdown]
 # ## Exercises

@@ -144,6 +144,16 @@ print(s.world.launcher_log[-1])
 views.TimelineView(s, last=6)
 
 # %% [markdown]
+# ## Your turn
+#
+# The buttons drive the same session; the console view shows what the
+# Launcher printed for the Guest so far.
+
+# %%
+s.goto(1)
+views.dashboard(s, (views.CodeView, views.ConsoleView, views.TimelineView))
+
+# %% [markdown]
 # ## Exercises
 #
 # The exercises use a Guest with a different amount of memory.

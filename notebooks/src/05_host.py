@@ -185,6 +185,15 @@ views.TimelineView(bad, last=8)
 # Only this Guest is gone: its memory, its shadow tables and its regs page go
 # back to the Host when the Launcher closes `/dev/lguest`.
 #
+# ## Your turn
+#
+# The boot session is back at a timer interrupt.  Step to the next page fault
+# and watch the shadow tables: the page-walk view follows the Guest's `eip`.
+
+# %%
+views.dashboard(s, (views.CodeView, views.PageWalkView, views.RegistersView))
+
+# %% [markdown]
 # ## Exercises
 
 # %%

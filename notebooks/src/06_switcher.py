@@ -169,6 +169,16 @@ print(f"{len(trips)} trips into the Guest; the shortest took {min(trips)} cycles
       f"(switch, a few Guest instructions, trap, switch back)")
 
 # %% [markdown]
+# ## Your turn
+#
+# Back to the first world switch: step through it with the buttons and watch
+# `gdtr`, `idtr`, `tr`, `cr3` and CPL change.
+
+# %%
+s.goto(1)
+views.dashboard(s, (views.CodeView, views.RegistersView, views.PageDirectoryView))
+
+# %% [markdown]
 # ## Exercises
 
 # %%

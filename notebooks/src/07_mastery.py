@@ -268,6 +268,17 @@ measure(one)
 TimelineView(one, last=12, kinds=("hypercall", "pagefault"))
 
 # %% [markdown]
+# ## Your turn
+#
+# The last run (`one`) is live: step it, or change the sources above and run
+# the experiments again.
+
+# %%
+from lguestsim import views
+
+views.dashboard(one, (views.CodeView, views.TimelineView))
+
+# %% [markdown]
 # ## Exercises
 
 # %%
