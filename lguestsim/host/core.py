@@ -79,6 +79,7 @@ RO_HOST_CR3, RO_HOST_IDT_DESC, RO_HOST_GDT_DESC, RO_HOST_SP = 0, 4, 12, 20
 RO_GUEST_IDT_DESC, RO_GUEST_GDT_DESC, RO_GUEST_TSS = 24, 32, 40
 RO_GUEST_IDT, RO_GUEST_GDT = 144, 2192
 HOST_TIMER_VECTOR = 0x20
+TIME_SLICE = 2_000_000             # cycles a Guest runs before another gets the CPU
 MSR_SYSENTER_CS = 0x174
 CR0_TS = 8
 
@@ -179,6 +180,8 @@ class Host:
         self.trace = Trace(lambda: machine.cpu.cycles)
         self.random = random.Random(seed)
         self.direct_traps = direct_traps
+        self.time_slice = TIME_SLICE
+        self.tick_pending = False
         self.lguests: list[Lguest] = []
         self.next_guestid = 0
         self.last_guest: Lguest | None = None
@@ -312,6 +315,26 @@ class Host:
     def open(self, process: Process):
         from .lguest_user import LguestFile
         return LguestFile(self, process)
+
+    # -- several Guests on one CPU
+    # The real Host is a Linux kernel: each Launcher is a task, and its timer
+    # interrupt lets the scheduler run another.  Here the Launchers share one
+    # Python thread, so run_guest hands the CPU back with EAGAIN when this
+    # Guest's time slice is over or it halts while another Guest could run;
+    # the Launchers' round-robin (launcher/run.py) then reads another Guest.
+    def others_runnable(self, lg: Lguest) -> bool:
+        return any(o is not lg and o.dead is None and (not o.halted or o.irqs_pending)
+                   for o in self.lguests)
+
+    def start_scheduler_tick(self) -> None:
+        """With several Guests, the Host's timer ticks so none can keep the CPU."""
+        if len(self.lguests) > 1 and not self.tick_pending:
+            self.tick_pending = True
+
+            def tick() -> None:
+                self.tick_pending = False
+
+            self.machine.add_timer(self.cpu.cycles + self.time_slice, tick)
 
     def let_run(self, lg: Lguest) -> None:
         """Give another Guest a chance to run before a retry (send_dma's restock).
@@ -495,6 +518,7 @@ class Host:
         at full speed, a stepping session one instruction at a time), then
         resumes it.  It returns read()'s bytes or raises read()'s OSError."""
         cpu = self.cpu
+        slice_start = cpu.cycles
         while lg.dead is None:
             self.charge("run_guest_loop")
             self.machine.fire_timers()
@@ -507,10 +531,15 @@ class Host:
             if lg.dead is not None:
                 break
             if lg.halted:
+                if self.others_runnable(lg):
+                    raise OSError(errno.EAGAIN, "halted: another Guest's turn")
                 # Sleep until a timer fires; with none, only the Launcher can wake us.
                 if not self.machine.idle_until_next_timer():
                     raise OSError(errno.EAGAIN, "the Guest sleeps with no timer set")
                 continue
+            if cpu.cycles - slice_start >= self.time_slice and self.others_runnable(lg):
+                raise OSError(errno.EAGAIN, "time slice over: another Guest's turn")
+            self.start_scheduler_tick()
             self.enter_guest(lg)
             yield lg
             self.leave_guest(lg)

@@ -514,7 +514,7 @@ class CPU:
         self.inhibit = False
         try:
             blk = self._block_at(single)
-            blk.fn(self, 1)
+            blk.fn(self, 1, 1)
         except CPUFault as f:
             self.deliver(f.vector, f.error_code)
             return
@@ -572,7 +572,7 @@ class CPU:
                     blk = self.scache.get(pa)
                     if blk is None or blk.eip != eip:
                         blk = self.translate_block(eip, pa, True)
-                blk.fn(self, left // blk.count)
+                blk.fn(self, left // blk.count, deadline - self.cycles)
             except CPUFault as f:
                 self.deliver(f.vector, f.error_code)
 

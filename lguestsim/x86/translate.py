@@ -1078,7 +1078,7 @@ def memory_kind(insn: Insn | None) -> int:
 
 def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fault,
               code32: bool, loops: bool) -> str:
-    out = ["def block(cpu, budget):",
+    out = ["def block(cpu, budget, cycle_budget):",
            "    R = cpu.r",
            "    eax, ecx, edx, ebx, esp, ebp, esi, edi = R",
            "    TR = cpu.TR; TW = cpu.TW; RAM = cpu.ram; M16 = cpu.mem.m16; M32 = cpu.mem.m32",
@@ -1091,7 +1091,8 @@ def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fau
         out.append("      while True:")
         out.extend("  " + ln for ln in body)
         out.append("          it += 1")
-        out.append(f"          if nxt != {eip:#x} or it >= budget or cpu.code_generation != gen: break")
+        out.append(f"          if nxt != {eip:#x} or it >= budget or it * {total} + tk >= cycle_budget"
+                   " or cpu.code_generation != gen: break")
     else:
         out.append("    try:")
         out.extend(body)
