@@ -23,7 +23,7 @@ def test_busy_guests_share_the_cpu_in_time_slices():
     host.time_slice = 200_000
     guests = [boot(BUSY, host=host) for _ in range(2)]
     for _ in range(3):
-        for _, dev, lg, proc in guests:
+        for _, dev, _lg, _proc in guests:
             with pytest.raises(OSError) as e:
                 dev.read(8)
             assert e.value.errno == errno.EAGAIN            # its slice is over
