@@ -45,10 +45,11 @@ from pathlib import Path
 from . import asm
 from .host import HOST_AREA, LHREQ_INITIALIZE, Host
 from .host.core import HOST_RETURN, SWITCHER_ADDR
-from .host.lg import LHREQ_BREAK
+from .host.lg import LHREQ_BREAK, Lguest
 from .machine import Machine
 from .symbols import Symbols, guest_symbols, program_symbols, switcher_symbols
-from .trace import KINDS, Event
+from .trace import KINDS, Event, Trace
+from .x86 import CPU, PhysicalMemory
 
 MIB = 1 << 20
 PAGE = 4096
@@ -134,7 +135,7 @@ class Run:
     ended: str | None = None            # why this Launcher stopped (dead Guest, or it gave up)
 
     @property
-    def lg(self):
+    def lg(self) -> Lguest | None:
         return self.dev.lg
 
     @property
@@ -470,6 +471,11 @@ class Breakpoint:
     guest: int | None = None                 # only in this Guest (run index)
 
 
+# Where to stop: a virtual address, a symbol, "file.c:LINE", {"guest_phys": a},
+# {"host_phys": a}, or a Breakpoint.
+Where = int | str | dict | Breakpoint
+
+
 # ---------------------------------------------------------------------------
 # The session.
 
@@ -514,7 +520,7 @@ class Session:
         return self.world.machine
 
     @property
-    def cpu(self):
+    def cpu(self) -> CPU:
         return self.world.cpu
 
     @property
@@ -522,11 +528,11 @@ class Session:
         return self.world.host
 
     @property
-    def mem(self):
+    def mem(self) -> PhysicalMemory:
         return self.world.mem
 
     @property
-    def trace(self):
+    def trace(self) -> Trace:
         return self.world.host.trace
 
     @property
@@ -539,7 +545,7 @@ class Session:
         return self.world.run
 
     @property
-    def lg(self):
+    def lg(self) -> Lguest | None:
         """The current Guest's struct lguest."""
         return self.world.run.lg
 
@@ -620,7 +626,7 @@ class Session:
             cb(self)
 
     # -- breakpoints and watchpoints
-    def resolve(self, where, guest: int | None = None) -> Breakpoint:
+    def resolve(self, where: Where, guest: int | None = None) -> Breakpoint:
         """A breakpoint for ``where``: an int (virtual address), a symbol name,
         ``"file.c:LINE"``, or a dict ``{"guest_phys": a}`` / ``{"host_phys": a}``."""
         run = self.runs[guest if guest is not None else self.world.current]
@@ -656,7 +662,7 @@ class Session:
                                   guest=run.index if table is syms else None)
         raise SessionError(f"no symbol called {text!r}")
 
-    def break_at(self, where, guest: int | None = None) -> Breakpoint:
+    def break_at(self, where: Where, guest: int | None = None) -> Breakpoint:
         """Stop every motion (but ``step``) before the instruction at ``where``."""
         bp = self.resolve(where, guest)
         self.breakpoints.append(bp)
@@ -811,7 +817,8 @@ class Session:
                 raise SessionError(f"unknown event kind {k!r}; kinds are {', '.join(KINDS)}")
         return self._go(max_steps, kinds=kinds, guest=guest, stops=stops, match=match)
 
-    def run_to(self, where, guest: int | None = None, max_steps: int = 5_000_000) -> Stop:
+    def run_to(self, where: Where, guest: int | None = None,
+               max_steps: int = 5_000_000) -> Stop:
         """Step until the CPU is about to execute ``where`` (see ``resolve``),
         or a breakpoint or watchpoint stops it first."""
         bp = self.resolve(where, guest)

@@ -29,6 +29,8 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
+from . import asm
+
 
 @dataclass(frozen=True)
 class Symbol:
@@ -287,7 +289,7 @@ def guest_symbols() -> Symbols:
     return Symbols(shipped, twin, source_dir=HERE)
 
 
-def program_symbols(program) -> Symbols:
+def program_symbols(program: asm.Program) -> Symbols:
     """Symbols and lines of a program made by ``lguestsim.asm``."""
     return Symbols(program.elf, sources=program.sources)
 
@@ -295,7 +297,6 @@ def program_symbols(program) -> Symbols:
 @lru_cache(maxsize=1)
 def switcher_symbols() -> Symbols:
     """Symbols and lines of the Switcher (switcher.S assembled again with -g)."""
-    from . import asm
     from .switcher import HERE, SWITCHER_ADDR
     shipped = (HERE / "switcher.bin").read_bytes()
     source = (HERE / "switcher.S").read_text()

@@ -29,6 +29,8 @@ puts the main views under a row of buttons (step, step to ..., back).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .base import View, box, esc
 from .code import CodeView
 from .devices import DevicePageView, DMAView
@@ -38,6 +40,9 @@ from .plot import Chart, bar_chart
 from .registers import RegistersView
 from .tables import GDTView, IDTView, TSSView
 from .timeline import TimelineView
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 
 class ConsoleView(View):
@@ -66,7 +71,7 @@ ALL_VIEWS = (RegistersView, PageWalkView, PageDirectoryView, TLBView, GDTView, I
              ConsoleView)
 
 
-def dashboard(session, views: tuple = (CodeView, RegistersView, TimelineView)):
+def dashboard(session: Session, views: tuple = (CodeView, RegistersView, TimelineView)) -> Any:
     """Live views under a row of buttons that move the session."""
     import ipywidgets as w
 

@@ -92,7 +92,7 @@ class View:
     def _repr_html_(self) -> str:
         return self.html()
 
-    def widget(self):
+    def widget(self) -> Any:
         """An ipywidgets HTML that redraws itself whenever the session moves."""
         import ipywidgets
         w = ipywidgets.HTML(value=self.html())
@@ -105,7 +105,7 @@ class View:
         w._lgs_refresh = refresh
         return w
 
-    def freeze(self):
+    def freeze(self) -> Any:
         """The view as it is now, for display; it will not change later."""
         from IPython.display import HTML
         return HTML(self.html())

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from ..x86 import paging
 from .base import View, esc, h8, table
 from .pagetables import guest_walk
+
+if TYPE_CHECKING:
+    from ..session import Session
 
 M32 = 0xFFFFFFFF
 TARGET = re.compile(r"^(call|j\w+|loop\w*)\s+(0x[0-9a-f]+)$")
@@ -34,7 +38,7 @@ def disassemble(data: bytes, address: int) -> list[tuple[int, int, str]]:
             for i in _capstone().disasm(data, address)]
 
 
-def read_code(session, la: int, n: int) -> bytes | None:
+def read_code(session: Session, la: int, n: int) -> bytes | None:
     """``n`` bytes at linear ``la`` as the machine sees them now (None where unmapped)."""
     out = b""
     while n > 0:

@@ -15,6 +15,7 @@ driver writes status bits back into it.
 from __future__ import annotations
 
 from ..host.io import DMA_SIZE, Dma
+from ..trace import Event
 from .base import View, esc, h8, table
 from .timeline import describe_event
 
@@ -23,7 +24,7 @@ STATUS_BITS = ((1, "ACKNOWLEDGE"), (2, "DRIVER"), (4, "DRIVER_OK"), (8, "REMOVED
                (16, "REMOVED_ACK"), (128, "FAILED"))
 
 
-def key_text(key) -> str:
+def key_text(key: object) -> str:
     if isinstance(key, tuple) and len(key) == 3:
         return (f"shared memory +{key[2]:#x}" if key[0] == 1 else f"private {key[2]:#x}")
     return f"{key:#x}" if isinstance(key, int) else str(key)
@@ -91,7 +92,7 @@ class DMAView(View):
             out.append(arrived)
         return "".join(out)
 
-    def launcher_sections(self, ev) -> list[tuple[int, int]]:
+    def launcher_sections(self, ev: Event) -> list[tuple[int, int]]:
         """The sections of a DMA sent to a Launcher, read from the sender's memory."""
         run = next((r for r in self.session.runs
                     if r.lg is not None and r.lg.guestid == ev.data.get("guest")), None)
@@ -103,7 +104,7 @@ class DMAView(View):
         except ValueError:
             return []
 
-    def arrived(self, evs) -> str:
+    def arrived(self, evs: list[Event]) -> str:
         """The bytes of the last Guest-to-Guest transfer, as the receiver holds them."""
         s = self.session
         last = next((e for e in reversed(evs) if isinstance(e.data.get("to"), int)

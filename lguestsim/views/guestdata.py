@@ -12,6 +12,7 @@ the Guest's id, the TSC speed, the no-interrupt window around its iret).
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from ..host.lg import (
     HCALL_NAMES,
@@ -30,8 +31,11 @@ from ..host.lg import (
 )
 from .base import View, esc, h8, table
 
+if TYPE_CHECKING:
+    from ..session import Run
 
-def read_lguest_data(run) -> dict | None:
+
+def read_lguest_data(run: Run) -> dict | None:
     """The fields of a Guest's lguest_data, read from its memory (None before LGUEST_INIT)."""
     lg = run.lg
     if lg is None or lg.lguest_data is None:

@@ -11,11 +11,16 @@ missing, before the first access faults and the Host fills it in.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..x86 import paging
 from .base import View, esc, h8, table
 
 P, RW, US, A, D, PS, G = 1, 2, 4, 0x20, 0x40, 0x80, 0x100
 SWITCHER_INDEX = 1023
+
+if TYPE_CHECKING:
+    from ..session import Run, Session
 
 
 def pte_flags(entry: int) -> str:
@@ -32,7 +37,7 @@ def _run(session, guest):
     return session.runs[guest if guest is not None else session.world.current]
 
 
-def guest_walk(session, run, vaddr: int) -> dict:
+def guest_walk(session: Session, run: Run, vaddr: int) -> dict:
     """The Guest's own walk of ``vaddr``: Guest-physical addresses all the way."""
     lg = run.lg
     proc = run.process
@@ -63,7 +68,7 @@ def guest_walk(session, run, vaddr: int) -> dict:
     return out
 
 
-def shadow_walk(session, run, vaddr: int) -> dict:
+def shadow_walk(session: Session, run: Run, vaddr: int) -> dict:
     """The walk the CPU makes through the Host's shadow tables: host-physical."""
     lg = run.lg
     mem = session.mem
@@ -86,7 +91,7 @@ def shadow_walk(session, run, vaddr: int) -> dict:
     return out
 
 
-def walk_both(session, vaddr: int, guest: int | None = None) -> dict:
+def walk_both(session: Session, vaddr: int, guest: int | None = None) -> dict:
     """Guest virtual -> Guest physical (Guest's tables) -> host physical (shadow tables)."""
     run = _run(session, guest)
     d = guest_walk(session, run, vaddr)

@@ -24,7 +24,7 @@ GPRS = ("eax", "ebx", "ecx", "edx", "esi", "edi", "ebp", "esp")
 SEGS = ("cs", "ss", "ds", "es", "fs", "gs")
 
 
-def flag_tags(value: int, bits, changed: int = 0) -> str:
+def flag_tags(value: int, bits: tuple[tuple[str, int], ...], changed: int = 0) -> str:
     """Each named bit as a tag: set bits bold, changed bits highlighted."""
     out = []
     for name, bit in bits:

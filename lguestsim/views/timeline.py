@@ -10,6 +10,7 @@ sets itself up, long quiet stretches while it computes).
 from __future__ import annotations
 
 from ..host.lg import HCALL_NAMES
+from ..trace import Event
 from .base import View, esc, h8, table
 
 COLORS = {"switch": "#9aa5b1", "trap": "#e07b39", "hypercall": "#3c78d8", "interrupt": "#8e44ad",
@@ -19,7 +20,7 @@ TRAPS = {0x1F: "hypercall", 14: "page fault", 13: "#GP", 7: "#NM", 0x20: "Host t
          256: "entry fault"}
 
 
-def describe_event(ev) -> str:
+def describe_event(ev: Event) -> str:
     d = ev.data
     k = ev.kind
     if k == "switch":
@@ -77,7 +78,7 @@ class TimelineView(View):
         out.sort(key=lambda x: x[0])
         return out
 
-    def strip(self, evs) -> str:
+    def strip(self, evs: list[tuple[int, str, int | None, str]]) -> str:
         now = self.session.cpu.cycles or 1
         width, height = 640, 26
         marks = []
