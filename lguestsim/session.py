@@ -44,7 +44,7 @@ from pathlib import Path
 
 from . import asm
 from .host import HOST_AREA, LHREQ_INITIALIZE, Host
-from .host.core import HOST_RETURN, SWITCHER_ADDR
+from .host.core import HOST_IRQ_HANDLER, HOST_RETURN, SWITCHER_ADDR
 from .host.lg import LHREQ_BREAK, Lguest
 from .machine import Machine
 from .symbols import Symbols, guest_symbols, program_symbols, switcher_symbols
@@ -570,6 +570,8 @@ class Session:
         cpu = self.cpu
         if (cpu.segs["cs"].base + cpu.eip) & M32 >= SWITCHER_ADDR:
             return "switcher"
+        if cpu.cpl == 0:
+            return "host"          # the Host's own interrupt handler, in x86
         return "user" if cpu.cpl == 3 else "guest"
 
     @property
@@ -585,6 +587,10 @@ class Session:
 
     def describe(self, addr: int) -> str:
         """``symbol+offset`` (and the source line when known) for a code address."""
+        if addr == HOST_IRQ_HANDLER:
+            return "the Host's interrupt handler"
+        if addr == HOST_RETURN:
+            return "the Host's return address"
         syms = self.symbols_for(addr)
         if syms is None:
             return f"{addr:#010x}"

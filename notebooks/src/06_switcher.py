@@ -149,10 +149,49 @@ print(s, f"({s.cpu.instructions - start} more instructions)")
 views.RegistersView(s)
 
 # %% [markdown]
-# Back in the Host, at ring 0, with the Host's tables; the Guest's registers
-# (right column) say trap 14, error code 0 (a read, in supervisor mode, of a
-# page that was not present), at the Guest's first instruction.
+# ## A real interrupt on the way
 #
+# Not every trip ends because the Guest asked.  While a Guest runs, the Host's
+# own timer may fire: the Host must get the CPU back even from a Guest that
+# never traps.  Here is a Guest that asks for a clock event in 20 microseconds
+# and then spins.  The session looks at the Host's clock every 1024
+# instructions; once the deadline has passed, the timer interrupt (vector 32)
+# is raised on the CPU.
+
+# %%
+spin = Session.tiny("""
+        HCALL 1, lguest_data-PO
+        HCALL 9, 20000                   # SET_CLOCKEVENT: a tick in 20 microseconds
+1:      incl %eax                        # then spin, never trapping
+        jmp 1b
+""")
+stop = spin.step_to("timer")
+print(stop, "pending on the CPU:", spin.cpu.pending)
+spin.step()
+views.CodeView(spin, before=0, after=3)
+
+# %% [markdown]
+# The processor delivered it through the Guest's IDT to stub 32, which leads
+# to `deliver_to_host` rather than `return_to_host`: the same restoration of
+# the Host's world, and then a jump to the handler the *Host's* IDT has for
+# that vector, as if the interrupt had arrived in the Host.  That handler's
+# `iret` returns to the Host's far call like any other trip.
+
+# %%
+stop_before(spin, "jmpl *")
+views.CodeView(spin, before=6, after=1)
+
+# %%
+spin.step()
+print(spin.where, "at", spin.describe(spin.cpu.eip), "->", spin.next_instruction())
+spin.step()
+print(spin)
+spin.step()
+back = [e for e in spin.trace.of("switch") if e.to == "host"][-1]
+print("the Host sees trap", back.trapnum, "- a real interrupt, already handled:",
+      "it goes straight back to the Guest" if spin.in_trip else "")
+
+# %% [markdown]
 # ## What a round trip costs
 #
 # Every hypercall and every page fault the Host handles pays for this.  The
