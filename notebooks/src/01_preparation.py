@@ -109,11 +109,12 @@ print("events:", dict(kinds))
 print("hypercalls by name:", dict(calls.most_common()))
 
 # %% [markdown]
-# Hypercalls dominate: the Guest kernel cannot touch its page tables, its
-# descriptor tables or its stack pointer for traps without asking.  Page
-# faults come next; the Host builds the page tables the CPU really uses
-# ("shadow" page tables) lazily, one fault at a time.  Interrupts are rare:
-# this Guest mostly computes.
+# Most trips back to the Host are hypercalls: the Guest kernel cannot touch
+# its page tables, its descriptor tables or its stack pointer for traps
+# without asking.  Page faults come next; the Host builds the page tables the
+# CPU really uses ("shadow" page tables) lazily, one fault at a time.
+# Interrupts are rare: this Guest mostly computes, and sleeps only while it
+# waits for its three timer ticks.
 #
 # ## Going back
 #
@@ -134,7 +135,9 @@ print(s)
 # The *code* view shows where the CPU is; here, back in the Switcher, about to
 # enter the Guest again after the Host handled the hypercall.  The *registers*
 # view shows the CPU's registers beside the Guest's registers as the Host saved
-# them (`struct lguest_regs`): `trapnum` 31 is the hypercall trap.
+# them (`struct lguest_regs`): `trapnum` was 31, the hypercall vector, when the
+# Guest trapped; the Host set it to 255 once it had done the call.  Values
+# that changed in the last step are highlighted.
 
 # %%
 views.CodeView(s, before=2, after=6)

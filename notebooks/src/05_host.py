@@ -100,7 +100,8 @@ views.PageWalkView(s, vaddr=fault.vaddr)
 
 # %% [markdown]
 # The shadow entry now points at the host page that holds Guest-physical page
-# 0x100 -- the Launcher's memory starts at host 0x1000000 -- and is read-only:
+# 0x100 (the note under the table says where the Launcher's memory starts in
+# the machine), and it is read-only:
 # the Guest's entry was not dirty yet, and the Host keeps a shadow entry
 # writable only once the Guest's is dirty, so the first write faults too and
 # the Host can set the Guest's dirty bit.  Here is the whole shadow directory
