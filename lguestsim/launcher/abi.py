@@ -70,3 +70,22 @@ assert (DMA_LEN, DMA_SIZE) == (68, 100)
 
 # What a successful read() of /dev/lguest gives: {u32 dma, u32 key}.
 READ_DMA = struct.Struct("<2I")
+
+# struct lguest_block_page, the one page a block device shares with the
+# Launcher: int type @0 (0 read, 1 write), u32 sector @4 (512-byte units),
+# u32 bytes @8, int result @12 (0 pending, 1 done, 2 error), u32 num_sectors
+# @16 (the Launcher sets it) -- 20 bytes.
+BLOCK_PAGE = struct.Struct("<iIIiI")
+BLOCK_TYPE, BLOCK_SECTOR, BLOCK_BYTES, BLOCK_RESULT, BLOCK_NUM_SECTORS = 0, 4, 8, 12, 16
+BLOCK_READ, BLOCK_WRITE = 0, 1
+BLOCK_DONE, BLOCK_ERROR = 1, 2
+SECTOR_SIZE = 512
+assert BLOCK_PAGE.size == 20
+
+# struct lguest_net: one slot of a network page, a 6-byte Ethernet address.
+# A slot whose first byte is 0 is free; bit 0x01 of that byte (the multicast
+# bit of a real address) means "promiscuous: send me every packet".
+NET_SLOT_SIZE = 6
+NET_PROMISC = 0x01
+# The tun device's Guest sits in slot NET_PEERNUM; the Launcher is slot 0.
+NET_PEERNUM = 1

@@ -11,9 +11,10 @@ A device's interrupt is its descriptor's index + 1 (interrupt 0 is the timer).
 
 Alongside each descriptor the Launcher keeps a ``Device``: the key the Guest
 sends its output to, and the callbacks that serve it. ``handle_output`` gets
-the DMA the Guest sent to that key; ``handle_input`` is called when the
-device's input is ready (today's Launcher has no input yet: console input,
-block and network devices arrive with the Waker and plug in here).
+the DMA the Guest sent to that key; ``input`` is where the device's input
+comes from (an ``InputSource``: standard input for the console, the tun
+device's frames for a network), watched by the Waker (``waker``) and served
+by ``DeviceList.handle_input`` when the Guest has been broken out.
 
 Everything the Guest hands over is a Guest-physical address, hence also a
 Launcher address, but the Launcher never trusts one: ``check_pointer`` makes
@@ -22,6 +23,7 @@ sure it lies below the top of the Guest's memory.
 
 from __future__ import annotations
 
+import select
 import struct
 import sys
 from collections.abc import Callable
@@ -47,8 +49,9 @@ from .loader import map_zeroed_pages
 from .memory import GuestMemory
 from .report import EXIT_GUEST_DIED, LauncherError, Say, ptr, quiet, warn
 
-# Pages of shared memory each kind of device asks for.
-DEVICE_PAGES = {"console": 0, "block": 1, "net": 1}
+# Pages of shared memory each kind of device asks for ("sharenet", "tunnet"
+# and "peer" are the three ways of making a network device).
+DEVICE_PAGES = {"console": 0, "block": 1, "net": 1, "sharenet": 1, "tunnet": 1, "peer": 1}
 
 
 def device_area_size(kinds: list[str]) -> int:
@@ -75,6 +78,65 @@ class Section:
 OutputHandler = Callable[[DevLguest, list[Section], "Device"], int]
 InputHandler = Callable[[DevLguest, "Device"], bool]
 
+# What serving an input source did (``InputSource.serve``).
+SERVED = "served"        # input went into a Guest buffer, and its irq was raised
+BUSY = "busy"            # the Guest has no free buffer: the input stays where it is
+DISCARDED = "discarded"  # the Guest will never take it: thrown away, with a warning
+NOTHING = "nothing"      # there was nothing to serve after all
+
+
+class InputSource:
+    """Where a device's input comes from, as the Waker and handle_input see it.
+
+    ``fd`` is a file descriptor ``select()`` can watch (None if the source
+    has none, and says ``pending()`` instead). ``closed`` means "stop
+    watching me" (the real Launcher takes the fd out of its set and tells
+    the Waker). ``throttled`` means the Guest had no free buffer the last
+    time: the Waker leaves the source alone until its next tick, rather
+    than break the Guest out again for input it cannot take yet.
+    """
+
+    fd: int | None = None
+    closed: bool = False
+    throttled: bool = False
+
+    def pending(self) -> bool:
+        """Input waiting that select() cannot see (sources with no fd)."""
+        return False
+
+    def serve(self, lguest: DevLguest, devices: DeviceList, dev: Device,
+              asleep: bool) -> str:
+        """Move what is ready into the Guest; return SERVED, BUSY, DISCARDED or NOTHING.
+
+        ``asleep`` says the Guest sleeps with no timer set and nothing else
+        can wake it: input it has no buffer for is then thrown away (with
+        the real Launcher's warning) rather than kept for later.
+        """
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop watching this source; release what it holds."""
+        self.closed = True
+
+
+class CallbackInput(InputSource):
+    """An input source made of two callables (the first Launcher's interface):
+    ``ready()`` says input is waiting, ``handle(lguest, dev)`` serves it and
+    returns False to be watched no more."""
+
+    def __init__(self, handle: InputHandler, ready: Callable[[], bool] | None) -> None:
+        self.handle = handle
+        self.ready = ready
+
+    def pending(self) -> bool:
+        return self.ready is not None and bool(self.ready())
+
+    def serve(self, lguest: DevLguest, devices: DeviceList, dev: Device,
+              asleep: bool) -> str:
+        if not self.handle(lguest, dev):
+            self.closed = True
+        return SERVED
+
 
 #: L:120 the device list, and one device
 @dataclass
@@ -89,11 +151,16 @@ class Device:
     # Output: the Guest sent DMA to watch_key. Returns the bytes used.
     watch_key: int = 0
     handle_output: OutputHandler | None = None
-    # Input: called when input_ready() says so (the real Launcher select()s
-    # on a file descriptor). Returning False means "stop watching me".
-    handle_input: InputHandler | None = None
-    input_ready: Callable[[], bool] | None = None
+    # Input: where it comes from, and how it is served (None: no input).
+    input: InputSource | None = None
     priv: Any = None
+    # The list the device belongs to: how a handler asks the Host for buffers.
+    owner: DeviceList | None = field(default=None, repr=False)
+
+    @property
+    def watching(self) -> bool:
+        """Does this device still wait for input?"""
+        return self.input is not None and not self.input.closed
 
     @property
     def irq(self) -> int:
@@ -158,8 +225,9 @@ class DeviceList:
         desc = self.descs + index * DEVICE_DESC.size
         mem = DEVICE_DESC.unpack(self.memory.read(desc, DEVICE_DESC.size))[4] * PAGE_SIZE
         dev = Device(name, index, desc, mem, self.memory, watch_key=mem + watch_off,
-                     handle_output=handle_output, handle_input=handle_input,
-                     input_ready=input_ready)
+                     handle_output=handle_output, owner=self)
+        if handle_input is not None:
+            dev.input = CallbackInput(handle_input, input_ready)
         self.devices.append(dev)
         return dev
 
@@ -240,25 +308,57 @@ class DeviceList:
 
     def takes_input(self) -> bool:
         """Is any device still watching for input?"""
-        return any(dev.handle_input is not None for dev in self.devices)
+        return any(dev.watching for dev in self.devices)
 
-    def handle_input(self, lguest: DevLguest) -> int:
+    def input_fds(self, throttled: bool = True) -> list[int]:
+        """The file descriptors of the devices still watching for input."""
+        return [dev.input.fd for dev in self.devices
+                if dev.watching and dev.input.fd is not None
+                and (throttled or not dev.input.throttled)]
+
+    def ready(self, throttled: bool = False, fds_only: bool = False) -> list[Device]:
+        """The devices whose input is ready now (select() with a zero timeout).
+
+        Throttled sources are left out unless ``throttled``; sources without
+        a file descriptor (``pending()``) are left out when ``fds_only``.
+        """
+        watched = [dev for dev in self.devices if dev.watching
+                   and (throttled or not dev.input.throttled)]
+        fds = [dev.input.fd for dev in watched if dev.input.fd is not None]
+        readable = set(select.select(fds, [], [], 0)[0]) if fds else set()
+        return [dev for dev in watched
+                if (dev.input.fd is not None and dev.input.fd in readable)
+                or (not fds_only and dev.input.pending())]
+
+    #: L:210 handle_input: serve every device whose input is ready
+    def handle_input(self, lguest: DevLguest, asleep: bool = False) -> int:
         """Serve every device whose input is ready, until none is; return how many served.
 
-        A device whose handler returns False is not watched any more.
+        This runs when read() came back with EAGAIN: the Waker broke the
+        Guest out, or the Guest went to sleep. A source the Guest has no
+        free buffer for is throttled (kept for later) -- unless ``asleep``,
+        when the Guest can never take it and it is thrown away. A source
+        that ends is watched no more.
         """
-        served, busy = 0, True
-        while busy:
+        served = 0
+        while True:
             busy = False
-            for dev in self.devices:
-                if dev.handle_input is None or dev.input_ready is None:
-                    continue
-                if dev.input_ready():
+            for dev in self.ready(throttled=asleep):
+                result = dev.input.serve(lguest, self, dev, asleep)
+                if result in (SERVED, DISCARDED):
+                    dev.input.throttled = False
+                    served += result == SERVED
                     busy = True
-                    served += 1
-                    if not dev.handle_input(lguest, dev):
-                        dev.handle_input = None
-        return served
+                elif result == BUSY:
+                    dev.input.throttled = True
+            if not busy:
+                return served
+
+    def close(self) -> None:
+        """Stop watching every input (the Launcher is done)."""
+        for dev in self.devices:
+            if dev.input is not None and not dev.input.closed:
+                dev.input.close()
 
 
 @dataclass

@@ -13,7 +13,11 @@ The exit status says how things ended:
   crashed, the Host killed it, or it handed the Launcher something the
   Launcher had to refuse;
 * ``EXIT_NOT_STARTED`` (2): the Guest never ran: a bad command line, an
-  image or initrd that cannot be read or loaded, a Host that refused it.
+  image or initrd that cannot be read or loaded, a device that cannot be
+  set up, a Host that refused it;
+* ``EXIT_ASLEEP`` (3): the Guest went to sleep with no timer set and nothing
+  can ever wake it (its input has ended);
+* ``EXIT_INTERRUPTED`` (130): three ^C within a second on the console.
 """
 
 from __future__ import annotations
@@ -67,3 +71,23 @@ def make_say(verbose: bool) -> Say:
 def warn(message: str) -> None:
     """A warning on standard error; the Launcher carries on."""
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+# Two more ways for a run to end, which the Waker brings (see ``waker``):
+#
+# * ``EXIT_ASLEEP`` (3): the Guest went to sleep with no timer set, waiting
+#   for input that can never come (its input ended, or it never had any);
+#   the real Launcher would block in read() for ever;
+# * ``EXIT_INTERRUPTED`` (130): three ^C within a second on the console, or
+#   an interrupt of the Launcher itself. The real Launcher exits 2 on the
+#   three ^C; here 2 already means "never ran", so this takes the status a
+#   shell gives a program stopped by ^C.
+EXIT_ASLEEP = 3
+EXIT_INTERRUPTED = 130
+
+
+class Abort(LauncherError):
+    """Stop every Launcher in this process (the console's three ^C)."""
+
+    def __init__(self, message: str, status: int = EXIT_INTERRUPTED) -> None:
+        super().__init__(message, status)
