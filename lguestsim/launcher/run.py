@@ -1,4 +1,4 @@
-"""Telling the Host about the Guest, and running it.
+"""Telling the Host about the Guest, and running it -- one Guest or several.
 
 Once the Guest's memory is laid out, the Launcher opens /dev/lguest and
 writes LHREQ_INITIALIZE with four numbers: the top page the Guest may touch,
@@ -11,18 +11,65 @@ and deal with whatever made the read come back:
 * EAGAIN: the Waker broke the Guest out because input is waiting: serve the
   input, then write LHREQ_BREAK 0 to let the Waker go on;
 * ENOENT: the Guest is dead; reading once more gives the reason.
+
+Several Guests on one Host
+--------------------------
+On a real Host every Launcher is a process of its own and Linux's scheduler
+shares the CPU between them. lguestsim runs them all in one Python thread,
+so the Launchers take turns (``run_many``): one read() each, round and
+round, always in the same order, so a run is the same every time. The Host
+makes that work by not keeping the CPU for one Guest: read() returns EAGAIN
+when the Guest's time slice is over, or when it halts while another Guest
+could run. To a Launcher that is just another EAGAIN: serve any input,
+release the break, and wait for its next turn.
+
+One more EAGAIN needs the one-thread Launcher's attention. A Guest that
+halts with no timer set can only be woken by an interrupt from outside: the
+real read() would block until the Waker broke it. Here the Host returns
+EAGAIN instead ("the Guest sleeps with no timer set"). When a whole round
+passes in which no Guest ran, sent output or took input, every Guest is in
+that sleep: the Launchers then do what the blocked read()s would have waited
+for -- the Waker's select() on all their input (``waker.wait_for_input``).
+Input that no Guest has a buffer for is thrown away then, with the real
+Launcher's warning. If no input is left to wait for (standard input has
+ended, say) nothing can ever wake them, and each Launcher ends with
+``EXIT_ASLEEP`` and says so.
 """
 
 from __future__ import annotations
 
 import errno
 import struct
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from .abi import LHREQ_BREAK, LHREQ_INITIALIZE, READ_DMA
+from .abi import LHREQ_INITIALIZE, READ_DMA
 from .devices import DeviceList, DevLguest
-from .report import EXIT_GUEST_DIED, LauncherError, Say, ptr, quiet
+from .report import (
+    EXIT_ASLEEP,
+    EXIT_GUEST_DIED,
+    EXIT_POWER_DOWN,
+    PROG,
+    Abort,
+    LauncherError,
+    Say,
+    ptr,
+    quiet,
+)
+from .waker import Waker, wait_for_input
 
 REASON_MAX = 1024  # the real Launcher's buffer for the reason a Guest died
+
+# The Host's reason when a Guest powered itself down (LHCALL_CRASH "Power down").
+POWER_DOWN_REASONS = frozenset({"CRASH: Power down"})
+
+# What one turn (one read() and what it asked for) came to.
+OUTPUT = "output"      # the Guest sent DMA to the Launcher, which served it
+INPUT = "input"        # read() said EAGAIN and input went into the Guest
+RAN = "ran"            # read() said EAGAIN after the Guest ran for a while
+BROKE = "broke"        # the Waker broke the Guest out, but it had no buffer free
+IDLE = "idle"          # read() said EAGAIN and the Guest did nothing: it sleeps
+DEAD = "dead"          # the Guest (or its Launcher) is finished
 
 
 #: L:180 tell_kernel: the four numbers the Host needs
@@ -52,16 +99,81 @@ def read_reason(lguest: DevLguest) -> str:
     return " ".join(text.split()) or "the Guest died without giving a reason"
 
 
-#: L:220 run_guest: run the Guest, serve its I/O, and lay it to rest
-def run_guest(lguest: DevLguest, devices: DeviceList) -> str:
-    """Run the Guest until it dies; return the reason it gave.
+def exit_status(reason: str) -> int:
+    """0 if the Guest's death reason says it powered down, else 1."""
+    return EXIT_POWER_DOWN if reason in POWER_DOWN_REASONS else EXIT_GUEST_DIED
 
-    A Guest that gives the Launcher something it must refuse (a bad
-    address) ends the run with a ``LauncherError``.
+
+class Launcher:
+    """One Guest's Launcher: its /dev/lguest, its devices, its Waker, how it ended.
+
+    ``turn()`` is one pass of the real Launcher's loop. When the Guest or the
+    Launcher is finished, ``status`` is the exit status and ``reason`` the
+    one line that says why (``error`` is the LauncherError, if the Launcher
+    itself gave up). ``resources`` are closed at the end (block files,
+    network slots). ``machine`` (the simulated PC) lets the Waker tick and
+    tells a Guest that ran from one that slept.
     """
-    while True:
+
+    def __init__(self, lguest: DevLguest, devices: DeviceList, *, name: str = PROG,
+                 machine: Any = None, say: Say = quiet, layout: Any = None,
+                 resources: Iterable[Any] = (), peers: Iterable[Any] = ()) -> None:
+        self.name = name
+        self.lguest = lguest
+        self.devices = devices
+        self.machine = machine
+        self.say = say
+        self.layout = layout
+        self.resources = list(resources)
+        self.peers = list(peers)            # Launcher-side network peers (NetPeer)
+        self.waker = Waker(lguest, devices, machine, say)
+        # The Host's struct lguest, kept for looking at after the Guest is gone.
+        self.guest = getattr(lguest, "lg", None)
+        self.status: int | None = None
+        self.reason: str | None = None
+        self.error: LauncherError | None = None
+        self.turns = 0
+        self.outputs = 0
+
+    @property
+    def ended(self) -> bool:
+        return self.status is not None
+
+    @property
+    def lg(self) -> Any:
+        """The Host's struct lguest for this Guest (kept after it is gone)."""
+        return getattr(self.lguest, "lg", None) or self.guest
+
+    def _instructions(self) -> int | None:
+        return self.machine.cpu.instructions if self.machine is not None else None
+
+    def turn(self) -> str:
+        """One read() of /dev/lguest and whatever it asks for; returns what happened.
+
+        A LauncherError from a device (a bad address from the Guest, a block
+        request with no reply buffer) ends this Launcher only: its Guest is
+        closed, and the other Guests on the Host go on. ``Abort`` (three ^C)
+        is for the caller.
+        """
+        if self.ended:
+            return DEAD
+        self.turns += 1
         try:
-            got = lguest.read(READ_DMA.size)
+            return self._turn()
+        except Abort:
+            raise
+        except LauncherError as err:
+            self.finish(err.status, str(err), err)
+            return DEAD
+
+    #: L:220 run_guest: one pass of the loop -- read, then serve what it asked
+    def _turn(self) -> str:
+        waker = self.waker
+        waker.look()          # input already waiting: break out at once
+        waker.arm()           # and look again while the Guest runs
+        before = self._instructions()
+        try:
+            got = self.lguest.read(READ_DMA.size)
         except OSError as err:
             failure = err
         else:
@@ -69,23 +181,142 @@ def run_guest(lguest: DevLguest, devices: DeviceList) -> str:
                 raise LauncherError(f"Running guest failed: read returned {len(got)} "
                                     f"bytes, not {READ_DMA.size}", EXIT_GUEST_DIED)
             dma, key = READ_DMA.unpack(got)
-            devices.handle_output(lguest, dma, key)
-            continue
+            self.outputs += 1
+            self.devices.handle_output(self.lguest, dma, key)
+            return OUTPUT
 
         if failure.errno == errno.ENOENT:
-            return read_reason(lguest)
+            reason = read_reason(self.lguest)
+            self.finish(exit_status(reason), reason)
+            return DEAD
         if failure.errno != errno.EAGAIN:
             raise LauncherError(f"Running guest failed: {failure.strerror or failure}",
                                 EXIT_GUEST_DIED)
-        # The Waker kicked us out: serve the input, then release it. (The Host
-        # also says EAGAIN when the Guest halted with no timer set: only input
-        # could wake it then, and with no device that takes input it would
-        # sleep forever.)
-        if not devices.handle_input(lguest) and not devices.takes_input():
-            raise LauncherError("the Guest is asleep with no timer set, and no device "
-                                "can wake it", EXIT_GUEST_DIED)
+        # The Waker kicked us out, or the Host gave the CPU to another Guest,
+        # or this one sleeps: serve what input there is, then release the break.
+        broke = waker.broken
+        served = self.devices.handle_input(self.lguest)
+        waker.release()
+        if served:
+            return INPUT
+        if broke:
+            return BROKE
+        if before is not None and self._instructions() != before:
+            return RAN
+        return IDLE
+
+    def serve_asleep(self) -> int:
+        """The Guest sleeps and nothing inside can wake it: serve what input there
+        is, throwing away what it has no buffer for. Returns how much it took."""
+        if self.ended:
+            return 0
         try:
-            lguest.write(struct.pack("<2I", LHREQ_BREAK, 0))
-        except OSError as err:
-            raise LauncherError(f"Resetting break: {err.strerror or err}",
-                                EXIT_GUEST_DIED) from None
+            return self.devices.handle_input(self.lguest, asleep=True)
+        except Abort:
+            raise
+        except LauncherError as err:
+            self.finish(err.status, str(err), err)
+            return 0
+
+    def wakeable(self) -> list[int]:
+        """File descriptors whose input could still wake this Guest."""
+        return [] if self.ended else self.waker.fds()
+
+    def fall_asleep(self) -> None:
+        """End the Launcher: its Guest sleeps and nothing can ever wake it."""
+        had_input = any(dev.input is not None for dev in self.devices.devices)
+        why = "its input has ended" if had_input else "it has no input"
+        message = f"the Guest is asleep with no timer set, and nothing can wake it: {why}"
+        self.finish(EXIT_ASLEEP, message, LauncherError(message, EXIT_ASLEEP))
+
+    def finish(self, status: int, reason: str, error: LauncherError | None = None) -> None:
+        """Record how it ended, and let go of the Guest and the devices."""
+        if self.ended:
+            return
+        self.status, self.reason, self.error = status, reason, error
+        self.waker.cancel()
+        self.devices.close()
+        for resource in self.resources:
+            try:
+                resource.close()
+            except OSError:
+                pass
+        close = getattr(self.lguest, "close", None)
+        if close is not None:
+            close()
+
+
+#: L:220 several Launchers taking turns on one Host
+def run_many(launchers: Iterable[Any], host: Any = None, *, wait: float | None = None,
+             until: Callable[[], bool] | None = None,
+             max_rounds: int | None = None) -> list[Launcher]:
+    """Run Launchers in turn, round robin, until every one has ended.
+
+    ``launchers`` are ``Launcher`` objects, or ``Options`` (see ``main``),
+    which are started on ``host`` (a new machine and Host big enough for
+    them all when ``host`` is None). Returns the Launchers; a finished one
+    has ``status`` and ``reason``.
+
+    It returns early when ``until()`` is true (checked after every turn),
+    after ``max_rounds`` rounds, or when every Guest sleeps and no input
+    came within ``wait`` seconds (None: wait as long as it takes; 0: do not
+    wait -- a test or a notebook then feeds input and calls again with the
+    same Launchers).
+    """
+    items = list(launchers)
+    if any(not isinstance(item, Launcher) for item in items):
+        from .main import start_launchers
+        group = start_launchers(items, host)
+    else:
+        group = items
+    rounds = 0
+    try:
+        while True:
+            live = [launcher for launcher in group if not launcher.ended]
+            if not live or (until is not None and until()):
+                return group
+            if max_rounds is not None and rounds >= max_rounds:
+                return group
+            rounds += 1
+            progress = False
+            for launcher in live:
+                if launcher.turn() in (OUTPUT, INPUT, RAN, BROKE):
+                    progress = True
+                if until is not None and until():
+                    return group
+            if progress:
+                continue
+            # Every Guest sleeps with no timer set. Serve what input there is
+            # (or throw away what nobody can take); if none woke a Guest, wait.
+            live = [launcher for launcher in group if not launcher.ended]
+            if sum(launcher.serve_asleep() for launcher in live):
+                continue
+            fds = sorted({fd for launcher in live for fd in launcher.wakeable()})
+            if not fds:
+                for launcher in live:
+                    launcher.fall_asleep()
+                return group
+            if wait == 0 or not wait_for_input(fds, wait):
+                if wait is not None:
+                    return group
+    except Abort as abort:
+        for launcher in group:
+            launcher.finish(abort.status, str(abort), abort)
+        return group
+
+
+def run_guest(lguest: DevLguest, devices: DeviceList, machine: Any = None,
+              wait: float | None = None) -> str:
+    """Run one Guest until it dies; return the reason it gave.
+
+    A Launcher that has to give up (the Guest handed it something it must
+    refuse, or sleeps with nothing left to wake it) ends the run with that
+    ``LauncherError``.
+    """
+    launcher = Launcher(lguest, devices, machine=machine)
+    run_many([launcher], wait=wait)
+    if launcher.error is not None:
+        raise launcher.error
+    if launcher.reason is None:
+        raise LauncherError("the Guest is asleep, and no input came", EXIT_ASLEEP)
+    return launcher.reason
