@@ -539,7 +539,7 @@ def test_run_loop_eagain_with_nothing_to_wake_the_guest():
     mem, dl, out = console_setup()
     with pytest.raises(LauncherError, match="asleep") as info:
         run.run_guest(FakeLguest([errno.EAGAIN]), dl)
-    assert info.value.status == main.EXIT_GUEST_DIED
+    assert info.value.status == main.EXIT_ASLEEP
 
 
 def test_run_loop_eagain_serves_input_and_releases_the_break():
@@ -611,8 +611,11 @@ def test_parse_args():
         True, "rd", 48 * MIB, "k.elf", ["console=hvc0", "-s"])
     o = main.parse_args([])
     assert (o.mem_mb, o.image, o.cmdline) == (main.DEFAULT_MEM_MB, None, [])
-    with pytest.raises(LauncherError, match="--tunnet"):
-        main.parse_args(["--tunnet=10.0.0.1", "64", "k"])
+    o = main.parse_args(["--block=a", "--sharenet", "n", "--block=b", "--tunnet=10.0.0.1",
+                         "--guests=2", "64", "k"])
+    assert o.devices == [("block", "a"), ("sharenet", "n"), ("block", "b"),
+                         ("tunnet", "10.0.0.1")]
+    assert o.guests == 2
 
 
 def lguest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -625,9 +628,11 @@ def lguest(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     (["0", "k"], "must be between 1"),
     (["lots", "k"], "not a number of megabytes"),
     (["--initrd"], "expected one argument"),
-    (["--block=disk.img", "64", "k"], "--block: block devices are not built yet"),
-    (["--tunnet", "bridge:br0", "64", "k"], "--tunnet"),
-    (["--sharenet=net", "64", "k"], "--sharenet"),
+    (["--block=no/such/disk.img", "16"], "Failed to open no/such/disk.img"),
+    (["--tunnet", "bridge:no-such-bridge", "16"], "--tunnet=bridge:no-such-bridge: "),
+    (["--tunnet", "not-an-address", "16"], "--tunnet=not-an-address: "),
+    (["--sharenet=no/such/dir/net", "16"], "cannot open net file 'no/such/dir/net'"),
+    (["--guests=0", "16"], "must be between 1 and 16"),
     (["64", "no/such/vmlinux"], "Failed to open no/such/vmlinux"),
 ])
 def test_bad_command_lines_exit_2(args, message):

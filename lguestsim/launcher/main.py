@@ -3,6 +3,7 @@
 ::
 
     lguest [--verbose] [--block=FILE] [--initrd=FILE] [--tunnet=...] \\
+           [--sharenet=FILE] [--guests=N] \\
            [MEM_IN_MB [KERNEL_IMAGE [kernel command line...]]]
 
 The steps, in the order the real Launcher takes them:
@@ -17,37 +18,50 @@ The steps, in the order the real Launcher takes them:
 6. fill in the rest of the boot header: memory map, command line, and the
    "you are an lguest Guest" subarchitecture;
 7. tell the Host about the Guest through /dev/lguest;
-8. run it, serving its output, until it dies.
+8. run it, serving its output and its input (the Waker), until it dies.
 
 Differences from the original command line: MEM_IN_MB defaults to
 ``DEFAULT_MEM_MB`` and KERNEL_IMAGE to the teaching Guest shipped with
-lguestsim; --block, --tunnet and --sharenet are recognised but not built yet,
-and say so; --demo runs the processor demonstration instead of a Guest.
+lguestsim; --demo runs the processor demonstration instead of a Guest;
+``--guests=N`` runs N Guests with the same options on one Host, each with its
+own Launcher, taking turns on the one CPU (the way to put several Guests on
+one --sharenet network: they all name the same file). The first Guest's
+console reads standard input; every Guest's lines are marked ``[n] ``.
 
 The exit status says how the Guest ended: 0 when it powered down (the Host's
 reason is "CRASH: Power down"), 1 when it ended any other way (a crash, the
 Host killing it, or the Launcher refusing what it was handed), 2 when it
-never ran (a bad command line, an image that will not load, a Host that
-refused it). The reason is always printed, as one line on standard error.
+never ran (a bad command line, an image that will not load, a device that
+cannot be set up, a Host that refused it), 3 when it went to sleep with
+nothing left to wake it (standard input ended and it waits for more), 130
+after three ^C within a second. The reason is always printed, as one line on
+standard error. With several Guests each one's end is printed
+(``lguest[n]: ...``) and the status is the first Guest's.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
 from .abi import PAGE_SIZE
+from .block import setup_block_file
 from .boot import write_boot_header, write_initrd_fields
+from .console import PrefixedOutput, attach_console_input
 from .devices import DeviceList, device_area_size, setup_console
 from .loader import Kernel, load_initrd, load_kernel, map_zeroed_pages, read_file
 from .memory import GuestMemory
+from .net import setup_net_file, setup_peer_net, setup_tun_net
 from .pagetables import linear_pages_needed, setup_pagetables
 from .report import (
+    EXIT_ASLEEP,
     EXIT_GUEST_DIED,
+    EXIT_INTERRUPTED,
     EXIT_NOT_STARTED,
     EXIT_POWER_DOWN,
     PROG,
@@ -56,7 +70,7 @@ from .report import (
     make_say,
     quiet,
 )
-from .run import run_guest, tell_kernel
+from .run import POWER_DOWN_REASONS, Launcher, exit_status, run_many, tell_kernel
 
 MIB = 1 << 20
 DEFAULT_MEM_MB = 32
@@ -66,24 +80,41 @@ MAX_MEM_MB = 0xB8000000 // MIB - 1
 
 SHIPPED_GUEST = Path(__file__).resolve().parent.parent / "guest" / "images" / "guest.elf"
 
-# The Host's reason when a Guest powered itself down (LHCALL_CRASH "Power down").
-POWER_DOWN_REASONS = frozenset({"CRASH: Power down"})
-
 # Options that take a value, as the real Launcher's getopt table has them.
-VALUE_OPTIONS = ("--block", "--initrd", "--tunnet", "--sharenet")
-NOT_BUILT = {
-    "block": "block devices",
-    "tunnet": "network devices on a tun device",
-    "sharenet": "Guest-to-Guest network devices",
-}
+VALUE_OPTIONS = ("--block", "--initrd", "--tunnet", "--sharenet", "--guests")
+# The Host has room for 16 Guests (2.6.23's fixed table).
+MAX_GUESTS = 16
 
 EPILOG = f"""\
 With no KERNEL_IMAGE it boots the teaching Guest shipped with lguestsim
 ({SHIPPED_GUEST}); with no MEM_IN_MB it gives it {DEFAULT_MEM_MB} MiB.
 Everything after KERNEL_IMAGE is the Guest kernel's command line.
-The Guest's console is standard output. Exit status: 0 when the Guest powered
-down, 1 when it died any other way, 2 when it never ran; the reason is printed
-on standard error."""
+The Guest's console is standard output and standard input (a terminal goes
+into raw mode; three ^C within a second stop the Launcher). Exit status: 0
+when the Guest powered down, 1 when it died any other way, 2 when it never
+ran, 3 when it sleeps with nothing left to wake it (its input ended), 130
+after three ^C; the reason is printed on standard error."""
+
+
+class DeviceOption(argparse.Action):
+    """--block, --sharenet and --tunnet, kept in command-line order: the Guest
+    finds its devices in that order (the first --block is its first disk)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        devices = list(getattr(namespace, "devices", None) or [])
+        devices.append((self.dest, values))
+        namespace.devices = devices
+
+
+def guest_count(text: str) -> int:
+    """--guests=N: how many Guests (each with its own Launcher) on the one Host."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of Guests: {text!r}") from None
+    if not 1 <= value <= MAX_GUESTS:
+        raise argparse.ArgumentTypeError(f"{value} Guests: must be between 1 and {MAX_GUESTS}")
+    return value
 
 
 def mem_in_mb(text: str) -> int:
@@ -104,13 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="Launch a Guest on the simulated lguest Host.")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="say what the Launcher lays out, as the real one does")
-    parser.add_argument("--block", metavar="FILE", action="append", default=[],
-                        help="a block device backed by FILE (not built yet)")
+    parser.add_argument("--block", metavar="FILE", action=DeviceOption,
+                        help="a block device backed by FILE (its size stays as it is)")
     parser.add_argument("--initrd", metavar="FILE", help="load FILE as the initial RAM disk")
-    parser.add_argument("--tunnet", metavar="IPADDR|bridge:NAME", action="append", default=[],
-                        help="a network device on a tun device (not built yet)")
-    parser.add_argument("--sharenet", metavar="FILE", action="append", default=[],
-                        help="a network device shared with other Guests (not built yet)")
+    parser.add_argument("--tunnet", metavar="IPADDR|bridge:NAME", action=DeviceOption,
+                        help="a network device to the Host, through a TAP device "
+                             "(needs /dev/net/tun and the right to configure it)")
+    parser.add_argument("--sharenet", metavar="FILE", action=DeviceOption,
+                        help="a network device shared with the other Guests naming FILE "
+                             "(with --guests, all of them)")
+    parser.add_argument("--guests", metavar="N", type=guest_count, default=1,
+                        help="run N Guests, each with its own Launcher, on one Host")
     parser.add_argument("--demo", action="store_true",
                         help="run the processor demonstration instead (python -m lguestsim.demo)")
     parser.add_argument("mem", metavar="MEM_IN_MB", nargs="?", type=mem_in_mb,
@@ -143,12 +178,26 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
 
 @dataclass
 class Options:
+    """One Launcher's options: the command line's, and a few only Python can give.
+
+    ``devices`` lists (kind, argument) in bus order: ("block", FILE),
+    ("sharenet", FILE), ("tunnet", IPADDR or bridge:NAME), and ("peer", MAC
+    in hex or "") for a Launcher-side network peer a program drives (see
+    ``net.NetPeer``; the Launcher's ``peers``). ``console_in`` is a file
+    descriptor the console reads (None: no console input); ``console_out``
+    a stream for its output (None: standard output).
+    """
+
     verbose: bool = False
     initrd: str | None = None
     mem_mb: int = DEFAULT_MEM_MB
     image: str | None = None          # None: the shipped Guest
     cmdline: list[str] = field(default_factory=list)
     demo: bool = False
+    devices: list[tuple[str, str]] = field(default_factory=list)
+    guests: int = 1
+    console_in: int | None = field(default=None, compare=False)
+    console_out: TextIO | None = field(default=None, compare=False, repr=False)
 
     @property
     def mem(self) -> int:
@@ -156,18 +205,13 @@ class Options:
 
 
 def parse_args(argv: list[str]) -> Options:
-    """The command line, as ``Options``; argparse exits 2 on a bad one.
-
-    Options that are recognised but not built yet raise a ``LauncherError``.
-    """
+    """The command line, as ``Options``; argparse exits 2 on a bad one."""
     head, tail = split_argv(argv)
     args = build_parser().parse_args(head)
-    for name, what in NOT_BUILT.items():
-        if getattr(args, name):
-            raise LauncherError(f"--{name}: {what} are not built yet in lguestsim")
     return Options(verbose=args.verbose, initrd=args.initrd,
                    mem_mb=args.mem if args.mem is not None else DEFAULT_MEM_MB,
-                   image=args.image, cmdline=list(tail), demo=args.demo)
+                   image=args.image, cmdline=list(tail), demo=args.demo,
+                   devices=list(getattr(args, "devices", None) or []), guests=args.guests)
 
 
 @dataclass
@@ -190,20 +234,24 @@ class GuestLayout:
 #: L:100 main: laying out the Guest's memory, in order
 def lay_out_guest(memory: GuestMemory, mem: int, image: bytes, image_name: str,
                   initrd: str | None = None, cmdline: list[str] | None = None,
-                  say: Say = quiet, console_out: TextIO | None = None) -> GuestLayout:
+                  say: Say = quiet, console_out: TextIO | None = None,
+                  add_devices: Callable[[DeviceList], None] | None = None) -> GuestLayout:
     """Steps 1 to 6: a complete Guest in ``memory``, ready for the Host.
 
     ``memory`` must hold the Guest's ``mem`` bytes and its devices' pages
-    (``mem + device_area_size(...)``). No Host is needed: notebooks and
-    tests can look at the result directly.
+    (``mem + device_area_size(...)``). ``add_devices`` makes the devices
+    the command line asks for, before the console. No Host is needed
+    unless a device needs one: notebooks and tests can look at the result
+    directly.
     """
     if mem <= 0 or mem % PAGE_SIZE:
         raise LauncherError(f"the Guest's memory must be a whole number of pages, not {mem:#x}")
 
     # The device descriptor page goes just above Guest memory; the devices
-    # asked for on the command line come first (none are built yet), then
-    # the console.
+    # asked for on the command line come first, then the console.
     devices = DeviceList(memory, mem, say)
+    if add_devices is not None:
+        add_devices(devices)
     setup_console(devices, console_out)
 
     # Zeroed memory everywhere, then the kernel.
@@ -244,18 +292,8 @@ def load_host_api() -> Any:
     return SimpleNamespace(Machine=Machine, Host=Host, HOST_AREA=HOST_AREA)
 
 
-def exit_status(reason: str) -> int:
-    """0 if the Guest's death reason says it powered down, else 1."""
-    return EXIT_POWER_DOWN if reason in POWER_DOWN_REASONS else EXIT_GUEST_DIED
-
-
-def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = None) -> int:
-    """Lay out the Guest, hand it to the Host, and run it; return the exit status.
-
-    ``host_api`` provides ``Machine``, ``Host`` and ``HOST_AREA`` (by default
-    lguestsim's own). Raises ``LauncherError`` when the Launcher cannot go on.
-    """
-    say = make_say(opts.verbose)
+def image_of(opts: Options) -> tuple[bytes, str]:
+    """The kernel image the options name (or the shipped Guest), and its name."""
     if opts.image is None:
         if not SHIPPED_GUEST.is_file():
             raise LauncherError(f"no KERNEL_IMAGE named, and the shipped Guest "
@@ -263,41 +301,162 @@ def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = Non
         image_name = str(SHIPPED_GUEST)
     else:
         image_name = opts.image
-    image = read_file(image_name)
+    return read_file(image_name), image_name
+
+
+def launcher_size(opts: Options) -> int:
+    """The Launcher's address space: Guest memory, the descriptor page, device pages."""
+    return opts.mem + device_area_size(["console"] + [kind for kind, _ in opts.devices])
+
+
+def new_host(sizes: list[int], host_api: Any = None) -> Any:
+    """A fresh machine and Host with room for Launchers of these sizes."""
     if host_api is None:
         host_api = load_host_api()
-
-    # The Launcher's address space: Guest memory, the descriptor page, and
-    # the console's pages (none).
-    size = opts.mem + device_area_size(["console"])
-    try:
-        if host_api is not None:
-            machine = host_api.Machine(host_api.HOST_AREA + -(-size // MIB) * MIB)
-            host = host_api.Host(machine)
-            process = host.new_process(size)
-            memory = GuestMemory(process, size)
-        else:
-            memory = GuestMemory.plain(size)
-    except MemoryError:
-        raise LauncherError(f"not enough memory here to simulate a Guest of "
-                            f"{opts.mem_mb} MiB") from None
-
-    guest = lay_out_guest(memory, opts.mem, image, image_name, opts.initrd, opts.cmdline,
-                          say, console_out)
     if host_api is None:
         raise LauncherError("cannot run the Guest: the simulated Host (lguestsim.host) "
                             "is not available")
-
-    # Tell the Host, and run the Guest until it dies.
-    lguest = host.open(process)
+    room = sum(-(-size // MIB) * MIB for size in sizes) + MIB    # + shared network pages
     try:
+        return host_api.Host(host_api.Machine(host_api.HOST_AREA + room))
+    except MemoryError:
+        raise LauncherError(f"not enough memory here to simulate "
+                            f"{sum(sizes) // MIB} MiB of Guests") from None
+
+
+def make_devices(opts: Options, host: Any, say: Say, resources: list[Any],
+                 peers: list[Any]) -> Callable[[DeviceList], None]:
+    """What lay_out_guest() calls to make the devices ``opts`` asks for, in order."""
+
+    def add_devices(devices: DeviceList) -> None:
+        for kind, arg in opts.devices:
+            if kind == "block":
+                resources.append(setup_block_file(devices, arg, say))
+            elif kind == "sharenet":
+                resources.append(setup_net_file(devices, arg, host, say))
+            elif kind == "tunnet":
+                resources.append(setup_tun_net(devices, arg, say))
+            elif kind == "peer":
+                mac = bytes.fromhex(arg.replace(":", "")) if arg else None
+                peer = setup_peer_net(devices, mac, say) if mac else setup_peer_net(
+                    devices, say=say)
+                peers.append(peer)
+            else:
+                raise LauncherError(f"unknown kind of device {kind!r}")
+
+    return add_devices
+
+
+def start_launcher(opts: Options, host: Any, name: str = PROG,
+                   console_out: TextIO | None = None,
+                   console_in: int | None = None) -> Launcher:
+    """Steps 1 to 7 for one Guest on ``host``: a Launcher ready to run it.
+
+    ``console_out`` and ``console_in`` default to the options' own.
+    """
+    say = make_say(opts.verbose)
+    image, image_name = image_of(opts)
+    size = launcher_size(opts)
+    try:
+        process = host.new_process(size)
+    except MemoryError:
+        raise LauncherError(f"not enough memory here to simulate a Guest of "
+                            f"{opts.mem_mb} MiB") from None
+    memory = GuestMemory(process, size)
+    resources: list[Any] = []
+    peers: list[Any] = []
+    out = console_out if console_out is not None else opts.console_out
+    fd = console_in if console_in is not None else opts.console_in
+    lguest = None
+    try:
+        guest = lay_out_guest(memory, opts.mem, image, image_name, opts.initrd, opts.cmdline,
+                              say, out, make_devices(opts, host, say, resources, peers))
+        if fd is not None:
+            console = next(dev for dev in guest.devices.devices if dev.name == "console")
+            attach_console_input(console, fd, say)
+        lguest = host.open(process)
         tell_kernel(lguest, guest.pfnlimit, guest.pgdir, guest.kernel.start,
                     guest.kernel.page_offset, say)
-        reason = run_guest(lguest, guest.devices)
+    except BaseException:
+        for resource in resources:
+            resource.close()
+        if "guest" in locals():
+            guest.devices.close()
+        if lguest is not None:
+            lguest.close()
+        raise
+    return Launcher(lguest, guest.devices, name=name, machine=host.machine, say=say,
+                    layout=guest, resources=resources, peers=peers)
+
+
+def start_launchers(items: list[Any], host: Any = None, host_api: Any = None) -> list[Launcher]:
+    """Launchers for ``items`` (Options, or Launchers already started) on one Host.
+
+    With no ``host`` a new one is made, big enough for all of them. If one
+    cannot start, those already started are finished and the error raised.
+    """
+    if host is None:
+        host = new_host([launcher_size(item) for item in items
+                         if not isinstance(item, Launcher)], host_api)
+    group: list[Launcher] = []
+    try:
+        for i, item in enumerate(items):
+            if isinstance(item, Launcher):
+                group.append(item)
+            else:
+                name = PROG if len(items) == 1 else f"{PROG}[{i}]"
+                group.append(start_launcher(item, host, name))
+    except BaseException:
+        for launcher in group:
+            launcher.finish(EXIT_NOT_STARTED, "another Launcher could not start")
+        raise
+    return group
+
+
+def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = None,
+           console_in: int | None = None) -> int:
+    """Lay out the Guest(s), hand them to the Host, and run them; return the exit status.
+
+    ``host_api`` provides ``Machine``, ``Host`` and ``HOST_AREA`` (by default
+    lguestsim's own). ``console_in`` is the file descriptor the (first)
+    Guest's console reads (``main`` gives standard input; None: no input).
+    Raises ``LauncherError`` when the Launcher cannot start.
+    """
+    if host_api is None:
+        host_api = load_host_api()
+    count = opts.guests
+    if count == 1:
+        # Laid out first, so a Guest that cannot be laid out is reported as
+        # such even where there is no Host to run it on.
+        if host_api is None:
+            image, image_name = image_of(opts)
+            size = launcher_size(opts)
+            memory = GuestMemory.plain(size)
+            lay_out_guest(memory, opts.mem, image, image_name, opts.initrd, opts.cmdline,
+                          make_say(opts.verbose), console_out,
+                          make_devices(opts, None, make_say(opts.verbose), [], []))
+        host = new_host([launcher_size(opts)], host_api)
+        group = [start_launcher(opts, host, PROG, console_out, console_in)]
+    else:
+        host = new_host([launcher_size(opts)] * count, host_api)
+        group = []
+        try:
+            for i in range(count):
+                out = PrefixedOutput(f"[{i}] ", console_out)
+                group.append(start_launcher(opts, host, f"{PROG}[{i}]", out,
+                                            console_in if i == 0 else None))
+        except BaseException:
+            for launcher in group:
+                launcher.finish(EXIT_NOT_STARTED, "another Launcher could not start")
+            raise
+    try:
+        run_many(group, wait=None)
     finally:
-        lguest.close()
-    print(f"{PROG}: {reason}", file=sys.stderr, flush=True)
-    return exit_status(reason)
+        for launcher in group:
+            launcher.finish(EXIT_INTERRUPTED, "interrupted")
+    for launcher in group:
+        print(f"{launcher.name}: {launcher.reason}", file=sys.stderr, flush=True)
+    return group[0].status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         if opts.demo:
             from lguestsim.demo import run_demo
             return run_demo(verbose=opts.verbose)
-        return launch(opts)
+        return launch(opts, console_in=sys.stdin.fileno() if sys.stdin is not None else None)
     except LauncherError as err:
         print(f"{PROG}: {err}", file=sys.stderr, flush=True)
         return err.status
@@ -318,4 +477,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 __all__ = ["main", "launch", "lay_out_guest", "parse_args", "Options", "GuestLayout",
-           "EXIT_POWER_DOWN", "EXIT_GUEST_DIED", "EXIT_NOT_STARTED"]
+           "start_launcher", "start_launchers", "run_many", "exit_status",
+           "POWER_DOWN_REASONS", "EXIT_POWER_DOWN", "EXIT_GUEST_DIED", "EXIT_NOT_STARTED",
+           "EXIT_ASLEEP", "EXIT_INTERRUPTED"]
