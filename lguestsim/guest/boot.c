@@ -283,10 +283,11 @@ static void lguest_set_pmd(u32 *pmdp, u32 pmd)
 
 /* Time.  The Host gives us one timer, a "clock event device" in Linux's
  * words: ask for an interrupt so many nanoseconds from now, and interrupt 0
- * arrives then (once: we ask again for the next one). */
+ * arrives then (once: we ask again for the next one).  Asking for 0 stops
+ * the timer, as Linux does when it shuts the clock event device down. */
 static void lguest_set_next_event(u32 delta_ns)
 {
-	if (delta_ns < LG_CLOCK_MIN_DELTA)
+	if (delta_ns && delta_ns < LG_CLOCK_MIN_DELTA)
 		delta_ns = LG_CLOCK_MIN_DELTA;
 	hcall(LHCALL_SET_CLOCKEVENT, delta_ns, 0, 0);
 }

@@ -10,8 +10,8 @@ timestamp.
 
 The build, in order:
 
-1. The user program (user.S, user.c) is linked at 0x08048000 by user.ld and
-   flattened into user.bin.
+1. The user program (user.S, user.c, shell.c, ulib.c) is linked at
+   0x08048000 by user.ld and flattened into user.bin.
 2. The kernel sources are compiled (``gcc -m32``; ``.S`` files go through the
    C preprocessor and ``as --32``), user.bin is pulled in by user_image.S,
    and guest.ld links everything at virtual 0xC0100000, loaded at physical
@@ -41,10 +41,10 @@ SIGNATURE = b"GenuineLguest"
 
 # The user program, then the kernel in the order a reader meets it; the
 # link order fixes the layout, so it is spelled out rather than globbed.
-USER_SOURCES = ("user.S", "user.c")
+USER_SOURCES = ("user.S", "user.c", "shell.c", "ulib.c")
 KERNEL_SOURCES = (
     "head.S", "boot.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
-    "lguest_bus.c", "console.c", "process.c", "user_image.S", "lib.c",
+    "lguest_bus.c", "console.c", "block.c", "net.c", "process.c", "user_image.S", "lib.c",
 )
 
 CFLAGS = (

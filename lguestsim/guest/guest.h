@@ -6,15 +6,16 @@
  * fills in its "paravirt ops", and main.c then boots it with nothing but
  * those ops, as a native kernel would with its own.  Each other file is one
  * concept: traps.c and entry.S (interrupts and traps), mm.c (memory and page
- * tables), time.c (the clock), lguest_bus.c and console.c (devices),
- * process.c (the user program's life, system calls), lib.c (the C library
- * a kernel carries with it).
+ * tables), time.c (the clock), lguest_bus.c (finding devices) and one file
+ * per driver (console.c, block.c, net.c), process.c (the user program's
+ * life, system calls), lib.c (the C library a kernel carries with it).
  */
 #ifndef GUEST_H
 #define GUEST_H
 
 #include "lguest.h"
 #include "lguest_launcher.h"
+#include "user_abi.h"	/* the system calls, errors and structures we give the program */
 
 /* The kernel's virtual addresses are physical addresses plus PAGE_OFFSET:
  * physical 0 appears at 0xC0000000.  The Launcher set up such a mapping
@@ -105,7 +106,7 @@ struct pv_ops {
 	void (*set_pmd)(u32 *pmdp, u32 pmd);
 	void (*set_lazy_mode)(int lazy);
 
-	/* The timer: interrupt 0, this many nanoseconds from now. */
+	/* The timer: interrupt 0, this many nanoseconds from now (0: never). */
 	void (*set_next_event)(u32 delta_ns);
 
 	/* Goodbye. */
@@ -181,12 +182,30 @@ void mm_destroy(struct mm *mm);
 u32 *map_user_page(struct mm *mm, u32 vaddr);
 int user_virt_to_phys(struct mm *mm, u32 vaddr, u32 *phys);
 void do_page_fault(struct trap_frame *frame);
-void *map_device_page(u32 pfn);
+void *map_device_pages(u32 pfn, unsigned int pages);
 
 /* time.c */
 extern volatile u32 jiffies;
 void time_init(void);
 void wait_for_tick(void);
+u32 read_tsc(void);
+u32 tsc_to_ns(u32 cycles);
+
+/* Sleeping until "condition" holds, the way wait_for_tick() waits for the
+ * timer (time.c, G:040): test it with interrupts off, and if it does not
+ * hold yet, halt; an interrupt handler is what makes it true, and the
+ * Host wakes us for it.  Interrupts end up as they were before. */
+#define wait_event(condition)					\
+	do {							\
+		u32 __flags = pv.save_fl();			\
+		for (;;) {					\
+			pv.irq_disable();			\
+			if (condition)				\
+				break;				\
+			pv.safe_halt();				\
+		}						\
+		pv.restore_fl(__flags);				\
+	} while (0)
 
 /* lguest_bus.c */
 struct lguest_device {
@@ -197,10 +216,16 @@ struct lguest_driver {
 	const char *name;
 	u16 device_type;
 	int (*probe)(struct lguest_device *dev);
+	void (*shutdown)(struct lguest_device *dev);	/* may be NULL */
 };
+extern struct lguest_device_desc *lguest_devices;
 void lguest_bus_init(void);
+void lguest_bus_shutdown(void);
 void lguest_send_dma(u32 key, struct lguest_dma *dma);
 int lguest_bind_dma(u32 key, struct lguest_dma *dmas, unsigned int num, u8 irq);
+void lguest_unbind_dma(u32 key, struct lguest_dma *dmas);
+/*: D:380 Which interrupt a device uses is a convention, not a setting:
+ * its index in the descriptor page plus one (interrupt 0 is the timer). */
 static inline unsigned int lgdev_irq(const struct lguest_device *dev)
 {
 	return dev->index + 1;
@@ -209,7 +234,31 @@ static inline unsigned int lgdev_irq(const struct lguest_device *dev)
 /* console.c */
 void console_write(const char *buf, u32 len);
 void console_write_phys(u32 phys, u32 len);
+int console_read(char *buf, u32 len);
 extern struct lguest_driver console_driver;
+
+/* block.c: a request is a run of whole sectors and the memory it goes to or
+ * comes from, as pieces of physical memory that do not cross a page (what
+ * Linux's block layer hands a driver as "bio_vecs"). */
+#define SECTOR_SIZE	512
+struct blk_request {
+	int write;
+	u32 sector;
+	unsigned int pieces;
+	u32 phys[LGUEST_MAX_DMA_SECTIONS];
+	u32 len[LGUEST_MAX_DMA_SECTIONS];
+	volatile int result;	/* 0 until it ends; then 1 done, 2 failed */
+};
+int lgb_num_sectors(unsigned int disk, u32 *num_sectors);
+int lgb_do_request(unsigned int disk, struct blk_request *req);
+extern struct lguest_driver block_driver;
+
+/* net.c (the structures it fills in for the user program are in
+ * user_abi.h) */
+int net_peers(struct net_peer *out, unsigned int max);
+int net_set_promisc(int on);
+int net_ping(const u8 dest[6], u32 seq, struct lg_ping *result);
+extern struct lguest_driver net_driver;
 
 /* process.c */
 int run_init_process(void);
@@ -223,6 +272,7 @@ void *memcpy(void *dst, const void *src, u32 n);
 void *memset(void *dst, int c, u32 n);
 u32 strlen(const char *s);
 int strcmp(const char *a, const char *b);
+int snprintf(char *buf, u32 size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

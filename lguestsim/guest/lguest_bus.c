@@ -6,15 +6,16 @@
  * each device type has a driver here that knows how to use it.  The bus
  * code connects the two and keeps the descriptors' status bits up to date,
  * so the Launcher can see how far each device got.  Drivers talk to their
- * devices with the two DMA hypercalls at the bottom.
+ * devices with the DMA hypercalls at the bottom.
  */
 #include "guest.h"
 #include "lguest_launcher.h"
 
-/* The descriptors, and the drivers we have (just the console, for now). */
-static struct lguest_device_desc *lguest_devices;
+/* The descriptors (mapped by lguest_bus_init()), one lguest_device for each
+ * slot, and the drivers this kernel has, one per device type. */
+struct lguest_device_desc *lguest_devices;
 static struct lguest_device devices[LGUEST_MAX_DEVICES];
-static struct lguest_driver *const drivers[] = { &console_driver };
+static struct lguest_driver *const drivers[] = { &console_driver, &block_driver, &net_driver };
 
 static const char *device_type_name(u16 type)
 {
@@ -40,10 +41,24 @@ static struct lguest_driver *find_driver(const struct lguest_device_desc *desc)
 	return NULL;
 }
 
-/*: D:120 Adding one device.  We mark the descriptor as we go: ACKNOWLEDGE
- * once we have seen it, DRIVER once a driver has it, and DRIVER_OK once the
- * driver's probe function is happy (or FAILED if it is not).  The Launcher
- * can read those bits even when the console is the device that failed. */
+/*: D:140 A device has met its driver.  We say so in the status bits
+ * before the driver starts (DRIVER), and once its probe function is happy
+ * we add DRIVER_OK: all green, as far as the Launcher can tell.  A driver
+ * that fails leaves DRIVER without DRIVER_OK, and says why on the
+ * console. */
+static void lguest_dev_probe(struct lguest_device *dev, struct lguest_driver *drv)
+{
+	dev->desc->status |= LGUEST_DEVICE_S_DRIVER;
+	if (drv->probe(dev) == 0)
+		dev->desc->status |= LGUEST_DEVICE_S_DRIVER_OK;
+}
+
+/*: D:120 Adding one device.  The first thing we do is mark the descriptor
+ * ACKNOWLEDGE: whatever happens next, the Launcher can see that we saw it.
+ * Linux then allocates a "struct lguest_device" and registers it with the
+ * driver core, and marks the descriptor FAILED if either goes wrong; ours
+ * live in a table with a place for every descriptor, so here nothing can.
+ * Then the device looks for its driver. */
 static void add_lguest_device(unsigned int index)
 {
 	struct lguest_device_desc *desc = &lguest_devices[index];
@@ -57,13 +72,8 @@ static void add_lguest_device(unsigned int index)
 	drv = find_driver(desc);
 	printk("lguest bus: device %u is a %s device, irq %u, driver %s\n", index,
 	       device_type_name(desc->type), lgdev_irq(dev), drv ? drv->name : "(none)");
-	if (!drv)
-		return;
-	desc->status |= LGUEST_DEVICE_S_DRIVER;
-	if (drv->probe(dev) == 0)
-		desc->status |= LGUEST_DEVICE_S_DRIVER_OK;
-	else
-		desc->status |= LGUEST_DEVICE_S_FAILED;
+	if (drv)
+		lguest_dev_probe(dev, drv);
 }
 
 /*: D:110 Scanning is walking the array: type 0 means an empty slot. */
@@ -81,13 +91,30 @@ static void scan_devices(void)
  * first (mm.c). */
 void lguest_bus_init(void)
 {
-	lguest_devices = map_device_page(ram_size >> PAGE_SHIFT);
+	lguest_devices = map_device_pages(ram_size >> PAGE_SHIFT, 1);
 	scan_devices();
+}
+
+/* Before we power off, each driver that cares is told (a network driver
+ * leaves the network, so no one sends to a Guest that is gone). */
+void lguest_bus_shutdown(void)
+{
+	unsigned int i;
+	struct lguest_driver *drv;
+
+	for (i = 0; i < LGUEST_MAX_DEVICES; i++) {
+		if (!(lguest_devices[i].status & LGUEST_DEVICE_S_DRIVER_OK))
+			continue;
+		drv = find_driver(&lguest_devices[i]);
+		if (drv && drv->shutdown)
+			drv->shutdown(&devices[i]);
+	}
 }
 
 /* Sending: the Host copies the buffers listed in *dma to whoever has
  * buffers bound to "key" (another Guest, or the Launcher, who serves our
- * devices) and writes how much it copied into used_len. */
+ * devices) and writes how much it copied into used_len.  If no one took it,
+ * used_len stays 0. */
 void lguest_send_dma(u32 key, struct lguest_dma *dma)
 {
 	dma->used_len = 0;
@@ -96,8 +123,14 @@ void lguest_send_dma(u32 key, struct lguest_dma *dma)
 
 /* Receiving: we bind an array of "num" buffers to a key and name the
  * interrupt we want when something arrives in one of them.  The Host
- * answers 1 if it took them. */
+ * answers 1 if it took them (it keeps at most 32 arrays per Guest). */
 int lguest_bind_dma(u32 key, struct lguest_dma *dmas, unsigned int num, u8 irq)
 {
-	return hcall(LHCALL_BIND_DMA, key, __pa(dmas), (num << 8) | irq) == 1 ? 0 : -1;
+	return hcall(LHCALL_BIND_DMA, key, __pa(dmas), (num << 8) | irq) == 1 ? 0 : -ENOMEM;
+}
+
+/* And letting go: the same hypercall with interrupt 0. */
+void lguest_unbind_dma(u32 key, struct lguest_dma *dmas)
+{
+	hcall(LHCALL_BIND_DMA, key, __pa(dmas), 0);
 }

@@ -17,6 +17,10 @@
 #define LGUEST_MAX_DEVICES	16
 /* Console output goes to this key; the console has no memory of its own. */
 #define LGUEST_CONSOLE_DMA_KEY	0
+/* Feature bits in a device descriptor.  The low bits belong to the device
+ * type: a network device finds its slot on the shared page there. */
+#define LGUEST_NET_F_NOCSUM		0x4000	/* no need to checksum packets */
+#define LGUEST_DEVICE_F_RANDOMNESS	0x8000	/* its interrupts come at random times */
 
 #ifndef __ASSEMBLER__
 
@@ -59,6 +63,30 @@ struct lguest_device_desc {
 	u32 pfn;
 };
 _Static_assert(sizeof(struct lguest_device_desc) == 12, "device desc size");
+
+/*: D:460 A block device's page.  The Launcher writes the size of the disk
+ * into num_sectors before we start.  For each request we write the first
+ * three fields and send a DMA to the page's address; the Launcher does the
+ * work, writes "result" (1 done, 2 error) and interrupts us. */
+struct lguest_block_page {
+	int type;		/* 0 read, 1 write */
+	u32 sector;		/* where the request starts, in 512-byte sectors */
+	u32 bytes;		/* how many bytes it covers */
+	int result;		/* 0 still going, 1 done, 2 failed */
+	u32 num_sectors;	/* the size of the disk, from the Launcher */
+};
+_Static_assert(sizeof(struct lguest_block_page) == 20, "block page size");
+
+/*: D:520 A network device's memory is a page (or more) of these, one slot
+ * per machine on the network, where each publishes its Ethernet address.
+ * A slot whose first byte is 0 is free: real addresses we use always have
+ * the "locally assigned" bit (0x02) set there.  The lowest bit of that byte
+ * would mean multicast in a real address; here it means "promiscuous: send
+ * me every packet". */
+struct lguest_net {
+	u8 mac[6];
+};
+_Static_assert(sizeof(struct lguest_net) == 6, "lguest_net size");
 
 #endif /* !__ASSEMBLER__ */
 #endif /* LGUEST_LAUNCHER_H */

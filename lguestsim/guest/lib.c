@@ -48,10 +48,10 @@ int strcmp(const char *a, const char *b)
 	return (unsigned char)*a - (unsigned char)*b;
 }
 
-/*: G:400 printk() understands %d, %u, %x, %s, %c, %p and %%, with an
- * optional "0" flag and width (as in "%08x"); an "l" is accepted and
- * ignored, since int and long are the same size here.  Output beyond the
- * buffer is cut off. */
+/*: G:400 printk() and snprintf() (which formats into a buffer of the
+ * caller's) understand %d, %u, %x, %s, %c, %p and %%, with an optional "0"
+ * flag and width (as in "%08x"); an "l" is accepted and ignored, since int
+ * and long are the same size here.  Output beyond the buffer is cut off. */
 struct outbuf {
 	char *buf;
 	u32 len, size;
@@ -144,6 +144,17 @@ static u32 vsnprintf(char *buf, u32 size, const char *fmt, va_list args)
 	}
 	buf[out.len] = '\0';
 	return out.len;
+}
+
+int snprintf(char *buf, u32 size, const char *fmt, ...)
+{
+	va_list args;
+	u32 len;
+
+	va_start(args, fmt);
+	len = vsnprintf(buf, size, fmt, args);
+	va_end(args);
+	return len;
 }
 
 int printk(const char *fmt, ...)

@@ -37,7 +37,8 @@ void start_kernel(void)
 	/* Our own page tables, replacing the Launcher's (mm.c). */
 	paging_init();
 
-	/* Devices: find them in the page above our memory (lguest_bus.c). */
+	/* Devices: find them in the page above our memory, and start a
+	 * driver for each (lguest_bus.c; console.c, block.c, net.c). */
 	lguest_bus_init();
 
 	/* Time: let the timer interrupt through and turn interrupts on.
@@ -58,8 +59,10 @@ void start_kernel(void)
 	printk("init exited with code %d\n", code);
 
 	/* That is the whole Guest.  A real kernel would now run processes
-	 * forever; ours says goodbye and asks the Host to turn it off.  The
-	 * Host stops running us and tells the Launcher why. */
+	 * forever; ours lets its devices know (lguest_bus.c), says goodbye and
+	 * asks the Host to turn it off.  The Host stops running us and tells
+	 * the Launcher why. */
+	lguest_bus_shutdown();
 	printk("Goodbye from the Guest: powering off.\n");
 	pv.power_off();
 	panic("the Host did not power us off");

@@ -151,12 +151,13 @@ void paging_init(void)
 	       (void *)swapper_pg_dir, __pa(swapper_pg_dir), tables);
 }
 
-/* A page outside RAM, such as the device page the Launcher puts just above
- * it, gets a kernel mapping of its own when a driver asks: the next free
- * page of virtual space after the linear map (usually that is exactly
- * PAGE_OFFSET plus its physical address, but not when RAM was too big to map
- * whole).  This time the directory is live, so the Host must hear about the
- * new entry: set_pte_at() tells it, and since this is a kernel address it
+/* Pages outside RAM, such as the device page the Launcher puts just above
+ * it and the devices' own pages above that, get a kernel mapping of their
+ * own when a driver asks (Linux's lguest_map()): the next free pages of
+ * virtual space after the linear map (usually that is exactly PAGE_OFFSET
+ * plus their physical address, but not when RAM was too big to map whole).
+ * This time the directory is live, so the Host must hear about each new
+ * entry: set_pte_at() tells it, and since this is a kernel address it
  * updates the shadows of every directory it keeps. */
 static u32 *lookup_pte(u32 *pgdir, u32 vaddr, int user)
 {
@@ -173,19 +174,23 @@ static u32 *lookup_pte(u32 *pgdir, u32 vaddr, int user)
 
 static u32 next_device_vaddr;
 
-void *map_device_page(u32 pfn)
+void *map_device_pages(u32 pfn, unsigned int pages)
 {
-	u32 vaddr, *pte;
+	u32 vaddr, start, *pte;
+	unsigned int i;
 
 	if (!next_device_vaddr)
 		next_device_vaddr = PAGE_OFFSET + lowmem_size;
-	vaddr = next_device_vaddr;
-	if (vaddr >= 0u - lguest_data.reserve_mem)
+	start = next_device_vaddr;
+	if (start + pages * PAGE_SIZE > 0u - lguest_data.reserve_mem)
 		panic("no virtual space left to map device page %x", pfn);
-	next_device_vaddr += PAGE_SIZE;
-	pte = lookup_pte(swapper_pg_dir, vaddr, 0);
-	pv.set_pte_at(swapper_pg_dir, vaddr, pte, (pfn << PAGE_SHIFT) | KERNEL_PTE);
-	return (void *)vaddr;
+	next_device_vaddr += pages * PAGE_SIZE;
+	for (i = 0; i < pages; i++) {
+		vaddr = start + i * PAGE_SIZE;
+		pte = lookup_pte(swapper_pg_dir, vaddr, 0);
+		pv.set_pte_at(swapper_pg_dir, vaddr, pte, ((pfn + i) << PAGE_SHIFT) | KERNEL_PTE);
+	}
+	return (void *)start;
 }
 
 /*: G:220 A process's address space.  Its page directory starts as a copy of

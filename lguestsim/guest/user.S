@@ -10,10 +10,16 @@
 
 	.section .text.entry, "ax"
 
-/*: G:340 The kernel irets to here, the first byte of the program, with a
- * stack ready and every other register zero. */
+/*: G:340 The kernel irets to here, the first byte of the program, with
+ * every other register zero and the stack as a C program's start expects
+ * it: argc on top, then the argv pointers (process.c).  main(argc, argv)
+ * wants them as arguments, so we push them again, the other way round. */
 	.globl	_start
 _start:
+	popl	%eax			/* argc */
+	movl	%esp, %edx		/* argv: what is left on top */
+	pushl	%edx
+	pushl	%eax
 	call	main
 	pushl	%eax
 	call	exit

@@ -5,76 +5,13 @@
  * but it is written to make the kernel (and the Host under it) work: it
  * asks for its process id two ways (a system call, and its thread-local
  * storage segment), computes something, writes to a heap nobody has mapped
- * yet, uses the FPU once, and prints what it found.  It has no C library,
- * so it carries its own few helpers for turning numbers into text.
+ * yet, uses the FPU once, and prints what it found.  Then the devices: with
+ * "shell" among its arguments (the kernel command line) it reads commands
+ * from the console until told to quit (shell.c); without, it shows the disk
+ * and the network if it has any, and exits.  Its helpers for system calls
+ * and text are in ulib.c.
  */
-#include "user_abi.h"
-
-typedef unsigned int u32;
-
-int syscall3(int nr, int a, int b, int c);
-
-static int write(int fd, const char *buf, u32 len)
-{
-	return syscall3(__NR_write, fd, (int)buf, (int)len);
-}
-
-static int getpid(void)
-{
-	return syscall3(__NR_getpid, 0, 0, 0);
-}
-
-void exit(int code) __attribute__((noreturn));
-void exit(int code)
-{
-	syscall3(__NR_exit, code, 0, 0);
-	for (;;)
-		;
-}
-
-/* A line of output is built in a buffer and sent with one write(). */
-struct line {
-	char text[120];
-	u32 len;
-};
-
-static void add(struct line *l, const char *s)
-{
-	while (*s && l->len < sizeof(l->text))
-		l->text[l->len++] = *s++;
-}
-
-static void add_number(struct line *l, u32 v, u32 base)
-{
-	char digits[12];
-	int n = 0;
-
-	if (base == 16)
-		add(l, "0x");
-	do {
-		digits[n++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	while (n && l->len < sizeof(l->text))
-		l->text[l->len++] = digits[--n];
-}
-
-static void add_signed(struct line *l, int v)
-{
-	if (v < 0) {
-		add(l, "-");
-		add_number(l, -(u32)v, 10);
-	} else {
-		add_number(l, v, 10);
-	}
-}
-
-static void send(struct line *l)
-{
-	add(l, "\n");
-	write(1, l->text, l->len);
-	l->len = 0;
-}
+#include "ulib.h"
 
 /* Reading the thread block: %gs must first be loaded with the TLS selector,
  * which user mode may do, since the kernel made that segment a ring 3 one. */
@@ -119,15 +56,27 @@ static u32 float_to_u32(u32 bits)
 	return mantissa >> (23 - exponent);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	volatile u32 *heap = (volatile u32 *)USER_HEAP_START;
 	struct line l = { .len = 0 };
 	u32 i, sum = 0, check = 0;
-	int err;
+	int err, interactive = 0;
 
 	add(&l, "user: hello from ring 3");
 	send(&l);
+
+	/* Our arguments: the words of the kernel command line. */
+	if (argc > 1) {
+		add(&l, "user: my arguments:");
+		for (i = 1; i < (u32)argc; i++) {
+			add(&l, " ");
+			add(&l, argv[i]);
+			if (streq(argv[i], "shell"))
+				interactive = 1;
+		}
+		send(&l);
+	}
 
 	add(&l, "user: getpid() = ");
 	add_signed(&l, getpid());
@@ -181,6 +130,13 @@ int main(void)
 	add_number(&l, i, 16);
 	add(&l, ")");
 	send(&l);
+
+	/* The devices: commands typed on the console, or a short show of
+	 * what there is (shell.c). */
+	if (interactive)
+		shell();
+	else
+		device_demo();
 
 	add(&l, "user: goodbye");
 	send(&l);
