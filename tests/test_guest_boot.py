@@ -61,6 +61,7 @@ def test_guest_console_shows_each_step(elf_run):
         "lguest bus: device 0 is a console device, irq 1, driver lguestcons",
         "timer: tick 1 ", "timer: tick 2 ", "timer: tick 3 ",
         "user: hello from ring 3",
+        "user: my arguments: hello world",
         "user: getpid() = 1, pid in my TLS block = 1 (block at 0xbffffff0)",
         "user: 1*1 + 2*2 + ... + 100*100 = 338350",
         "page fault: write to 0x10000000 by user mode",
