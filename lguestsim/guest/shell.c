@@ -406,14 +406,16 @@ void shell(void)
 static void demo_command(const char *command)
 {
 	static char buf[64];
+	const u32 plen = sizeof(PROMPT) - 1;
 	u32 len = strlen(command);
 
-	write(STDOUT_FILENO, PROMPT, sizeof(PROMPT) - 1);
-	memcpy(buf, command, len + 1);
-	buf[len] = '\n';
-	write(STDOUT_FILENO, buf, len + 1);
-	buf[len] = '\0';
-	run_command(buf);
+	/* The prompt and the command, in one write, as if typed. */
+	memcpy(buf, PROMPT, plen);
+	memcpy(buf + plen, command, len);
+	buf[plen + len] = '\n';
+	write(STDOUT_FILENO, buf, plen + len + 1);
+	buf[plen + len] = '\0';
+	run_command(buf + plen);
 }
 
 void device_demo(void)
