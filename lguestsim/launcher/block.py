@@ -124,8 +124,6 @@ def handle_block_output(lguest: DevLguest, iov: list[Section], dev: Device) -> i
             except OSError as err:
                 warn(f"block: writing {blk.path} at offset {off}: {err.strerror or err}")
             result = BLOCK_DONE if length == nbytes else BLOCK_ERROR
-        # The reply is empty: it only says the write is done.
-        dev.memory.write32(used_len, 0)
     else:
         # A read: the data goes into the reply buffer, as much as it holds.
         room = sum(s.length for s in reply_iov)
@@ -135,11 +133,13 @@ def handle_block_output(lguest: DevLguest, iov: list[Section], dev: Device) -> i
             warn(f"block: reading {blk.path} at offset {off}: {err.strerror or err}")
             data = b""
         length = scatter(devices, reply_iov, data)
-        dev.memory.write32(used_len, length)
         result = BLOCK_DONE if length == nbytes else BLOCK_ERROR
     if result == BLOCK_ERROR and length:
         blk.say(f"Block: {what} of {nbytes} bytes at offset {off} moved {length}")
 
+    # The reply's length: what a read put there; nothing for a write (the
+    # reply only says it is done) or a refusal.
+    dev.memory.write32(used_len, length if not type_ else 0)
     dev.memory.write32(dev.mem + BLOCK_RESULT, result)
     devices.trigger_irq(lguest, irq)
     return 0

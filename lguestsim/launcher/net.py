@@ -148,10 +148,11 @@ class NetPeer:
         return bool(self.to_guest)
 
     def read_frame(self) -> bytes | None:
-        try:
-            os.read(self._bell_r, 1)
-        except BlockingIOError:
-            pass
+        if self._bell_r >= 0:
+            try:
+                os.read(self._bell_r, 1)
+            except BlockingIOError:
+                pass
         if not self.to_guest:
             return b"" if not self.closed else None
         self.sent += 1
@@ -162,10 +163,24 @@ class NetPeer:
         return len(frame)
 
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            os.close(self._bell_r)
-            os.close(self._bell_w)
+        """No more frames for the Guest (its Launcher stops watching once it has
+        taken those already sent). Frames the Guest sent stay readable."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._bell_w >= 0:
+            try:
+                os.write(self._bell_w, b"\0")
+            except BlockingIOError:
+                pass
+
+    def release(self) -> None:
+        """The Launcher is done with us: let the pipe go."""
+        self.closed = True
+        for fd in (self._bell_r, self._bell_w):
+            if fd >= 0:
+                os.close(fd)
+        self._bell_r = self._bell_w = -1
 
 
 class TapDevice:
@@ -221,6 +236,11 @@ class TunNet(InputSource):
         # Has the Guest sent anything yet? Until then, having no buffer for
         # our input is expected (it is still starting up), and no warning.
         self.seen_output = False
+
+    def close(self) -> None:
+        super().close()
+        release = getattr(self.frames, "release", None)
+        (release or self.frames.close)()
 
     def pending(self) -> bool:
         """Frames queued that the bell did not announce (a full pipe)."""

@@ -120,16 +120,18 @@ class Waker:
         """Called by the machine's timer, inside the Host's run loop."""
         self.timer = None
         self.ticks += 1
-        # Throttled sources get another chance once per tick.
-        for dev in self.devices.devices:
-            if dev.input is not None:
-                dev.input.throttled = False
+        cpu = self.machine.cpu
+        busy = cpu.instructions != self.last_instructions
+        # A source the Guest had no buffer for gets another chance once per
+        # tick -- if the Guest has run since, and so may have freed one.
+        if busy:
+            for dev in self.devices.devices:
+                if dev.input is not None:
+                    dev.input.throttled = False
         if self.ready():
             self.break_guest()
         if self.broken or not self.fds():
             return
-        cpu = self.machine.cpu
-        busy = cpu.instructions != self.last_instructions
         # Our own timer has just been taken off: next_deadline() is someone else's.
         if busy or self.machine.next_deadline() < NO_TIMER:
             self.last_instructions = cpu.instructions
