@@ -616,6 +616,7 @@ buf:    .fill 1514, 1, 0
 
 def test_tunnet_with_a_real_tap_device(tmp_path):
     import socket
+
     from lguestsim.launcher.net import TapDevice
     try:
         TapDevice().close()
