@@ -23,17 +23,48 @@ The modules follow the order in which the story tells the Launcher:
 ``pagetables``            the first, linear page tables (L:180)
 ``boot``                  the Linux boot header at Guest-physical 0 (L:100)
 ``devices``               the device descriptor page, the device table, the
-                          console, checking what the Guest hands us (L:120,
-                          L:190, L:210)
-``run``                   telling the Host about the Guest, and the loop that
-                          runs it (L:180, L:220)
+                          console's output, input sources, checking what the
+                          Guest hands us (L:120, L:190, L:210)
+``console``               console input: raw terminal, the Guest's buffer,
+                          three ^C (L:210)
+``waker``                 the Waker: noticing input while the Guest runs, and
+                          LHREQ_BREAK (L:200)
+``block``                 --block: the lguest_block_page protocol on a file
+                          (L:190, L:210)
+``net``                   --sharenet, --tunnet (TAP) and a Launcher-side peer
+                          for Python (L:190, L:195, L:210)
+``run``                   telling the Host about the Guest, the loop that runs
+                          it, and several Launchers taking turns (L:180, L:220)
 ``main``                  the command line and the order of it all (L:100)
 ========================  ===================================================
 
-The Waker (L:200), console input and the block and network devices are still
-to come; ``devices`` has the callbacks they will plug into.
+Several Guests in one process: ``run_many([Options(...), Options(...)])``
+starts a Launcher for each on one new Host and runs them in turn until every
+Guest has ended; each returned ``Launcher`` has ``status`` and ``reason``.
 """
 
-from .report import EXIT_GUEST_DIED, EXIT_NOT_STARTED, EXIT_POWER_DOWN, LauncherError
+from .report import (
+    EXIT_ASLEEP,
+    EXIT_GUEST_DIED,
+    EXIT_INTERRUPTED,
+    EXIT_NOT_STARTED,
+    EXIT_POWER_DOWN,
+    LauncherError,
+)
 
-__all__ = ["LauncherError", "EXIT_POWER_DOWN", "EXIT_GUEST_DIED", "EXIT_NOT_STARTED"]
+
+def __getattr__(name: str):
+    # run_many, Launcher and Options live in modules that import the whole
+    # Launcher; load them on first use.
+    if name in ("run_many", "Launcher"):
+        from . import run
+        return getattr(run, name)
+    if name in ("Options", "launch", "start_launchers"):
+        from . import main
+        return getattr(main, name)
+    raise AttributeError(name)
+
+
+__all__ = ["LauncherError", "EXIT_POWER_DOWN", "EXIT_GUEST_DIED", "EXIT_NOT_STARTED",
+           "EXIT_ASLEEP", "EXIT_INTERRUPTED", "run_many", "Launcher", "Options", "launch",
+           "start_launchers"]
