@@ -31,6 +31,7 @@ Launcher can wait for input instead of letting simulated time race ahead.
 
 from __future__ import annotations
 
+import errno
 import select
 import struct
 from typing import Any
@@ -94,6 +95,8 @@ class Waker:
         try:
             self.lguest.write(struct.pack("<2I", LHREQ_BREAK, 0))
         except OSError as err:
+            if err.errno == errno.ENOENT:
+                return               # it died meanwhile: the next read() says why
             raise LauncherError(f"Resetting break: {err.strerror or err}",
                                 EXIT_GUEST_DIED) from None
 
