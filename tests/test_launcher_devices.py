@@ -294,6 +294,17 @@ def test_block_device_with_the_shipped_guest(tmp_path):
     assert after[:3 * 512] == before[:3 * 512] and after[4 * 512:] == before[4 * 512:]
 
 
+@needs_drivers
+def test_lguest_32_block_boots_and_the_demo_reads_sector_0(tmp_path):
+    path, before = disk(tmp_path, 16)
+    proc = lguest("32", f"--block={path}")
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr
+    row = " ".join(f"{b:02x}" for b in before[:8])
+    assert f"guest> read 0\nsector 0 of lgba:\n000  {row}" in out
+    assert path.read_bytes() == before
+
+
 def test_block_file_that_cannot_be_opened(tmp_path):
     proc = lguest(f"--block={tmp_path / 'nothing.img'}", "16")
     assert proc.returncode == main.EXIT_NOT_STARTED
