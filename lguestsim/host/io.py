@@ -200,7 +200,10 @@ class IO:
             # Private memory: only our Launcher can be listening; read() tells it.
             lg.pending_dma, lg.pending_key, lg.dma_is_pending = udma, ukey, True
             self.host.charge("dma")
-            self.host.trace.emit("dma", guest=lg.guestid, key=ukey, dma=udma, to="launcher")
+            sections = self.read_dma(lg, udma).sections() if lguest_address_ok(
+                lg, udma, DMA_SIZE) else []
+            self.host.trace.emit("dma", guest=lg.guestid, key=ukey, dma=udma, to="launcher",
+                                 sections=sections, bytes=sum(n for _, n in sections))
             return
         for attempt in range(2):
             for info in self.dma_hash[self.hash(key)]:
