@@ -14,6 +14,7 @@ import struct
 
 from asm import assemble_with_symbols
 
+from lguestsim.asm import TINY_DATA, TINY_PRELUDE
 from lguestsim.host import HOST_AREA, LHREQ_INITIALIZE, Host
 from lguestsim.machine import Machine
 
@@ -21,29 +22,9 @@ PAGE_OFFSET = 0xC0000000
 LOAD = 0x100000
 MEM = 8 << 20
 
-PRELUDE = """
-.macro HCALL n, a=0, b=0, c=0
-        movl $\\n, %eax
-        movl $\\a, %edx
-        movl $\\b, %ebx
-        movl $\\c, %ecx
-        int $0x1f
-.endm
-.set PO, 0xC0000000
-"""
-
-DATA = """
-        .p2align 12
-lguest_data:
-        .long 0x200, 0, 0, 0, 0           # irq_enabled, blocked, cr2, time
-        .fill 64, 1, 0xff                 # hcall_status: all free
-        .fill 64 * 16, 1, 0               # hcalls
-        .long 0, 0, 0                     # reserve_mem, guestid(+pad), tsc_khz
-        .long noirq_start, noirq_end
-noirq_start:
-noirq_end:
-        .p2align 12
-"""
+# The same HCALL macro and lguest_data page the package's tiny Guests use.
+PRELUDE = TINY_PRELUDE
+DATA = TINY_DATA
 
 
 def page_tables(proc, mem_bytes: int) -> int:
