@@ -23,8 +23,6 @@ class Stream(io.StringIO):
 
 def boot(image, mem_mb=32, cmdline=()):
     api = main.load_host_api()
-    if api is None:
-        pytest.skip("lguestsim.host cannot be imported")
     hosts = []
 
     class RecordingHost(api.Host):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import select
 import struct
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
@@ -85,7 +86,7 @@ DISCARDED = "discarded"  # the Guest will never take it: thrown away, with a war
 NOTHING = "nothing"      # there was nothing to serve after all
 
 
-class InputSource:
+class InputSource(ABC):
     """Where a device's input comes from, as the Waker and handle_input see it.
 
     ``fd`` is a file descriptor ``select()`` can watch (None if the source
@@ -104,6 +105,7 @@ class InputSource:
         """Input waiting that select() cannot see (sources with no fd)."""
         return False
 
+    @abstractmethod
     def serve(self, lguest: DevLguest, devices: DeviceList, dev: Device,
               asleep: bool) -> str:
         """Move what is ready into the Guest; return SERVED, BUSY, DISCARDED or NOTHING.
@@ -112,7 +114,6 @@ class InputSource:
         can wake it: input it has no buffer for is then thrown away (with
         the real Launcher's warning) rather than kept for later.
         """
-        raise NotImplementedError
 
     def close(self) -> None:
         """Stop watching this source; release what it holds."""

@@ -283,12 +283,9 @@ def lay_out_guest(memory: GuestMemory, mem: int, image: bytes, image_name: str,
 
 
 def load_host_api() -> Any:
-    """The simulated machine and Host, or None if they cannot be imported."""
-    try:
-        from lguestsim.host import HOST_AREA, Host
-        from lguestsim.machine import Machine
-    except ImportError:
-        return None
+    """The simulated machine and Host the Launcher runs on."""
+    from lguestsim.host import HOST_AREA, Host
+    from lguestsim.machine import Machine
     return SimpleNamespace(Machine=Machine, Host=Host, HOST_AREA=HOST_AREA)
 
 
@@ -313,9 +310,6 @@ def new_host(sizes: list[int], host_api: Any = None) -> Any:
     """A fresh machine and Host with room for Launchers of these sizes."""
     if host_api is None:
         host_api = load_host_api()
-    if host_api is None:
-        raise LauncherError("cannot run the Guest: the simulated Host (lguestsim.host) "
-                            "is not available")
     room = sum(-(-size // MIB) * MIB for size in sizes) + MIB    # + shared network pages
     try:
         return host_api.Host(host_api.Machine(host_api.HOST_AREA + room))
@@ -426,15 +420,6 @@ def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = Non
         host_api = load_host_api()
     count = opts.guests
     if count == 1:
-        # Laid out first, so a Guest that cannot be laid out is reported as
-        # such even where there is no Host to run it on.
-        if host_api is None:
-            image, image_name = image_of(opts)
-            size = launcher_size(opts)
-            memory = GuestMemory.plain(size)
-            lay_out_guest(memory, opts.mem, image, image_name, opts.initrd, opts.cmdline,
-                          make_say(opts.verbose), console_out,
-                          make_devices(opts, None, make_say(opts.verbose), [], []))
         host = new_host([launcher_size(opts)], host_api)
         group = [start_launcher(opts, host, PROG, console_out, console_in)]
     else:

@@ -11,6 +11,7 @@ state, so a rendered book shows each live view as it was.
 from __future__ import annotations
 
 import html as _html
+from abc import ABC, abstractmethod
 from typing import Any
 
 STYLE = """<style>
@@ -69,7 +70,7 @@ def box(title: str, body: str, view: str = "") -> str:
     return f'{STYLE}<div class="lgs"{attr}><h4>{esc(title)}</h4>{body}</div>'
 
 
-class View:
+class View(ABC):
     """Base of every view: ``html()`` now, ``widget()`` live."""
 
     title = "view"
@@ -78,8 +79,9 @@ class View:
     def __init__(self, session) -> None:
         self.session = session
 
-    def body(self) -> str:             # pragma: no cover - every view overrides
-        raise NotImplementedError
+    @abstractmethod
+    def body(self) -> str:
+        """The view's contents as HTML (each view says what it shows)."""
 
     def html(self) -> str:
         """The view as it is now, as one self-contained HTML string."""
