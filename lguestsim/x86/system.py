@@ -421,21 +421,14 @@ def store_table_register(cpu, insn: Insn):
     return None
 
 
-@helper("lldt")
-def lldt(cpu, insn: Insn):
+@helper("lldt", "ltr")
+def load_system_selector(cpu, insn: Insn):
+    """lldt / ltr: protected mode, ring 0; segments.py checks the descriptor."""
     if not cpu.protected:
         raise CPUFault(UD)
     privileged(cpu)
-    segments.load_ldtr(cpu, O.read(cpu, insn, insn.operands[0]) & 0xFFFF)
-    return None
-
-
-@helper("ltr")
-def ltr(cpu, insn: Insn):
-    if not cpu.protected:
-        raise CPUFault(UD)
-    privileged(cpu)
-    segments.load_tr(cpu, O.read(cpu, insn, insn.operands[0]) & 0xFFFF)
+    load = segments.load_ldtr if insn.mnemonic == "lldt" else segments.load_tr
+    load(cpu, O.read(cpu, insn, insn.operands[0]) & 0xFFFF)
     return None
 
 
