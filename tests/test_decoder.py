@@ -25,7 +25,7 @@ from __future__ import annotations
 import iced_x86 as iced
 import pytest
 import x86env as xe
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from lguestsim.x86 import decode as core_decode_mod
@@ -167,6 +167,17 @@ def _opcode_key(buf: bytes) -> int | None:
     return buf[i]
 
 
+def _rep_prefixes(buf: bytes) -> set[int]:
+    """Offsets of the F2/F3 bytes in ``buf``'s prefix run."""
+    found = set()
+    for i, b in enumerate(buf):
+        if b in (0xF2, 0xF3):
+            found.add(i)
+        elif b not in (0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0xF0):
+            break
+    return found
+
+
 def _pad(buf: bytes) -> bytes:
     buf = buf[:15]
     return buf + FILL[: max(0, 16 - len(buf))]
@@ -183,11 +194,14 @@ def compare(buf: bytes, code32: bool = True) -> str | None:
     if core.valid and not core.unsupported:
         if not ref.valid:
             return "UD?"
-        if ref.features - ALLOWED_FEATURES and buf[0] in (0xF2, 0xF3):
+        reps = _rep_prefixes(buf)
+        if ref.features - ALLOWED_FEATURES and reps:
             # F3 0F BC is tzcnt today, rep bsf on an i686 (likewise lzcnt,
-            # wbnoinvd): compare with the instruction without that prefix.
-            ref = Ref(buf[1:] + FILL[:1], code32)
-            ref.length += 1
+            # wbnoinvd), wherever F3 sits among the prefixes: compare with
+            # the instruction without its F2/F3 prefixes.
+            stripped = bytes(b for i, b in enumerate(buf) if i not in reps)
+            ref = Ref(stripped + FILL[:len(reps)], code32)
+            ref.length += len(reps)
         if core.length != ref.length or core.mnemonic != ref.mnemonic:
             return (f"{where}: core {core.mnemonic} len {core.length}, "
                     f"iced {ref.mnemonic} len {ref.length}")
@@ -333,6 +347,8 @@ PREFIX_BYTES = [0x66, 0x67, 0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0xF0, 0xF2, 0xF3
 
 
 @settings(deadline=None)
+@example(prefixes=[0x66, 0xF3], two=True, op=0x09, tail=b"", code32=False)  # wbnoinvd
+@example(prefixes=[0x3E, 0xF3], two=True, op=0xBC, tail=b"\xc0", code32=True)  # tzcnt
 @given(prefixes=st.lists(st.sampled_from(PREFIX_BYTES), max_size=4),
        two=st.booleans(), op=st.integers(0, 255),
        tail=st.binary(min_size=0, max_size=12), code32=st.booleans())
