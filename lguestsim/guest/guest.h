@@ -208,10 +208,24 @@ u32 tsc_to_ns(u32 cycles);
 	} while (0)
 
 /* lguest_bus.c */
+/*: D:090 What the bus hands a driver: one of these for each descriptor it
+ * found.  The index is the descriptor's place in the device page, and it is
+ * all a driver needs to know which interrupt is its own (lgdev_irq() below);
+ * desc points into the page itself, so a driver reads its device's memory
+ * (pfn, num_pages) and features from there.  Linux's version also embeds a
+ * "struct device" for the driver core and sysfs, and a private pointer for
+ * the driver; this kernel has neither, and keeps each driver's state in
+ * the driver's own static variables. */
 struct lguest_device {
 	unsigned int index;
 	struct lguest_device_desc *desc;
 };
+/*: D:092 A driver, as the bus sees it: a name for the boot messages, the
+ * device type it drives, the probe function the bus calls when it finds a
+ * device of that type, and, new in lguestsim, a shutdown function for the
+ * moment before power-off.  Linux drivers hand one of these to
+ * register_lguest_driver() when they initialise; ours are simply listed in
+ * a table in lguest_bus.c, since all three are built in. */
 struct lguest_driver {
 	const char *name;
 	u16 device_type;
@@ -224,8 +238,13 @@ void lguest_bus_shutdown(void);
 void lguest_send_dma(u32 key, struct lguest_dma *dma);
 int lguest_bind_dma(u32 key, struct lguest_dma *dmas, unsigned int num, u8 irq);
 void lguest_unbind_dma(u32 key, struct lguest_dma *dmas);
-/*: D:380 Which interrupt a device uses is a convention, not a setting:
- * its index in the descriptor page plus one (interrupt 0 is the timer). */
+/*: D:380 Which interrupt a device raises is not written anywhere: it is a
+ * convention that the Launcher and the Guest both follow.  Device n in the
+ * descriptor page uses interrupt n + 1, because interrupt 0 is already
+ * taken by the timer.  A driver passes this number both to request_irq()
+ * (traps.c) and to BIND_DMA, which tells the Host what to raise when a
+ * buffer is filled; the Launcher, serving input itself, learns it from the
+ * used_len of the buffer that LHREQ_GETDMA hands back. */
 static inline unsigned int lgdev_irq(const struct lguest_device *dev)
 {
 	return dev->index + 1;

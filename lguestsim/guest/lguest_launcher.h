@@ -24,13 +24,23 @@
 
 #ifndef __ASSEMBLER__
 
-/*: D:200 A "struct lguest_dma" describes one transfer: up to 16 pieces of
- * Guest memory, given by physical address and length.  A length of 0 ends
- * the list early.  No piece may be longer than a page or cross a page
- * boundary: the Host copies page by page and refuses anything else (it
- * kills the Guest).  For output the Guest sends one with SEND_DMA; for input
- * it binds an array of them to a key with BIND_DMA, and the Host writes the
- * number of bytes it put there into used_len before raising the interrupt. */
+/*: D:200 All of a Guest's I/O goes through two hypercalls, and this
+ * structure is what both of them carry.  A "struct lguest_dma" lists up to
+ * 16 pieces of Guest memory by physical address and length; if there are
+ * fewer, a length of 0 ends the list.  No piece may be longer than a page
+ * or run over a page boundary: io.py checks every section before it copies
+ * a byte, and kills the Guest over a bad one.
+ *
+ * Transfers are matched up by a "key".  SEND_DMA names a key and one of
+ * these; BIND_DMA offers an array of them as receive buffers under a key,
+ * with the interrupt to raise when one is filled.  The Host copies from the
+ * sender's pieces into the first bound buffer whose used_len is 0, writes
+ * the byte count into used_len on both sides and raises the interrupt; a
+ * key in the Guest's private memory has no one but the Launcher behind it,
+ * so that DMA is handed to the Launcher instead.  By convention a key is a
+ * physical address inside the device's own memory, so two devices never
+ * share one, and the Host can turn it into the identity of that memory,
+ * the way futexes do (host/io.py). */
 struct lguest_dma {
 	u32 used_len;			/* 0: free; the Host fills it in */
 	u32 addr[LGUEST_MAX_DMA_SECTIONS];	/* physical addresses */
@@ -40,9 +50,20 @@ _Static_assert(__builtin_offsetof(struct lguest_dma, addr) == 4, "dma addr");
 _Static_assert(__builtin_offsetof(struct lguest_dma, len) == 68, "dma len");
 _Static_assert(sizeof(struct lguest_dma) == 100, "lguest_dma size");
 
-/*: D:010 The Launcher describes each device with one of these.  An array of
- * LGUEST_MAX_DEVICES of them fills the page just above the top of the
- * Guest's RAM.  Type 0 means "no device here". */
+/*: D:010 The Drivers.
+ *
+ * A Guest that cannot reach a disk, a network or even a console is not much
+ * use, and it is never allowed near real hardware.  Emulating a PCI bus with
+ * real-looking cards on it would mean a lot of work in the Host for a slow
+ * result, so lguest invents a much simpler bus of its own, with one small
+ * driver per kind of device.
+ *
+ * The whole bus is one page, written by the Launcher just above the top of
+ * the Guest's RAM: an array of LGUEST_MAX_DEVICES (16) of these 12-byte
+ * descriptors, where type 0 marks an empty slot.  lguestsim's Launcher
+ * (launcher/devices.py) fills it in exactly this layout, and our kernel
+ * reads it in lguest_bus.c.  The status bits only ever go up, and the Guest
+ * is the one that sets them, except REMOVED, which belongs to the Host. */
 struct lguest_device_desc {
 	u16 type;
 #define LGUEST_DEVICE_T_CONSOLE	1
@@ -64,10 +85,14 @@ struct lguest_device_desc {
 };
 _Static_assert(sizeof(struct lguest_device_desc) == 12, "device desc size");
 
-/*: D:460 A block device's page.  The Launcher writes the size of the disk
- * into num_sectors before we start.  For each request we write the first
- * three fields and send a DMA to the page's address; the Launcher does the
- * work, writes "result" (1 done, 2 error) and interrupts us. */
+/*: D:460 The one page a block device owns, shared between the Guest and the
+ * Launcher.  Before the Guest runs, the Launcher writes the size of the disk
+ * (its file's length in 512-byte sectors) into num_sectors.  For each request
+ * the Guest fills in the first three fields and sends a DMA to the page's
+ * own physical address; the Launcher does the reading or writing, stores 1
+ * (done) or 2 (failed) in result, and interrupts the Guest through the reply
+ * buffer bound at that same address.  block.c is the Guest side,
+ * launcher/block.py the other. */
 struct lguest_block_page {
 	int type;		/* 0 read, 1 write */
 	u32 sector;		/* where the request starts, in 512-byte sectors */
@@ -77,12 +102,14 @@ struct lguest_block_page {
 };
 _Static_assert(sizeof(struct lguest_block_page) == 20, "block page size");
 
-/*: D:520 A network device's memory is a page (or more) of these, one slot
- * per machine on the network, where each publishes its Ethernet address.
- * A slot whose first byte is 0 is free: real addresses we use always have
- * the "locally assigned" bit (0x02) set there.  The lowest bit of that byte
- * would mean multicast in a real address; here it means "promiscuous: send
- * me every packet". */
+/*: D:520 A network device's memory is a page (or more) of these: one slot
+ * per machine on the network, each holding the 6-byte Ethernet address that
+ * machine publishes.  Everyone on the network maps the same page, so it is
+ * the network's only directory.  A slot whose first byte is 0 is free;
+ * real addresses we publish always have the "locally assigned" bit (0x02)
+ * there, so they cannot be mistaken for it.  Bit 0x01 of that byte would
+ * make a real address a multicast one, which no machine can own; here it
+ * means "promiscuous: send me every packet". */
 struct lguest_net {
 	u8 mac[6];
 };
