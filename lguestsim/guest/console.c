@@ -1,27 +1,34 @@
-/*: D:300
- * console.c: the Guest's console.
+/*: D:300 The Guest console driver (console.c).
  *
- * The simplest device there is.  Output is a DMA to the special key 0,
- * which the Host hands to the Launcher, which writes it to its standard
- * output.  Input comes the other way: once the bus has found the console
- * device, we bind one buffer to key 0 and the Launcher fills it when
- * someone types, and interrupts us.
+ * The simplest of the three drivers, and the one that must work first.
+ * Output is a DMA sent to key 0, which is nobody's memory, so the Host hands
+ * it to the Launcher, and the Launcher prints it on its standard output.
+ * Input runs the other way: once the bus has found the console device we
+ * bind a single buffer at key 0, and when someone types, the Launcher fills
+ * that buffer and raises the console's interrupt.
  *
- * Linux puts the generic "hvc" console layer and a terminal on top of
- * those two directions; its lguest driver only supplies put_chars() and
- * get_chars().  Our kernel has no terminal layer, so the bottom of this
- * file is a very small one: it collects what arrives into lines, echoes
- * them as a terminal would, and hands one line at a time to a program that
- * reads file descriptor 0.
+ * In Linux this driver is tiny because the generic "hvc" console layer does
+ * the rest: the driver only supplies put_chars() and get_chars(), and a
+ * terminal sits on top.  Our kernel has no terminal layer, so this file
+ * ends with a very small one (D:610 onwards), which gathers what is typed
+ * into lines, echoes it, and hands a program one line per read().
  */
+
 #include "guest.h"
 #include "lguest_launcher.h"
 
-/*: D:310 Output.  The Host wants physical addresses, and no piece of a DMA
- * may cross a page boundary or be longer than a page.  So we cut the output
- * where it crosses a page and send each piece as a DMA of its own, with one
- * section (the second length, 0, ends the list).  The Host hands it to the
- * Launcher, who writes it out before we run again. */
+/*: D:310 Console output, one piece at a time: Linux's put_chars().  The
+ * piece becomes a DMA with a single section, physical address and length,
+ * and the second length, 0, ends the list.  Key 0 is LGUEST_CONSOLE_DMA_KEY:
+ * a disk or a network uses an address in its own memory as its key, but the
+ * console has no memory, so it gets the one key that is never a device
+ * address.  Address 0 is in our private memory, where only our own Launcher
+ * can be listening, so the Host stops running us until the Launcher has
+ * read the DMA and printed the text: the words are out before SEND_DMA
+ * returns.  The caller must
+ * keep the piece inside one page; the write() system call (process.c)
+ * calls this directly with the program's own pages, and so does
+ * console_write() below. */
 void console_write_phys(u32 phys, u32 len)
 {
 	struct lguest_dma dma = { .used_len = 0 };
@@ -32,10 +39,13 @@ void console_write_phys(u32 phys, u32 len)
 	lguest_send_dma(LGUEST_CONSOLE_DMA_KEY, &dma);
 }
 
-/*: D:320 Output needs no set-up at all: no buffer to bind, no device to
- * find.  That is why printk() works from the first line of start_kernel(),
- * long before the bus has found the console device (Linux registers its
- * lguest console that early, output-only, for the same reason). */
+/*: D:320 Output needs nothing set up: no buffer to bind, no device to
+ * find, not even our own page tables.  That is why printk() works from the
+ * first line of start_kernel(), long before lguest_bus_init() has found the
+ * console device, just as Linux registers its lguest console very early in
+ * boot, output only, so the first boot messages are not lost.  All this
+ * function adds is the rule put_chars() in Linux only hoped to keep: a
+ * section may not cross a page, so a buffer that does is sent in two. */
 void console_write(const char *buf, u32 len)
 {
 	u32 phys, piece;
@@ -51,11 +61,12 @@ void console_write(const char *buf, u32 len)
 	}
 }
 
-/*: D:340 Input.  One buffer, described by a "struct lguest_dma" with a
- * single section.  The buffer is aligned so it cannot cross a page.  The
- * Host writes the number of bytes it put there into used_len; we set it
- * back to 0 when we have taken them, which tells the Host it may use the
- * buffer again. */
+/*: D:340 Console input arrives in exactly one buffer, 256 bytes, described
+ * by a "struct lguest_dma" with a single section.  The buffer is aligned
+ * to its own size so it can never straddle a page, and console_probe()
+ * fills in its physical address.  The Host (or, for the console, the
+ * Launcher) writes the number of bytes it put there into used_len; setting
+ * used_len back to 0 hands the buffer back for the next input. */
 static char inbuf[256] __attribute__((aligned(256)));
 static struct lguest_dma cons_input;
 
@@ -67,17 +78,17 @@ static char ring[RING_SIZE];
 static volatile u32 ring_in, ring_out;
 static volatile int input_ended;
 
-/*: D:350 The console interrupt: the Launcher has put input in our buffer.
- * Linux's get_chars() is asked for a few bytes at a time and keeps its
- * place in the buffer between calls; we take everything at once into the
- * ring and hand the buffer straight back (used_len = 0), so the next
- * keystrokes have somewhere to go.  Anything beyond the ring's room is
- * lost, as on a real terminal whose reader is too slow.
+/*: D:350 The console's interrupt: the Launcher has put some input into our
+ * buffer.  Linux's get_chars() is asked for a few bytes at a time and keeps
+ * its place in the buffer between calls; we copy everything at once into
+ * the ring and hand the buffer straight back (used_len = 0), so the next
+ * keystrokes already have somewhere to go.  What does not fit in the ring
+ * is lost, as on a real terminal whose reader falls behind.
  *
  * An interrupt with nothing in the buffer is how the Launcher says that its
- * own input has ended (it read nothing from its standard input).  Linux's
- * console simply sees no characters; our terminal treats it as the end of
- * the input, so a program reading the console is told so. */
+ * own input has ended (its read of standard input returned nothing).
+ * Linux's console just sees no characters; our terminal remembers it, so a
+ * program reading the console gets end of file, and the shell quits. */
 static void console_interrupt(unsigned int irq)
 {
 	u32 len = cons_input.used_len, i;
@@ -93,9 +104,24 @@ static void console_interrupt(unsigned int irq)
 	cons_input.used_len = 0;
 }
 
-/*: D:370 The bus calls us when it finds the console device.  We bind the
- * input buffer at key 0, asking for the device's interrupt (its index plus
- * one: interrupt 0 is the timer) when input arrives. */
+/*: M:002 A flood of input can still beat this driver.  There is one input
+ * buffer, and while the Guest holds it the Launcher has nowhere to put more:
+ * lguestsim's Launcher keeps it waiting in its pipe, but throws it away
+ * ("console: no dma buffer!") if the Guest goes to sleep without a buffer
+ * bound.  Then the ring drops whatever a slow reader leaves unread.  Two
+ * improvements to try: bind an array of several input buffers at key 0
+ * (BIND_DMA takes a count, and the Launcher's GETDMA picks the first free
+ * one), and stop handing the buffer back while the ring is nearly full, so
+ * that the Launcher, not the Guest, holds the backlog.  Pasting a few
+ * kilobytes into the shell while it runs a command shows the difference. */
+
+/*: D:370 The bus calls this when it finds the console device.  We take the
+ * device's interrupt (its index plus one, D:380) for console_interrupt(),
+ * and bind the input buffer at key 0 asking for that same interrupt.  Linux
+ * first creates its hvc console instance here, telling it which interrupt
+ * means "input waiting"; we have nothing to create.  If the Host refuses
+ * the buffer, the probe fails, the descriptor never gets DRIVER_OK, and the
+ * Guest can still write to the console: output never needed the device. */
 static int console_probe(struct lguest_device *dev)
 {
 	cons_input.used_len = 0;
@@ -111,27 +137,29 @@ static int console_probe(struct lguest_device *dev)
 	return 0;
 }
 
-/*: D:360 The driver, as the bus sees it: a name, the type of device it
- * drives, and the function to call when the bus finds one. */
+/*: D:360 The driver, as the bus sees it: every lguest driver has this same
+ * shape (D:092), a name, the device type it drives, and the function to call
+ * when the bus finds one.  The console has no shutdown function, since
+ * there is nothing to undo before power-off.  Linux drivers register their
+ * "struct lguest_driver" at boot; ours is listed in lguest_bus.c's table. */
 struct lguest_driver console_driver = {
 	.name = "lguestcons",
 	.device_type = LGUEST_DEVICE_T_CONSOLE,
 	.probe = console_probe,
 };
 
-/*
- * A terminal in miniature.  The Launcher puts a real terminal in raw mode,
- * so every key comes to us as it is pressed and nothing is shown unless we
- * show it: like Linux's terminal layer in its usual ("canonical") mode, we
- * collect characters into a line, echo them, let Backspace take back the
- * last one, turn Enter (a carriage return) into a newline, and only hand a
- * line to a reader once it is complete.  Input from a pipe works the same
- * way.
+/*: D:610 A terminal in miniature, lguestsim's own.  The Launcher puts a
+ * real terminal in raw mode, so every key reaches us as it is pressed and
+ * nothing appears on the screen unless we echo it.  Like Linux's terminal
+ * layer in its usual ("canonical") mode, we collect characters into a line,
+ * echo them, let Backspace take back the last one, turn Enter (a carriage
+ * return) into a newline, and give a reader nothing until the line is
+ * complete.  Input from a pipe goes through the same steps.
  *
- * The work happens when a program asks for a line, not in the interrupt,
- * so input typed ahead while a command runs is echoed just before the
- * program reads it, and a transcript reads in order.
- */
+ * The work is done when a program asks for a line, not in the interrupt
+ * handler, so input typed ahead while a command runs is echoed just before
+ * the program reads it, and a transcript reads in order.  These are its
+ * state: the line so far, and whether it is complete. */
 static char line[256];
 static u32 line_len;
 static int line_ready, last_was_cr;
@@ -151,9 +179,14 @@ static void echo(const char *s, u32 n)
 	}
 }
 
-/* Move characters from the ring into the line until it is complete; say
- * whether a reader can have it now (or has to be told the input ended).
- * Called with interrupts off, so the ring holds still. */
+/*: D:620 Cooking: move characters from the ring into the line until the
+ * line is complete, echoing as we go, and say whether a reader can have
+ * something now.  It can when a whole line is there, or when the input has
+ * ended (D:350) and nothing is left to cook: then the reader gets what
+ * there is, or 0 for end of file.  It is called with interrupts off, by the
+ * wait_event() in console_read(), so the ring cannot change under it.
+ * The echo is gathered in echo_buf and goes out in DMAs of up to 64
+ * characters, not one per keystroke. */
 static int cook_input(void)
 {
 	char c;
@@ -192,9 +225,12 @@ static int cook_input(void)
 	return line_ready || (input_ended && ring_out == ring_in);
 }
 
-/* read() of the console: sleep until a whole line has arrived (halting, as
- * every wait in this kernel does), then hand over up to "len" bytes of it.
- * 0 means the input has ended; a line cut short by the end comes first. */
+/*: D:630 The read() system call on file descriptor 0 comes here (through
+ * process.c).  We sleep until cook_input() has something for us, halting
+ * like every wait in this kernel: the Host wakes us for the console's
+ * interrupt, which fills the ring.  Then we hand over up to "len" bytes of
+ * the line and keep the rest for the next read.  A return of 0 means the
+ * input has ended; a last line cut short by the end still comes first. */
 int console_read(char *buf, u32 len)
 {
 	u32 n;
