@@ -17,7 +17,13 @@ from ..x86.x87 import FPU
 
 PAGE_SIZE = 4096
 
-# Hypercalls (2.6.23), see ABI.md section A.
+#: P:501 The hypercall numbers of the 2.6.23 ABI, which the Guest puts in %eax
+# before `int $0x1F` (LGUEST_TRAP_ENTRY).  lguestsim defines no number 11.  The
+# Guest kernel has the same numbers in its header (lguestsim/guest/lguest.h);
+# the names here are what the Host's `do_hcall()` in hypercalls.py compares
+# against.  `HCALL_NAMES` exists only so that traces and views can print a name
+# instead of a number, and `LHCALL_RING_SIZE` is the length of the asynchronous
+# ring in `struct lguest_data`.
 LHCALL_FLUSH_ASYNC, LHCALL_LGUEST_INIT, LHCALL_CRASH, LHCALL_LOAD_GDT = 0, 1, 2, 3
 LHCALL_NEW_PGTABLE, LHCALL_FLUSH_TLB, LHCALL_LOAD_IDT_ENTRY, LHCALL_SET_STACK = 4, 5, 6, 7
 LHCALL_TS, LHCALL_SET_CLOCKEVENT, LHCALL_HALT = 8, 9, 10
@@ -70,6 +76,14 @@ CHANGED_ALL = 3
 LGUEST_MAX_DMA = 32
 
 
+#: P:402 In lguest, `lg->regs` is a C pointer to a `struct lguest_regs` at the
+# very end of the Guest's regs page: the Switcher pushes the Guest's registers
+# there on every trap and pops them on the way back in, so Host and Switcher
+# share them simply by sharing that page.  Python has no pointers into RAM, so
+# `GuestRegs` is a small view: reading `regs.eip` reads the right 32-bit word of
+# the simulated machine's memory, and assigning writes it.  The field order is
+# 2.6.23's (ebx first, then the trap number and error code between es and eip),
+# and it must match what switcher.S pushes, word for word.
 class GuestRegs:
     """The Guest's registers: a view onto struct lguest_regs in its regs page (host RAM)."""
 
@@ -101,6 +115,16 @@ class ShadowPgdir:
     page: int            # host-physical address of our shadow page directory
 
 
+#: P:401 `Lguest` is lguest's `struct lguest`: everything the Host keeps about
+# one Guest.  `/dev/lguest`'s initialize creates one, `run_guest` works from it,
+# and close throws it away.  Among the fields: where the Guest's memory is (the
+# `launcher` Process) and how much of it the Guest may touch (`pfn_limit`); the
+# regs page; the Guest-physical address of its `lguest_data`; the shadow page
+# directories (`pgdirs`, four remembered, `pgdidx` the current one); the GDT
+# and IDT entries the Guest asked for, with `changed` flags saying what must
+# be recopied before the next run; pending interrupts as a 32-bit bitmap; the
+# bound DMA arrays; and `dead`, the first reason it was killed.  The last two
+# fields are only counters for lguestsim's views and benchmarks.
 @dataclass
 class Lguest:
     """Everything about one Guest (lguest's struct lguest)."""
@@ -142,12 +166,31 @@ class Lguest:
     hypercalls: int = 0
 
 
+#: L:035 Let's pause on a routine used all over the Host.  When a Guest does
+# something it must not (a bad address in a hypercall, a trap it cannot
+# handle), the Host does not return an error that the Guest would then have to
+# check: it kills the Guest.  Only the Guest kernel can make hypercalls, so
+# there is nobody innocent to protect, and a Guest that is still running knows
+# its call worked.  Killing is just writing down a reason: `run_guest` stops at
+# the top of its loop, and the Launcher's next read() returns the text.  The
+# callers can carry on as if nothing happened, and since only the first reason
+# is kept, a cascade of later complaints does no harm.
 def kill_guest(lg: Lguest, reason: str) -> None:
     """The Guest did something unforgivable: remember why (the first reason wins)."""
     if lg.dead is None:
         lg.dead = reason
 
 
+#: L:305 The Guest hands the Host "physical" addresses all the time: hypercall
+# arguments, DMA buffers, its `lguest_data`.  A Guest-physical address is an
+# offset into the Launcher's memory (`Process` in core.py), but the Guest must
+# not be trusted with all of it: above `pfn_limit` pages lie the Launcher's own
+# things.  So every range is checked here before the Host copies a byte.  The
+# test is lguest's, including its `addr + length >= addr` guard against C
+# overflow (harmless, since Python integers do not wrap; the checks against
+# negative values do that job here).  The helpers below, `lgread()`,
+# `lgwrite()` and their 32-bit forms, check with it and, on a bad range, kill
+# the Guest instead of failing: a read then returns zeroes, a write does nothing.
 def lguest_address_ok(lg: Lguest, addr: int, length: int) -> bool:
     """Is [addr, addr+length) inside the memory this Guest may touch?"""
     return addr >= 0 and length >= 0 and (addr + length) // PAGE_SIZE < lg.pfn_limit \

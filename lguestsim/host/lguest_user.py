@@ -10,6 +10,16 @@ Other writes send an interrupt (IRQ), fetch a bound buffer (GETDMA) or break
 the Guest out (BREAK).  Errors are OSError with lguest's errno values.
 """
 
+#: P:200 This file is the Host's side of the character device `/dev/lguest`,
+# the only door between a Launcher and the hypervisor.  The Launcher's first
+# write() describes the Guest it wants (how much memory, which page tables,
+# where to start, where the kernel's virtual addresses begin); every read()
+# after that runs the Guest until there is something the Launcher has to deal
+# with.  Further writes fetch a receive buffer the Guest has offered, inject an
+# interrupt, or pull the Guest out of its run.  In lguestsim the "device" is the
+# Python class `LguestFile` and a "system call" is a method call, but the
+# requests, their byte layout and their errno values are lguest's own.
+
 from __future__ import annotations
 
 import errno
@@ -22,6 +32,14 @@ def _err(code: int, what: str) -> OSError:
     return OSError(code, f"{errno.errorcode.get(code, code)}: {what}")
 
 
+#: L:000 The Launcher's journey starts at the Host's front door.  lguest
+# registered a misc character device whose `file_operations` wired up three
+# routines, `write`, `read` and `close`; here one open `/dev/lguest` is an
+# `LguestFile`, made by `Host.open()` for the Launcher `process` that opened it,
+# and its `write()`, `read()` and `close()` methods play those three roles.
+# Until the first write it holds no Guest (`self.lg` is `None`).  Remember
+# while reading on that, from the Host's point of view, the Launcher process
+# *is* the Guest: its memory holds the Guest's memory, and only it may run it.
 class LguestFile:
     """One open /dev/lguest, belonging to the Launcher process that opened it."""
 
@@ -36,7 +54,13 @@ class LguestFile:
             raise _err(errno.EFAULT, "short write")
         return struct.unpack_from(f"<{n}I", data)
 
-    #: L:010 write
+    #: L:010 Every write starts with a 32-bit request number, followed by that
+    # request's arguments as more 32-bit words.  The very first write has to be
+    # LHREQ_INITIALIZE; anything else before it is EINVAL, and once the Guest
+    # is dead every write gets ENOENT (only a read() still works, to learn why).
+    # Only the Launcher that opened the file may drive it (EPERM otherwise),
+    # except for LHREQ_BREAK, which the Waker sends from outside.  The `task`
+    # argument stands in for the kernel's `current`.
     def write(self, data: bytes, task=None) -> int:
         if self.closed:
             raise _err(errno.EBADF, "closed")
@@ -50,15 +74,33 @@ class LguestFile:
             raise _err(errno.EPERM, "not the Launcher")
         if req == LHREQ_INITIALIZE:
             return self.initialize(data[4:])
+        #: L:310 The Launcher cannot reach into the Guest's DMA arrays on its
+        # own: it does not know which buffers are free.  LHREQ_GETDMA with a key
+        # asks the Host to find one (see `IO.get_dma()` in io.py); the answer is
+        # the Guest-physical address of a free `struct lguest_dma`, returned as
+        # write()'s result, with the interrupt the Guest wants afterwards stashed
+        # in its `used_len`.  The Launcher fills the buffer and raises that irq.
         if req == LHREQ_GETDMA:
             (ukey,) = self._words(data[4:], 1)
             return self.host.io.get_dma(lg, ukey)
+        #: L:050 LHREQ_IRQ and an interrupt number is how the Launcher
+        # interrupts its Guest, say after filling a receive buffer.  The Host
+        # only sets the bit in `irqs_pending`; nothing is delivered now.  The
+        # next time `run_guest` goes round its loop, `maybe_do_interrupt()`
+        # decides whether the Guest can take it yet.
         if req == LHREQ_IRQ:
             (irq,) = self._words(data[4:], 1)
             if irq >= LGUEST_IRQS:
                 raise _err(errno.EINVAL, f"irq {irq}")
             lg.irqs_pending |= 1 << irq
             return 0
+        #: L:315 LHREQ_BREAK is the Waker's lever.  While the Launcher sits in
+        # read(), the Guest runs; when input arrives for one of its devices, the
+        # Waker writes BREAK {1}, `run_guest` sees `break_out` and read() fails
+        # with EAGAIN, and the Launcher serves the input and writes BREAK {0}.
+        # In lguest the Waker's write sleeps until that {0} arrives; lguestsim
+        # has a single Python thread, so the flag is simply set and cleared
+        # (launcher/waker.py explains when the Waker gets to run at all).
         if req == LHREQ_BREAK:
             (on,) = self._words(data[4:], 1)
             # The real BREAK {1} blocks the Waker until the Launcher answers
@@ -67,7 +109,16 @@ class LguestFile:
             return 0
         raise _err(errno.EINVAL, f"unknown request {req}")
 
-    #: L:020 initialize
+    #: L:020 LHREQ_INITIALIZE carries four words: `pfnlimit`, the number of
+    # Guest-physical pages the Guest may touch (the Launcher's own code and data
+    # lie above them, out of reach); `pgdir`, the Guest-physical address of the
+    # page directory the Launcher built for booting; `start`, the virtual
+    # address of the first instruction; and `page_offset`, where the Guest
+    # kernel maps physical memory (0xC0000000 normally), which lets the Host
+    # turn a kernel virtual address into a physical one by subtraction.  A
+    # second initialize is EBUSY, and we refuse a `page_offset` that would
+    # overlap the Switcher's top 4 MiB and a Guest bigger than the Launcher's
+    # memory.  The work of building a Guest is `Host.new_guest()` in core.py.
     def initialize(self, data: bytes) -> int:
         if self.lg is not None:
             raise _err(errno.EBUSY, "already initialized")
@@ -80,7 +131,12 @@ class LguestFile:
         self.lg = self.host.new_guest(self.process, pfnlimit, pgdir, start, page_offset)
         return 16
 
-    #: L:040 read
+    #: L:040 With the Guest set up, each read() runs it: `run_guest()` returns
+    # when there is something for the Launcher.  If the Guest is already dead,
+    # the read instead hands back the reason it died, as a NUL-terminated string
+    # cut to the reader's buffer.  `dma_is_pending` is cleared first: if the
+    # last read() returned because the Guest sent DMA to the Launcher, the
+    # Launcher has dealt with it by now.
     def read(self, size: int, task=None) -> bytes:
         lg = self.lg
         if lg is None:
@@ -94,7 +150,11 @@ class LguestFile:
             lg.dma_is_pending = False
         return self.host.run_guest(lg)
 
-    #: L:060 close
+    #: L:060 Closing the file undoes initialize.  It is also what happens when
+    # a Launcher exits, so it must always work: it returns nothing and cannot
+    # fail.  The Guest's timer, DMA bindings, shadow page tables and regs page
+    # all go back in `Host.destroy_guest()`; the Guest's memory needs no freeing
+    # here, because it always belonged to the Launcher.
     def close(self) -> None:
         if self.lg is not None:
             self.host.destroy_guest(self.lg)
