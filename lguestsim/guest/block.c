@@ -1,29 +1,36 @@
-/*: D:400
- * block.c: the Guest block driver.
+/*: D:400 The Guest block driver (block.c).
  *
- * A disk is a file on the Launcher's side (--block=FILE), and each one has
- * a page of memory shared with the Launcher: a "struct lguest_block_page"
- * (lguest_launcher.h).  A request goes like this: we write what we want
- * into the page (read or write, which sector, how many bytes), then send a
- * DMA to the page's own address.  For a write the DMA carries the data; for
- * a read it is an empty "ping", and the Launcher puts the data into a
- * buffer we bound to the same key beforehand.  Either way the Launcher
- * writes the result into the page and interrupts us.
+ * A disk is a file on the Launcher's side (--block=FILE), and each disk
+ * owns one page of memory shared with the Launcher, laid out as a "struct
+ * lguest_block_page" (D:460).  A request always goes the same way: we write
+ * what we want into the page (read or write, the first sector, how many
+ * bytes), then send a DMA to the page's own physical address.  For a write
+ * that DMA carries the data; for a read it carries nothing and only says
+ * "look at the page", and the Launcher puts the data into a reply buffer we
+ * bound at the same address beforehand.  Either way it writes the result
+ * into the page and raises our interrupt.
  *
  * Linux's driver sits under the block layer, which queues requests and
- * hands them over one at a time.  Ours is called by the read() and write()
- * system calls on a disk's file descriptor (process.c), which have already
- * cut the request into pieces of physical memory.  The shape is the same:
- * one request in flight, finished by the interrupt.
+ * hands them to the driver one at a time.  Ours is called by the read() and
+ * write() system calls on a disk's file descriptor (process.c), which have
+ * already cut the request into pieces of physical memory; the disks appear
+ * to the program as file descriptors 3 onwards, not as /dev/lgba.  The
+ * shape is the same as Linux's: one request in flight per disk, finished by
+ * the interrupt.
  */
+
 #include "guest.h"
 #include "lguest_launcher.h"
 
 #define MAX_DISKS	4
 
-/*: D:420 Everything we know about one disk.  The single bound reply
- * buffer lives here, and so does a pointer to the request in flight (at
- * most one at a time), so the interrupt handler knows what it finished. */
+/*: D:420 Everything we keep about one disk.  Linux's version also holds a
+ * lock, a gendisk and a major number for the block layer; we keep the name
+ * (for messages), the interrupt, the page's physical address (which is the
+ * disk's key in both directions) and the page itself, mapped.  Then the one
+ * reply buffer, bound at that key for reads, and the request in flight,
+ * which the interrupt handler needs to find.  There are at most MAX_DISKS
+ * of these, in a static array. */
 struct blockdev {
 	char name[8];			/* "lgba", "lgbb", ... */
 	unsigned int irq;
@@ -40,18 +47,25 @@ struct blockdev {
 static struct blockdev disks[MAX_DISKS];
 static unsigned int num_disks;
 
-/*: D:495 Finishing a request.  Linux first ended a request one chunk at a
- * time, then learned to end the whole request in one go, which made the
- * disk 130% faster.  Ours is never more than a page, so ending it is one
- * store, which wakes whoever is waiting for it. */
+/*: D:495 Ending a request.  Linux's driver first used end_request(), which
+ * turned out to end only the first piece of a request, so a request of
+ * three pieces made the driver go round three times; ending the whole
+ * request at once made its disk well over twice as fast.  Ours is never
+ * more than a page and is ended in one go anyway: ending it is a single
+ * store into result, which the sleeping lgb_do_request() is waiting to
+ * see. */
 static void end_entire_request(struct blk_request *req, int uptodate)
 {
 	req->result = uptodate ? 1 : 2;
 }
 
-/*: D:490 The interrupt: the Launcher has finished our request and written
- * the result into the page.  We end the request, forget it, and hand the
- * reply buffer back (used_len = 0) for the next one. */
+/*: D:490 The disk's interrupt: the Launcher has finished our request and
+ * written the result into the page.  Linux passes the handler its disk as
+ * an argument; ours gets only the interrupt number, so it looks the disk up
+ * by it.  An interrupt with no request in flight, or with no result in the
+ * page yet, is not for us, and we say so rather than guess.  Otherwise we
+ * end the request (result 1 means it worked, 2 that it failed), forget it,
+ * and hand the reply buffer back (used_len = 0) for the next read. */
 static void lgb_irq(unsigned int irq)
 {
 	struct blockdev *bd = NULL;
@@ -73,10 +87,14 @@ static void lgb_irq(unsigned int irq)
 	bd->dma.used_len = 0;
 }
 
-/*: D:480 A request's pieces become the sections of a "struct lguest_dma":
- * each piece is already within one page, as the Host insists.  A piece of
- * length 0 would end the list early, so there are none.  We return the
- * total length. */
+/*: D:480 A request's memory becomes the sections of a "struct lguest_dma".
+ * Linux has to walk the block layer's bios and bio_vecs to find the pieces,
+ * having told the block layer to give it no more than 16 pieces, none
+ * crossing a page; our "struct blk_request" (guest.h) already is a list of
+ * such pieces, built by process.c from the program's pages.  A piece of
+ * length 0 would look like the end of the list, so there are none, and if
+ * the list is not full, a 0 length ends it.  We return the total, which
+ * setup_req() writes into the page as the request's size. */
 static u32 req_to_dma(const struct blk_request *req, struct lguest_dma *dma)
 {
 	unsigned int i;
@@ -98,8 +116,12 @@ static void empty_dma(struct lguest_dma *dma)
 	dma->len[0] = 0;
 }
 
-/*: D:470 Setting up a request: what, where, how much, and "not done yet"
- * in the page; the request itself where the interrupt will find it. */
+/*: D:470 Setting up a request, the part reads and writes share: in the
+ * page, the type (1 write, 0 read), the first sector and result 0, "not
+ * finished"; in the blockdev, the request, so the interrupt handler can end
+ * it; and in the DMA we are given, the request's memory, whose total length
+ * goes into the page as the number of bytes.  Everything the Launcher needs
+ * is now in the page. */
 static void setup_req(struct blockdev *bd, int type, struct blk_request *req,
 		      struct lguest_dma *dma)
 {
@@ -110,7 +132,10 @@ static void setup_req(struct blockdev *bd, int type, struct blk_request *req,
 	bd->lb_page->bytes = req_to_dma(req, dma);
 }
 
-/*: D:450 A write: the request's memory goes in the DMA we send. */
+/*: D:450 A write: the request's memory goes into the DMA we send to the
+ * disk's key, so the Launcher finds the data in the very DMA that tells it
+ * what to do.  The DMA can live on our stack, because SEND_DMA to the
+ * Launcher does not return until the Launcher has taken it. */
 static void do_write(struct blockdev *bd, struct blk_request *req)
 {
 	struct lguest_dma send;
@@ -119,8 +144,13 @@ static void do_write(struct blockdev *bd, struct blk_request *req)
 	lguest_send_dma(bd->phys_addr, &send);
 }
 
-/* A read: the request's memory goes in the reply buffer we bound, and what
- * we send is empty, just to say a request is waiting. */
+/*: D:640 A read, the other half of D:450.  Here the request's memory goes
+ * into the reply buffer we bound at the disk's key, and what we send is an
+ * empty DMA (one 0 length, see empty_dma() above), just to say that a
+ * request is waiting in the page.  The Launcher asks the Host for our bound
+ * buffer with LHREQ_GETDMA, reads the file straight into the pieces it
+ * lists (the program's own pages), and raises the interrupt whose number
+ * the Host left in its used_len. */
 static void do_read(struct blockdev *bd, struct blk_request *req)
 {
 	struct lguest_dma ping;
@@ -130,14 +160,20 @@ static void do_read(struct blockdev *bd, struct blk_request *req)
 	lguest_send_dma(bd->phys_addr, &ping);
 }
 
-/*: D:440 Where requests come in.  One at a time: if one is still in
- * flight we wait for it to end first (with one process that never happens,
- * but this is the rule that lets the device page hold a single request).
- * Then we send it and sleep until the interrupt handler has ended it.
+/*: D:440 Where requests come in, from process.c's read() and write() on a
+ * disk.  Only one may be in flight per disk, because the page holds only
+ * one: if another is still going we wait for it to end (with one process
+ * that never happens, but it is the rule that keeps the page consistent).
+ * Linux's version gets requests from the block layer's queue and stops the
+ * queue until the interrupt; ours sends the request and then sleeps until
+ * the interrupt handler has ended it.
  *
- * The sleep is short: the DMA went to the Launcher, which serves it before
- * the Host runs us again, so by the time SEND_DMA returns, the answer is in
- * memory and the interrupt is waiting for us. */
+ * The sleep is short, if it happens at all.  The DMA went to a key in our
+ * private memory, so the Host stops running us and our Launcher serves the
+ * request before we run again.  By the time SEND_DMA returns, the answer is
+ * in memory and the interrupt is pending; a system call runs with
+ * interrupts on, so the Host usually delivers it at once, and wait_event()
+ * finds the request already ended. */
 int lgb_do_request(unsigned int disk, struct blk_request *req)
 {
 	struct blockdev *bd;
@@ -157,8 +193,10 @@ int lgb_do_request(unsigned int disk, struct blk_request *req)
 }
 
 /*: D:430 Linux gives each disk a table of operations for the rest of the
- * kernel, and it is nearly empty.  Ours have even less: their size, which
- * the Launcher wrote into the page before we started. */
+ * kernel, and the lguest disk's table is nearly empty.  Our disks offer
+ * even less: apart from lgb_do_request(), just their size, which the
+ * Launcher wrote into the page before we started.  process.c uses it to
+ * decide whether a file descriptor is a disk at all, and where it ends. */
 int lgb_num_sectors(unsigned int disk, u32 *num_sectors)
 {
 	if (disk >= num_disks)
@@ -167,12 +205,15 @@ int lgb_num_sectors(unsigned int disk, u32 *num_sectors)
 	return 0;
 }
 
-/*: D:425 The bus found a disk.  We map its page (its physical page number
- * is in the descriptor), take its interrupt, and bind our one reply buffer
- * at the page's address, which is the key for this disk in both
- * directions.  Linux would also tell the random number pool about the
- * interrupt if the descriptor has LGUEST_DEVICE_F_RANDOMNESS; we have no
- * such pool. */
+/*: D:425 The bus has found a disk.  The descriptor gives its page's
+ * physical page number: we map the page, take the device's interrupt for
+ * lgb_irq(), and bind our one reply buffer at the page's address, which is
+ * this disk's key for requests going out and for replies coming back.
+ * Linux's probe is mostly block-layer setup (a major number, a gendisk, a
+ * queue limited to 16 pieces that never cross a page) and also feeds the
+ * interrupt's timing to the random number pool when the descriptor has
+ * LGUEST_DEVICE_F_RANDOMNESS, as disks always do; we have no such pool.
+ * Disks are named lgba, lgbb and so on in the order the bus finds them. */
 static int lguestblk_probe(struct lguest_device *dev)
 {
 	struct blockdev *bd;
@@ -207,7 +248,9 @@ static int lguestblk_probe(struct lguest_device *dev)
 	return 0;
 }
 
-/*: D:410 And the driver, as the bus sees it. */
+/*: D:410 And the driver, as the bus sees it, in the same form as the
+ * console's (D:360).  Like the console, the disk has nothing to undo before
+ * power-off. */
 struct lguest_driver block_driver = {
 	.name = "lguestblk",
 	.device_type = LGUEST_DEVICE_T_BLOCK,
