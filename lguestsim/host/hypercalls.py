@@ -11,6 +11,15 @@ lguest_data lives.  A malformed call is not answered with an error: the Guest
 is killed.
 """
 
+#: P:500 A program asks its kernel for things it may not do itself with a
+# system call; a Guest kernel asks the Host with a hypercall.  The Guest runs in
+# ring 1, where loading page tables, descriptor tables or the kernel stack
+# would fault, so for each of those it traps into the Host instead, with a call
+# number and up to three arguments in registers.  This file decodes those
+# requests and carries them out, mostly by handing them to the other parts of
+# the Host (page_tables.py, segments.py, interrupts_and_traps.py, io.py).  The
+# Host looks for hypercalls at the top of every trip round `run_guest`'s loop.
+
 from __future__ import annotations
 
 import struct
@@ -64,7 +73,15 @@ class Hypercalls:
         self.host = host
         self.mem = host.machine.mem
 
-    #: H:120 do_hcall
+    #: H:120 Here one hypercall is carried out, whichever way it arrived: from
+    # the trap's registers or from the asynchronous ring.  `eax` selects the
+    # call and `edx`, `ebx`, `ecx` are its arguments, as the Guest loaded them.
+    # Most calls pass straight on to the part of the Host that owns the state
+    # (shadow page tables, GDT, IDT, DMA); a few just set a field of the
+    # `Lguest`, like the virtual TS bit or `halted`.  An unknown call number, or
+    # a second LGUEST_INIT, kills the Guest, and CRASH kills it on purpose with
+    # the Guest's own message.  Only BIND_DMA has a result, which the caller
+    # puts back in the Guest's %eax.
     def do_hcall(self, lg: Lguest, eax: int, edx: int, ebx: int, ecx: int) -> int | None:
         """Carry out one hypercall; returns the value for eax, if the call has one."""
         host, mem = self.host, self.mem
@@ -114,7 +131,14 @@ class Hypercalls:
             kill_guest(lg, f"Bad hypercall {eax}")
         return None
 
-    #: H:130 do_async_hcalls
+    #: H:125 Some hypercalls come in bulk: while the Guest is updating page
+    # tables in lazy mode, it writes calls into the 64-entry ring inside its
+    # `lguest_data` instead of trapping for each one.  A status byte per entry
+    # says whether it waits (0) or is free (0xFF).  The Host walks the ring from
+    # where it stopped last time (`next_hcall`), runs each waiting entry in
+    # order, and marks it free again.  It stops at the first free entry, if the
+    # Guest dies, or if a call was a SEND_DMA for the Launcher, since read() has
+    # to return before anything else happens.
     def do_async_hcalls(self, lg: Lguest) -> None:
         mem = self.mem
         status = lgread(lg, mem, lg.lguest_data + LD_HCALL_STATUS, LHCALL_RING_SIZE)
@@ -132,7 +156,18 @@ class Hypercalls:
             if lg.dead or lg.dma_is_pending:
                 break
 
-    #: H:140 initialize
+    #: H:126 The first hypercall any Guest makes is LGUEST_INIT, handing over
+    # the Guest-physical address of its `struct lguest_data`, the page the Host
+    # and Guest share from then on.  Anything else first is fatal, as is an
+    # address outside the Guest's memory.  The Host fills in what the Guest
+    # needs to know (how much memory to keep free at the top for the Switcher,
+    # the TSC frequency, its Guest id, the time) and reads back the range of
+    # Guest code (`noirq_start` to `noirq_end`) where no interrupt may be
+    # delivered.  Finally it throws away all shadow page tables built so far.
+    # In lguest those writes could be the first to that page of the Launcher's
+    # memory, and copy-on-write could move the page under a shadow entry still
+    # pointing at the old copy.  A `Process` never moves its pages, so here
+    # the flush only keeps lguest's order of operations.
     def initialize(self, lg: Lguest) -> None:
         regs = lg.regs
         mem = self.mem
@@ -154,12 +189,24 @@ class Hypercalls:
         self.host.trace.emit("hypercall", guest=lg.guestid, call=LHCALL_LGUEST_INIT,
                              name="LGUEST_INIT", args=(addr, 0, 0))
 
+    #: H:127 The Guest reads the wall-clock time from its `lguest_data` rather
+    # than from a clock chip.  The Host writes seconds and nanoseconds there: at
+    # LGUEST_INIT, and again each time the Guest's clock event fires.  The time
+    # is the simulated machine's, counted from its cycles, not the time of the
+    # computer running lguestsim.
     def write_timestamp(self, lg: Lguest) -> None:
         ns = self.host.machine.ns()
         sec, nsec = divmod(ns, 1_000_000_000)
         lgwrite(lg, self.mem, lg.lguest_data + LD_TIME, struct.pack("<II", sec, nsec))
 
-    #: H:100 do_hypercalls
+    #: H:100 This is where `run_guest` begins each trip round its loop.  Until
+    # the Guest has made its LGUEST_INIT call there is nowhere to find a
+    # hypercall ring, so the only thing to look for is that first call.  After
+    # that, the asynchronous ring is drained first, in order, and only then is
+    # a synchronous hypercall (trap number 0x1F, LGUEST_TRAP_ENTRY) run, so the
+    # Guest can count on queued calls happening before the call it traps with.
+    # If the ring stopped on a DMA for the Launcher, the synchronous call waits
+    # for the next trip, after read() has returned.
     def do_hypercalls(self, lg: Lguest) -> None:
         regs = lg.regs
         if lg.lguest_data is None:
@@ -173,9 +220,23 @@ class Hypercalls:
             result = self.do_hcall(lg, r["eax"], r["edx"], r["ebx"], r["ecx"])
             if result is not None:
                 regs.eax = result
+            #: H:110 Having done a hypercall, the Host overwrites the trap number
+            # with 255, which means "nothing".  Normally the Guest runs again
+            # and sets a new trap number anyway, but `run_guest` may return to
+            # the Launcher first (DMA to deliver, a break); on the next read()
+            # `do_hypercalls` would see the same 0x1F and run the call twice.
+            # lguest had a small `clear_hcall()` for this; here it is one line
+            # (and the LGUEST_INIT branch above does the same).
             regs.trapnum = 255
 
     # -- the Guest's clock
+    #: H:128 SET_CLOCKEVENT is the Guest's only timer: "interrupt me in this
+    # many nanoseconds" (zero cancels).  The Host keeps at most one such timer
+    # per Guest, and never sets one closer than 100 ns.  lguest used a Host
+    # high-resolution timer; lguestsim puts a timer on the simulated machine,
+    # due after as many CPU cycles as the nanoseconds take.  When it fires, irq
+    # 0 becomes pending and the timestamp is refreshed; `run_guest` delivers the
+    # interrupt (and wakes a halted Guest) on its next trip round the loop.
     def guest_set_clockevent(self, lg: Lguest, delta_ns: int) -> None:
         machine = self.host.machine
         if lg.clock_timer is not None:
