@@ -2,6 +2,7 @@
 # make test   the whole test suite, then the linter
 # make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
 # make lint   the linter alone
+# make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
 #
 # Each target creates .venv on first use and reinstalls the package there
 # whenever pyproject.toml changes.
@@ -12,7 +13,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint book clean
 
 run: $(STAMP)
 	$(PY) -m lguestsim $(ARGS)
@@ -27,6 +28,9 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+book: $(STAMP)
+	$(PY) book/build.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

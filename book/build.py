@@ -1,0 +1,369 @@
+"""Build the lguestsim book: executed notebooks and the code's passages, as HTML.
+
+The book is the journey in reading order.  Each chapter has two pages: its
+notebook, executed and rendered with the live views' widget state embedded
+(the reader sees the views as they stood when the notebook ran), and its
+code, the ``#: X:NNN`` passages of ``lguestsim/`` gathered in number order
+(``book/passages.py``).  A front page, a topics page mapping the original
+journey's 145 passages to ours, and a rendered copy of every source file a
+passage links to complete it.
+
+Nothing is fetched while reading: the widget JavaScript (``@jupyter-widgets/
+html-manager`` and ``requirejs``) is installed from the npm registry at
+build time (``book/package.json``) and copied into the book's ``_static``.
+
+``make book`` runs ``python book/build.py``.  Executed notebooks are cached
+in ``book/_build/cache`` under a hash of the notebook and of every file of
+``lguestsim/``, so a rebuild with nothing changed skips execution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mistune
+import nbformat
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import get_lexer_by_name
+
+BOOK = Path(__file__).resolve().parent
+ROOT = BOOK.parent
+sys.path.insert(0, str(BOOK))
+sys.path.insert(0, str(ROOT / "notebooks"))
+import make_notebooks  # noqa: E402
+import passages  # noqa: E402
+import topics  # noqa: E402
+
+OUT = BOOK / "_build" / "html"
+CACHE = BOOK / "_build" / "cache"
+TEMPLATES = BOOK / "templates"
+# The chapters in lguest's reading order: letter, notebook name, title.
+CHAPTERS = [("P", "preparation"), ("G", "guest"), ("D", "drivers"), ("L", "launcher"),
+            ("H", "host"), ("S", "switcher"), ("M", "mastery")]
+# What the pages load, relative to the book's root, and where npm puts it.
+STATIC_JS = {"_static/require.js": "requirejs/require.js",
+             "_static/html-manager": "@jupyter-widgets/html-manager/dist"}
+
+
+class BuildError(Exception):
+    """The book cannot be built; the message says why."""
+
+
+@dataclass
+class Page:
+    """One page of the book, in reading order."""
+
+    file: str        # "switcher.html"
+    title: str       # what the table of contents shows
+    kind: str        # "front", "notebook", "code", "topics"
+    letter: str = ""
+
+
+def pages() -> list[Page]:
+    out = [Page("index.html", "lguestsim: the book", "front")]
+    for letter, name in CHAPTERS:
+        title = passages.CHAPTERS[letter]
+        out.append(Page(f"{name}.html", f"{title}", "notebook", letter))
+        out.append(Page(f"{name}-code.html", f"{title}: the code", "code", letter))
+    out.append(Page("topics.html", "The journey's topics", "topics"))
+    return out
+
+
+# --- executing the notebooks, with a cache ---------------------------------
+
+def source_hash(notebook: Path) -> str:
+    """What an executed notebook depends on: itself and the whole package."""
+    h = hashlib.sha256(notebook.read_bytes())
+    for path in sorted((ROOT / "lguestsim").rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            h.update(path.relative_to(ROOT).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def execute(notebook: Path, log) -> nbformat.NotebookNode:
+    """The notebook executed, from the cache when nothing it depends on changed."""
+    import nbclient
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached, key_file = CACHE / notebook.name, CACHE / (notebook.stem + ".key")
+    key = source_hash(notebook)
+    if cached.exists() and key_file.exists() and key_file.read_text() == key:
+        log(f"  {notebook.name}: unchanged, executed copy reused")
+        return nbformat.read(cached, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     store_widget_state=True,
+                                     resources={"metadata": {"path": str(notebook.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except nbclient.exceptions.CellExecutionError as err:
+        raise BuildError(f"{notebook.name} failed to execute:\n{err}") from None
+    log(f"  {notebook.name}: executed in {time.perf_counter() - start:.1f} s")
+    nbformat.write(nb, cached)
+    key_file.write_text(key)
+    return nb
+
+
+def front_notebook() -> Path:
+    """The front page is a small notebook too (``book/front.py``): write it out."""
+    nb = make_notebooks.notebook(BOOK / "front.py")
+    target = CACHE / "front.ipynb"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    text = nbformat.writes(nb) + "\n"
+    if not target.exists() or target.read_text() != text:
+        target.write_text(text)
+    return target
+
+
+# --- the widget JavaScript, from npm ----------------------------------------
+
+def install_js(out: Path, log) -> None:
+    """npm installs the widget manager and requirejs; the book gets its own copy."""
+    modules = BOOK / "node_modules"
+    lock = BOOK / "package-lock.json"
+    stamp = modules / ".lguestsim-installed"
+    if not stamp.exists() or stamp.read_text() != lock.read_text():
+        npm = shutil.which("npm")
+        if npm is None:
+            raise BuildError("npm is not installed: the book needs it to fetch the widget "
+                             "JavaScript (Debian: apt-get install npm)")
+        log("  npm ci (widget manager, requirejs)")
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+                              cwd=BOOK, capture_output=True, text=True)
+        if done.returncode:
+            raise BuildError(f"npm ci failed:\n{done.stdout}{done.stderr}")
+        stamp.write_text(lock.read_text())
+    for target, source in STATIC_JS.items():
+        src, dst = modules / source, out / target
+        if not src.exists():
+            raise BuildError(f"{src} is missing after npm ci")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.map", "embed.js",
+                                                                    "*.LICENSE.txt"))
+        else:
+            shutil.copy2(src, dst)
+
+
+# --- the pieces every page shares --------------------------------------------
+
+BOOK_CSS = """
+body.lgbook { margin: 0; }
+.lgbook-side { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; overflow-y: auto;
+  background: #f4f4f0; border-right: 1px solid #ddd; padding: 1rem; font: 14px sans-serif;
+  box-sizing: border-box; }
+.lgbook-side a { color: #224; text-decoration: none; }
+.lgbook-side li.here > a { font-weight: bold; }
+.lgbook-side ol { padding-left: 1.2rem; }
+.lgbook-main { margin-left: 15rem; padding: 0 2rem 2rem 2rem; max-width: 62rem; }
+.lgbook-pager { display: flex; justify-content: space-between; margin: 1rem 0;
+  font: 14px sans-serif; }
+.passage { border-top: 1px solid #ddd; margin-top: 1.2rem; padding-top: .6rem; }
+.passage .tag { font: bold 13px monospace; color: #fff; background: #446;
+  padding: 1px 6px; border-radius: 3px; text-decoration: none; }
+.passage .where { font: 12px monospace; color: #666; margin-left: .6rem; }
+.passage pre, .source pre { font-size: 12.5px; line-height: 1.35; overflow-x: auto; }
+h3.file { font: bold 15px monospace; background: #eef; padding: 4px 8px; margin-top: 2rem; }
+table.topics { border-collapse: collapse; font-size: 13px; }
+table.topics td, table.topics th { border: 1px solid #ddd; padding: 2px 6px; }
+tr.untold td { color: #999; }
+.coverage { font: bold 16px sans-serif; }
+.bar { background: #ddd; width: 20rem; height: .8rem; display: inline-block; }
+.bar span { background: #4a7; height: 100%; display: block; }
+"""
+
+
+def nav(here: Page, all_pages: list[Page]) -> str:
+    """The table of contents down the side, the current page marked."""
+    items = []
+    for p in all_pages:
+        cls = ' class="here"' if p.file == here.file else ""
+        indent = ' style="margin-left:1rem"' if p.kind == "code" else ""
+        items.append(f'<li{cls}{indent}><a href="{p.file}">{html.escape(p.title)}</a></li>')
+    return ('<nav class="lgbook-side"><b><a href="index.html">lguestsim</a></b>'
+            f'<ol>{"".join(items)}</ol></nav>')
+
+
+def pager(here: Page, all_pages: list[Page]) -> str:
+    """Previous and next, in reading order."""
+    i = [p.file for p in all_pages].index(here.file)
+    prev = (f'<a rel="prev" href="{all_pages[i - 1].file}">&larr; '
+            f'{html.escape(all_pages[i - 1].title)}</a>') if i else "<span></span>"
+    nxt = (f'<a rel="next" href="{all_pages[i + 1].file}">'
+           f'{html.escape(all_pages[i + 1].title)} &rarr;</a>') if i + 1 < len(all_pages) \
+        else "<span></span>"
+    return f'<div class="lgbook-pager">{prev}{nxt}</div>'
+
+
+def plain_page(title: str, body: str, here: Page, all_pages: list[Page],
+               prefix: str = "") -> str:
+    """A page of the book that is not a notebook."""
+    css = BOOK_CSS + HtmlFormatter().get_style_defs(".highlight")
+    side = nav(here, all_pages).replace('href="', f'href="{prefix}')
+    top = pager(here, all_pages).replace('href="', f'href="{prefix}') \
+        if here in all_pages else ""
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<title>{html.escape(title)}</title><style>{css}</style></head>'
+            f'<body class="lgbook">{side}<div class="lgbook-main">{top}{body}{top}</div>'
+            f'</body></html>')
+
+
+# --- notebook pages -----------------------------------------------------------
+
+def render_notebook(nb, here: Page, all_pages: list[Page]) -> str:
+    from nbconvert import HTMLExporter
+    exporter = HTMLExporter(template_name="lguestbook", extra_template_basedirs=[str(TEMPLATES)],
+                            require_js_url="_static/require.js",
+                            widget_renderer_url="_static/html-manager/embed-amd.js")
+    resources = {
+        "book_css": BOOK_CSS,
+        "book_nav": nav(here, all_pages),
+        "book_pager": pager(here, all_pages),
+        "metadata": {"name": here.title},
+    }
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    return body
+
+
+# --- code pages ---------------------------------------------------------------
+
+def source_link(path: str, line: int) -> str:
+    return f"src/{path}.html#L-{line}"
+
+
+def render_passage(p: passages.Passage) -> str:
+    prose = mistune.html(p.prose)
+    code = ""
+    if p.code:
+        lexer = get_lexer_by_name(p.language)
+        fmt = HtmlFormatter(linenos="inline", linenostart=p.code_line)
+        code = highlight("\n".join(p.code) + "\n", lexer, fmt)
+    return (f'<section class="passage" id="{p.chapter}-{p.number:03d}" data-tag="{p.tag}">'
+            f'<a class="tag" href="{source_link(p.path, p.line)}">{p.tag}</a>'
+            f'<span class="where">{html.escape(p.path)}:{p.line}</span>'
+            f'{prose}{code}</section>')
+
+
+def render_code_page(letter: str, found: list[passages.Passage], here: Page,
+                     all_pages: list[Page]) -> str:
+    title = passages.CHAPTERS[letter]
+    out = [f"<h1>{title}: the code</h1>",
+           f"<p>The {len(found)} passages the code of lguestsim tags <code>{letter}:</code>, "
+           "in number order, each with the code it introduces. A tag links to its line in "
+           "the source; a heading names the file when the story moves to another.</p>"]
+    last = None
+    for p in found:
+        if p.path != last:
+            out.append(f'<h3 class="file"><a href="src/{p.path}.html">{p.path}</a></h3>')
+            last = p.path
+        out.append(render_passage(p))
+    return plain_page(f"{title}: the code", "".join(out), here, all_pages)
+
+
+def render_source(path: str, here: Page, all_pages: list[Page]) -> str:
+    """One source file, every line anchored (#L-12) for the passages' links."""
+    text = (ROOT / path).read_text(encoding="utf-8")
+    lexer = get_lexer_by_name({".py": "python", ".S": "gas"}.get(Path(path).suffix, "c"))
+    fmt = HtmlFormatter(linenos="table", lineanchors="L", anchorlinenos=True)
+    depth = "../" * (path.count("/") + 1)
+    body = f'<h1><code>{html.escape(path)}</code></h1><div class="source">' \
+           f'{highlight(text, lexer, fmt)}</div>'
+    return plain_page(path, body, here, all_pages, prefix=depth)
+
+
+# --- the build ------------------------------------------------------------------
+
+def build(out: Path = OUT, log=print) -> dict:
+    """Build the whole book into ``out``; returns figures for the report."""
+    start = time.perf_counter()
+    chapters = passages.gather()                 # first: a reused tag stops the build
+    table = topics.read()
+    all_pages = pages()
+    out.mkdir(parents=True, exist_ok=True)
+    install_js(out, log)
+
+    notebooks = {name: path for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+                 for name in [path.stem.split("_", 1)[1]]}
+    missing = [name for _, name in CHAPTERS if name not in notebooks]
+    if missing:
+        raise BuildError(f"no notebook for chapter(s) {', '.join(missing)} in notebooks/")
+    log("executing notebooks")
+    executed = {"index.html": execute(front_notebook(), log)}
+    for _, name in CHAPTERS:
+        executed[f"{name}.html"] = execute(notebooks[name], log)
+
+    log("rendering pages")
+    for page in all_pages:
+        if page.kind in ("front", "notebook"):
+            text = render_notebook(executed[page.file], page, all_pages)
+        elif page.kind == "code":
+            text = render_code_page(page.letter, chapters[page.letter], page, all_pages)
+        else:
+            code_pages = {p.letter: p.file for p in all_pages if p.kind == "code"}
+            text = plain_page(page.title, topics.render(table, chapters, code_pages),
+                              page, all_pages)
+        (out / page.file).write_text(text, encoding="utf-8")
+    sources = sorted({p.path for found in chapters.values() for p in found})
+    for path in sources:
+        target = out / "src" / f"{path}.html"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(render_source(path, Page("", path, "source"), all_pages),
+                          encoding="utf-8")
+    _no_remote_urls(out)
+
+    told, total = topics.coverage(table, chapters)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    figures = {"seconds": round(time.perf_counter() - start, 1), "bytes": size,
+               "pages": len(all_pages), "source_pages": len(sources),
+               "passages": sum(len(v) for v in chapters.values()),
+               "topics_told": told, "topics": total}
+    (out.parent / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+    return figures
+
+
+# Anything a page loads by itself (scripts, styles, images, frames); links a
+# reader may follow are fine.
+REMOTE = re.compile(r"""<(?:script|link|img|iframe|source|embed|object)\b[^>]*?"""
+                    r"""\b(?:src|href|data)\s*=\s*["']?(?:https?:)?//""", re.I)
+
+
+def _no_remote_urls(out: Path) -> None:
+    """The book must read offline: no page may load anything from elsewhere."""
+    for page in out.rglob("*.html"):
+        m = REMOTE.search(page.read_text(encoding="utf-8"))
+        if m:
+            raise BuildError(f"{page.relative_to(out)} loads a remote resource: "
+                             f"{m.group(0)!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=OUT, help="where to write the HTML")
+    args = ap.parse_args(argv)
+    try:
+        figures = build(args.out)
+    except (BuildError, passages.PassageError, topics.TopicsError) as err:
+        print(f"book: error: {err}", file=sys.stderr)
+        return 1
+    print(f"book: {figures['pages']} pages and {figures['source_pages']} source pages in "
+          f"{args.out}, {figures['bytes'] / 1e6:.1f} MB, built in {figures['seconds']} s; "
+          f"{figures['passages']} passages; topics told {figures['topics_told']}/"
+          f"{figures['topics']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

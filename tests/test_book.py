@@ -1,0 +1,288 @@
+"""The book: passages gathered by the rules of book/README.md, and the built book.
+
+The first tests run the passage extractor on small made-up source trees.  The
+rest build the whole book once (``book/build.py``, notebooks executed or taken
+from the build's cache), check that every tag in the code appears exactly
+once, in order, and that the topics page counts right, then open the front
+page and the Switcher chapter in headless Chromium with networking off and
+check from the rendered DOM that the live register and page-table views were
+drawn by the widget manager with real values.  Screenshots go to
+``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book"))
+import build  # noqa: E402
+import passages  # noqa: E402
+import topics  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def tree(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        path = tmp_path / "lguestsim" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+# --- the extractor -------------------------------------------------------------
+
+def test_python_passage_shows_the_whole_definition(tmp_path):
+    root = tree(tmp_path, {"host/a.py": (
+        "import os\n\n"
+        "#: H:200 Deliver an interrupt\n"
+        "# when the Guest can take one.\n"
+        "#\n"
+        "# Second paragraph.\n"
+        "@decorated\n"
+        "def maybe_do_interrupt(lg):\n"
+        "    x = 1\n\n"
+        "    return x\n\n\n"
+        "def other():\n"
+        "    pass\n")})
+    (p,) = passages.gather(root)["H"]
+    assert p.tag == "H:200" and p.line == 3 and p.path == "lguestsim/host/a.py"
+    assert p.prose == "Deliver an interrupt\nwhen the Guest can take one.\n\nSecond paragraph."
+    assert p.code == ["@decorated", "def maybe_do_interrupt(lg):", "    x = 1", "",
+                      "    return x"]
+    assert p.code_line == 7
+
+
+def test_python_statement_runs_to_a_blank_line_and_prose_can_stand_alone(tmp_path):
+    root = tree(tmp_path, {"a.py": (
+        "class K:\n"
+        "    def f(self):\n"
+        "        #: L:010 Inside a method.\n"
+        "        a = 1\n"
+        "        b = 2\n\n"
+        "        c = 3\n"
+        "    def g(self):\n"
+        "        pass\n\n"
+        "#: M:002 An exercise, prose only.\n\n"
+        "X = 1\n"
+        "#: L:020 Ends at a marker.\n"
+        "Y = 2\n"
+        "#:\n"
+        "Z = 3\n")})
+    got = passages.gather(root)
+    inner, marker = got["L"]
+    assert inner.code == ["        a = 1", "        b = 2"]
+    assert marker.code == ["Y = 2"]
+    (exercise,) = got["M"]
+    assert exercise.code == [] and exercise.code_line == 0
+
+
+def test_c_passages_follow_braces(tmp_path):
+    root = tree(tmp_path, {"guest/d.c": (
+        "/*: D:310 Send characters\n"
+        " * to the Launcher.\n"
+        " */\n"
+        "static int put_chars(const char *s)\n"
+        "{\n"
+        "\tif (s[0] == '{')\n"
+        "\t\treturn 1; /* } */\n"
+        "\treturn 0;\n"
+        "}\n"
+        "int after;\n\n"
+        "/*: D:010 One line. */\n"
+        "struct desc {\n"
+        "\tint type;\n"
+        "};\n"
+        "void f(void)\n"
+        "{\n"
+        "\t/*: D:020 Inside a body. */\n"
+        "\tcall();\n"
+        "}\n"
+        "/*: D:030 A define. */\n"
+        "#define A 1\n"
+        "#define B 2\n\n"
+        "int c;\n")})
+    d010, d020, d030, d310 = passages.gather(root)["D"]
+    assert d310.prose == "Send characters\nto the Launcher."
+    assert d310.code[0] == "static int put_chars(const char *s)" and d310.code[-1] == "}"
+    assert len(d310.code) == 6
+    assert d010.prose == "One line." and d010.code == ["struct desc {", "\tint type;", "};"]
+    assert d020.code == ["\tcall();"]
+    assert d030.code == ["#define A 1", "#define B 2"]
+
+
+def test_asm_passages_run_to_the_next_tag_or_an_end_marker(tmp_path):
+    root = tree(tmp_path, {"switcher/s.S": (
+        "/*: S:100 Into the Guest. */\n"
+        "ENTRY(switch_to_guest)\n"
+        "\tpushl %ss\n\n"
+        "\tpushl %es\n"
+        "/*: S:200 Back. */\n"
+        "return_to_host:\n"
+        "\tiret\n"
+        "/*:*/\n"
+        "\tnop\n")})
+    s100, s200 = passages.gather(root)["S"]
+    assert s100.code == ["ENTRY(switch_to_guest)", "\tpushl %ss", "", "\tpushl %es"]
+    assert s200.code == ["return_to_host:", "\tiret"]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.py": "#: H:200 one\nx = 1\n", "b/c.c": "/*: H:200 two */\nint y;\n"},
+     "tag H:200 is used twice: lguestsim/a.py:1 and lguestsim/b/c.c:1"),
+    ({"s.S": "/*S:100 lguest's spelling */\n"}, "write the tag as '/*: S:100'"),
+    ({"a.py": "#: X:100 no such chapter\n"}, "chapter letter 'X'"),
+    ({"a.py": "#: H:20 two digits\n"}, "three-digit number"),
+    ({"a.c": "/*: D:100 never closed\nint x;\n"}, "never ends"),
+])
+def test_bad_tags_stop_the_build(tmp_path, files, message):
+    root = tree(tmp_path, files)
+    with pytest.raises(passages.PassageError, match=re.escape(message)):
+        passages.gather(root)
+
+
+def test_topics_table_has_the_145_topics():
+    table = topics.read()
+    assert len(table) == 145
+    assert table[0].tag == "P:010" and table[-1].tag == "M:999"
+    assert {t.tag[0] for t in table} == set("PGDLHSM")
+
+
+def test_missing_topics_file_is_a_clear_error(tmp_path):
+    with pytest.raises(topics.TopicsError, match="not found"):
+        topics.read(tmp_path / "TOPICS.md")
+
+
+# --- the built book ---------------------------------------------------------------
+
+def code_tags() -> dict[str, str]:
+    """Every tag in the code, by a scan independent of the extractor: tag -> place."""
+    found = {}
+    pattern = re.compile(r"^\s*(?:#|/\*): ([PGDLHSM]):(\d{3})\b")
+    for path in sorted((ROOT / "lguestsim").rglob("*")):
+        if path.suffix not in (".py", ".c", ".h", ".S"):
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = pattern.match(line)
+            if m:
+                tag = f"{m.group(1)}:{m.group(2)}"
+                assert tag not in found, f"{tag} twice: {found[tag]} and {path}:{n}"
+                found[tag] = f"{path.relative_to(ROOT)}:{n}"
+    return found
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory) -> Path:
+    if shutil.which("npm") is None and not IN_CI:
+        pytest.skip("npm is not installed (.ci/run installs it in CI)")
+    out = tmp_path_factory.mktemp("book") / "html"
+    figures = build.build(out, log=lambda *a: None)
+    print(f"book built: {figures}")
+    return out
+
+
+def test_every_tag_appears_once_in_the_book_in_order(book):
+    tags = code_tags()
+    assert len(tags) > 100
+    seen: dict[str, list[str]] = {}
+    for page in sorted(book.glob("*.html")):
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        order = [s["data-tag"] for s in soup.select("section.passage[data-tag]")]
+        for tag in order:
+            seen.setdefault(tag, []).append(page.name)
+        if order:
+            assert page.name.endswith("-code.html")
+            assert {t[0] for t in order} == {order[0][0]}, f"{page.name} mixes chapters"
+            numbers = [int(t[2:]) for t in order]
+            assert numbers == sorted(numbers), f"{page.name}: not in number order"
+    assert set(seen) == set(tags)
+    assert all(len(pages) == 1 for pages in seen.values()), \
+        {t: p for t, p in seen.items() if len(p) > 1}
+
+
+def test_topics_page_reports_coverage(book):
+    soup = BeautifulSoup((book / "topics.html").read_text(), "html.parser")
+    cov = soup.select_one(".coverage")
+    table = {t.tag for t in topics.read()}
+    expected = len(table & set(code_tags()))
+    assert int(cov["data-total"]) == 145 and int(cov["data-told"]) == expected
+    rows = soup.select("tr[data-topic]")
+    assert len(rows) == 145
+    assert sum(1 for r in rows if "told" in r["class"]) == expected
+    print(f"topics told: {expected}/145")
+
+
+def test_pages_link_prev_next_and_load_nothing_remote(book):
+    names = [p.file for p in build.pages()]
+    for i, name in enumerate(names):
+        soup = BeautifulSoup((book / name).read_text(), "html.parser")
+        nxt = soup.select_one('a[rel="next"]')
+        assert (nxt["href"] if nxt else None) == (names[i + 1] if i + 1 < len(names) else None)
+        for el in soup.select("script[src], link[href], img[src]"):
+            ref = el.get("src") or el.get("href")
+            assert not re.match(r"(https?:)?//", ref), f"{name} loads {ref}"
+            if not ref.startswith(("data:", "#")):
+                assert (book / ref).exists(), f"{name}: {ref} is not in the book"
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync",
+                  # networking off: nothing resolves and every proxy connection fails
+                  "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=socks5://127.0.0.1:9",
+                  "--proxy-bypass-list=<-loopback>", "--virtual-time-budget=20000"]
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if IN_CI:
+            pytest.fail("chromium is not installed: .ci/run must install it")
+        pytest.skip("chromium is not installed (.ci/run installs it in CI)")
+    profile = tmp_path / f"profile-{len(list(tmp_path.iterdir()))}"
+    return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+HEX = re.compile(r"\b[0-9a-f]{8}\b")
+
+
+@pytest.mark.parametrize("page, views", [("index.html", ("registers", "pagewalk")),
+                                         ("switcher.html", ("registers", "pagedir"))])
+def test_live_views_render_in_headless_chromium(book, tmp_path, page, views):
+    url = (book / page).as_uri()
+    done = chromium(tmp_path, "--dump-dom", url)
+    assert done.returncode == 0, done.stderr[-2000:]
+    soup = BeautifulSoup(done.stdout, "html.parser")
+    assert soup.select_one("nav.lgbook-side"), "the page did not load"
+    # Rendered by the widget manager from the stored state: inside an HTML
+    # widget, not the static copy of a view in an output cell.
+    for name in views:
+        drawn = soup.select(f".widget-html div.lgs[data-view={name}]")
+        assert drawn, f"{page}: the live {name} view was not drawn (widget JS failed?)"
+        text = drawn[-1].get_text(" ")
+        assert "cannot show this now" not in text
+        assert len(HEX.findall(text)) >= 4, f"{page}: {name} view shows no values: {text[:300]}"
+    remote = [s.get("src") for s in soup.select("script[src]")
+              if re.match(r"(https?:)?//", s.get("src", ""))]
+    assert not remote, f"{page} tried to load {remote}"
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / f"book-{Path(page).stem}.png"
+    shot.unlink(missing_ok=True)
+    anchor = "#Your-turn" if page == "switcher.html" else ""
+    done = chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,1600",
+                    "--hide-scrollbars", url + anchor)
+    assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    print(f"screenshot: {shot}")
