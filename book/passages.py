@@ -28,7 +28,6 @@ PY_TAG = re.compile(r"^(\s*)#: ([A-Z]):(\d+)\b ?(.*)$")
 C_TAG = re.compile(r"^(\s*)/\*: ([A-Z]):(\d+)\b ?(.*)$")
 # lguest's own spelling, /*H:200, is not ours: say so instead of missing it.
 LGUEST_STYLE = re.compile(r"/\*[A-Z]:\d+")
-STRICT_STYLE = True
 PY_END = re.compile(r"^\s*#:\s*$")
 C_END = re.compile(r"^\s*/\*:\*/\s*$")
 
@@ -161,7 +160,7 @@ def _python_passages(path: str, lines: list[str]) -> list[Passage]:
 def _c_passages(path: str, lines: list[str], asm: bool) -> list[Passage]:
     found = []
     for n, text in enumerate(lines):
-        style = LGUEST_STYLE.search(text) if STRICT_STYLE else None
+        style = LGUEST_STYLE.search(text)
         if style and not C_TAG.match(text):
             raise PassageError(f"{path}:{n + 1}: write the tag as '/*: {style.group(0)[2:]}'"
                                " (lguestsim's form), not lguest's")
