@@ -16,6 +16,15 @@ the list).  Every section is checked before a byte is copied: at most a page,
 not crossing a page, below the Guest's pfn_limit.
 """
 
+#: P:300 This is how Guests do I/O in the 2.6.23 generation of lguest, before
+# virtio.  There are no emulated devices at all: a Guest driver offers buffers
+# to receive into, sends buffers out, and waits for an interrupt, much like a
+# driver for a DMA-capable card.  The other end is either the Guest's own
+# Launcher (the console, the block device, the network tap) or another Guest
+# whose Launcher shares memory with ours.  Two hypercalls, BIND_DMA and
+# SEND_DMA, and one request on `/dev/lguest`, LHREQ_GETDMA, are all it takes;
+# this file is the Host's half of all three.
+
 from __future__ import annotations
 
 import struct
@@ -37,6 +46,12 @@ DMA_SIZE = 100
 HASH_BUCKETS = 61
 
 
+#: P:301 `struct lguest_dma`, the unit of every transfer, as the Host reads it
+# out of Guest memory: 100 bytes, a `used_len` word, then sixteen Guest-physical
+# addresses and sixteen 16-bit lengths.  A list of sections ends at the first
+# zero length.  `used_len` is zero while the buffer is free; the Host writes the
+# number of bytes it moved there, which is how a driver learns its buffer was
+# used (and, on the sending side, how much of it got through).
 @dataclass
 class Dma:
     """A struct lguest_dma as read from Guest memory."""
@@ -58,6 +73,12 @@ class Dma:
         return out
 
 
+#: P:302 The Host's record of one BIND_DMA (lguest's `struct lguest_dma_info`):
+# which Guest, the key, where the array of `struct lguest_dma` is and how long
+# it is, which interrupt to raise, and `next_dma`, a cursor so that the search
+# for a free buffer starts after the one filled last time.  Each Guest may have
+# up to 32 of these (LGUEST_MAX_DMA), kept in `Lguest.dma` and in the hash
+# table below.
 @dataclass
 class DmaInfo:
     """One BIND_DMA: where the array is, under which key, which irq to raise."""
@@ -69,6 +90,16 @@ class DmaInfo:
     interrupt: int
 
 
+#: L:300 Let's see how the Host matches a sender with a receiver.  Both name a
+# *key*, a Guest-physical address, but the Host never compares those
+# addresses: two Guests would have to agree on an address, and the memory they
+# share may sit at a different place in each Launcher.  lguest turned a key into
+# a futex key, an identity of the underlying memory that is the same in every
+# process mapping it.  lguestsim's `get_key()` asks the Launcher's `Process` for
+# the same sort of identity (`key_identity()` in core.py): a page of shared
+# memory is named by its segment and offset, a private page by its process and
+# address.  Bindings live in `dma_hash`, 61 buckets of `DmaInfo`s, the Python
+# version of lguest's array of 61 list heads.
 class IO:
     def __init__(self, host) -> None:
         self.host = host
@@ -82,6 +113,12 @@ class IO:
             return None
         return lg.launcher.key_identity(ukey)
 
+    #: L:330 Which bucket a key lands in.  lguest fed the futex key's words to
+    # the Jenkins hash; a key here is a Python tuple, and Python's own `hash()`
+    # of it does the same job.  Only the bucket's list is ever searched, and
+    # every search compares whole keys, so collisions cost time, not
+    # correctness.  (`shared()` below reads the first element of the key: 1 for
+    # memory that other Launchers may map too.)
     @staticmethod
     def hash(key: tuple) -> int:
         return hash(key) % HASH_BUCKETS
@@ -91,11 +128,20 @@ class IO:
         return key[0] == 1
 
     # -- binding receive buffers
+    #: L:360 Forgetting a binding takes two steps: out of its hash bucket, so
+    # no sender finds it any more, and out of the Guest's own list, which frees
+    # a slot.  lguest also had to drop the references the futex key held on the
+    # memory; Python's garbage collector makes that unnecessary.
     def unlink(self, info: DmaInfo) -> None:
         self.dma_hash[self.hash(info.key)].remove(info)
         info.lg.dma.remove(info)
 
-    #: H:400 bind_dma
+    #: L:340 BIND_DMA: the Guest offers an array of `numdmas` receive buffers
+    # under a key and names the interrupt it wants when one is filled.  The
+    # hypercall packs the count and the interrupt into one argument, which
+    # `do_hcall()` unpacks.  Drivers do this while setting up, so speed does not
+    # matter.  An interrupt out of range just fails (0 in %eax); a bad key is
+    # worse, and kills the Guest.
     def bind_dma(self, lg: Lguest, ukey: int, dmas: int, numdmas: int, interrupt: int) -> int:
         """BIND_DMA (interrupt 0 unbinds); returns 1 on success, 0 on failure."""
         if interrupt >= LGUEST_IRQS:
@@ -104,6 +150,12 @@ class IO:
         if key is None:
             kill_guest(lg, f"bad dma key {ukey:#x}")
             return 0
+        #: L:350 Interrupt 0 is not a real binding (irq 0 is the timer), so it
+        # means "unbind": drop this Guest's bindings of that array at that key
+        # (there could in theory be more than one) and say whether there were
+        # any.  Otherwise, if the Guest has a free slot, the binding goes both in
+        # its own list and in the hash bucket its key selects, where senders
+        # will look.
         if interrupt == 0:
             found = [i for i in lg.dma if i.key == key and i.dmas == dmas]
             for info in found:
@@ -121,6 +173,13 @@ class IO:
             self.unlink(info)
 
     # -- sending
+    #: L:385 lguest needed special helpers, `lgread_other()` and
+    # `lgwrite_other()`, to reach the memory of a Guest other than the one
+    # running, because a kernel's user-copy routines only see the current
+    # process.  lguestsim's Host is Python and can read every Launcher's
+    # `Process` alike, so one helper serves both sides: `read_dma()` reads a
+    # `struct lguest_dma` from whichever Guest it is given, the sender's own
+    # or the receiver's array.
     def read_dma(self, lg: Lguest, addr: int) -> Dma:
         return Dma.unpack(lgread(lg, self.host.mem, addr, DMA_SIZE))
 
@@ -132,7 +191,14 @@ class IO:
                 return False
         return True
 
-    #: H:420 copy_data
+    #: L:400 The copying engine.  Source and destination are each a list of
+    # (address, length) sections, and they need not line up: a 1514-byte packet
+    # may arrive in one section and leave in two.  The loop copies as much as
+    # fits between the current source and destination sections, then moves on
+    # whichever ran out, until one side is used up; what does not fit is
+    # dropped.  lguest had to map each destination page into the kernel
+    # (kmap) to copy between two processes; here `read` and `write` are the two
+    # Launchers' `Process` methods and the copy is plain Python.
     @staticmethod
     def copy_data(src: list[tuple[int, int]], dst: list[tuple[int, int]],
                   read, write) -> int:
@@ -150,13 +216,25 @@ class IO:
                 di, dstoff = di + 1, 0
         return total
 
+    #: L:390 One transfer from the sending Guest's `struct lguest_dma` into the
+    # receiver's.  Both lists are checked section by section first
+    # (`check_dma_list()`: at most a page, within one page, below `pfn_limit`),
+    # and a bad section kills the Guest it belongs to.  Then `copy_data()` moves
+    # the bytes and returns how many.
     def do_dma(self, srclg: Lguest, src: Dma, dstlg: Lguest, dst: Dma) -> int:
         if not self.check_dma_list(dstlg, dst) or not self.check_dma_list(srclg, src):
             return 0
         return self.copy_data(src.sections(), dst.sections(), srclg.launcher.read,
                               dstlg.launcher.write)
 
-    #: H:430 dma_transfer
+    #: L:380 The sender has found a binding for its key; now to deliver.  The
+    # Host reads the sender's `struct lguest_dma`, then searches the receiver's
+    # array for a free buffer (`used_len` zero), starting at `next_dma` and
+    # wrapping round.  If there is one, it copies, writes the byte count into
+    # both `used_len`s (the receiver's last, and only if the copy worked) and
+    # advances the cursor.  Either way the receiver gets its interrupt and is
+    # woken if halted: with no free buffer, that is its cue to restock.  The
+    # return value tells `send_dma()` whether the receiver was full.
     def dma_transfer(self, srclg: Lguest, udma: int, dst: DmaInfo) -> bool:
         """Into the first free buffer of ``dst``; True if it had none."""
         dstlg = dst.lg
@@ -190,7 +268,14 @@ class IO:
             dstlg.halted = False
         return found is None
 
-    #: H:410 send_dma
+    #: L:370 SEND_DMA, the other half of BIND_DMA: deliver a `struct
+    # lguest_dma` to whoever is listening on a key.  A key in private memory can
+    # only mean the Guest's own Launcher, so the Host notes the DMA and its key
+    # and `run_guest` returns them from read().  A key in shared memory goes to
+    # the first *other* live Guest bound to it; if that Guest had no free
+    # buffer, lguest let go of its locks so the receiver could refill, and
+    # tried once more.  If nobody is bound, the data is silently dropped, as a
+    # network card's would be with no one on the wire.
     def send_dma(self, lg: Lguest, ukey: int, udma: int) -> None:
         key = self.get_key(lg, ukey)
         if key is None:
@@ -219,6 +304,21 @@ class IO:
             # restock (it runs its interrupt handler) before trying again.
             self.host.let_run(info.lg)
 
+    #: M:007 On a single CPU the restock retry above cannot work: `let_run()`
+    # returns at once, the receiver never runs between the two attempts, and
+    # the second attempt finds the same full array.  Try making it real: when
+    # the receiver was full, end the sender's trip with EAGAIN so that the
+    # Launchers' round-robin runs the receiver first, and redo the SEND_DMA
+    # when the sender is next read.  Then count, with two Guests on a shared
+    # network, how many packets a busy receiver loses before and after.
+
+    #: L:320 LHREQ_GETDMA's work: find a free buffer that this Guest bound at
+    # the key, for its Launcher to fill.  Only the Guest's own bindings count
+    # (a Launcher feeds only its own Guest), and the search simply starts at
+    # the first entry.  Before returning the buffer's address, the Host writes
+    # the binding's interrupt number into `used_len`: the Launcher needs to
+    # know which irq to raise once it has filled the buffer, and it will
+    # overwrite `used_len` with the length anyway.
     def get_dma(self, lg: Lguest, ukey: int) -> int:
         """LHREQ_GETDMA: the first free buffer the Guest bound at ``ukey``, for its
         Launcher; its used_len is set to the binding's irq, which the Launcher
@@ -240,3 +340,9 @@ class IO:
                     return addr
             break
         raise OSError(errno.ENOENT, "no free buffer bound at that key")
+
+
+#: L:410 That finishes the Launcher's story: how it creates and runs a Guest
+# through `/dev/lguest`, and how the Host moves its Guest's I/O, to the Launcher
+# or straight into another Guest.  Next comes the Host itself, starting where
+# `lg.ko` starts, with the `Host` object in core.py (H:000).
