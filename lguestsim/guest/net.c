@@ -1,32 +1,21 @@
-/*: D:500
- * net.c: the Guest network driver.
+/*: D:500 The Guest network driver (net.c), the last of the three.
  *
- * A network here is a page of memory (or a few) that several machines map:
- * other Guests, each through its own Launcher (--sharenet), and perhaps the
- * Launcher itself standing in for the Host's side of a tun device.  The
- * page is an array of slots, one per machine, where each publishes its
- * Ethernet address.  The Launcher tells us which slot is ours.  There is no
- * switch and no wire: to send a packet we look through the slots and send
- * a DMA straight to each machine that should have it, at a key made from
- * the page's address and its slot number.  What others send us lands in
- * receive buffers we bound at our own key.
+ * A network here is a page of memory (or a few) that every machine on it
+ * maps: other Guests, each through its own Launcher (--sharenet), or the
+ * Launcher itself, standing in for the Host's side of a TAP device
+ * (--tunnet).  The page is an array of slots, one per machine, where each
+ * publishes its Ethernet address (D:520), and the Launcher tells us which
+ * slot is ours.  There is no switch and no wire: to send a packet we look
+ * through the slots ourselves and send a DMA straight to each machine that
+ * should have it, at a key made from the page's address and its slot
+ * number.  What others send us lands in the receive buffers we bound at
+ * our own key, and the Host raises our interrupt.
  *
  * Linux hands the packets it receives to its network stack.  We have none,
- * so this file ends with a protocol in miniature, which the kernel answers
- * by itself the way Linux answers an ICMP echo request ("ping"):
- *
- *   an Ethernet header (destination, source, type 0x88B5, which IEEE keeps
- *   for local experiments), then
- *     u8  op      1 = echo request, 2 = echo reply
- *     u8  zero
- *     u16 seq     sequence number (big-endian, as on a wire)
- *     u32 stamp   the requester's time stamp counter; the reply echoes it
- *     38 bytes    "lguestsim ping", padded with zeros
- *   60 bytes in all, the smallest Ethernet frame.
- *
- * A reply is the request sent back: addresses swapped, op 2, the rest
- * unchanged.
+ * so the end of this file is a protocol in miniature that the kernel
+ * answers by itself, the way Linux answers a ping (D:680).
  */
+
 #include "guest.h"
 #include "lguest_launcher.h"
 
@@ -43,7 +32,23 @@
 /* Waiting for echo replies: at most this long. */
 #define PING_TIMEOUT_NS	10000000	/* 10 ms */
 
-/*: D:530 Everything we know about the network device (we drive one). */
+/*: M:011 The original driver drew a list of shortcomings from a networking
+ * maintainer, and the list fits this one too.  Everything a packet causes
+ * happens inside the interrupt handler, even sending the answer to an echo
+ * request; Linux's "NAPI" would mask the interrupt (pv.mask_irq() exists)
+ * and work through the buffers later, outside the handler, which keeps a
+ * busy network from starving everything else.  The Ethernet address is
+ * fixed at probe time, with no way to change it (a new system call would
+ * have to republish the slot).  And there can be only one network device,
+ * because its state is one static structure, where Linux allowed several,
+ * each with its own page.  Any of the three makes a good exercise. */
+
+/*: D:530 Everything we know about the network device.  The mapped page(s)
+ * of slots and their physical address, which every key on this network is
+ * made from; their size, which says how many slots there are; our own slot
+ * and the address we publish in it; and the receive buffers with the array
+ * of DMAs that describes them to the Host.  Linux keeps this beside its
+ * "struct net_device"; we have just one of them, lguestnet. */
 struct lguestnet_info {
 	/* The mapped device page(s): an array of "struct lguest_net". */
 	struct lguest_net *peer;
@@ -91,8 +96,13 @@ static u32 rest_of_page(const void *data)
 	return PAGE_SIZE - ((u32)data % PAGE_SIZE);
 }
 
-/* A buffer in kernel memory as the sections of a DMA: one per page it
- * touches (Linux's skb_to_dma(), for a packet all in one piece). */
+/*: D:650 A buffer in kernel memory as the sections of a DMA, one per page
+ * it touches: the network's counterpart of the block driver's req_to_dma()
+ * (D:480).  Linux's skb_to_dma() also has to handle packets in fragments;
+ * our packets are always in one piece, but even one 1514-byte packet may
+ * cross a page, and then it takes two sections.  If it uses fewer than 16,
+ * a 0 length ends the list.  Both the receive buffers (fill_slot(), D:560)
+ * and every packet we send (transfer_packet()) go through here. */
 static void buf_to_dma(const void *data, u32 len, struct lguest_dma *dma)
 {
 	const u8 *p = data;
@@ -109,22 +119,22 @@ static void buf_to_dma(const void *data, u32 len, struct lguest_dma *dma)
 		dma->len[seg] = 0;
 }
 
-/*: D:570 Where a peer's receive buffers are bound: the address of the
- * network page plus 4 times its slot number (the Host wants keys that are
- * multiples of 4).  Every machine on the network computes the same keys,
- * and since they all map the same page, the Host sees the same memory
- * behind them (io.c's futex-style keys). */
+/*: D:570 Every machine on the network binds its receive buffers at its own
+ * key: the physical address of the network page plus 4 times its slot
+ * number, since the Host wants keys that are multiples of 4.  So sending to
+ * slot n means SEND_DMA to peer_key(n), and receiving means binding at
+ * peer_key(me).  Each Guest maps the page at its own physical address, but
+ * the Host compares keys by the memory behind them, not by their value, so
+ * all of them mean the same slot (host/io.py). */
 static u32 peer_key(const struct lguestnet_info *info, unsigned int peernum)
 {
 	return info->peer_phys + 4 * peernum;
 }
 
 /*
- * Sending.  A real card puts the packet on the wire and lets the receivers
- * decide; we decide for them, by looking at the addresses in the page.  A
- * broadcast (or multicast) packet goes to everyone; a peer that asked for
- * everything (promiscuous) gets everything; the rest get what is addressed
- * to them.
+ * Who should receive a packet: the questions lguestnet_start_xmit() (D:655)
+ * asks of each slot.  First, our own promiscuous mode, which we publish in
+ * our slot by setting bit 0x01 of the first byte (D:520).
  */
 static void lguestnet_set_promisc(struct lguestnet_info *info, int on)
 {
@@ -161,10 +171,14 @@ static int unused_peer(const struct lguestnet_info *info, unsigned int peer)
 	return info->peer[peer].mac[0] == 0;
 }
 
-/* One packet to one peer.  The Host copies it into one of the peer's free
- * receive buffers and writes how much it copied into used_len: less than
- * the whole packet means the peer had no free buffer, or has gone.
- * Returns 1 if the peer got it all. */
+/*: D:660 One packet to one peer.  We describe the packet with a DMA and
+ * send it to the peer's key; the Host copies it into one of the peer's
+ * free receive buffers, raises the peer's interrupt, and writes the number
+ * of bytes it copied into our used_len.  (The Launcher's slot on a --tunnet
+ * network is a key in our private memory, so there the Launcher takes the
+ * packet and fills in used_len itself.)  Less than the whole packet means
+ * the peer had no free buffer, or has left; that counts as a carrier
+ * error, as Linux counts it.  Returns 1 if the peer got it all. */
 static int transfer_packet(struct lguestnet_info *info, const void *frame, u32 len,
 			   unsigned int peernum)
 {
@@ -181,9 +195,15 @@ static int transfer_packet(struct lguestnet_info *info, const void *frame, u32 l
 	return 1;
 }
 
-/* Linux's start_xmit(): send one Ethernet frame to whoever should have it.
- * We cannot send to ourselves (and the Host would not let us). Returns how
- * many peers took it. */
+/*: D:655 Sending a packet (Linux's start_xmit()).  A real card puts the
+ * packet on the wire and lets each receiver decide whether it wants it; we
+ * decide for them, by looking at the addresses published in the page.  A
+ * broadcast (or multicast) packet goes to everyone; a peer that published
+ * the promiscuous bit gets everything; the rest get only what is addressed
+ * to them.  Free slots are skipped, and so is our own: a Guest cannot
+ * send a DMA to itself.  Each peer that qualifies costs one SEND_DMA, so a
+ * broadcast on a full network is many hypercalls.  Returns how many peers
+ * took it. */
 static unsigned int lguestnet_start_xmit(struct lguestnet_info *info, const void *frame,
 					 u32 len)
 {
@@ -201,13 +221,27 @@ static unsigned int lguestnet_start_xmit(struct lguestnet_info *info, const void
 	return sent;
 }
 
-/*
- * The echo protocol (described at the top of this file).
- */
+/* The echo protocol's Ethernet type and its two operations (D:680). */
 #define ETH_P_LGPING	0x88B5
 #define PING_REQUEST	1
 #define PING_REPLY	2
 
+/*: D:680 A protocol in miniature, so that the network has something to
+ * carry: every Guest's kernel answers it by itself, the way Linux answers
+ * an ICMP echo request ("ping").  A frame is 60 bytes, the smallest an
+ * Ethernet frame may be:
+ *
+ *     destination and source addresses, 6 bytes each
+ *     type 0x88B5 (one of the two types IEEE keeps for local experiments)
+ *     op: 1 = echo request, 2 = echo reply; then a zero byte
+ *     seq: a 16-bit sequence number, big-endian as on a real wire
+ *     stamp: the sender's time stamp counter, which the reply echoes
+ *     "lguestsim ping", padded with zeros to 38 bytes
+ *
+ * A reply is the request turned round: addresses swapped, op 2, the rest
+ * unchanged, so the requester can time the round trip by its own clock.
+ * netif_rx() below delivers frames of this type, ping_answer() turns
+ * requests round and ping_reply() records replies. */
 struct ping_frame {
 	u8 h_dest[ETH_ALEN];
 	u8 h_source[ETH_ALEN];
@@ -295,10 +329,13 @@ static void netif_rx(struct lguestnet_info *info, u8 *frame, u32 len)
 		ping_reply(p);
 }
 
-/*: D:560 Receiving.  A slot of the receive array is ready for the Host
- * when its DMA describes its buffer and its used_len is 0; the order
- * matters, which is what the barrier says (on one processor, to the
- * compiler). */
+/*: D:560 Receiving.  A slot of our receive array is the Host's to fill
+ * whenever its used_len is 0, so handing a slot over takes two steps in a
+ * fixed order: first describe its buffer (ETH_FRAME_LEN bytes, the largest
+ * Ethernet frame), then clear used_len.  The barrier keeps the compiler
+ * from swapping them.  Linux needs a real write barrier there (wmb()),
+ * since the Host could be reading the array from another processor; our
+ * simulated machine has only one. */
 static void fill_slot(struct lguestnet_info *info, unsigned int slot)
 {
 	buf_to_dma(info->skb[slot], ETH_FRAME_LEN, &info->dma[slot]);
@@ -306,10 +343,13 @@ static void fill_slot(struct lguestnet_info *info, unsigned int slot)
 	info->dma[slot].used_len = 0;
 }
 
-/* The receive interrupt: one or more buffers have a packet in them (their
- * used_len says how long).  Linux refills a slot with a fresh buffer before
- * it passes the old one up; we handle each packet where it lies, then hand
- * its buffer back. */
+/*: D:665 The receive interrupt: one or more buffers have a packet in them,
+ * and each one's used_len says how long it is.  We look at every slot,
+ * drop lengths no real frame could have, and hand each frame to netif_rx()
+ * above, our network stack in miniature.  Linux refills the slot with a
+ * fresh buffer before it passes the old one up; we deal with each packet
+ * where it lies (an echo request is even answered from the very buffer),
+ * and hand the slot back with fill_slot() only when we are done with it. */
 static void lguestnet_rcv(unsigned int irq)
 {
 	struct lguestnet_info *info = &lguestnet;
@@ -332,10 +372,13 @@ static void lguestnet_rcv(unsigned int irq)
 	}
 }
 
-/*: D:550 Bringing the device up: publish our address in our slot, so
- * others can find us, and bind the receive buffers at our key, asking for
- * the device's interrupt when something arrives.  (Linux does this when
- * the interface is brought up; we do it right after the probe.) */
+/*: D:550 Bringing the device up.  We publish our address in our slot, so
+ * that others can find us (and our promiscuous bit, if we already want
+ * everything), get every receive buffer ready, and bind the array of them
+ * at our own key, asking for the device's interrupt when a packet arrives.
+ * Linux does this when the interface is brought up with ifconfig; we do it
+ * at the end of the probe, and the probe fails if the Host refuses the
+ * buffers. */
 static int lguestnet_open(struct lguestnet_info *info)
 {
 	unsigned int i;
@@ -350,8 +393,11 @@ static int lguestnet_open(struct lguestnet_info *info)
 			       lgdev_irq(info->lgdev));
 }
 
-/* And down, before we power off: our slot is cleared, so no one sends to
- * us, and the buffers are unbound. */
+/*: D:670 And down, just before power-off (the bus's shutdown, D:150): we
+ * clear our slot and unbind the receive buffers.  The other machines on the
+ * page then skip our slot as free; one that sends to our key anyway finds
+ * nothing bound there, and its transfer_packet() counts a carrier error,
+ * instead of the Host filling memory that nobody watches any more. */
 static void lguestnet_close(struct lguest_device *dev)
 {
 	struct lguestnet_info *info = &lguestnet;
@@ -362,13 +408,14 @@ static void lguestnet_close(struct lguest_device *dev)
 	printk("lguestnet: left the network (slot %u cleared)\n", info->me);
 }
 
-/*: D:510 The probe: the device's page(s) and our slot come from the
- * descriptor (the slot is in the low bits of the features; the high bits
- * are flags such as LGUEST_NET_F_NOCSUM, "no need for checksums", which
- * matters to Linux's stack and not to ours).  Our Ethernet address is made
- * as Linux's driver makes it: 02 (locally assigned), 00, then the two bytes
- * of the Guest id the Host gave us, then 00 00.  So Guests on one Host
- * differ. */
+/*: D:510 The probe.  The descriptor tells us where the network page is
+ * (pfn and num_pages) and which slot is ours: the low bits of its features,
+ * masked by the size of the network's memory.  The high bits are flags,
+ * such as LGUEST_NET_F_NOCSUM, "no need for checksums", which matters to
+ * Linux's stack and not to ours.  Our Ethernet address is made as Linux's
+ * driver makes it: 02 (locally assigned), 00, the two bytes of the Guest
+ * id the Host gave us at LGUEST_INIT, then 00 00, so Guests on one Host
+ * never clash.  Then we take the interrupt and bring the device up. */
 static int lguestnet_probe(struct lguest_device *dev)
 {
 	struct lguestnet_info *info = &lguestnet;
@@ -445,10 +492,15 @@ int net_set_promisc(int on)
 	return 0;
 }
 
-/* Send an echo request to "dest" and wait for the replies: as many as the
- * peers that took the request, or until the timer says we have waited long
- * enough.  We wait by halting, like every wait in this kernel; the replies
- * (and the timer) are interrupts.  Returns how many replies came. */
+/*: D:690 The ping system call (process.c): send an echo request to "dest"
+ * (one address, or the broadcast address ff:ff:ff:ff:ff:ff) and wait for the
+ * replies, as many as the peers that took the request, or until 10 ms of
+ * simulated time have passed.  We get ready for replies before the request
+ * goes out, because a peer can answer before SEND_DMA even returns: the
+ * Launcher, serving a --tunnet peer, does exactly that.  The wait is a halt,
+ * like every wait in this kernel: replies and the timer are interrupts, and
+ * the timer is set to the timeout just for this.  Returns how many replies
+ * came, each with the sender and the round trip in nanoseconds. */
 int net_ping(const u8 dest[6], u32 seq, struct lg_ping *result)
 {
 	static struct ping_frame req;
@@ -488,7 +540,13 @@ int net_ping(const u8 dest[6], u32 seq, struct lg_ping *result)
 	return ping.got;
 }
 
-/*: D:580 That is the last driver.  Between them, the console, the disk and
- * the network use nothing but the two DMA hypercalls, keys that are
- * addresses, and interrupts numbered by the bus; the rest is the Launcher's
- * business, which is where the story goes next. */
+/*: D:580 That is the last of lguest's drivers.  Between them the console,
+ * the disk and the network use nothing but two hypercalls, keys that are
+ * addresses, and interrupts numbered by the bus.  What a device actually
+ * does is done on the other side of a key, by another Guest or, mostly, by
+ * the Launcher, and the Launcher is where the story goes next.
+ *
+ * Before it, the passages numbered from D:600 go back over what lguestsim
+ * tells on its own in these drivers: the terminal in miniature, the block
+ * driver's reads, the paths a packet takes through this file, and the echo
+ * protocol. */
