@@ -1,21 +1,22 @@
-/*
- * The Switcher: the only x86 code of the Host, and the door between worlds.
+/*: P:900 The Switcher: the only x86 code of the Host, and the door between
+ * the Host's world and a Guest's.  It is mapped at 0xFFC00000, the last
+ * page-directory entry, both in the Host's page tables and in every shadow page
+ * directory the Host builds for a Guest, so it stays in place while %cr3 changes
+ * underneath it.  The two pages after it hold this CPU's struct lguest_pages:
+ * the first ends with the Guest's registers, exactly where the processor pushes
+ * its trap frame when the Guest traps into ring 0; the second, which the Guest
+ * may only read, keeps the Host's saved descriptors and stack and the GDT, IDT
+ * and TSS the Guest runs with.  The offsets below must match the ones the Host's
+ * Python code writes.
  *
- * This page is mapped at 0xFFC00000 (the last page-directory entry) in the
- * Host's page tables and in every shadow page directory the Host builds for a
- * Guest, so it stays put while CR3 changes under it.  The two pages after it
- * hold this CPU's "struct lguest_pages": the Guest's registers (at the end of
- * the first page, where the processor pushes a trap frame on entry to ring 0)
- * and the read-only state (the Host's saved GDT/IDT/stack and the Guest's GDT,
- * IDT and TSS as the processor should see them).
- *
- * The Host enters through switch_to_guest with a far call; the processor leaves
- * the Guest through one of the 256 trap stubs below, and the Switcher either
- * returns to the Host (return_to_host) or, for a real interrupt, jumps to the
- * Host's own handler (deliver_to_host).  lguestsim assembles this with GNU as
- * and executes every instruction of it on the simulated CPU.
+ * The Host enters through switch_to_guest with a far call; the Guest leaves
+ * through one of the 256 trap stubs at the end, and the Switcher either returns
+ * to the Host (return_to_host) or, for a real interrupt, jumps into the Host's
+ * own handler (deliver_to_host).  lguestsim assembles this file with GNU as and
+ * ships the bytes, and its interpreted CPU executes every instruction of it, one
+ * at a time, at every switch.  This is the last passage of the Preparation;
+ * the Switcher chapter comes back here to walk through the code itself.
  */
-
 /* Layout of struct lguest_pages (2.6.23, ABI.md section E). */
 .set PAGE_SIZE,            4096
 .set LGUEST_REGS,          4024                 /* struct lguest_regs, 72 bytes */
@@ -31,14 +32,20 @@
 
 .set LGUEST_DS,            0x58
 .set GDT_ENTRY_TSS,        16
+/*:*/
 
 .code32
 .text
 
-/*S:100 switch_to_guest: %eax points at this CPU's lguest_pages, %ebx holds the
- * physical address of the Guest's shadow page directory.  The Host's eflags, its
- * code segment and return address are already on the stack: the same frame an
- * interrupt would leave, which is how we will get back. */
+/*: S:100 switch_to_guest.  The Host arrives here by a far call made just after
+ * pushf, so its stack already holds its eflags, code segment and return address:
+ * the same three words an interrupt would push, which is what lets the way back
+ * end in a plain iret.  %eax points at this CPU's lguest_pages and %ebx holds the
+ * physical address of the Guest's shadow page directory.  The Switcher saves the
+ * Host's segment registers and stack pointer, loads the Guest's GDT, IDT and TSS,
+ * switches %cr3, pops the Guest's registers out of struct lguest_regs and irets
+ * into the Guest at privilege level 1 (or 3, if it was in user mode).
+ */
 .globl switch_to_guest
 switch_to_guest:
         /* Save the Host's segment registers and frame pointer on its stack, and
@@ -61,9 +68,9 @@ switch_to_guest:
         movl    $(GDT_ENTRY_TSS * 8), %edx
         ltr     %dx
 
-        /* ltr marked the Host's TSS busy in the Host's GDT too?  No: it marked
-         * the Guest's.  But the Host's TSS entry is still busy from the Host's
-         * own ltr, and we will ltr it again on the way back: clear its busy bit. */
+        /* That ltr marked the Guest's TSS descriptor busy, and ltr refuses a
+         * busy one.  The Host's TSS entry is still busy from the Host's own
+         * ltr, and we ltr it again on the way back: clear its busy bit now. */
         movl    (HOST_GDT_DESC + 2)(%eax), %edx
         andb    $0xFD, (GDT_ENTRY_TSS * 8 + 5)(%edx)
 
@@ -87,10 +94,16 @@ switch_to_guest:
         addl    $8, %esp
         iret
 
-/*S:200 Back to the Host.  The processor has pushed the Guest's ss, esp, eflags,
- * cs, eip (and maybe an error code) on the ring-0 stack at the end of the regs
- * page; the trap stub pushed the rest of the frame.  Save the Guest's
- * registers into struct lguest_regs and restore the Host's world. */
+/*: S:200 The way back.  When the Guest traps or is interrupted, the processor
+ * moves to the ring-0 stack that the Guest's TSS names, which ends exactly at the
+ * end of struct lguest_regs, and pushes the Guest's ss, esp, eflags, cs and eip
+ * (plus an error code, for some traps); the trap stub then pushes the rest of a
+ * uniform frame.  Both ways out, straight back to the Host or into one of the
+ * Host's interrupt handlers, must save the Guest's registers and restore the
+ * Host's world, so that work is a macro: push the general registers to complete
+ * struct lguest_regs, find lguest_pages by rounding the stack pointer down to
+ * its page, and bring back the Host's %cr3, GDT, IDT, stack and TSS.
+ */
 .macro SWITCH_TO_HOST
         pushl   %es
         pushl   %ds
@@ -127,17 +140,25 @@ switch_to_guest:
         popl    %es
 .endm
 
-/* A trap the Host must look at: return from the far call, as if from an
- * interrupt.  The Host reads trapnum and errcode from lguest_regs. */
+/*: S:210 return_to_host is the exit for the traps the Host must look at:
+ * faults, the hypercall vector and the rest below 32, and the system-call
+ * vector 128 whenever it is not sent straight to the Guest.  After the macro the
+ * Host's stack holds just what the far call left, so an iret returns into the
+ * Host's run loop as if from an interrupt, and the Host reads trapnum and
+ * errcode from struct lguest_regs.
+ */
 .globl return_to_host
 return_to_host:
         SWITCH_TO_HOST
         iret
 
-/*S:300 A real interrupt (the Host's timer, say) arrived while the Guest ran.
- * Back in the Host's world we jump to the Host's own handler for that vector,
- * found in the Host's IDT; its iret returns to the Host's far call as if the
- * interrupt had arrived there. */
+/*: S:300 deliver_to_host is the exit for a real interrupt, such as the Host's
+ * timer, that arrived while the Guest ran (vectors 32 and up, except 128).  Back
+ * in the Host's world it reads the gate for vector %ebx from the Host's IDT,
+ * puts the handler's address together from the gate's two halves, and jumps
+ * there.  The handler's own iret then returns to the Host's far call, exactly as
+ * though the interrupt had arrived in the Host just after the call was made.
+ */
 .globl deliver_to_host
 deliver_to_host:
         SWITCH_TO_HOST
@@ -149,15 +170,22 @@ deliver_to_host:
         orl     %eax, %edx
         jmp     *%edx
 
-/* An NMI while the Guest ran: nothing to do but return to it (drop the stub's
- * two words first). */
+/*: S:310 An NMI that arrives while the Guest runs needs nothing from the Host
+ * here: drop the two words the stub pushed and iret straight back into the Guest.
+ */
 handle_nmi:
         addl    $8, %esp
         iret
 
-/*S:400 The 256 trap stubs, 16 bytes apart.  Each makes the frame uniform (a zero where the
- * processor pushed no error code), pushes its vector number, and jumps to
- * where that vector is handled.  The Host points the Guest's real IDT at them. */
+/*: S:400 The 256 trap stubs, one every 16 bytes, which the Host puts in the
+ * Guest's real IDT.  Each gives the frame the same shape whatever the vector: it
+ * pushes a zero error code unless the processor pushed one already (vectors 8,
+ * 10 to 14 and 17), then its own vector number, which lands in trapnum, and jumps
+ * to that vector's exit: return_to_host for 0 to 31 and 128, the NMI path for 2,
+ * deliver_to_host for all the rest.  lguest copies its Switcher and has to adjust
+ * these addresses for the move; lguestsim links it at 0xFFC00000, so the Host
+ * uses the addresses in switcher.json as they are.
+ */
 .macro TRAP_STUB vector, target
         .if (\vector == 8) || ((\vector >= 10) && (\vector <= 14)) || (\vector == 17)
         .else
