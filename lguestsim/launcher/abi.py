@@ -11,11 +11,6 @@ from __future__ import annotations
 
 import struct
 
-#: L:110 kernel-style types and the shared header
-# The kernel names its fixed-size integers by width: u8, u16, u32, u64. The
-# struct formats below say the same with "B", "H", "I" and "Q", and "<" for
-# the little-endian byte order of the i386.
-
 PAGE_SIZE = 4096
 
 # A page table entry the Launcher writes: present, writable, user (and on
@@ -47,8 +42,15 @@ LGUEST_DEVICE_S_REMOVED = 8
 LGUEST_DEVICE_S_REMOVED_ACK = 16
 LGUEST_DEVICE_S_FAILED = 128
 
-# struct lguest_device_desc: u16 type, u16 features, u16 status,
-# u16 num_pages, u32 pfn -- 12 bytes.
+#: L:110 The Launcher and the Guest's drivers must agree on every byte they
+# share, so the real Launcher includes the kernel's own header, and borrows the
+# kernel's short type names (u8, u16, u32, u64) so that the header compiles in
+# user space. Python's integers have no width at all; a `struct` format says
+# the same thing with one letter per field: `B`, `H`, `I` and `Q` for 1, 2, 4 and 8 bytes, and
+# `<` for the i386's little-endian order. The device descriptor shows the idea:
+# struct lguest_device_desc is four u16 fields (type, features, status,
+# num_pages) and a u32 page frame number, 12 bytes that the Guest's bus driver
+# reads from the page just above its memory.
 DEVICE_DESC = struct.Struct("<HHHHI")
 assert DEVICE_DESC.size == 12
 

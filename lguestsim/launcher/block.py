@@ -62,7 +62,14 @@ class BlockFile:
             self.fd = -1
 
 
-#: L:190 setup_block_file: one page, and the disk's size in it
+#: L:194 A block device is a file on the Launcher's side. It gets one shared
+# page, a `struct lguest_block_page`, where the Guest will write its requests,
+# and before the Guest ever runs the Launcher writes the disk's size there in
+# 512-byte sectors, found by seeking to the end (which works for a plain file
+# and a real disk alike). There is no input handler, because a disk never
+# speaks unless spoken to; output is watched at the page's own address. The
+# randomness flag tells the Guest that the device's timing is unpredictable
+# enough to feed its entropy pool.
 def setup_block_file(devices: DeviceList, filename: str, say: Say = quiet) -> BlockFile:
     """Open ``filename`` read-write and make it the Guest's next block device."""
     try:
@@ -87,7 +94,15 @@ def setup_block_file(devices: DeviceList, filename: str, say: Say = quiet) -> Bl
     return blk
 
 
-#: L:210 handle_block_output: the Guest sent a request to the block page
+#: L:215 A block request arrives as a DMA to the block page. The page says what
+# is wanted (read or write, the first sector, how many bytes); for a write the
+# DMA carries the data, for a read it is empty and the data goes into the reply
+# buffer the Guest bound at the page's address. Then the Launcher writes the
+# result into the page (1 done, 2 error) and raises the interrupt that came with
+# the reply buffer. Where the C Launcher gives up entirely on a request outside
+# the file, lguestsim refuses just that request, with a message and result 2,
+# and never writes past the file's end. A request with no reply buffer still
+# stops the Launcher, since there is no way to tell the Guest.
 def handle_block_output(lguest: DevLguest, iov: list[Section], dev: Device) -> int:
     """Serve the request in the block page; return 0 (the result is in the page)."""
     blk: BlockFile = dev.priv

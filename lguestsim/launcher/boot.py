@@ -45,7 +45,11 @@ COMMAND_LINE = 0x1000
 COMMAND_LINE_MAX = PAGE_SIZE  # bytes, with its terminating NUL
 
 
-#: L:180 concat: the kernel's command line from the Launcher's arguments
+#: L:183 Whatever follows the kernel image on the Launcher's command line is
+# the Guest kernel's own command line. Like the 2.6.23 Launcher, `concat` puts a
+# space after every word (so a line ends with a space the kernel does not mind)
+# and a NUL at the end. The words go back to the bytes they were typed as, so a
+# file name in any encoding reaches the Guest unchanged.
 def concat(words: list[str]) -> bytes:
     """The kernel command line from the words left on the Launcher's command line.
 
@@ -56,7 +60,11 @@ def concat(words: list[str]) -> bytes:
     return b"".join(os.fsencode(word) + b" " for word in words) + b"\0"
 
 
-#: L:100 the boot header, part one: where the initrd lies
+#: L:181 The Guest learns about its initrd the way any Linux kernel does: from
+# the boot header at physical address 0, which a boot loader would fill in. The
+# start goes at offset 0x218, the page-aligned size at 0x21c, and the type of
+# loader at 0x210 is set to 0xFF, "unknown", which the kernel accepts. These
+# three fields are only written when there is an initrd.
 def write_initrd_fields(memory: GuestMemory, mem: int, initrd_size: int) -> None:
     """Tell the kernel about an initrd of ``initrd_size`` bytes at the top of memory."""
     memory.write32(RAMDISK_IMAGE, mem - initrd_size)
@@ -64,7 +72,12 @@ def write_initrd_fields(memory: GuestMemory, mem: int, initrd_size: int) -> None
     memory.write8(TYPE_OF_LOADER, LOADER_UNKNOWN)
 
 
-#: L:100 the boot header, part two: memory map, command line, "you are a Guest"
+#: L:184 The rest of the boot header. The E820 memory map holds a single
+# region: all of the Guest's memory, as RAM. The command line goes into the page
+# after the header, at 0x1000, with a pointer to it at offset 0x228; a line too
+# long for that page is refused rather than cut short. Last, hardware_subarch at
+# 0x23c is set to 1: that is what sends a paravirtualized kernel down the lguest
+# path at boot, instead of probing for hardware it does not have.
 def write_boot_header(memory: GuestMemory, mem: int, words: list[str]) -> bytes:
     """Fill in the memory map, the command line and the subarchitecture.
 

@@ -71,7 +71,13 @@ class Terminal:
         self.fd = fd
         self.saved: list | None = None
 
-    #: L:210 setup_console: save the terminal's settings, then make it raw
+    #: L:193 When the console reads a terminal, the Launcher puts it in raw
+    # mode. It turns off ISIG (^C becomes a byte for the Guest, not a signal for
+    # the Launcher), ICANON (no line editing: keys arrive as they are pressed)
+    # and ECHO (the Guest echoes for itself). The old settings are saved first
+    # and put back when the Launcher ends, however it ends, so the user's shell
+    # is not left unusable. Input that is not a terminal, such as the pipe a
+    # test feeds, is left as it is.
     def make_raw(self) -> bool:
         """Save the settings and go raw; False if ``fd`` is not a terminal."""
         try:
@@ -131,7 +137,15 @@ class ConsoleInput(InputSource):
             warn(f"Failed to get console input, ignoring console: {err.strerror or err}")
             return b""
 
-    #: L:210 handle_console_input: from standard input into the Guest's buffer
+    #: L:218 Console input: fetch the buffer the Guest's console driver bound at
+    # key 0, read from standard input straight into it, put the length in
+    # used_len and raise the interrupt. A read of 0 bytes means the input has
+    # ended; the Guest is told all the same, with an empty buffer, and the
+    # source is closed. `check_abort` keeps the real Launcher's escape hatch:
+    # since ^C no longer sends a signal, three of them within about a second
+    # stop the Launcher. With no buffer free, the input stays in the pipe
+    # (BUSY) unless the Guest sleeps with nothing else to wake it, when it is
+    # read and thrown away with a warning.
     def serve(self, lguest: DevLguest, devices: DeviceList, dev: Device,
               asleep: bool) -> str:
         # The buffer the Guest bound at key 0 (the console's "dev->mem").

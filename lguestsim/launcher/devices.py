@@ -139,7 +139,14 @@ class CallbackInput(InputSource):
         return SERVED
 
 
-#: L:120 the device list, and one device
+#: L:186 Beside each descriptor the Guest sees, the Launcher keeps a record of
+# its own, as the C Launcher keeps a `struct device` in a linked list (here a
+# Python list, `DeviceList.devices`). Output is matched by key: when a read of
+# /dev/lguest hands back a DMA sent to `watch_key`, `handle_output` serves it,
+# and what it returns becomes the buffer's used_len. Input is an `InputSource`
+# (standard input, a TAP device, a Python peer) that the Waker watches and
+# `DeviceList.handle_input` serves. A device's interrupt is its slot number
+# plus one, since interrupt 0 belongs to the timer.
 @dataclass
 class Device:
     """One device: its descriptor, its memory, and how to serve it."""
@@ -192,7 +199,14 @@ class DeviceList:
         self.descs = map_zeroed_pages(self.memory, self.mem, 1)
         self.top = self.mem + PAGE_SIZE
 
-    #: L:190 new_dev_desc: a descriptor, and any pages the device needs
+    #: L:190 Setting up devices. Every device needs a descriptor, so that the
+    # Guest can find it, and a `Device`, so that the Launcher can serve it. The
+    # descriptors live in one zeroed page just above the Guest's memory:
+    # sixteen 12-byte slots, where a type of 0 marks a free one. A device that
+    # shares memory with the Launcher asks for pages and gets them at the
+    # current top, which then moves up past them, so the memory the Guest may
+    # reach grows with each device. The descriptor records the first page's
+    # frame number: that is how the Guest's driver finds the shared page.
     def new_dev_desc(self, type_: int, features: int, num_pages: int) -> int:
         """Fill the first empty descriptor; return its index.
 
@@ -211,6 +225,12 @@ class DeviceList:
                 return i
         raise LauncherError(f"too many devices (at most {LGUEST_MAX_DEVICES})")
 
+    #: L:191 `new_device` does the rest: it takes a descriptor, makes the
+    # `Device`, works out its key (the device's memory plus `watch_off`, so key 0
+    # for the console, which has no memory) and appends it to the list.
+    # Appending rather than prepending matters: the Guest meets its devices in
+    # descriptor order, so the order on the command line is the order of its
+    # disks and network cards.
     def new_device(self, name: str, type_: int, num_pages: int, features: int,
                    handle_input: InputHandler | None, watch_off: int,
                    handle_output: OutputHandler | None,
@@ -238,7 +258,14 @@ class DeviceList:
         return dict(zip(("type", "features", "status", "num_pages", "pfn"),
                         DEVICE_DESC.unpack(raw), strict=True))
 
-    #: L:210 check_pointer: never trust an address from the Guest
+    #: L:210 Device handling. Everything the Guest hands the Launcher is an
+    # address, and since a Guest-physical address is a Launcher address, the
+    # Launcher could use it as it is. That is exactly why it checks first: in the
+    # C Launcher a hostile Guest could otherwise point it at the Launcher's own
+    # code and data above the Guest's memory. Both the start and the end must lie
+    # below the top of Guest memory (the end is checked apart because in C a
+    # huge size could wrap around). A bad address ends this Launcher with status
+    # 1: the Guest is broken, and the Launcher will not guess what it meant.
     def check_pointer(self, addr: int, size: int) -> int:
         """``addr`` if ``size`` bytes there lie below the top of Guest memory.
 
@@ -252,6 +279,12 @@ class DeviceList:
                 f"its memory ends at {self.top:#x})", EXIT_GUEST_DIED)
         return addr
 
+    #: L:211 A `struct lguest_dma` is how the Guest describes a buffer: up to 16
+    # sections, each an address and a length, ended by the first length of 0,
+    # and a used_len word that whoever consumes the buffer fills in. `dma2iov`
+    # checks the structure itself, then every section, and turns it into a list
+    # of `Section`s, the Python stand-in for the C Launcher's iovec array. It
+    # also returns where used_len is, so the caller can report what it took.
     def dma2iov(self, dma: int) -> tuple[list[Section], int]:
         """Check a struct lguest_dma and its sections.
 
@@ -268,6 +301,13 @@ class DeviceList:
             iov.append(Section(self.check_pointer(addr, length), length))
         return iov, dma + DMA_USED_LEN
 
+    #: L:214 Input runs the other way: the Launcher has bytes and needs a Guest
+    # buffer to put them in. The Guest binds buffers to a key in advance (the
+    # BIND_DMA hypercall), and LHREQ_GETDMA asks the Host for the first free
+    # one at that key. The Host returns its address and, since a write() can
+    # return only one number, leaves the interrupt the Guest bound with it in the
+    # buffer's used_len. The Launcher fills the buffer, writes the real length
+    # over used_len and raises that interrupt with LHREQ_IRQ (`trigger_irq`).
     def get_dma_buffer(self, lguest: DevLguest,
                        key: int) -> tuple[list[Section], int, int] | None:
         """Ask the Host for a buffer the Guest bound to ``key``, for input.
@@ -291,6 +331,13 @@ class DeviceList:
             raise LauncherError(f"Triggering irq {irq}: {err.strerror or err}",
                                 EXIT_GUEST_DIED) from None
 
+    #: L:212 When read() returns {dma, key}, the Guest has sent a DMA that no
+    # other Guest took, so the Host passed it up to this Launcher. The Launcher
+    # finds the device watching that key and lets it serve the buffer; what the
+    # handler returns is written into used_len, where the Guest's driver looks
+    # to learn how much was taken. A key nobody watches only earns a warning: a
+    # Guest that shared the network may just have left, and the DMA has nowhere
+    # to go.
     def handle_output(self, lguest: DevLguest, dma: int, key: int) -> None:
         """The Guest sent the DMA at ``dma`` to ``key``: find who wants it.
 
@@ -331,7 +378,15 @@ class DeviceList:
                 if (dev.input.fd is not None and dev.input.fd in readable)
                 or (not fds_only and dev.input.pending())]
 
-    #: L:210 handle_input: serve every device whose input is ready
+    #: L:217 When read() returns EAGAIN the Launcher serves every device whose
+    # input is ready, and, like the C Launcher, goes round again until a round
+    # serves nothing: a source may have several lots waiting (a pipe full of
+    # keystrokes, a burst of frames). lguestsim adds throttling. A source the
+    # Guest has no free buffer for stays readable, so rather than loop on it, or
+    # have the Waker break the Guest out again for input it cannot take yet, the
+    # Launcher marks it throttled and keeps the input for later. Only when the
+    # Guest sleeps with nothing else to wake it (`asleep`) is such input thrown
+    # away, with the real Launcher's warning.
     def handle_input(self, lguest: DevLguest, asleep: bool = False) -> int:
         """Serve every device whose input is ready, until none is; return how many served.
 
@@ -369,6 +424,11 @@ class Console:
     out: TextIO | None = None
 
 
+#: L:213 The console's output handler: gather the sections into one run of
+# bytes and write it out, returning the count for used_len. The bytes go to the
+# binary side of the stream when it has one, so whatever the Guest prints,
+# escape sequences included, arrives unchanged. A failed write returns what a
+# failed writev() would, -1, which as an unsigned 32-bit used_len is 0xFFFFFFFF.
 def handle_console_output(lguest: DevLguest, iov: list[Section], dev: Device) -> int:
     """Write whatever the Guest sent to standard output; return the bytes written.
 
@@ -391,7 +451,12 @@ def handle_console_output(lguest: DevLguest, iov: list[Section], dev: Device) ->
     return len(data)
 
 
-#: L:190 setup_console: the one device every Guest has
+#: L:192 The console is the one device every Guest gets, and the simplest: no
+# shared pages, and output sent to key 0, where `handle_console_output` writes
+# it to standard output (or to a stream the caller chose, so several Guests can
+# share a screen with their lines labelled). It is made after the devices named
+# on the command line, so it is the last on the Guest's bus. Its input half is
+# attached once the layout is done (`attach_console_input` in console.py).
 def setup_console(devices: DeviceList, out: TextIO | None = None) -> Device:
     """Add the console: no pages, output sent to key 0, written to standard output.
 

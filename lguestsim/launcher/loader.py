@@ -48,7 +48,11 @@ class Kernel:
     high: int          # one past the last (including memory it zeroes itself)
 
 
-#: L:130 loading the kernel: opening files, zeroed pages, the entry point
+#: L:130 Loading the kernel begins with two small helpers. The C Launcher has
+# open_or_die(), which exits with a message so that no caller has to check for
+# errors; `read_file` is its Python counterpart, reading a whole image at once
+# and turning any OSError into a one-line `LauncherError`. `main` prints that
+# line and exits with status 2: the Guest never ran.
 def read_file(path: str | Path) -> bytes:
     """The whole of a file, or a ``LauncherError`` saying why not."""
     try:
@@ -58,6 +62,11 @@ def read_file(path: str | Path) -> bytes:
         raise LauncherError(f"Failed to open {path}: {reason}") from None
 
 
+#: L:131 Every page the Guest may touch must exist and start out as zeroes. The
+# C Launcher arranges that by mapping /dev/zero over the range, privately and at
+# exactly the address it asks for; here the memory already exists, so "mapping"
+# zeroed pages means clearing them. It happens first over all of Guest memory,
+# before the kernel goes in, and later for each page a device asks for above it.
 def map_zeroed_pages(memory: GuestMemory, addr: int, num: int) -> int:
     """Make ``num`` pages from ``addr`` (page aligned) zeroed Guest memory.
 
@@ -71,6 +80,12 @@ def map_zeroed_pages(memory: GuestMemory, addr: int, num: int) -> int:
     return addr
 
 
+#: L:132 Where does the Guest start? The 2.6.23 Guest puts the string
+# "GenuineLguest" just before its boot code, so the Launcher searches the loaded
+# image for it. The search runs over physical addresses, where the image lies,
+# but the Guest starts with paging already on, so the Launcher adds page_offset:
+# the virtual address it returns becomes the Guest's first `eip` when the Host
+# sets up its registers.
 def entry_point(memory: GuestMemory, start: int, end: int, page_offset: int,
                 name: str) -> int:
     """Find "GenuineLguest" at a physical address in [start, end).
@@ -171,6 +186,14 @@ def program_headers(image: bytes, ehdr: ElfHeader) -> list[ProgramHeader]:
             for i in range(ehdr.e_phnum)]
 
 
+#: L:133 An ELF `vmlinux` says exactly what to load: each PT_LOAD program header
+# names a stretch of the file, the physical address it goes to, and the virtual
+# address it was linked for. The Launcher insists that every segment has the
+# same virtual-minus-physical difference, which then is page_offset, and loads
+# each segment writable whatever its flags say, because the kernel patches its
+# own code. The C Launcher maps the file there copy-on-write; we copy the bytes
+# in, and a segment's bss needs nothing since the memory is already zeroed. The
+# scan for "GenuineLguest" is bounded by the first and last byte from the file.
 def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
             say: Say = quiet) -> Kernel:
     """Load each PT_LOAD segment of an ELF kernel at its physical address.
@@ -220,7 +243,14 @@ def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
     return Kernel("ELF", entry, page_offset, start, high)
 
 
-#: L:170 intuit_page_offset: guessing the kernel's virtual base from its code
+#: L:170 Guessing page_offset from the code itself. The kernel is full of
+# `movl <address>, %eax`, which the i386 encodes as the byte 0xA1 followed by
+# the 4-byte address, and the top byte of a kernel address is the top byte of
+# page_offset (0xC0 for the usual 0xC0000000, as long as the kernel is smaller
+# than 16 MiB). Telling real instructions from stray 0xA1 bytes would take a
+# disassembler, so the Launcher counts instead: for each 0xA1 it tallies the
+# byte four further on, and the first value seen more than three times wins.
+# Crude, and yet it works on real kernels.
 def intuit_page_offset(img: bytes) -> int:
     """Guess a bzImage kernel's page_offset from "movl address, %eax".
 
@@ -254,6 +284,12 @@ GZIP_OS_UNIX = 3
 FHCRC, FEXTRA, FNAME, FCOMMENT, FRESERVED = 0x02, 0x04, 0x08, 0x10, 0xE0
 
 
+#: L:151 The header to look for is gzip's: the bytes 1f 8b, compression method
+# 8 (deflate), and in the tenth byte an operating-system code of 3, "made on
+# Unix". The C Launcher walks the file one byte at a time through a small state
+# machine, and gives up at the first header with the wrong system byte; this
+# version jumps between candidates with `bytes.find` and moves on to the next
+# one instead.
 def find_gzip_header(image: bytes) -> int | None:
     """Offset of the first gzip header made under Unix, or None.
 
@@ -319,7 +355,13 @@ def inflate(image: bytes, pos: int, limit: int, name: str) -> bytes:
     return out
 
 
-#: L:160 unpack_bzimage: inflating the kernel at 1 MiB
+#: L:160 What is compressed inside a bzImage is not an ELF file but the
+# kernel's raw loaded bytes, so once they are inflated nothing records where
+# they were meant to run. The physical address follows the convention every
+# bzImage keeps, 1 MiB (CONFIG_PHYSICAL_START); the virtual base, page_offset,
+# has to be guessed (`intuit_page_offset`). `inflate` uses zlib, checks the gzip
+# trailer's CRC and length as gzread() would, and refuses a kernel bigger than
+# the Guest's memory above 1 MiB.
 def unpack_bzimage(memory: GuestMemory, image: bytes, pos: int, mem: int, name: str,
                    say: Say = quiet) -> Kernel:
     """Inflate the gzip stream at ``pos`` to Guest-physical 1 MiB.
@@ -336,7 +378,13 @@ def unpack_bzimage(memory: GuestMemory, image: bytes, pos: int, mem: int, name: 
     return Kernel("bzImage", start, page_offset, BZIMAGE_LOAD, end)
 
 
-#: L:150 load_bzimage: finding the compressed kernel inside a bzImage
+#: L:150 A bzImage is built to be run, not loaded: a boot loader jumps into its
+# decompressor, which unpacks the real kernel and jumps to it. A Guest cannot
+# run that code, and lguest deliberately grows no features that would let it.
+# But the compressed kernel is just a gzip stream placed after the
+# decompressor, so the Launcher finds the first gzip header and does the
+# unpacking itself (`unpack_bzimage`). No header at all means the file was
+# neither ELF nor a bzImage, and the error says both.
 def load_bzimage(memory: GuestMemory, image: bytes, mem: int, name: str,
                  say: Say = quiet) -> Kernel:
     """A bzImage is meant to be jumped into, to unpack itself.
@@ -353,7 +401,13 @@ def load_bzimage(memory: GuestMemory, image: bytes, mem: int, name: str,
     return unpack_bzimage(memory, image, pos, mem, name, say)
 
 
-#: L:140 load_kernel: an ELF vmlinux, or else a bzImage
+#: L:140 A kernel comes wrapped one of two ways. A `vmlinux` is an ELF file and
+# easy to load; most distributions ship a `bzImage` instead, a small
+# decompressor with the compressed kernel inside, which takes more work. The
+# first four bytes decide: `\177ELF` means ELF, and anything else is taken for a
+# bzImage. Either way the result is a `Kernel`: the entry point, page_offset,
+# and the physical range the kernel fills, which `lay_out_guest` uses to make
+# sure the initrd and the page tables do not land on it.
 def load_kernel(memory: GuestMemory, image: bytes, mem: int, name: str,
                 say: Say = quiet) -> Kernel:
     """Load a kernel image into Guest memory below ``mem``.
@@ -366,7 +420,13 @@ def load_kernel(memory: GuestMemory, image: bytes, mem: int, name: str,
     return load_bzimage(memory, image, mem, name, say)
 
 
-#: L:180 load_initrd: an initial RAM disk at the top of memory
+#: L:180 An initial RAM disk is a disk image loaded along with the kernel, so
+# that the kernel can boot from it before it has any drivers; distributions use
+# one to load the right modules for the machine. The Launcher puts it at the
+# very top of Guest memory, rounded up to whole pages, and returns the rounded
+# size: the page tables go just below it, and the boot header will tell the
+# kernel where it starts and how long it is. Here too the C Launcher maps the
+# file where we copy it.
 def load_initrd(memory: GuestMemory, path: str | Path, mem: int, say: Say = quiet) -> int:
     """Put the initrd file at the top of Guest memory; return its page-aligned size.
 

@@ -231,7 +231,16 @@ class GuestLayout:
         return self.devices.top // PAGE_SIZE
 
 
-#: L:100 main: laying out the Guest's memory, in order
+#: L:100 Unlike the Host, the Launcher is a user program, and its central trick
+# is about memory. The C Launcher is linked high (at 0xB8000000), leaving
+# everything below free to become the Guest's "physical" memory, so that the
+# Guest's physical address 0x1000, say, is simply the Launcher's address 0x1000.
+# No address the Guest hands over ever needs converting, only checking. The C
+# main() does all its work in one function; lguestsim splits it, and
+# `lay_out_guest` is the middle part, the layout, step by step in the original's
+# order: the descriptor page and the devices, zeroed memory and the kernel, the
+# initrd, the first page tables, the boot header. `start_launcher` (L:222) adds
+# the Host's part, and `main` (L:224) the command line.
 def lay_out_guest(memory: GuestMemory, mem: int, image: bytes, image_name: str,
                   initrd: str | None = None, cmdline: list[str] | None = None,
                   say: Say = quiet, console_out: TextIO | None = None,
@@ -341,6 +350,13 @@ def make_devices(opts: Options, host: Any, say: Say, resources: list[Any],
     return add_devices
 
 
+#: L:222 From options to a Launcher ready to run one Guest: read the image, ask
+# the Host for a process big enough for the Guest's memory and its device
+# pages, lay the Guest out there (`lay_out_guest`), attach the console's input,
+# open /dev/lguest and tell the Host. If anything fails along the way,
+# whatever was already opened (files, network slots, the Guest itself) is
+# closed before the error goes up, so a Launcher that cannot start leaves
+# nothing behind on the Host.
 def start_launcher(opts: Options, host: Any, name: str = PROG,
                    console_out: TextIO | None = None,
                    console_in: int | None = None) -> Launcher:
@@ -407,6 +423,12 @@ def start_launchers(items: list[Any], host: Any = None, host_api: Any = None) ->
     return group
 
 
+#: L:223 `launch` is what the `lguest` command does with its options: make a
+# simulated machine and Host with room for the Guests, start a Launcher for
+# each (with `--guests=N` there are N, each console line labelled with its
+# Guest's number and only the first reading standard input), run them until
+# all have ended, and print each one's reason. The exit status is the first
+# Guest's.
 def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = None,
            console_in: int | None = None) -> int:
     """Lay out the Guest(s), hand them to the Host, and run them; return the exit status.
@@ -444,6 +466,11 @@ def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = Non
     return group[0].status
 
 
+#: L:224 And `main` itself, short because the work is elsewhere: parse the
+# command line, run the processor demonstration if `--demo` asked for it, and
+# otherwise launch. A `LauncherError` becomes one line on standard error and
+# its exit status, and a KeyboardInterrupt the 130 a shell gives an
+# interrupted program, so every end the Launcher foresees is a tidy one.
 def main(argv: list[str] | None = None) -> int:
     """The ``lguest`` command; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -460,6 +487,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
         return 130
 
+
+#: M:999 That is the whole Launcher, from the command line to the last read().
+# There is plenty left to try. The 2.6.25 Launcher can reboot its Guest by
+# closing everything and exec()ing itself afresh: give this one a restart,
+# and think about what the Host must forget. `--sharenet` only joins Launchers
+# in one Python process; make it work between processes, with a real shared
+# file. Replace the Waker's tick with a thread that blocks in select(), and
+# see what LHREQ_BREAK must then do on the Host's side. Or serve block
+# requests asynchronously, and measure whether the Guest notices.
 
 __all__ = ["main", "launch", "lay_out_guest", "parse_args", "Options", "GuestLayout",
            "start_launcher", "start_launchers", "run_many", "exit_status",

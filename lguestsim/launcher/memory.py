@@ -48,6 +48,14 @@ class PlainBacking:
         self.data[addr:addr + len(data)] = data
 
 
+#: L:101 lguestsim keeps the rule that Guest-physical address N is Launcher
+# address N, but it has no mmap() to build the Launcher's memory with. The
+# simulated Host gives each Launcher a `Process` instead, a run of the simulated
+# machine's RAM, and `GuestMemory` reads and writes it by Guest-physical
+# address, in bytes or little-endian words. Every access is checked against the
+# size the Launcher owns, so a kernel that does not fit ends in a clear
+# `LauncherError` instead of scribbling over memory it does not own. Without a
+# Host (tests, notebooks) the same class wraps a plain bytearray.
 class GuestMemory:
     """``size`` bytes of Launcher address space, from address 0.
 

@@ -247,7 +247,12 @@ class TunNet(InputSource):
         pending = getattr(self.frames, "pending", None)
         return bool(pending()) if pending is not None else False
 
-    #: L:210 handle_tun_input: a frame from the tun device into a Guest buffer
+    #: L:219 Network input follows the console's pattern. The buffer comes from
+    # the key of the Guest's own slot (page + 4), one frame is read from the TAP
+    # device or the peer, as much of it as fits is laid into the buffer, and the
+    # interrupt tells the Guest. A frame the Guest has no buffer for stays queued
+    # while the Guest may still bind one, and a device that has gone away closes
+    # the source.
     def serve(self, lguest: DevLguest, devices: DeviceList, dev: Device,
               asleep: bool) -> str:
         got = devices.get_dma_buffer(lguest, dev.mem + peer_offset(NET_PEERNUM))
@@ -273,6 +278,11 @@ class TunNet(InputSource):
         return SERVED
 
 
+#: L:216 A frame the Guest sent to slot 0 is a frame for the Host's network: it
+# goes out through the TAP device (or to the Python peer) as it is, and the byte
+# count becomes used_len. The first one also tells the input side that the
+# Guest's network driver is up, so from then on input it has no buffer for is
+# worth a warning.
 def handle_tun_output(lguest: DevLguest, iov: list[Section], dev: Device) -> int:
     """A frame the Guest sent to slot 0: out through the tun device."""
     tun: TunNet = dev.input if isinstance(dev.input, TunNet) else dev.priv
@@ -280,6 +290,13 @@ def handle_tun_output(lguest: DevLguest, iov: list[Section], dev: Device) -> int
     return tun.frames.write_frame(dev.read_iov(iov))
 
 
+#: L:196 The device behind `--tunnet`, and behind the Python peer: one page, the
+# Guest in slot 1 (NET_PEERNUM), and the randomness flag for its unpredictable
+# timing. NOCSUM is not set, because these frames may reach real networks and
+# need real checksums. The Launcher writes its own address into slot 0 with the
+# promiscuous bit set, so the Guest sends it every frame; those frames are DMA
+# to the page's own address (page + 0), a key only this Launcher serves, so
+# they come back to it from read().
 def _tun_device(devices: DeviceList, frames: FrameDevice, mac: bytes, say: Say) -> Device:
     """The device both --tunnet and the Python peer make."""
     # The Guest is slot NET_PEERNUM; the timing is random enough to feed
@@ -295,6 +312,12 @@ def _tun_device(devices: DeviceList, frames: FrameDevice, mac: bytes, say: Say) 
     return dev
 
 
+#: L:197 lguestsim adds another way to be the far end: a `NetPeer`, a Python
+# object in place of the TAP device. A test or a notebook calls
+# `peer.send(frame)` to give the Guest a frame and `peer.receive()` to collect
+# what the Guest sent, with no privileges and no real network involved. To the
+# rest of the Launcher it looks like a TAP device: a file descriptor for the
+# Waker to watch (a pipe, rung once for each frame) and frames in and out.
 def setup_peer_net(devices: DeviceList, mac: bytes = LAUNCHER_MAC,
                    say: Say = quiet) -> NetPeer:
     """A network device whose other end is a ``NetPeer`` (Python)."""
@@ -304,7 +327,15 @@ def setup_peer_net(devices: DeviceList, mac: bytes = LAUNCHER_MAC,
     return peer
 
 
-#: L:195 setup_tun_net: the Guest's network is the Host's, through a TAP device
+#: L:195 A network device is a page of slots, one 6-byte Ethernet address for
+# each machine on the network; the descriptor's features tell the Guest which
+# slot is its own, and a frame for the machine in slot n is a DMA to the page's
+# address plus 4n. With `--tunnet` the other machine is the Host itself: the
+# Launcher opens a TAP device, which hands frames to the Host's network stack as
+# if a network card had received them, gives it an IP address (or adds it to a
+# bridge) and brings it up. After that it only carries frames between the Guest
+# and the TAP device. All this needs /dev/net/tun and the right to configure
+# interfaces, so a failure here is an error that suggests the alternatives.
 def setup_tun_net(devices: DeviceList, arg: str, say: Say = quiet) -> TapDevice:
     """``--tunnet=IPADDR`` or ``--tunnet=bridge:NAME``: a TAP device, configured."""
     where = f"--tunnet={arg}"
@@ -455,7 +486,13 @@ class NetSlot:
             self.net.write_back()
 
 
-#: L:190 find_slot: the first slot nobody else holds
+#: L:198 The third kind, `--sharenet=FILE`, joins Guests to each other. Every
+# Guest on the network maps the same page, so each sees the others' slots, and
+# since a DMA key names memory rather than an address, a DMA to another Guest's
+# slot goes straight to that Guest through the Host. Each Launcher needs a slot
+# nobody else holds. The C Launcher takes an fcntl lock on one byte per slot,
+# which the kernel drops if the Launcher dies; here the Launchers of one Host
+# share a Python set of taken slots, and each gives its slot back when it ends.
 def find_slot(net: NetFile, filename: str) -> int:
     for slot in range(SLOTS_PER_PAGE):
         if slot not in net.taken:
@@ -464,7 +501,14 @@ def find_slot(net: NetFile, filename: str) -> int:
     raise LauncherError(f"No free slots in network file {filename}", EXIT_NOT_STARTED)
 
 
-#: L:190 setup_net_file: a page shared by every Guest on the network
+#: L:199 Setting up the shared network: open (or create, with one blank page)
+# the file, take a slot, make a device with one page whose features give the
+# slot and NOCSUM (these frames never leave the machine), then put the shared
+# page in place of the zeroed one. The C Launcher maps the file MAP_SHARED over
+# it; the simulated Host has no files, so it keeps one `SharedMemory` page per
+# file, read from the file when first used and written back when a slot is
+# released. No handlers: the traffic is between the Guests and never passes
+# through a Launcher.
 def setup_net_file(devices: DeviceList, filename: str, host: Any,
                    say: Say = quiet) -> NetSlot:
     """``--sharenet=FILE``: a network device whose page is shared through ``filename``."""

@@ -39,7 +39,15 @@ def linear_pages_needed(mem: int, page_offset: int) -> tuple[int, int]:
     return mapped_pages, (mapped_pages + PTES_PER_PAGE - 1) // PTES_PER_PAGE
 
 
-#: L:180 setup_pagetables: a linear mapping of all memory at page_offset
+#: L:182 The Guest starts with paging already on, so before it can build page
+# tables of its own it needs some from the Launcher. These are the simplest
+# possible: a linear map in which physical page i appears at virtual address
+# page_offset + i * 4096, in the i386's two-level format, every entry 0x7
+# (present, writable, user). The page directory takes the page just below the
+# initrd, and the page-table pages sit under it; with the usual page_offset of
+# 0xC0000000 at most 1 GiB fits before the address space ends. The directory's
+# physical address is returned, and goes to the Host as the Guest's first cr3,
+# from which the Host builds its shadow page tables.
 def setup_pagetables(memory: GuestMemory, mem: int, initrd_size: int, page_offset: int,
                      say: Say = quiet) -> int:
     """Build the linear page tables; return the page directory's Guest-physical address.

@@ -49,7 +49,6 @@ def ptr(addr: int) -> str:
     return f"{addr:#x}" if addr else "(nil)"
 
 
-#: L:120 verbose: a flag, and a way of printing only when it is set
 Say = Callable[[str], None]
 
 
@@ -57,6 +56,14 @@ def quiet(message: str) -> None:
     """The ``Say`` to use when nobody asked for ``--verbose``."""
 
 
+#: L:120 `--verbose` makes the Launcher narrate what it lays out: each segment
+# it loads, where the initrd and the page tables went, each device it makes. The
+# C Launcher keeps a global flag and a macro of the same name that prints only
+# when the flag is set. lguestsim has no such global: `make_say()` turns the
+# flag into a function once, either one that prints to standard output or
+# `quiet`, which does nothing, and that function is handed to every step as its
+# `say` argument. So several Launchers in one process can differ, one verbose
+# and another not.
 def make_say(verbose: bool) -> Say:
     """A ``Say`` that prints each line on standard output when ``verbose``."""
     if not verbose:

@@ -72,7 +72,13 @@ IDLE = "idle"          # read() said EAGAIN and the Guest did nothing: it sleeps
 DEAD = "dead"          # the Guest (or its Launcher) is finished
 
 
-#: L:180 tell_kernel: the four numbers the Host needs
+#: L:185 The layout is done; now the Host must hear of it. One write of
+# LHREQ_INITIALIZE to /dev/lguest carries four numbers: the page frame limit
+# (the Guest may touch nothing above its last device page), the physical
+# address of the page directory, the virtual entry point, and page_offset. On
+# the Host's side this is initialize() in lguest_user (L:020), which makes the
+# Guest's struct lguest from them. `lguest` is the simulated Host's file object,
+# and a refusal comes back as an OSError, as a failed write() would.
 def tell_kernel(lguest: DevLguest, pfnlimit: int, pgdir: int, start: int, page_offset: int,
                 say: Say = quiet) -> None:
     """Write LHREQ_INITIALIZE {pfnlimit, pgdir, start, page_offset}.
@@ -166,7 +172,15 @@ class Launcher:
             self.finish(err.status, str(err), err)
             return DEAD
 
-    #: L:220 run_guest: one pass of the loop -- read, then serve what it asked
+    #: L:220 The heart of the Launcher: a read() of /dev/lguest runs the Guest,
+    # and the way it comes back says what to do. Eight bytes, {dma, key}, are
+    # output for a device to serve. ENOENT means the Guest is dead, and one
+    # more read gives the reason. EAGAIN means the Guest was stopped for us: the
+    # Waker broke it out, or (on lguestsim's Host, where Guests share one CPU)
+    # its time slice ended, or it sleeps; the Launcher serves any input and
+    # then writes LHREQ_BREAK {0}. Anything else is a bug. The C Launcher loops
+    # here for ever; lguestsim makes one pass a `turn`, so that several
+    # Launchers in one Python thread can take turns (`run_many`).
     def _turn(self) -> str:
         waker = self.waker
         waker.look()          # input already waiting: break out at once
@@ -246,7 +260,13 @@ class Launcher:
             close()
 
 
-#: L:220 several Launchers taking turns on one Host
+#: L:221 On a real Host each Launcher is a process, and Linux shares the CPU
+# among them. lguestsim's Launchers live in one Python thread, so `run_many`
+# gives each a turn in a fixed order, round after round, which makes every run
+# repeatable. When a whole round passes in which no Guest did anything, they
+# all sleep with no timer set: the Launchers serve what input there is, then
+# wait in select() on all their input, the real Waker's job. If no input is
+# left that could ever wake them, each ends with EXIT_ASLEEP rather than hang.
 def run_many(launchers: Iterable[Any], host: Any = None, *, wait: float | None = None,
              until: Callable[[], bool] | None = None,
              max_rounds: int | None = None) -> list[Launcher]:

@@ -46,7 +46,6 @@ WAKER_PERIOD = 200_000
 NO_TIMER = 1 << 62      # Machine.next_deadline() when no timer is pending
 
 
-#: L:200 the Waker: watch the input, and break the Guest out when there is some
 class Waker:
     """Watches ``devices``' input for the Guest behind ``lguest``.
 
@@ -78,6 +77,11 @@ class Waker:
         return self.devices.input_fds()
 
     # -- LHREQ_BREAK
+    #: L:202 The break is the same request the real Waker writes: LHREQ_BREAK
+    # with the argument 1. On the Host's side it sets a flag that the run loop
+    # checks each time round, before it would enter the Guest again, so read()
+    # returns EAGAIN. If the write fails the Guest is already dead, and the next
+    # read() will say why.
     def break_guest(self) -> None:
         """LHREQ_BREAK {1}: the Host stops the Guest and read() returns EAGAIN."""
         if self.broken:
@@ -89,6 +93,11 @@ class Waker:
         self.broken = True
         self.breaks += 1
 
+    #: L:203 Once the input is served the Launcher writes LHREQ_BREAK {0}. For
+    # the real Waker that is what releases it: its own BREAK {1} write waits in
+    # the Host until the break is cleared. Here nothing waits, so the write just
+    # clears the flag and lets the next read() run the Guest again. A Guest that
+    # died in the meantime is no error at this point: the next read() reports it.
     def release(self) -> None:
         """LHREQ_BREAK {0}: the input is served; the Guest may run again."""
         self.broken = False
@@ -106,6 +115,10 @@ class Waker:
             self.break_guest()
 
     # -- the tick
+    #: L:201 The tick is armed before every read(), and only if some device
+    # still has input to watch: a Guest with nothing to listen to never pays for
+    # a Waker. It notes the instruction count, so that the tick can tell whether
+    # the Guest ran in between.
     def arm(self) -> None:
         """Make sure a tick is due, if there is input to watch (before each read())."""
         if self.machine is None or self.timer is not None or not self.fds():
@@ -119,6 +132,16 @@ class Waker:
             self.machine.cancel_timer(self.timer)
         self.timer = None
 
+    #: L:200 The Waker. While the Guest runs, the Launcher is stuck inside
+    # read(), yet someone has to notice when the user types. The C Launcher
+    # forks a second process that sits in select() on every input descriptor
+    # and, when one is readable, writes LHREQ_BREAK {1} to /dev/lguest: the Host
+    # stops the Guest, and the Launcher's read() fails with EAGAIN. lguestsim has
+    # a single thread, so its Waker is a timer on the simulated machine instead:
+    # every `period` cycles the tick takes a zero-timeout look at the input and
+    # breaks the Guest out if something is there. It re-arms itself only while
+    # that can matter (the CPU is busy, or another timer is due), so a Guest
+    # asleep with no timer lets the Launcher truly wait for input.
     def _tick(self) -> None:
         """Called by the machine's timer, inside the Host's run loop."""
         self.timer = None
