@@ -57,7 +57,18 @@ from .lg import (
 )
 from .page_tables import PageTables
 
-# Where the Host keeps its own things in machine RAM (host-physical = host-virtual).
+#: P:400 core.py is the centre of the Host: `Host` is what loading lguest's
+# module sets up, `run_guest()` is the loop every read() of `/dev/lguest` spins
+# in, and `enter_guest()` is the doorway into the Switcher.  It begins with a
+# map.  The Host keeps its own tables at fixed low addresses of machine RAM,
+# which it maps one-to-one (host-virtual = host-physical); the Switcher's code
+# pages sit at 0x10000 with this CPU's pair of pages (`struct lguest_pages`: a
+# registers page and a read-only state page) after them.  Frames for shadow
+# page tables and regs pages come from 1 MiB up to 16 MiB, and Launchers get
+# the memory above.  The constants after these give the other view: in every
+# address space, Host and Guest alike, the Switcher's pages appear at
+# SWITCHER_ADDR, 0xFFC00000.  The simulated machine has one CPU, so there is
+# just one pair of pages.
 HOST_GDT, HOST_IDT, HOST_TSS = 0x1000, 0x2000, 0x3000
 HOST_IRQ_HANDLER = 0x4000          # the Host's interrupt handler: a lone iret
 HOST_RETURN = 0x5000               # where the far call returns: Python, not x86
@@ -84,6 +95,12 @@ MSR_SYSENTER_CS = 0x174
 CR0_TS = 8
 
 
+#: L:085 With --sharenet, two Launchers map the same file and their Guests
+# talk through it.  `SharedMemory` is that file: a run of machine pages that
+# belongs to no single Launcher.  Each Launcher maps it into its own `Process`
+# wherever it likes, with `map_shared()`; the Host then sees the same pages at
+# two different Guest-physical addresses, which is exactly why DMA keys are
+# compared by the memory they name and not by address (io.py).
 class SharedMemory:
     """Memory two Launchers map, as two processes mmap one file (--sharenet)."""
 
@@ -91,6 +108,14 @@ class SharedMemory:
         self.base, self.size = base, size
 
 
+#: L:080 To the Host, a Guest's memory is simply its Launcher's memory: the
+# Launcher allocates the Guest's RAM at the bottom of its own address space, so
+# a Guest-physical address is also a Launcher address.  `Process` is that
+# address space: a run of machine RAM starting at `base`, read and written
+# with Launcher addresses.  Every copy the Host makes to or from a Guest (after
+# `lguest_address_ok()`) goes through `read()` and `write()` here, and the
+# shadow page tables ask `phys()` which machine page lies behind a Guest page.
+# Pages mapped from a `SharedMemory` are the only ones not at `base + addr`.
 class Process:
     """A Launcher's address space: a run of machine RAM, plus shared mappings.
 
@@ -171,6 +196,15 @@ class Process:
 class Host:
     """lg.ko loaded into a simulated Linux Host on ``machine``."""
 
+    #: H:000 This is where the Host begins, the equivalent of lguest's module
+    # init for `lg.ko`.  A real Host is a running Linux kernel; lguestsim has to
+    # build one on the bare simulated machine (which needs at least 16 MiB) in
+    # `_init_host_world()` before it can do what lguest's init did: put the
+    # Switcher high in virtual memory, prepare the page-table, interrupt,
+    # hypercall and I/O machinery, and stand ready for Launchers to open
+    # `/dev/lguest`.  `direct_traps` lets a reader turn off the trap shortcut
+    # of interrupts_and_traps.py and compare, and `seed` makes the one random
+    # choice (which shadow page directory to evict) repeatable.
     def __init__(self, machine, *, direct_traps: bool = True, seed: int = 0) -> None:
         if machine.mem.size < HOST_AREA:
             raise ValueError(f"the machine needs at least {HOST_AREA >> 20} MiB for the Host")
@@ -199,6 +233,15 @@ class Host:
         self._map_switcher()
 
     # -- the Host's own world
+    #: H:005 Everything a Linux Host would already have when lguest loads:
+    # a GDT with the kernel's flat segments and the two LGUEST ones, an IDT
+    # whose every vector leads to a lone `iret` (the Host's "handler": by then
+    # the Python Host has done the real work), a TSS with the Host's kernel
+    # stack, and page tables mapping all RAM one-to-one with 4 MiB pages plus
+    # the Switcher's last 4 MiB.  The CPU is then put in that world, in ring 0.
+    # Note that cr4 has PSE but not PGE: lguest's init turned global pages off,
+    # because a global Host mapping would survive the Switcher's change of cr3
+    # and show up inside the Guest.
     def _init_host_world(self) -> None:
         mem, cpu = self.mem, self.cpu
         gdt = bytearray(GDT_ENTRIES * 8)
@@ -238,7 +281,20 @@ class Host:
         cpu.eflags = 0x2
         cpu.msr[MSR_SYSENTER_CS] = KERNEL_CS
 
-    #: H:010 map_switcher
+    #: H:010 The Switcher has to be at one and the same virtual address in the
+    # Host and in every Guest, because it is running at the very moment the
+    # address space changes under it.  We copy its code into its pages and build
+    # two page tables for the top 4 MiB (0xFFC00000): the Host's, where all of it
+    # is writable, and the one every shadow page directory will share, where
+    # the code and the read-only state are read-only and the registers slot is
+    # left for `map_switcher_in_guest()` to fill with the running Guest's regs
+    # page.  Then we fill in the read-only state page as far as it is the same
+    # for every Guest: the Host's and Guest's descriptor-table pointers; a TSS
+    # whose ring-0 stack is the end of the regs page, so a trap saves the
+    # Guest's registers right where the Host reads them; the LGUEST segments;
+    # and an IDT sending every vector to its Switcher stub.  The Switcher is
+    # assembled to run at 0xFFC00000, so unlike lguest's, its stubs need no
+    # relocation.
     def _map_switcher(self) -> None:
         """Copy the Switcher into its pages and map them at 0xFFC00000."""
         mem = self.mem
@@ -282,6 +338,11 @@ class Host:
         self.mem.write(PERCPU_RO, bytes(ro))
 
     # -- host memory
+    #: H:015 The Host's page allocator, standing in for the kernel's
+    # `get_zeroed_page()`: a list of free frames between 1 MiB and 16 MiB,
+    # handed out zeroed.  Shadow page tables and regs pages come from here.
+    # When it runs dry the caller gets `None` and must cope (initialize fails
+    # with ENOMEM).
     def alloc_page(self) -> int | None:
         if not self.free_frames:
             return None
@@ -292,6 +353,10 @@ class Host:
     def free_page(self, page: int) -> None:
         self.free_frames.append(page)
 
+    #: L:090 A real Launcher gets its memory from the Host kernel with mmap;
+    # here the Host carves each new `Process` out of machine RAM above its own
+    # 16 MiB, one after another, zeroed.  Nothing is ever given back: a session
+    # makes its Launchers once, at the start.
     def new_process(self, size: int) -> Process:
         """Memory for a Launcher (and so for its Guest), above the Host's area."""
         size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -302,6 +367,8 @@ class Host:
         self.mem.fill(base, size)
         return Process(self.mem, base, size)
 
+    #: L:091 Shared memory comes from the same place as Launchers' memory, but
+    # belongs to no `Process` until one maps it.
     def new_shared_memory(self, size: int) -> SharedMemory:
         """Memory that several Launchers can map (the shared network page)."""
         size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
@@ -317,15 +384,24 @@ class Host:
         return LguestFile(self, process)
 
     # -- several Guests on one CPU
-    # The real Host is a Linux kernel: each Launcher is a task, and its timer
-    # interrupt lets the scheduler run another.  Here the Launchers share one
-    # Python thread, so run_guest hands the CPU back with EAGAIN when this
-    # Guest's time slice is over or it halts while another Guest could run;
-    # the Launchers' round-robin (launcher/run.py) then reads another Guest.
+    #: H:700 In a real Host each Launcher is a task and Linux's scheduler shares
+    # the CPUs between them, preempting a Guest on the timer interrupt.  Here
+    # all Launchers share one Python thread, so the Host cannot switch tasks.
+    # Instead `run_guest` gives the CPU back, failing read() with EAGAIN, when
+    # this Guest's time slice is used up or it halts while another Guest could
+    # run, and the Launchers' round-robin (launcher/run.py) reads the next one.
+    # Another Guest "could run" if it is alive and either awake or has an
+    # interrupt waiting to wake it.
     def others_runnable(self, lg: Lguest) -> bool:
         return any(o is not lg and o.dead is None and (not o.halted or o.irqs_pending)
                    for o in self.lguests)
 
+    #: H:701 A Guest in a loop never traps, so nothing would bring the CPU back
+    # to the Host to check its time slice.  With more than one Guest, the Host
+    # keeps a timer one slice ahead.  The timer's function does nothing but
+    # note that it fired: what matters is that its deadline stops the CPU, and
+    # the Host timer interrupt (`host_timer_due()`) takes the CPU from the
+    # Guest, back into `run_guest`'s loop.
     def start_scheduler_tick(self) -> None:
         """With several Guests, the Host's timer ticks so none can keep the CPU."""
         if len(self.lguests) > 1 and not self.tick_pending:
@@ -336,6 +412,9 @@ class Host:
 
             self.machine.add_timer(self.cpu.cycles + self.time_slice, tick)
 
+    #: H:702 `send_dma()` calls this between its two tries at a full receiver.
+    # It is deliberately empty, and the docstring says why (and M:007 suggests
+    # what to do about it).
     def let_run(self, lg: Lguest) -> None:
         """Give another Guest a chance to run before a retry (send_dma's restock).
 
@@ -344,10 +423,27 @@ class Host:
         receiver cannot run in between: the retry comes at once, as it would
         on a uniprocessor Host."""
 
+    #: H:791 The Host's Python runs in no simulated time at all, so each piece
+    # of Host work adds its price from cost.py to the CPU's cycle counter.  The
+    # Guest's and Switcher's instructions are counted by the CPU as they run;
+    # together the two give the costs that the book's views and the benchmarks
+    # show.
     def charge(self, kind: str) -> None:
         self.cpu.cycles += cost.cost(kind)
 
     # -- creating a Guest (called by /dev/lguest's INITIALIZE)
+    #: L:030 This is the Host side of initialize, and a first look deeper into
+    # the Host.  It takes a whole zeroed page for the Guest's registers (the
+    # Switcher maps it into the Guest, and only whole pages can be mapped), with
+    # `struct lguest_regs` at its end, and builds the first shadow page
+    # directory from the Launcher's `pgdir`.  Then the registers lguest's
+    # `setup_regs()` set: the data, extra and stack segments are the kernel's
+    # data segment and `cs` the kernel's code segment, all with privilege level
+    # 1 (GUEST_PL) in their low bits, since the Guest kernel runs in ring 1.
+    # `eflags` is 0x202: bit 1, which is always set, and interrupts enabled
+    # (IF).  `eip` is the entry point, and %esi stays 0: that is where the boot
+    # information lies, at Guest-physical 0.  Finally the GDT entries a booting
+    # Guest expects, and the Guest joins the Host's list.
     def new_guest(self, process: Process, pfn_limit: int, pgdir: int, start: int,
                   page_offset: int) -> Lguest:
         regs_page = self.alloc_page()
@@ -370,6 +466,12 @@ class Host:
         self.lguests.append(lg)
         return lg
 
+    #: L:070 The other end of a Guest's life, called by close(): stop its clock,
+    # unbind all its DMA arrays so no other Guest sends into a dead one, free
+    # its shadow page tables and its regs page, and forget it, in `last_guest`
+    # too.  In C that matters because a new Guest could be given the freed
+    # structure's address and be mistaken for this one, skipping the full copy
+    # of its state; in Python it lets the dead Guest be garbage-collected.
     def destroy_guest(self, lg: Lguest) -> None:
         if lg.clock_timer is not None:
             self.machine.cancel_timer(lg.clock_timer)
@@ -383,6 +485,15 @@ class Host:
             self.last_guest = None
 
     # -- running a Guest
+    #: S:010 Now we come close to the Switcher.  This CPU's two pages at the top
+    # of memory, visible to the Guest while it runs, must hold that Guest's
+    # state: we copy it in just before each entry.  The cheap parts are copied
+    # every time: the Host's cr3 for the way back, the Guest's regs page in the
+    # Switcher mapping, and the ring-1 stack (`esp1`, `ss1`) that traps going
+    # straight to the Guest will use.  The IDT and GDT are big, so they are only
+    # copied when the `changed` flags (set by interrupts_and_traps.py and
+    # segments.py) say so, or when another Guest used this CPU since this one
+    # ran, which makes everything count as changed.
     def copy_in_guest_info(self, lg: Lguest) -> None:
         """Put this Guest's state where the Switcher and the CPU will look for it."""
         mem = self.mem
@@ -417,13 +528,30 @@ class Host:
     def _write_percpu_gdt(self, gdt: list) -> None:
         self.mem.write(PERCPU_RO + RO_GUEST_GDT, b"".join(struct.pack("<II", a, b) for a, b in gdt))
 
-    #: S:010 run_guest_once
+    #: S:011 A single trip into the Guest and back.  In lguest this is one
+    # C function around one `lcall`; here it is three steps, because the trip
+    # itself is simulated: set the CPU up at the Switcher's entry, let the CPU
+    # execute (the Switcher, then the Guest, then the Switcher again) until it
+    # comes back to the Host, and tidy up.  `run_guest` does the middle step
+    # itself so that a stepping session can run the trip one instruction at a
+    # time.
     def run_guest_once(self, lg: Lguest) -> None:
         """One trip into the Guest and back, every instruction of it on the CPU."""
         self.enter_guest(lg)
         self.run_cpu_until_exit(lg)
         self.leave_guest(lg)
 
+    #: S:012 lguest enters the Switcher with `pushf; lcall *lguest_entry`: the
+    # far call loads LGUEST_CS and pushes the Host's code segment and a return
+    # address, so with eflags below them the Host's stack looks exactly like an
+    # interrupt frame, which the Switcher's `iret` will unwind on the way back.
+    # We build that frame on the Host stack by hand, with HOST_RETURN as the
+    # return address: nothing lives there, and the CPU stops when it gets there.
+    # %eax points at this CPU's `lguest_pages` and %ebx holds the shadow page
+    # directory, as the Switcher expects.  Before that: the trap number is set
+    # to an impossible 256, so a fault on the way in is noticed; the Guest's
+    # FPU and virtual TS bit go in; and SYSENTER is disabled, since it would
+    # jump straight to ring 0.
     def enter_guest(self, lg: Lguest) -> None:
         """lguest's ``pushf; lcall *lguest_entry``: the CPU is left at switch_to_guest."""
         cpu, mem = self.cpu, self.mem
@@ -451,6 +579,11 @@ class Host:
         """Is the CPU between enter_guest() and its return to the Host?"""
         return self.cpu.exit_eip == HOST_RETURN and self.cpu.eip != HOST_RETURN
 
+    #: S:014 The Host's timer interrupt is how time keeps working while a Guest
+    # runs: the machine's timers (the Guest's clock, the scheduler tick, the
+    # Waker) fire, and vector 0x20 is raised on the CPU.  If the Guest is
+    # running, the IDT sends it to the Switcher's stub, which goes back to the
+    # Host (`deliver_to_host`), and `run_guest` finds a trap number of 32.
     def host_timer_due(self) -> None:
         """The clock passed a deadline: fire the timers and interrupt the CPU.
 
@@ -462,6 +595,12 @@ class Host:
         while cpu.cycles >= machine.next_deadline() and machine.fire_timers():
             pass
 
+    #: S:013 The trip itself: the CPU runs instruction by instruction until
+    # it reaches HOST_RETURN, the return address `enter_guest()` pushed.  The
+    # run is cut short at each timer deadline so that timers fire on time; the
+    # Host timer interrupt then pulls the Guest out, and we carry on running
+    # until the Switcher is back.  A CPU that halts or shuts down on the way
+    # is the only other way out.
     def run_cpu_until_exit(self, lg: Lguest) -> None:
         cpu, machine = self.cpu, self.machine
         while True:
@@ -474,6 +613,11 @@ class Host:
             self.cpu_stopped(lg, why)
             return
 
+    #: S:015 A correct Switcher never halts or triple-faults the CPU, and a
+    # Guest cannot (it runs in ring 1, so `hlt` traps).  If it happens anyway,
+    # say in an exercise that broke the Switcher, the simulation must not hang:
+    # the Guest is killed with the address where it happened, the Host's own
+    # tables and CPU state are rebuilt from scratch, and the trip "returns".
     def cpu_stopped(self, lg: Lguest, why: str) -> None:
         """A halted or shut-down CPU in the middle of a world switch is a Host bug:
         report it as the Guest's death rather than hang."""
@@ -481,6 +625,12 @@ class Host:
         self._recover_host_world()
         self.cpu.eip = HOST_RETURN
 
+    #: S:016 Back from the Switcher: undo what `enter_guest()` changed for
+    # the Guest.  A Host timer interrupt still pending has done its job (the
+    # timers fired when it was raised), the TS bit is cleared, and the Host's
+    # SYSENTER segment is restored.  lguest does this with interrupts off, and
+    # must read cr2 before turning them on, in case another fault changes it;
+    # the Python Host takes no interrupts, so `guest_steps()` reads it next.
     def leave_guest(self, lg: Lguest) -> None:
         cpu = self.cpu
         cpu.exit_eip = None
@@ -499,7 +649,12 @@ class Host:
         cpu.halted = False
         self._init_host_world()
 
-    #: H:030 run_guest
+    #: H:030 Here is the Host's main loop, entered each time the Launcher reads
+    # `/dev/lguest`.  It runs the Guest again and again until something
+    # interesting happens for the Launcher: DMA for it (read() returns 8
+    # bytes), a break or another Guest's turn (EAGAIN), or death (ENOENT).  The
+    # loop lives in `guest_steps()`, a generator that stops at each trip into
+    # the Guest; `run_guest()` drives it, running every trip at full speed.
     def run_guest(self, lg: Lguest) -> bytes:
         """Run the Guest until something the Launcher must see; raises OSError like read()."""
         steps = self.guest_steps(lg)
@@ -510,6 +665,19 @@ class Host:
         except StopIteration as done:
             return done.value
 
+    #: H:031 The loop itself.  Each trip round it: fire any due timers, run the
+    # Guest's hypercalls, return to the Launcher if a DMA is waiting for it or
+    # the Waker asked, and set up a pending interrupt.  A halted Guest waits
+    # for a timer, or yields the CPU if another Guest could run, as does one
+    # whose time slice is over.  Then into the Guest,
+    # and on return the trap number says why.  A general protection fault with
+    # error code 0 may be an `in` or `out` to emulate; a page fault is usually
+    # one the shadow page tables must fill (`demand_page()`), and only
+    # otherwise goes to the Guest with cr2 written into `lguest_data`; a
+    # device-not-available fault is the Guest's only if it set TS; real
+    # interrupts and hypercalls just go round again.  Anything else is
+    # reflected into the Guest's own handler, and a Guest with no handler for
+    # it is killed.
     def guest_steps(self, lg: Lguest):
         """run_guest's loop, pausing (yield) each time the CPU must run the Guest.
 
@@ -572,7 +740,17 @@ class Host:
         self.trace.emit("kill", guest=lg.guestid, reason=lg.dead)
         raise OSError(errno.ENOENT, "the Guest is dead")
 
-    #: H:050 emulate_insn
+    #: H:130 The Guest is paravirtualized, but not completely: Linux's boot
+    # code still pokes at I/O ports to look for a PC's usual chips.  In ring 1
+    # with IOPL 0, `in` and `out` cause a general protection fault, so they come
+    # here.  We read the instruction at the Guest's eip (kernel addresses only,
+    # turned physical by subtracting `page_offset`, as lguest's `guest_pa()`
+    # does), allow one 0x66 operand-size prefix, and recognise the four opcode
+    # pairs: port in the next byte (two bytes long) or in %dx (one byte).  An
+    # `out` is ignored; an `in` reads all ones, what an empty bus returns.  Then
+    # eip skips the instruction.  lguest's own version set more bits than the
+    # instruction reads (all of %ax for a byte, all of %eax for a prefixed
+    # word); this one sets exactly %al, %ax or %eax.
     def emulate_insn(self, lg: Lguest) -> bool:
         """A Guest's in or out trapped (ring 1, IOPL 0): pretend no device answered."""
         regs = lg.regs

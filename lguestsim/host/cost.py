@@ -9,6 +9,13 @@ shadow fill).  Every trap or hypercall figure the views show includes them.
 
 from __future__ import annotations
 
+#: H:790 What the Host's work costs.  Every instruction of the Guest and the
+# Switcher is counted as the CPU executes it, but the Host runs as Python,
+# outside simulated time.  So each kind of Host work has a price here, in
+# cycles, roughly what a Linux Host of 2007 would spend on it, and
+# `Host.charge()` adds it to the clock.  They are estimates, not measurements:
+# change one and watch how the costs in the views move, say of a page fault
+# against a hypercall.
 COSTS = {
     "run_guest_loop": 60,      # one trip round run_guest: checks, interrupts, timers
     "copy_in_guest_info": 40,  # mapping the Switcher, esp1/ss1 into the TSS
