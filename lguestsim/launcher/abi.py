@@ -45,12 +45,12 @@ LGUEST_DEVICE_S_FAILED = 128
 #: L:110 The Launcher and the Guest's drivers must agree on every byte they
 # share, so the real Launcher includes the kernel's own header, and borrows the
 # kernel's short type names (u8, u16, u32, u64) so that the header compiles in
-# user space. Python's integers have no width at all; a `struct` format says
-# the same thing with one letter per field: `B`, `H`, `I` and `Q` for 1, 2, 4 and 8 bytes, and
-# `<` for the i386's little-endian order. The device descriptor shows the idea:
-# struct lguest_device_desc is four u16 fields (type, features, status,
-# num_pages) and a u32 page frame number, 12 bytes that the Guest's bus driver
-# reads from the page just above its memory.
+# user space. Python's integers have no width at all; a `struct` format says the
+# same thing with one letter per field: `B`, `H`, `I` and `Q` for 1, 2, 4 and 8
+# bytes, and `<` for the i386's little-endian order. The device descriptor shows
+# the idea: struct lguest_device_desc is four u16 fields (type, features,
+# status, num_pages) and a u32 page frame number, 12 bytes that the Guest's bus
+# driver reads from the page just above its memory.
 DEVICE_DESC = struct.Struct("<HHHHI")
 assert DEVICE_DESC.size == 12
 

@@ -487,12 +487,14 @@ class NetSlot:
 
 
 #: L:198 The third kind, `--sharenet=FILE`, joins Guests to each other. Every
-# Guest on the network maps the same page, so each sees the others' slots, and
-# since a DMA key names memory rather than an address, a DMA to another Guest's
-# slot goes straight to that Guest through the Host. Each Launcher needs a slot
-# nobody else holds. The C Launcher takes an fcntl lock on one byte per slot,
-# which the kernel drops if the Launcher dies; here the Launchers of one Host
-# share a Python set of taken slots, and each gives its slot back when it ends.
+# Guest on the network maps the same page, so each sees the others' slots; and
+# since the Host tells DMA keys apart by the memory behind them, not by their
+# addresses, a slot's key means the same in every Guest, and a DMA to another
+# Guest's slot goes straight to that Guest through the Host. Each Launcher needs
+# a slot nobody else holds. The C Launcher takes an fcntl lock on one byte per
+# slot, which the kernel drops if the Launcher dies; here the Launchers of one
+# Host share a Python set of taken slots, and each gives its slot back when it
+# ends.
 def find_slot(net: NetFile, filename: str) -> int:
     for slot in range(SLOTS_PER_PAGE):
         if slot not in net.taken:

@@ -181,8 +181,8 @@ handle_nmi:
  * Guest's real IDT.  Each gives the frame the same shape whatever the vector: it
  * pushes a zero error code unless the processor pushed one already (vectors 8,
  * 10 to 14 and 17), then its own vector number, which lands in trapnum, and jumps
- * to that vector's exit: return_to_host for 0 to 31 and 128, the NMI path for 2,
- * deliver_to_host for all the rest.  lguest copies its Switcher and has to adjust
+ * to that vector's exit: the NMI path for 2, return_to_host for the rest of 0
+ * to 31 and for 128, deliver_to_host for all the others.  lguest copies its Switcher and has to adjust
  * these addresses for the move; lguestsim links it at 0xFFC00000, so the Host
  * uses the addresses in switcher.json as they are.
  */
