@@ -368,7 +368,9 @@ class Host:
         return Process(self.mem, base, size)
 
     #: L:091 Shared memory comes from the same place as Launchers' memory, but
-    # belongs to no `Process` until one maps it.
+    # belongs to no `Process` until one maps it.  The network setup in
+    # launcher/net.py asks for one page of it and maps that page into every
+    # Launcher joining the `--sharenet` network.
     def new_shared_memory(self, size: int) -> SharedMemory:
         """Memory that several Launchers can map (the shared network page)."""
         size = (size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
