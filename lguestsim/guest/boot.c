@@ -10,23 +10,41 @@
  * hypercall, and lguest_init() puts them all in the "pv" table of ops the
  * rest of the kernel calls.
  */
+
+/*: P:010 lguest is about the smallest hypervisor that can run a real
+ * operating system beside Linux.  It has three parts: the Host, a kernel
+ * module that owns the processor while a Guest runs; the Launcher, an
+ * ordinary program that opens /dev/lguest, lays out the Guest's memory and
+ * devices, and then asks the Host to run it; and the Guest itself.  Not any
+ * kernel can be that Guest: it has to know it is one, and ask the Host (by
+ * hypercall, or through a page the two share) for everything a kernel
+ * usually does with privileged instructions.
+ *
+ * lguestsim keeps the three parts and their contracts, but the Host and the
+ * Launcher are Python, and the "hardware" is an i386 interpreted one
+ * instruction at a time.  The Guest is real machine code: this small kernel,
+ * written in C and assembly and built with gcc.  This file plays the part of
+ * Linux's lguest.c, the collection of Guest versions of the privileged
+ * operations. */
+
 #include "guest.h"
 
-/*: G:010 Welcome to the Guest!
+/*: G:010 The Guest chapter starts here, with the page the Guest and the
+ * Host share.
  *
- * The Guest is a kernel like any other, with one difference: it is not in
- * charge.  The Host runs it in ring 1, where the privileged instructions
- * (cli, sti, lgdt, lidt, mov to %cr3, hlt ...) fault instead of working.  A
- * Guest could let them fault and have the Host emulate each one, but that is
- * slow and complicated.  lguest's Guest is "paravirtualized" instead: it
- * knows what it is and asks the Host directly.
+ * A Guest is an ordinary kernel in one respect only: it is not in charge.
+ * The Host runs it in ring 1, where cli, sti, lgdt, lidt, hlt and writes to
+ * %cr3 fault instead of working.  Letting every one of them fault and having
+ * the Host emulate it would be slow and hard to get right, so an lguest Guest
+ * is "paravirtualized": it knows what it is and asks for what it needs.
  *
- * The Host and the Guest share one structure in Guest memory.  Here is ours,
- * with the fields the Guest must fill in before LHCALL_LGUEST_INIT: every
- * slot of the hypercall ring is free (0xFF), the timer interrupt is blocked
- * until we are ready for it, and the Host is told the range of addresses
- * where it must never interrupt us (the iret sequence in entry.S).  It gets a
- * page of its own, so it is easy to find when you look at memory. */
+ * Much of the asking is done through this structure, which lives in our
+ * memory and which the Host reads and writes directly.  Some fields must be
+ * right before the Host sees it at all: every slot of the hypercall ring
+ * marked free (0xFF), the timer interrupt blocked until we can take it, and
+ * the address range of our iret sequence (entry.S), where the Host must
+ * never interrupt us.  It gets a page to itself, which makes it easy to
+ * spot in a dump of Guest memory. */
 struct lguest_data lguest_data __attribute__((aligned(PAGE_SIZE))) = {
 	.hcall_status = { [0 ... LHCALL_RING_SIZE - 1] = 0xFF },
 	.blocked_interrupts = 1 << 0,
@@ -40,17 +58,21 @@ struct pv_ops pv;
 u8 boot_params[BOOT_PARAM_SIZE];
 char boot_command_line[COMMAND_LINE_SIZE];
 
-/*: G:033 Interrupts.  A native kernel disables interrupts with "cli" and
- * enables them with "sti"; it reads the state with "pushf".  In ring 1 those
- * either trap or silently do nothing, so the Guest keeps its interrupt flag
- * in lguest_data.irq_enabled instead, and the Host looks there before it
- * delivers an interrupt.  Turning interrupts off is one store: no hypercall,
- * no trap.
+/*: G:033 The first ops: the interrupt flag.  On bare metal a kernel turns
+ * interrupts off with `cli`, on with `sti`, and reads the state with
+ * `pushf`.  In ring 1 those instructions either fault or quietly do nothing,
+ * so the Guest keeps its interrupt flag in memory, in
+ * `lguest_data.irq_enabled`, and the Host checks that word before it
+ * delivers an interrupt.  Disabling interrupts thus costs one store, with no
+ * trip to the Host at all.
  *
- * The value stored is what eflags would hold: X86_EFLAGS_IF (0x200) for
- * "on", 0 for "off".  That way save_fl() and restore_fl() can pass it around
- * like a real flags word, and the iret code can copy it straight out of an
- * eflags value. */
+ * The word holds what eflags would: `X86_EFLAGS_IF` (0x200) when interrupts
+ * are on, 0 when they are off.  So `save_fl()` and `restore_fl()` hand it
+ * around like a real flags value, and the iret code in entry.S can copy the
+ * bit straight out of a saved eflags.  The `barrier()`s keep the compiler
+ * from moving memory accesses across the switch.  `lguest_restore_fl()`,
+ * `lguest_irq_disable()` and `lguest_irq_enable()` below are the same store
+ * with other values. */
 static u32 lguest_save_fl(void)
 {
 	barrier();
@@ -78,24 +100,36 @@ static void lguest_irq_enable(void)
 	barrier();
 }
 
-/*: M:003 Note that enabling interrupts does not check whether one is
- * already waiting.  If the timer fired while we had interrupts off, the Host
- * holds it until the next time it runs us, which is at our next trap or
- * hypercall.  For this kernel that is soon enough; a busier one would want
- * the Host to tell it, for example with a flag in lguest_data. */
+/*: M:003 An exercise in latency.  `lguest_irq_enable()` is a bare store: if
+ * an interrupt became due while interrupts were off, the Host has held it
+ * back, and it stays held until the Host next gets control (our next trap
+ * or hypercall, or the next timer deadline of the simulated machine).  With
+ * this kernel's few interrupts nobody notices, but you can measure it: in
+ * the trace, compare when the Host raised the timer interrupt with when it
+ * was delivered.  Then close the gap.  One way is a new word in
+ * `lguest_data` that the Host sets when it holds an interrupt back (in
+ * `maybe_do_interrupt()`, lguestsim/host/interrupts_and_traps.py), which
+ * `lguest_irq_enable()` checks and answers with the do-nothing
+ * LHCALL_FLUSH_ASYNC hypercall, so the Host gets a chance to deliver. */
 
-/* Halting: a native kernel runs "sti; hlt".  We ask the Host to stop running
- * us until an interrupt arrives.  The Host delivers that interrupt even if
- * irq_enabled is 0 (it turns interrupts on as it wakes us), so a Guest can
- * check for work with interrupts off and then halt without missing one. */
+/*: G:040 Halting.  A native kernel with nothing to do runs `sti; hlt` and
+ * sleeps until an interrupt.  We ask the Host instead: LHCALL_HALT, and it
+ * does not run us again until an interrupt is due.  The Host delivers that
+ * interrupt even if `irq_enabled` is 0, turning interrupts on as it wakes
+ * us, just as `sti; hlt` would.  That lets a Guest look for work with
+ * interrupts off and then halt, with no window where a wake-up could be
+ * lost (time.c's `wait_for_tick()` relies on it). */
 static void lguest_safe_halt(void)
 {
 	hcall(LHCALL_HALT, 0, 0, 0);
 }
 
-/* A native kernel masks an interrupt at the interrupt controller.  Our
- * "controller" is a word of bits in lguest_data: bit n set, and the Host
- * holds interrupt n back.  The timer starts out blocked (see above). */
+/*: G:041 Masking one interrupt.  A native kernel masks an interrupt line in
+ * the interrupt controller; our controller is the `blocked_interrupts` word
+ * of `lguest_data`, one bit per line.  While bit n is set the Host keeps
+ * interrupt n pending instead of delivering it.  The timer (line 0) starts
+ * out blocked, and `request_irq()` in traps.c unmasks a line when a handler
+ * is installed for it; `lguest_mask_irq()` below sets the bit again. */
 static void lguest_unmask_irq(unsigned int irq)
 {
 	lguest_data.blocked_interrupts &= ~(1u << irq);
@@ -108,22 +142,22 @@ static void lguest_mask_irq(unsigned int irq)
 	barrier();
 }
 
-/*: G:035 Lazy mode and the asynchronous hypercall ring.
- *
- * Each hypercall is a trip out of the Guest into the Host and back: a trap,
- * two switches of the whole machine state, and the Host's own work.  When
- * the kernel updates many page table entries in a row, most of those trips
- * are wasted: the Host only needs to know about them before the Guest next
- * relies on them.  So the kernel can enter "lazy mode", and while it is in
- * it the hypercalls that can wait (page table updates, TLB flushes, the
- * kernel stack, TS, TLS) are not made but written into a ring of slots in
- * lguest_data.  The Host runs every waiting slot in order the next time the
- * Guest traps to it for any reason, before it does anything else.  Leaving
- * lazy mode makes the LHCALL_FLUSH_ASYNC hypercall, which does nothing at
- * all: the trip to the Host is the point. */
+/* Where the next asynchronous call goes in the ring, and whether we are in
+ * lazy mode (G:035). */
 static unsigned int next_call;
 static int lazy_mode;
 
+/*: G:037 The asynchronous hypercall ring.  `lguest_data` holds 64 slots,
+ * each with the four registers of one hypercall and a status byte: 0xFF
+ * means free, 0 means "waiting for the Host".  `async_hcall()` fills the
+ * slot at `next_call`, and only then sets its status to 0, so the Host never
+ * sees a half-written slot; the Host runs waiting slots in order at its next
+ * chance and sets each back to 0xFF.
+ *
+ * If the slot we want still waits, the ring is full.  Then we simply make
+ * the call synchronously: the Host empties the ring before it looks at a
+ * direct hypercall, so the order of calls is kept.  Interrupts are off while
+ * we own `next_call`, since an interrupt handler could queue a call too. */
 static void async_hcall(u32 call, u32 arg1, u32 arg2, u32 arg3)
 {
 	struct hcall_args *args;
@@ -156,6 +190,14 @@ static void async_hcall(u32 call, u32 arg1, u32 arg2, u32 arg3)
 	lguest_restore_fl(flags);
 }
 
+/*: G:036 Every op whose hypercall may be put off goes through
+ * `lazy_hcall()`: outside lazy mode it is an ordinary `hcall()`, inside it
+ * the call goes into the ring.  Which calls may wait is a matter of meaning,
+ * not mechanism: page table updates, TLB flushes, the kernel stack, the TS
+ * bit and the TLS entries only have to reach the Host before the Guest
+ * relies on them, and a kernel that uses lazy mode leaves it (which empties
+ * the ring) before it does.  Loading the IDT or GDT, setting the timer and
+ * halting always go straight to the Host with `hcall()`. */
 void lazy_hcall(u32 call, u32 arg1, u32 arg2, u32 arg3)
 {
 	if (!lazy_mode)
@@ -164,6 +206,16 @@ void lazy_hcall(u32 call, u32 arg1, u32 arg2, u32 arg3)
 		async_hcall(call, arg1, arg2, arg3);
 }
 
+/*: G:035 Lazy mode, our first optimization.  A hypercall is expensive: a
+ * trap, a full world switch out through the Switcher and another back in,
+ * plus the Host's own work; in lguestsim you can count the instructions each
+ * one costs.  When the kernel is about to change many page table entries in
+ * a row (building a page table, tearing down an address space), one trip
+ * for the lot would do.  So the kernel brackets such a batch with
+ * `set_lazy_mode(1)` and `set_lazy_mode(0)`; in between, `lazy_hcall()`
+ * queues calls in the ring instead of making them.  Leaving lazy mode makes
+ * LHCALL_FLUSH_ASYNC, a hypercall that does nothing: it is the trip to the
+ * Host, which runs the ring before anything else, that matters. */
 static void lguest_set_lazy_mode(int lazy)
 {
 	lazy_mode = lazy;
@@ -171,29 +223,32 @@ static void lguest_set_lazy_mode(int lazy)
 		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
 }
 
-/*: G:034 The Interrupt Descriptor Table says where the processor goes for
- * each interrupt and trap.  The Guest cannot load one with "lidt"; instead
- * it hands the Host one entry at a time with LHCALL_LOAD_IDT_ENTRY, as the
- * two 32-bit halves of the 8-byte gate descriptor.  The Host checks each one
- * (it is about to point the real processor at our code) and keeps a copy; it
- * only keeps the first 64 vectors and the system call vector, which is all
- * lguest Guests use. */
+/*: G:034 The Interrupt Descriptor Table tells the processor where to go for
+ * each interrupt and trap.  The Guest may not run `lidt`, and the real IDT
+ * belongs to the Host anyway; instead the Guest sends its entries one at a
+ * time with LHCALL_LOAD_IDT_ENTRY: the vector, then the two 32-bit halves of
+ * the 8-byte gate.  The Host checks each gate (it may end up pointing the
+ * real processor at our code) and keeps a copy.  It keeps the first 64
+ * vectors (the processor's 32 exceptions and the Guest's 32 interrupt
+ * lines) plus the system call vector 0x80, and silently drops the few it
+ * reserves for itself.  traps.c's `trap_init()` is the caller. */
 static void lguest_write_idt_entry(unsigned int vector, u32 lo, u32 hi)
 {
 	hcall(LHCALL_LOAD_IDT_ENTRY, vector, lo, hi);
 }
 
-/*: G:038 The Global Descriptor Table holds the segments.  Unlike the IDT it
- * goes to the Host in one piece: LHCALL_LOAD_GDT with the table's physical
- * address and its number of entries (at most 32).  The Host copies it,
- * keeps a few entries for itself (the Switcher's own segments and the TSS),
- * and quietly turns our ring 0 segments into ring 1 ones, since ring 1 is
- * where we really run.
+/*: G:038 The other descriptor tables.  The Global Descriptor Table, unlike
+ * the IDT, goes to the Host whole: LHCALL_LOAD_GDT with its physical address
+ * and the number of entries (at most 32).  The Host copies it, keeps its own
+ * entries (the Switcher's segments and the TSS) for itself, and turns any
+ * ring 0 segment of ours into a ring 1 one, since that is where we really
+ * run.
  *
- * Threads want a segment of their own for thread-local storage, and a
- * kernel switches three GDT entries (6 to 8) on every task switch.  That is
- * common enough to get its own hypercall, LHCALL_LOAD_TLS, which can wait
- * in the ring. */
+ * Thread-local storage wants three GDT entries (6 to 8) that change on every
+ * task switch, so `lguest_load_tls()` below has a hypercall of its own,
+ * LHCALL_LOAD_TLS, which may wait in the ring.  The Local Descriptor Table,
+ * for which Linux's lguest Guest has an op that does nothing, has no op here
+ * at all: nothing in this kernel or its program uses one. */
 static void lguest_load_gdt(const u64 *gdt, unsigned int entries)
 {
 	hcall(LHCALL_LOAD_GDT, __pa(gdt), entries, 0);
@@ -204,20 +259,25 @@ static void lguest_load_tls(const u64 *tls)
 	lazy_hcall(LHCALL_LOAD_TLS, __pa(tls), 0, 0);
 }
 
-/* When user mode traps, the processor switches to the kernel stack named in
- * the TSS.  The TSS belongs to the Host, so we tell it which stack to use
- * (the ring 1 entries, ss1 and esp1): the segment with our privilege level,
- * the top of the stack and how many pages it has.  The Host makes sure
- * those pages stay mapped, because nothing can handle a fault on them. */
+/*: G:042 The kernel stack.  When user mode traps, the processor fetches a
+ * new stack from the TSS, and the TSS is the Host's.  So the Guest names its
+ * stack with LHCALL_SET_STACK: the ring 1 data segment (`ss1`), the top of
+ * the stack (`esp1`), and its size in pages.  The Host pins those pages in
+ * its shadow page tables, because a fault while the processor pushes onto
+ * that stack could be handled by nobody.  process.c calls this to give a
+ * process its own stack and to take it back. */
 static void lguest_load_esp0(u32 esp0)
 {
 	lazy_hcall(LHCALL_SET_STACK, __KERNEL_DS | GUEST_PL, esp0, THREAD_SIZE / PAGE_SIZE);
 }
 
-/* cr0's TS bit ("task switched") makes the next FPU instruction trap with
- * #NM, so a kernel can leave the FPU registers of one task in place until
- * another really uses the FPU.  We cannot write %cr0: we ask the Host to
- * keep the bit for us, and it sets the real one when it runs us. */
+/*: G:043 The FPU's "task switched" bit.  With TS set in %cr0, the next FPU
+ * instruction traps with "device not available" (vector 7), which lets a
+ * kernel leave one task's FPU registers in place until another task really
+ * uses the FPU.  We may not write %cr0, so LHCALL_TS tells the Host the
+ * value we want, and it sets the real bit whenever it runs us.
+ * `lguest_stts()` below sets it; process.c's `do_device_not_available()`
+ * clears it with this one. */
 static void lguest_clts(void)
 {
 	lazy_hcall(LHCALL_TS, 0, 0, 0);
@@ -228,30 +288,26 @@ static void lguest_stts(void)
 	lazy_hcall(LHCALL_TS, X86_CR0_TS, 0, 0);
 }
 
-/* Nor can we read %cr2, which holds the address of the last page fault: the
- * Host copies it into lguest_data before it passes the fault on to us. */
+/* The faulting address of a page fault: the real %cr2 belongs to the Host,
+ * and by the time we run again it may hold some other fault's address, so
+ * the Host copies it into lguest_data.cr2 before passing the fault on
+ * (mm.c's do_page_fault() reads it, G:230). */
 static u32 lguest_read_cr2(void)
 {
 	return lguest_data.cr2;
 }
 
-/*: G:036 Page tables.  The Guest keeps page tables of its own, in its own
- * memory, in the processor's format, but the processor never uses them: the
- * Host builds "shadow" page tables from them, which map Guest virtual
- * addresses to the Host's real memory, and puts those in %cr3.  So whenever
- * the Guest changes an entry the Host might have copied, it must say so:
- *
- *   LHCALL_SET_PTE (page directory, virtual address, new entry) after
- *   changing a page table entry;
- *   LHCALL_SET_PMD (page directory, index) after changing a directory
- *   entry;
- *   LHCALL_FLUSH_TLB where a native kernel would flush the TLB;
- *   LHCALL_NEW_PGTABLE where a native kernel would load %cr3.
- *
- * All of them can wait in the ring in lazy mode.  The Host needs physical
- * addresses of the tables; it keys its shadows by the physical address of
- * the page directory.  Entries for a directory the Host has never been
- * given need no telling: it has nothing to update yet. */
+/*: G:044 Page tables.  The Guest keeps its page tables in its own memory
+ * and in the processor's format, but the processor never walks them: the
+ * Host builds "shadow" tables from them, mapping Guest virtual addresses to
+ * the Host's real pages, and puts those in the real %cr3.  So the Guest has
+ * to tell the Host about every change to an entry the Host may have copied:
+ * LHCALL_NEW_PGTABLE where a native kernel would load %cr3 (here),
+ * LHCALL_FLUSH_TLB where it would flush the TLB (the user half, or
+ * everything, in the two functions below), and LHCALL_SET_PTE and
+ * LHCALL_SET_PMD after changing an entry (G:046, G:047).  All of them may
+ * wait in the ring, and the Host wants physical addresses throughout: it
+ * tells its shadows apart by the physical address of the page directory. */
 static void lguest_write_cr3(u32 pgdir_phys)
 {
 	lazy_hcall(LHCALL_NEW_PGTABLE, pgdir_phys, 0, 0);
@@ -267,6 +323,13 @@ static void lguest_flush_tlb_kernel(void)
 	lazy_hcall(LHCALL_FLUSH_TLB, 1, 0, 0);
 }
 
+/*: G:046 Changing a page table entry: write it in our own table first, then
+ * tell the Host which directory it belongs to, the virtual address it maps
+ * and its new value, so the Host can update (or drop) its shadow of it.  The
+ * barrier keeps the compiler from sinking the store below the hypercall.
+ * A kernel address is mapped the same way in every address space, so for
+ * one of those the Host updates every shadow directory it keeps; for a user
+ * address it updates only the shadow of that directory, if it has one. */
 static void lguest_set_pte_at(u32 *pgdir, u32 vaddr, u32 *ptep, u32 pte)
 {
 	*ptep = pte;
@@ -274,6 +337,12 @@ static void lguest_set_pte_at(u32 *pgdir, u32 vaddr, u32 *ptep, u32 pte)
 	lazy_hcall(LHCALL_SET_PTE, __pa(pgdir), vaddr, pte);
 }
 
+/*: G:047 Changing a page directory entry.  The op gets only a pointer to
+ * the entry, but page directories are page-aligned, so the page part of its
+ * physical address is the directory and the rest, divided by the 4 bytes of
+ * an entry, is its index.  That pair is what LHCALL_SET_PMD carries; the
+ * Host then forgets its shadow of whatever page table that entry used to
+ * point at. */
 static void lguest_set_pmd(u32 *pmdp, u32 pmd)
 {
 	*pmdp = pmd;
@@ -281,10 +350,13 @@ static void lguest_set_pmd(u32 *pmdp, u32 pmd)
 	lazy_hcall(LHCALL_SET_PMD, __pa(pmdp) & PAGE_MASK, (__pa(pmdp) & ~PAGE_MASK) / 4, 0);
 }
 
-/* Time.  The Host gives us one timer, a "clock event device" in Linux's
- * words: ask for an interrupt so many nanoseconds from now, and interrupt 0
- * arrives then (once: we ask again for the next one).  Asking for 0 stops
- * the timer, as Linux does when it shuts the clock event device down. */
+/*: G:048 The timer.  The Host gives each Guest one "clock event device", in
+ * Linux's words: LHCALL_SET_CLOCKEVENT asks for interrupt 0 so many
+ * nanoseconds from now, and it comes once (for the next tick, ask again).
+ * Asking for 0 stops the timer.  A request shorter than the Host's minimum
+ * (LG_CLOCK_MIN_DELTA, 100 ns) is rounded up rather than refused.  In
+ * lguestsim the Host turns it into a deadline on the simulated machine's
+ * cycle counter. */
 static void lguest_set_next_event(u32 delta_ns)
 {
 	if (delta_ns && delta_ns < LG_CLOCK_MIN_DELTA)
@@ -292,9 +364,12 @@ static void lguest_set_next_event(u32 delta_ns)
 	hcall(LHCALL_SET_CLOCKEVENT, delta_ns, 0, 0);
 }
 
-/* The end.  LHCALL_CRASH is both how a Guest reports a fatal error and how
- * it powers off: either way the Host stops running it and hands the message
- * to the Launcher.  As always the Host wants a physical address. */
+/*: G:049 The end of a Guest.  LHCALL_CRASH serves both for a fatal error
+ * (lib.c's `panic()`) and for a tidy power-off: either way the Host stops
+ * running the Guest for good, and the Launcher's next read() of
+ * /dev/lguest returns the message instead of running it.  Like every
+ * address the Host is given, the message's is physical; the Host reads at
+ * most 128 bytes of it.  `lguest_power_off()` below is the polite case. */
 static void lguest_crash(const char *why)
 {
 	hcall(LHCALL_CRASH, __pa(why), 0, 0);
@@ -305,13 +380,15 @@ static void lguest_power_off(void)
 	lguest_crash("Power down");
 }
 
-/*: G:030 By the time we get to lguest_init() we know we are a Guest: the
- * Launcher found our "GenuineLguest" signature and the Host accepted our
- * LHCALL_LGUEST_INIT (it has written reserve_mem, tsc_khz and guestid into
- * lguest_data for us).  Here we keep a copy of the boot header and the
- * command line, then fill in every op a native kernel would do with a
- * privileged instruction, and hand over to start_kernel(), which is as
- * ignorant of lguest as we can make it. */
+/*: G:030 `lguest_init()`: by the time we get here we are sure to be a
+ * Guest.  The Launcher found our "GenuineLguest" signature, and the Host
+ * accepted head.S's LHCALL_LGUEST_INIT and filled in `reserve_mem`,
+ * `tsc_khz` and `guestid` in `lguest_data`.  Two jobs remain.  We copy the
+ * boot header and the command line out of the first page of memory, which
+ * the kernel will reuse; then we point every op in `pv` at the Guest
+ * versions above.  Linux's lguest_init() does the same to its many paravirt
+ * structures, and then both hand over to `start_kernel()` (main.c), which
+ * boots as if on bare metal, reaching the Host only through these ops. */
 void lguest_init(const u8 *boot) __attribute__((noreturn));
 void lguest_init(const u8 *boot)
 {
@@ -354,8 +431,23 @@ void lguest_init(const u8 *boot)
 	pv.crash = lguest_crash;
 	pv.power_off = lguest_power_off;
 
-	/*: G:070 That is every op.  Linux's lguest_init() goes on with a
-	 * long list of boot-time details; ours has nothing left to arrange,
-	 * so it hands over to the kernel proper, never to come back. */
+	/*: G:070 Back in `lguest_init()`, with every op seen.  Linux's
+	 * version has a long list of boot details left at this point
+	 * (reserving the Switcher's addresses, choosing clocks, switching off
+	 * features a Guest lacks); this kernel has none, because it was
+	 * written to be a Guest and the Launcher already gave it the memory
+	 * map and page tables it needs.  So it calls `start_kernel()` and
+	 * never returns.  The passages after this one follow that kernel as
+	 * it uses the ops: its traps, its memory, its process. */
 	start_kernel();
 }
+
+/*: M:040 An exercise: patching.  Every privileged operation in this kernel
+ * is an indirect call through `pv`, even `irq_disable`, which is a single
+ * store.  Linux's lguest Guest (2.6.23) goes further: at boot it rewrites
+ * the hottest call sites (cli, sti, pushf, popf) with the few instructions
+ * of the Guest's version, so the call disappears.  Try a simple form of it
+ * here: replace `pv.irq_disable()` and friends with inline functions (or
+ * macros) that store to `lguest_data.irq_enabled` directly, rebuild the
+ * image with `python -m lguestsim.guest.build`, and count how many
+ * instructions the boot takes before and after. */

@@ -14,16 +14,18 @@
 
 	.text
 
-/*: G:110 The stubs.  The frame the Host or the processor leaves on our
- * stack is the hardware's: the return eip, cs and eflags (and the user's
- * esp and ss if the trap came from user mode), plus an error code for a few
- * vectors (8, 10 to 14 and 17).  To give C one layout for all of them, each
- * stub for a vector without an error code pushes a 0 in its place; then it
- * pushes its vector number and jumps to common_trap.
+/*: G:110 The trap stubs.  Whether the Host delivers a trap or the
+ * processor does (a direct trap), our stack ends up holding the hardware's
+ * frame: the return eip, cs and eflags, plus the user's esp and ss if the
+ * trap came from ring 3, and for a few vectors (8, 10 to 14 and 17) an error
+ * code.  To give C one layout, the stub of every vector without an error
+ * code pushes a 0 where it would be; then each stub pushes its vector number
+ * and jumps to `common_trap`.
  *
- * A table of the stubs' addresses goes into .rodata as the stubs are made,
- * so traps.c can find the stub for vector n at trap_stub_table[n].  We make
- * 64: the 32 processor exceptions and the Host's 32 interrupts. */
+ * The assembler's `.rept` makes the 64 stubs we need (the processor's 32
+ * exceptions and the Host's 32 interrupt lines), and as it makes each one
+ * it drops the stub's address into `trap_stub_table` in .rodata, so that
+ * traps.c finds vector n's stub at `trap_stub_table[n]`. */
 	.section .rodata
 	.balign	4
 	.globl	trap_stub_table
@@ -45,17 +47,24 @@ vector = 0
 vector = vector + 1
 	.endr
 
-/* The system call, "int $0x80", has a stub of its own. */
+/*: G:111 The system call, `int $0x80`, gets a stub of its own, outside the
+ * table, since 0x80 is far past vector 63.  traps.c gives it a trap gate
+ * that ring 3 may use, and the Host lets the processor deliver it straight
+ * here, so a system call costs no world switch at all. */
 	.globl	system_call
 system_call:
 	pushl	$0
 	pushl	$SYSCALL_VECTOR
 	jmp	common_trap
 
-/* Save the rest of the registers, switch to the kernel's data segments
- * (after a trap from user mode %ds and %es still hold the user's), and hand
- * C a pointer to the whole frame: a struct trap_frame (guest.h).  C code
- * also expects the direction flag clear. */
+/*: G:112 The common part: save the data segments and the general
+ * registers (`pushal`), so that the stack now holds a whole
+ * `struct trap_frame` (guest.h), from the saved %edi up to the hardware's
+ * frame.  After a trap from user mode %ds and %es still hold the user's
+ * segments, so we load the kernel's, with our privilege level 1 in the
+ * selector.  C code also expects the direction flag clear.  Then
+ * `do_trap()` in traps.c gets a pointer to the frame; whatever it changes
+ * there is what we return to. */
 common_trap:
 	pushl	%ds
 	pushl	%es
@@ -68,9 +77,10 @@ common_trap:
 	call	do_trap
 	addl	$4, %esp
 
-/* And back: registers, data segments, then drop the vector number and error
- * code so the stack holds just the hardware frame, which lguest_iret
- * returns through. */
+/*: G:113 And back, in the opposite order: the general registers, the data
+ * segments, then `addl $8` drops the vector number and error code, leaving
+ * only the hardware's frame, which `lguest_iret` returns through.  A native
+ * kernel would end with `iret` here; G:045 shows why we cannot. */
 	.globl	ret_from_trap
 ret_from_trap:
 	popal
@@ -79,23 +89,22 @@ ret_from_trap:
 	addl	$8, %esp
 	jmp	lguest_iret
 
-/*: G:045 The return from an interrupt.  On a real machine one "iret" pops
- * eip, cs and eflags, and with eflags the interrupt flag, so interrupts come
- * back on at the very moment the handler returns.  Our "interrupt flag" is
- * lguest_data.irq_enabled, which iret knows nothing about.  So before the
- * iret we copy the IF bit of the eflags it is about to pop into
- * irq_enabled.
+/*: G:045 The last op, and the one that must be assembly: returning from
+ * a trap or interrupt.  Natively, one `iret` pops eip, cs and eflags, and
+ * since eflags carries the interrupt flag, interrupts come back on at the
+ * very instant the handler is gone.  Our interrupt flag is
+ * `lguest_data.irq_enabled`, which `iret` knows nothing about (the
+ * processor ignores IF in the popped eflags at our privilege level), so we
+ * copy the IF bit out of the eflags on the stack into `irq_enabled` first,
+ * borrowing %eax for it.
  *
- * That leaves a gap: after the store, interrupts are on again, but we are
- * still on the handler's stack with the frame not yet popped.  An interrupt
- * arriving right there would start another handler on top of this one, and
- * a steady stream of them could grow the stack without end.  The Host
- * closes the gap for us: we told it (in lguest_data.noirq_start and
- * noirq_end) about the addresses from the store up to and including the
- * iret, and it never interrupts us while our eip is in that range.
- *
- * The store uses the %ss segment, not %ds: we may be returning to user mode,
- * and by now %ds holds the user's segment again. */
+ * That opens a gap: interrupts are on again while we are still on the
+ * handler's stack, frame unpopped, and a stream of interrupts landing there
+ * could stack handler on handler without end.  So we told the Host (in
+ * `noirq_start` and `noirq_end` of `lguest_data`) about the instructions
+ * from the store up to and including the `iret`, and it never interrupts us
+ * there.  The store goes through %ss, because on the way back to user mode
+ * %ds already holds the user's segment. */
 	.globl	lguest_iret
 lguest_iret:
 	pushl	%eax
@@ -109,26 +118,32 @@ lguest_noirq_start:
 	.globl	lguest_noirq_end
 lguest_noirq_end:
 
-/*: M:004 The Host pushes eflags with the interrupt flag taken from
- * irq_enabled when it delivers a trap or an interrupt.  A system call is
- * different: the processor delivers it directly, and the processor's own
- * interrupt flag is always on while a Guest runs.  So a system call always
- * returns with interrupts on, which is right: user mode never runs with
- * them off. */
+/*: M:004 Where does the eflags that `lguest_iret` reads come from?  When
+ * the Host delivers a trap or interrupt it builds the frame itself, and sets
+ * IF in it from `irq_enabled`, so the copy restores the Guest's own state.
+ * A direct trap (the system call) is pushed by the processor, and the real
+ * IF is always on while a Guest runs, so a system call always returns with
+ * interrupts on.  That is harmless here, since user mode never runs with
+ * them off, but a Guest whose kernel took a direct trap with interrupts off
+ * would find them switched on behind its back.  An exercise: start a
+ * session with `direct_traps=False` (lguestsim/session.py), so that the
+ * system call too goes through the Switcher and the Host, which builds its
+ * frame like any other; check the eflags that arrives, and count in the
+ * trace what the detour costs per call. */
 
-/*: G:300 Into user mode.  There is no instruction to "jump to ring 3": the
- * way down is to build the frame an interrupt from user mode would have left
- * (the user's ss, esp, eflags, cs, eip) and return through it.
+/*: G:300 Into user mode.  There is no "jump to ring 3" instruction: the
+ * way down is to build the frame that a trap from ring 3 would have left
+ * (the user's ss, esp, eflags with IF set, cs and eip) and return through
+ * it, with the same `lguest_iret` as every other return.
  *
- * enter_user_mode(saved, eip, esp) first keeps the kernel's own place: the
- * registers C expects preserved, and the stack pointer, in *saved.  The
- * user program never returns here; when it exits, leave_user_mode() picks up
- * that saved stack pointer and returns from enter_user_mode() with the exit
- * code, as if the whole run of the program had been one long call.
- *
- * The user's data segments go into %ds and %es before the iret (it only
- * loads cs and ss), and every other register is cleared so the program
- * sees nothing of the kernel's. */
+ * `enter_user_mode(saved, eip, esp)` first keeps the kernel's place: the
+ * registers C expects a call to preserve go on our stack, and the stack
+ * pointer into `*saved`.  The program never returns here as such; when it
+ * exits, `leave_user_mode()` picks up that stack pointer and returns from
+ * `enter_user_mode()` with the exit code, as if the program's whole life
+ * had been one function call.  The user's data segment goes into %ds and
+ * %es by hand (the `iret` only loads cs and ss), and the other registers
+ * are cleared so the program learns nothing from them. */
 	.globl	enter_user_mode
 enter_user_mode:
 	pushl	%ebp
@@ -158,10 +173,13 @@ enter_user_mode:
 	xorl	%ebp, %ebp
 	jmp	lguest_iret
 
-/* leave_user_mode(saved, code): called from a system call or a fault, on
- * the process's kernel stack, which we simply abandon.  The user program may
- * have loaded its thread-local segment into %gs; drop it, since the kernel
- * has no use for it. */
+/*: G:301 `leave_user_mode(saved, code)` is the way back up.  process.c
+ * calls it from the exit system call, or when it kills the program, on the
+ * process's kernel stack, which we simply abandon: nothing on it is needed
+ * again.  The program may have loaded its TLS segment into %gs (user.c
+ * does), so %fs and %gs are emptied first.  Then the stack pointer saved by
+ * `enter_user_mode()`, its four saved registers, and a `ret` that hands
+ * `code` back as its result. */
 	.globl	leave_user_mode
 leave_user_mode:
 	movl	4(%esp), %ecx		/* saved */
@@ -175,5 +193,6 @@ leave_user_mode:
 	popl	%ebx
 	popl	%ebp
 	ret
+/*:*/
 
 	.section .note.GNU-stack, "", @progbits

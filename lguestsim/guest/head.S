@@ -11,24 +11,23 @@
 
 	.section .text.head, "ax"
 
-/*: G:020 Our story starts here.  The Launcher does not read an entry point
- * from a header: it searches the kernel image for the bytes "GenuineLguest"
- * and starts the Guest at the byte just after them.  So those bytes sit in
- * the text immediately before our first instruction, with nothing between
- * them (not even alignment padding: the next byte had better be code).
+/*: G:020 The Guest's first instruction.  A PC boot loader finds a kernel's
+ * entry point in a header; the Launcher instead searches the image for the
+ * bytes "GenuineLguest" and starts the Guest at the byte right after them.
+ * So the signature sits in the text directly before `startup_32`, with not
+ * even alignment padding between (Linux 2.6.23's lguest_asm.S starts the
+ * same way; later Linuxes use a field of the boot header instead).
  *
- * We start at our proper virtual addresses (around 0xC0100000): the Launcher
- * has mapped all of RAM there.  Our segment registers are the Host's flat
- * kernel segments, interrupts are off (lguest_data.irq_enabled starts at 0)
- * and %esi holds the physical address of the boot header, 0.  We have no
- * stack yet: %esp is whatever it happens to be.
- *
- * The very first thing a Guest must do is tell the Host where its
- * "struct lguest_data" is, with the LHCALL_LGUEST_INIT hypercall.  Any
- * other hypercall before it gets the Guest killed.  The Host wants a
- * physical address, as it always does: the Guest's virtual addresses mean
- * nothing to it.  (The hypercall does not need our stack: the "int" switches
- * to the Host's ring 0 stack.) */
+ * We wake at our proper virtual addresses around 0xC0100000, because the
+ * Launcher's page tables map all of RAM there; the segments are the Host's
+ * flat ones, interrupts are off (`irq_enabled` starts at 0), %esi holds the
+ * boot header's physical address (0), and %esp points nowhere useful.  The
+ * first thing a Guest does must be LHCALL_LGUEST_INIT with the physical
+ * address of its `lguest_data`: the Host kills a Guest whose first
+ * hypercall is any other.  That needs no stack of ours, since the `int`
+ * switches to the Host's.  Then we clear .bss (C expects those variables to
+ * be zero), take the first task's stack, and call `lguest_init()` in boot.c
+ * with the boot header's virtual address. */
 	.ascii "GenuineLguest"
 	.globl startup_32
 startup_32:
@@ -59,6 +58,7 @@ startup_32:
 
 	/* lguest_init() never returns; if it did, stop here for good. */
 1:	jmp	1b
+/*:*/
 
 	/* The first task's kernel stack.  It is aligned to its size, as Linux
 	 * aligns every task's stack. */

@@ -13,16 +13,17 @@
 #ifndef LGUEST_H
 #define LGUEST_H
 
-/*: G:031 How does a Guest ask the Host for something only the Host may do?
- * It cannot run the privileged instruction itself: it runs in ring 1, and the
- * processor would refuse.  Instead it makes a "hypercall", the Guest's
- * version of a system call: it puts a call number in %eax and up to three
- * arguments in %edx, %ebx and %ecx, then executes "int $0x1F".  The Host has
- * arranged for that trap to come straight back to it; it does the work and
- * puts any answer in %eax before resuming the Guest after the "int". */
+/*: G:031 How does a Guest ask for something only the Host may do?  Not
+ * with the privileged instruction: in ring 1 the processor refuses it.
+ * Instead it makes a "hypercall", the Guest's version of a system call: a
+ * call number in %eax, up to three arguments in %edx, %ebx and %ecx, and
+ * then `int $0x1F`.  The Host has set things up so that this trap always
+ * comes back to it, through the Switcher; it does the work, puts any answer
+ * in %eax, and resumes the Guest just after the `int` (in lguestsim you can
+ * watch every instruction of that round trip).  Below are the calls of
+ * Linux 2.6.23's lguest, which ours keeps number for number; the
+ * one-instruction `hcall()` at the end of this file makes them (G:039). */
 #define LGUEST_TRAP_ENTRY	0x1F
-
-/* The hypercall numbers (2.6.23). */
 #define LHCALL_FLUSH_ASYNC	0	/* nothing: just run the async ring */
 #define LHCALL_LGUEST_INIT	1	/* edx = physical address of lguest_data */
 #define LHCALL_CRASH		2	/* edx = physical address of a message */
@@ -69,15 +70,17 @@ struct hcall_args {
 	u32 eax, edx, ebx, ecx;
 };
 
-/*: G:032 The Guest and the Host share one structure, "struct lguest_data",
- * which lives in the Guest's memory.  The Guest tells the Host where it is
- * with the very first hypercall, LHCALL_LGUEST_INIT; from then on both
- * sides read and write it with ordinary memory accesses, which is much
- * cheaper than a hypercall.
- *
- * The first three fields carry what a real processor keeps in its own
- * registers: whether interrupts are enabled, which interrupts are masked,
- * and the faulting address of the last page fault. */
+/*: G:032 The Guest and the Host share one structure, `struct lguest_data`,
+ * in the Guest's memory.  The very first hypercall, LHCALL_LGUEST_INIT,
+ * tells the Host where it is; from then on both sides simply read and write
+ * it, which costs nothing like a hypercall.  The first fields stand in for
+ * processor state the Guest cannot reach: whether interrupts are enabled,
+ * which are masked, and the address of the last page fault.  Then come the
+ * asynchronous hypercall ring (G:037), what the Host tells the Guest at
+ * LHCALL_LGUEST_INIT, and the range of addresses where the Host must never
+ * interrupt.  The layout is part of the ABI, byte for byte: the
+ * `_Static_assert`s below hold it to the offsets lguestsim's Python Host
+ * uses. */
 struct lguest_data {
 	/* 0x200 (the eflags IF bit) when the Guest takes interrupts, 0 when
 	 * it does not.  The Guest flips it with a single store: no trap. */
@@ -129,9 +132,14 @@ _Static_assert(sizeof(struct hcall_args) == 16, "hcall ring entry");
 
 extern struct lguest_data lguest_data;
 
-/* The hypercall itself: one "int $0x1F".  The "memory" clobber tells the
- * compiler the Host may read or write any memory, so it must not keep
- * values in registers across the call. */
+/*: G:039 The hypercall itself: one `int $0x1F`, with the call number and
+ * arguments pinned to the registers the Host reads, and the answer taken
+ * from %eax.  The "memory" clobber matters as much as the instruction: it
+ * tells the compiler that the Host may read or write any of our memory
+ * during the call (the `lguest_data` ring, a page table, a DMA buffer), so
+ * it must finish every store before the `int` and trust no value cached in
+ * a register afterwards.  Every op that cannot wait ends here, and so does
+ * a lazy one outside lazy mode (G:036). */
 static inline u32 hcall(u32 call, u32 arg1, u32 arg2, u32 arg3)
 {
 	asm volatile("int $0x1F"

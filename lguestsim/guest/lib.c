@@ -11,9 +11,12 @@
 
 #include "guest.h"
 
-/* Copying and clearing with the string instructions: one "rep movsb" or
- * "rep stosb" does the whole job, which a simulated processor runs far
- * faster than a loop. */
+/*: G:403 Copying and clearing memory with the string instructions: one
+ * `rep movsb` or `rep stosb` does the whole job.  On a real processor that
+ * is merely compact; on lguestsim's interpreted one it matters more, since
+ * one instruction with a count is far cheaper to simulate than a loop of
+ * loads and stores, each decoded and executed in Python.  `memset()` below
+ * is the same with `stosb`. */
 void *memcpy(void *dst, const void *src, u32 n)
 {
 	void *d = dst;
@@ -48,10 +51,7 @@ int strcmp(const char *a, const char *b)
 	return (unsigned char)*a - (unsigned char)*b;
 }
 
-/*: G:400 printk() and snprintf() (which formats into a buffer of the
- * caller's) understand %d, %u, %x, %s, %c, %p and %%, with an optional "0"
- * flag and width (as in "%08x"); an "l" is accepted and ignored, since int
- * and long are the same size here.  Output beyond the buffer is cut off. */
+/* Formatting goes into a buffer that may not overflow (G:401). */
 struct outbuf {
 	char *buf;
 	u32 len, size;
@@ -83,6 +83,12 @@ static void put_number(struct outbuf *out, u32 value, unsigned int base, int neg
 		put(out, digits[--n]);
 }
 
+/*: G:401 The formatting engine behind printk() and snprintf().  It
+ * understands %d, %u, %x, %s, %c, %p and %%, with an optional "0" flag and
+ * a width (as in "%08x"); an "l" is accepted and ignored, because int and
+ * long are the same size here.  Anything that does not fit in the caller's
+ * buffer is cut off, and the result is always NUL-terminated, so a printk()
+ * of a long message is safe, just shortened. */
 static u32 vsnprintf(char *buf, u32 size, const char *fmt, va_list args)
 {
 	struct outbuf out = { buf, 0, size };
@@ -157,6 +163,13 @@ int snprintf(char *buf, u32 size, const char *fmt, ...)
 	return len;
 }
 
+/*: G:400 `printk()`, the kernel's printf.  It formats into a buffer on
+ * the stack and hands the bytes to console.c, where `console_write()`
+ * makes one LHCALL_SEND_DMA per page-sized piece: the Host passes the DMA
+ * to the Launcher, which writes it to its standard output.  Nothing needs
+ * setting up first, which is why main.c can print from its very first
+ * line.  Each printk() costs a trip out to the Host and on to the
+ * Launcher, so it is worth a look in the trace. */
 int printk(const char *fmt, ...)
 {
 	char buf[256];
@@ -170,9 +183,11 @@ int printk(const char *fmt, ...)
 	return len;
 }
 
-/* Something is wrong beyond repair: say what, and ask the Host to stop us.
- * The Host passes the message on to the Launcher (it reads up to 128
- * bytes of it). */
+/*: G:402 Something is wrong beyond repair: say what on the console, then
+ * ask the Host to stop us with `pv.crash()` (G:049).  The buffer is static
+ * and 128 bytes, as much of the message as the Host reads.  The Host never
+ * runs a crashed Guest again, so the halting loop after it is only for a
+ * Host that ignored us. */
 void panic(const char *fmt, ...)
 {
 	static char buf[128];

@@ -13,6 +13,14 @@
 #define TICK_NS		1000000		/* one millisecond, as with HZ=1000 */
 #define DEMO_TICKS	3
 
+/*: G:080 `start_kernel()`, the whole life of the Guest in one function.
+ * By now `lguest_init()` has filled in the `pv` ops, and nothing below
+ * knows it runs on lguest except through them.  It reads like the outline
+ * of any kernel's boot: memory, segments and traps, page tables, devices,
+ * the clock, the first process.  Each step names the file where its
+ * passages are; the G:1xx passages follow traps, G:2xx memory, G:3xx the
+ * process.  When the program exits, the Guest powers off through
+ * LHCALL_CRASH, which is also how the Launcher learns it is over. */
 void start_kernel(void)
 {
 	unsigned int i;

@@ -7,7 +7,7 @@
  * directory of its own which shares the kernel's part; below PAGE_OFFSET
  * it maps the program's pages, one at a time.  Every change goes through
  * the paravirt page table ops, because the Host keeps shadow copies of our
- * tables and has to hear about changes (boot.c, G:036).  Page faults the
+ * tables and has to hear about changes (boot.c, G:044).  Page faults the
  * Host cannot settle itself come to do_page_fault() at the end.
  */
 #include "guest.h"
@@ -40,16 +40,26 @@ static struct mm *current_mm = &init_mm;
 u32 ram_size;		/* bytes of RAM, from the boot header */
 static u32 lowmem_size;	/* how much of it we map at PAGE_OFFSET */
 
-/*: G:200 The Launcher describes our memory the way a PC's BIOS does, with
- * an "e820" map in the boot header: the number of entries at offset 0x1E8,
- * the entries from offset 0x2D0, each a 64-bit start, a 64-bit length and a
- * type (1 is RAM).  It gives us one entry: all of our memory, from 0. */
+/*: G:200 How much memory do we have?  The Launcher answers the way a PC's
+ * BIOS does, with an "e820" map in the boot header that lguest_init() saved
+ * in `boot_params`: the number of entries is the byte at offset 0x1E8, and
+ * the entries start at offset 0x2D0.  Each is a 64-bit start, a 64-bit
+ * length and a type, where 1 means usable RAM.  The layout is packed, as the
+ * boot protocol has it.  lguest's Launcher writes a single entry: all of the
+ * Guest's memory, starting at physical 0. */
 struct e820entry {
 	u64 addr;
 	u64 size;
 	u32 type;
 } __attribute__((packed));
 
+/*: G:201 `setup_memory()`, the first thing main.c does after its
+ * greeting, takes the end of the highest RAM entry as our memory size.  Not
+ * all of it can be mapped at PAGE_OFFSET: the Host keeps the top of every
+ * address space for the Switcher (`lguest_data.reserve_mem` says how much),
+ * and we keep 4 MiB of virtual space below that for the device pages, which
+ * lie above our RAM.  What remains is `lowmem_size`, the part of RAM the
+ * kernel maps; with lguestsim's small Guests it is all of it. */
 void setup_memory(void)
 {
 	unsigned int i, n = boot_params[0x1E8];
@@ -72,11 +82,7 @@ void setup_memory(void)
 	       ram_size / 1024, lowmem_size / 1024, (void *)PAGE_OFFSET, (void *)_end);
 }
 
-/* Pages for page tables and for the user program come from here.  A kernel
- * would have a real allocator; ours takes pages one after another from the
- * end of the kernel, and keeps freed pages on a list (the first word of a
- * free page points to the next).  The top of memory is never reached: that
- * is where the Launcher built its page tables. */
+/* The page allocator's state (G:205). */
 static u32 next_free_phys;
 static void *free_list;
 static unsigned int pages_in_use;
@@ -91,6 +97,13 @@ static void clear_page(void *page)
 		     : "memory");
 }
 
+/*: G:205 Pages for page tables and for the user program come from
+ * here.  A real kernel has a proper allocator; ours hands out pages one
+ * after another from the end of the kernel image, and keeps freed pages on
+ * a list, each free page's first word pointing at the next.  It never
+ * hands out the upper half of mapped memory, which keeps it well clear of
+ * the top of RAM, where the Launcher built the page tables we booted on.
+ * Every page comes back zeroed by a single `rep stosl`. */
 void *alloc_page(void)
 {
 	void *page;
@@ -118,19 +131,18 @@ static void free_page(void *page)
 	pages_in_use--;
 }
 
-/*: G:210 Our own page tables.  We do what the Launcher did (map all of RAM
- * at PAGE_OFFSET, one 4 KiB page per entry) in our own page directory, and
- * then switch to it.
+/*: G:210 Our own page tables.  We do what the Launcher did, mapping all
+ * of (low) RAM at PAGE_OFFSET with one 4 KiB page per entry, but in a page
+ * directory of our own, and then switch to it.
  *
- * Look at which hypercalls that takes.  The page table entries themselves
- * need none: the Host has never seen this directory, so it has no shadow of
- * it to update.  We still announce each directory entry with set_pmd() (as
- * Linux does); the Host ignores those for a directory it does not know.
- * Then write_cr3() asks for the switch.  All of that happens in lazy mode,
- * so the calls wait in the hypercall ring and reach the Host in one trip
- * when we leave it.  The Host then starts a fresh, empty shadow for our
- * directory and fills it in from our tables, a page at a time, as we touch
- * memory. */
+ * Count the hypercalls.  The page table entries themselves need none: the
+ * Host has never seen this directory, so it has no shadow to keep up to
+ * date.  We still announce each directory entry with `set_pmd()`, as Linux
+ * does, and the Host ignores those for a directory it does not know.  Then
+ * `write_cr3()` asks for the switch.  It all happens in lazy mode, so the
+ * calls collect in the ring and reach the Host in one trip, when we leave
+ * lazy mode; the Host then starts an empty shadow of our directory and fills
+ * it from our tables as we touch memory. */
 void paging_init(void)
 {
 	u32 phys, *pte_page;
@@ -151,14 +163,11 @@ void paging_init(void)
 	       (void *)swapper_pg_dir, __pa(swapper_pg_dir), tables);
 }
 
-/* Pages outside RAM, such as the device page the Launcher puts just above
- * it and the devices' own pages above that, get a kernel mapping of their
- * own when a driver asks (Linux's lguest_map()): the next free pages of
- * virtual space after the linear map (usually that is exactly PAGE_OFFSET
- * plus their physical address, but not when RAM was too big to map whole).
- * This time the directory is live, so the Host must hear about each new
- * entry: set_pte_at() tells it, and since this is a kernel address it
- * updates the shadows of every directory it keeps. */
+/*: G:214 Finding the page table entry for an address, the way the
+ * processor would: the directory entry first, then the entry in the page
+ * table it points to.  If the directory entry is empty, we give it a fresh
+ * zeroed page table and tell the Host with `set_pmd()`.  `user` decides
+ * whether ring 3 may use what the new table maps. */
 static u32 *lookup_pte(u32 *pgdir, u32 vaddr, int user)
 {
 	u32 *pde = &pgdir[pgd_index(vaddr)];
@@ -174,6 +183,15 @@ static u32 *lookup_pte(u32 *pgdir, u32 vaddr, int user)
 
 static u32 next_device_vaddr;
 
+/*: G:215 Device pages.  The device page the Launcher puts just above
+ * our RAM, and the devices' own pages above that, are not in the linear
+ * map, so a driver asks for a kernel mapping (Linux's lguest_map()).  We
+ * take the next free pages of virtual space after the linear map; usually
+ * that is PAGE_OFFSET plus their physical address anyway, though not when
+ * RAM was too big to map whole.  This time the directory is the live one,
+ * so the Host must hear of each new entry: `set_pte_at()` tells it, and
+ * since these are kernel addresses it updates every shadow directory it
+ * keeps. */
 void *map_device_pages(u32 pfn, unsigned int pages)
 {
 	u32 vaddr, start, *pte;
@@ -193,10 +211,11 @@ void *map_device_pages(u32 pfn, unsigned int pages)
 	return (void *)start;
 }
 
-/*: G:220 A process's address space.  Its page directory starts as a copy of
- * the kernel's upper quarter (the entries from PAGE_OFFSET up point at the
- * kernel's own page tables, so the kernel is mapped the same way in every
- * address space), with nothing below.  Nothing to tell the Host yet: it has
+/*: G:220 A process's address space.  Its page directory starts as a copy
+ * of the kernel's top quarter: the entries from PAGE_OFFSET up point at the
+ * kernel's own page tables, so the kernel appears at the same addresses in
+ * every address space, as it must for traps to work.  Below PAGE_OFFSET
+ * there is nothing yet.  Nothing to tell the Host either, since it has
  * never seen this directory. */
 int mm_create(struct mm *mm)
 {
@@ -206,8 +225,12 @@ int mm_create(struct mm *mm)
 	return 0;
 }
 
-/* Give the process a fresh zeroed page at vaddr; returns the page's kernel
- * address so the kernel can fill it. */
+/*: G:221 Giving a process a fresh zeroed page at `vaddr`.  The entry is
+ * a user page, writable, and neither accessed nor dirty, so the Host will
+ * have to come back to our tables to set those bits the first time the
+ * program reads and writes it.  We return the page's kernel address, so the
+ * kernel can fill it through its own mapping (process.c copies the program
+ * in this way). */
 u32 *map_user_page(struct mm *mm, u32 vaddr)
 {
 	u32 *pte = lookup_pte(mm->pgdir, vaddr, 1);
@@ -217,21 +240,25 @@ u32 *map_user_page(struct mm *mm, u32 vaddr)
 	return page;
 }
 
-/* Switching address spaces is loading a page directory, which we ask the
- * Host to do. */
+/*: G:222 Switching address spaces is loading %cr3, which only the Host
+ * may do: `write_cr3()` gives it the directory's physical address, and the
+ * Host finds its shadow of that directory (it keeps a few) or starts a new
+ * one.  Nothing else changes hands: the kernel half is the same in every
+ * directory. */
 void switch_mm(struct mm *mm)
 {
 	current_mm = mm;
 	pv.write_cr3(__pa(mm->pgdir));
 }
 
-/* Tearing down the address space we are running in, as a process exits.
- * The Host keeps a shadow of this directory (it caches a few), and the pages
+/*: G:225 Tearing down the address space we are running in, as the
+ * process exits.  The Host keeps a shadow of this directory, and the pages
  * are about to be reused, so every entry we clear we also clear in the
- * Host's copy: set_pte_at() for each page, set_pmd() for each page table.
- * A native kernel would flush the TLB after that; we ask the Host to drop
+ * Host's copy: `set_pte_at()` for each page, `set_pmd()` for each page
+ * table.  A native kernel would then flush the TLB; we ask the Host to drop
  * the user part of its shadow.  Then we move to the kernel's own directory
- * and free this one.  Lazy mode makes all of it one trip to the Host. */
+ * and free this one.  Lazy mode turns all of those calls into one trip to
+ * the Host, and the trace shows the ring filling up and emptying. */
 void mm_destroy(struct mm *mm)
 {
 	unsigned int i, j;
@@ -259,15 +286,17 @@ void mm_destroy(struct mm *mm)
 	printk("Memory: address space freed, %u pages still in use by the kernel\n", pages_in_use);
 }
 
-/* Where a user address lives in physical memory, by walking the process's
- * page tables the way the processor would.  The heap is filled in on
- * demand here too, so the kernel can use a heap page the program has not
- * touched yet. */
+/* The program's heap, which no one maps in advance (G:226, G:230). */
 static int in_user_heap(u32 vaddr)
 {
 	return vaddr >= USER_HEAP_START && vaddr < USER_HEAP_START + USER_HEAP_SIZE;
 }
 
+/*: G:226 Where a user address lives in physical memory, found by walking
+ * the process's page tables the way the processor would.  The system calls
+ * use it to check and follow the program's pointers (process.c).  A heap
+ * page the program has not touched yet is mapped here on the spot, just as
+ * a page fault would map it, so that `read()` into fresh heap works. */
 int user_virt_to_phys(struct mm *mm, u32 vaddr, u32 *phys)
 {
 	u32 pde, pte = 0;
@@ -286,19 +315,18 @@ int user_virt_to_phys(struct mm *mm, u32 vaddr, u32 *phys)
 	return 0;
 }
 
-/*: G:230 Page faults.  Most page faults never reach us: when the processor
- * faults on the Host's shadow page tables, the Host looks in ours first, and
- * if our entry says the page is there, it fixes its shadow and runs us again
- * without a word.  What does reach us is a fault our own tables cannot
- * satisfy, exactly as on a real machine, with one difference: the faulting
- * address is not in %cr2 (we cannot read it) but in lguest_data.cr2, where
- * the Host put it.
+/*: G:230 Page faults.  Most never reach us: when the processor faults on
+ * the Host's shadow tables, the Host looks in ours first, and if our entry
+ * says the page is there, it fixes its shadow and resumes us without a
+ * word.  What does reach us is a fault our own tables cannot satisfy, as on
+ * a real machine, except that the address comes from `lguest_data.cr2`,
+ * where the Host copied it, not from %cr2 (which is the Host's).
  *
- * Our user program's heap is such a case: the kernel leaves it unmapped
- * until the program touches it, then hands it a zeroed page.  Once we have
- * set the entry, returning re-runs the faulting instruction, which now
- * finds its page (after one more silent trip through the Host, which has
- * not filled in its shadow yet). */
+ * The program's heap is such a case: we leave it unmapped until the program
+ * touches it, then hand it a zeroed page.  Returning re-runs the faulting
+ * instruction, which now finds its page after one more silent trip through
+ * the Host to fill in the shadow.  Any other fault kills the process if it
+ * came from user mode, and is a kernel panic if it did not. */
 void do_page_fault(struct trap_frame *frame)
 {
 	u32 addr = pv.read_cr2();

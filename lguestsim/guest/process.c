@@ -30,16 +30,16 @@ static u8 process_stack[THREAD_SIZE] __attribute__((aligned(THREAD_SIZE)));
  * process wants them: only the first is used. */
 static u64 tls_array[3];
 
-/*: G:315 The program's arguments.  Linux gives init the words of the
- * kernel command line that it did not take for itself; ours takes none, so
- * init gets them all, after its own name.  They go where a C program finds
- * them at its first instruction: the strings near the top of the stack,
- * and the stack pointer at argc, then argv[0] to argv[argc - 1], a NULL,
- * and an empty environment (one more NULL).  We build that in the stack's
- * top page, below the thread block, through the kernel's own mapping of
- * the page, and return the user address the stack pointer starts at. */
 #define MAX_ARGS	32
 
+/*: G:315 The program's arguments.  Linux gives init the words of the
+ * kernel command line it did not take for itself; ours takes none, so init
+ * gets them all, after its own name.  They go where a C program's start-up
+ * code looks for them: the strings near the top of the stack, and the stack
+ * pointer at `argc`, followed by `argv[0]` to `argv[argc - 1]`, a NULL, and
+ * an empty environment (one more NULL).  We build all that in the stack's
+ * top page, below the thread block, writing through the kernel's mapping of
+ * the page, and return the user address the stack pointer starts at. */
 static u32 setup_arguments(u8 *page)
 {
 	const u32 base = USER_STACK_TOP - PAGE_SIZE;	/* user address of page[0] */
@@ -73,14 +73,16 @@ static u32 setup_arguments(u8 *page)
 	return base + ((u8 *)sp - page);
 }
 
-/*: G:310 Making a process.  Its code goes into fresh user pages at
- * USER_CODE_ADDR, copied through the kernel's own mapping of those pages;
- * two more pages become its stack, with the thread block and its arguments
- * at the top.  Its heap stays unmapped.  Then the switch: the process's
- * page directory, its kernel stack (the Host must know where traps from
- * user mode should land), its TLS segment, and the TS bit so its first FPU
- * instruction traps.  All of those hypercalls wait in the ring and go to
- * the Host together. */
+/*: G:310 Making the process.  Its code is copied into fresh user pages
+ * at USER_CODE_ADDR (where Linux puts an i386 program) through the kernel's
+ * mapping of those pages; the stack pages follow, with the thread block and
+ * the arguments at the top, while the heap stays unmapped.  Then the
+ * switch: the process's page directory, its own kernel stack (the Host must
+ * know where traps from user mode land), its TLS segment, and the TS bit so
+ * its first FPU instruction traps.  All of these are made in lazy mode, so
+ * they wait in the ring and reach the Host together.  `enter_user_mode()`
+ * (entry.S) then runs the program until it exits, after which we put back
+ * the first task's stack, clear TS and tear the address space down. */
 int run_init_process(void)
 {
 	u32 size = user_image_end - user_image_start;
@@ -131,34 +133,29 @@ int run_init_process(void)
 	return code;
 }
 
-/* A process that does something it must not (a fault we cannot fix) is
- * killed: we leave user mode for good, as if it had called exit(). */
+/*: G:316 A process that does something it must not (a fault we cannot
+ * fix, an instruction it may not run) is killed.  There is nothing to clean
+ * up on its kernel stack, so we leave user mode for good with code -1, as
+ * if it had called exit(-1), and `run_init_process()` carries on from
+ * there. */
 void kill_current_process(const char *why, struct trap_frame *frame)
 {
 	printk("init: killed: %s at %p\n", why, (void *)frame->eip);
 	leave_user_mode(&kernel_context, -1);
 }
 
-/*: G:320 System calls.  The program puts the call number in %eax and the
- * arguments in %ebx, %ecx and %edx, and "int $0x80" brings it here, on the
- * process's kernel stack, without passing through the Host (traps.c set it
- * up as a direct trap).  What we put in frame->eax is what the program sees
- * in %eax after its "int".
- *
- * A pointer from user mode must be checked before the kernel uses it: is it
- * a user address at all, and is there memory behind it?  We answer both by
- * walking the process's page tables, a page at a time, and use the memory
- * by its physical address: through the kernel's own mapping of it when we
- * copy, or handed straight to a device, which wants physical addresses
- * anyway.  A bad pointer is the program's error (-EFAULT), never a fault in
- * the kernel. */
+/*: G:321 A pointer from user mode must be checked before the kernel uses
+ * it.  The first check: is the whole range below PAGE_OFFSET?  It is
+ * written so that a huge `len` cannot wrap around past the top of the
+ * address space and look small. */
 static int user_range_ok(u32 uaddr, u32 len)
 {
 	return uaddr < PAGE_OFFSET && len <= PAGE_OFFSET - uaddr;
 }
 
 /* The next piece of a user buffer that lies within one page: its physical
- * address, and how long it is (at most "len"). */
+ * address, and how long it is (at most "len"); -EFAULT if nothing is mapped
+ * there. */
 static int user_piece(u32 uaddr, u32 len, u32 *phys, u32 *piece)
 {
 	if (user_virt_to_phys(&user_mm, uaddr, phys) != 0)
@@ -169,6 +166,13 @@ static int user_piece(u32 uaddr, u32 len, u32 *phys, u32 *piece)
 	return 0;
 }
 
+/*: G:322 The second check is whether there is memory behind the pointer.
+ * We answer it by walking the process's page tables (G:226) a page at a
+ * time, and use each piece by its physical address, through the kernel's
+ * own linear mapping of RAM.  So a bad pointer is the program's error,
+ * -EFAULT, and never a page fault in the kernel.  Linux does it the other
+ * way round, touching user memory directly and fixing up faults afterwards,
+ * which is faster but needs exception tables. */
 static int copy_user(u32 uaddr, void *kbuf, u32 len, int to_user)
 {
 	u8 *k = kbuf;
@@ -193,7 +197,11 @@ static int copy_user(u32 uaddr, void *kbuf, u32 len, int to_user)
 #define copy_to_user(uaddr, kbuf, len)		copy_user(uaddr, kbuf, len, 1)
 #define copy_from_user(kbuf, uaddr, len)	copy_user(uaddr, kbuf, len, 0)
 
-/* Console output goes straight from the program's pages. */
+/*: G:323 Console output goes straight from the program's pages, with no
+ * copy.  Each piece's physical address is exactly what a DMA to the
+ * Launcher wants (console.c), and the Launcher reads the bytes out of Guest
+ * memory itself.  A bad pointer part-way through ends the write early, and
+ * the program is told how much got out. */
 static int console_write_user(u32 buf, u32 len)
 {
 	u32 done = 0, phys, piece;
@@ -221,12 +229,7 @@ static int console_read_user(u32 buf, u32 len)
 	return n;
 }
 
-/* The disks: file descriptor 3 is the first disk the bus found, 4 the
- * second, and so on; each has a position, which lseek() sets and each read
- * or write moves on.  They go in whole sectors, and at most a page at a
- * time, so a request is never more than two pieces of memory (fewer than
- * the 16 sections a DMA can hold).  The pieces are the program's own
- * pages: the Launcher copies straight into them, or out of them. */
+/* The position of each open disk (G:324). */
 #define MAX_DISK_FDS	4
 static u32 disk_pos[MAX_DISK_FDS];
 
@@ -236,6 +239,13 @@ static int is_disk_fd(u32 fd, u32 *num_sectors)
 	       lgb_num_sectors(fd - FIRST_DISK_FD, num_sectors) == 0;
 }
 
+/*: G:324 The disks: file descriptor 3 is the first disk the bus found, 4
+ * the second, and so on; each has a position, which lseek() sets and each
+ * read or write moves on.  Transfers go in whole sectors and at most a page
+ * at a time, so a request is never more than two pieces of memory, well
+ * under the 16 sections one DMA can hold.  The pieces are the program's own
+ * pages: the block driver (block.c) hands their physical addresses to the
+ * Launcher, which copies straight into them or out of them. */
 static int disk_rw(u32 fd, u32 buf, u32 len, int write)
 {
 	struct blk_request req;
@@ -345,6 +355,15 @@ static int sys_lguest_ping(u32 uping)
 	return n;
 }
 
+/*: G:320 System calls.  The program puts the call number in %eax and
+ * its arguments in %ebx, %ecx and %edx, and `int $0x80` brings it here on
+ * its kernel stack, without passing through the Host: traps.c made 0x80 a
+ * trap gate the Host could hand to the processor.  Whatever we put in
+ * `frame->eax` is what the program finds in %eax after its `int`, a
+ * negative error number on failure.  The first five calls are Linux's
+ * i386 ones; the four numbered from 400 are lguestsim's, so the program can
+ * show the devices (user_abi.h lists them all).  exit() does not return: it
+ * leaves user mode for good. */
 void do_syscall(struct trap_frame *frame)
 {
 	switch (frame->eax) {
@@ -384,11 +403,11 @@ void do_syscall(struct trap_frame *frame)
 /*: G:330 The FPU, lazily.  The program's first FPU instruction traps with
  * "device not available" (vector 7), because we set TS before it ran.  The
  * Host sees the trap first: it makes sure the real FPU holds the Guest's
- * state, and passes the trap on only because our TS is set.  We clear TS
- * (one more hypercall), give the program a clean FPU the first time, and
- * return to run the same instruction again, which now works.  A kernel with
- * many processes would save the last user's FPU registers here and load
- * this one's, and set TS again on every task switch. */
+ * registers, and passes the trap on only because our TS is set.  We clear
+ * TS (one more hypercall), give the program a freshly initialized FPU the
+ * first time, and return to run the same instruction again, which now
+ * works.  A kernel with many processes would save the previous owner's FPU
+ * registers here and load this one's, and set TS again at every switch. */
 void do_device_not_available(struct trap_frame *frame)
 {
 	if (!from_user_mode(frame))

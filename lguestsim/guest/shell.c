@@ -352,7 +352,10 @@ static void cmd_help(char *args)
 	}
 }
 
-/* One line: the first word names the command, the rest is its business. */
+/*: G:361 Running one line: the first word names the command, and the
+ * rest of the line is its business.  The table's "quit" entry has no
+ * function, and that is how the shell learns to stop (the 0 return).  An
+ * empty line is not an error; an unknown word is answered and ignored. */
 int run_command(char *cmdline)
 {
 	struct line l = { .len = 0 };
@@ -377,8 +380,13 @@ int run_command(char *cmdline)
 
 #define PROMPT	"guest> "
 
-/* Read a line, run it, until "quit" or the end of the input.  The kernel
- * echoes what is typed, so the prompt and the command appear together. */
+/*: G:360 The shell: a prompt, a line read from file descriptor 0, the
+ * command run, until "quit" or the end of the input.  A read() on the
+ * console returns one line, as on a terminal: the kernel collects the
+ * characters the Launcher sends, echoes them, and wakes us at the newline
+ * (console.c).  When the Launcher's own input ends, it sends an interrupt
+ * with nothing in the buffer, and read() then returns 0, end of file, which
+ * ends the shell as "quit" would. */
 void shell(void)
 {
 	static char buf[256];

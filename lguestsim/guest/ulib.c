@@ -7,6 +7,10 @@
  */
 #include "ulib.h"
 
+/*: G:342 The program's side of each system call is one call of
+ * `syscall3()` (user.S, G:341) with the number from user_abi.h, and pointers
+ * passed as plain integers: the kernel checks them (G:321, G:322), not the
+ * compiler.  The other wrappers below are the same. */
 int read(int fd, void *buf, u32 len)
 {
 	return syscall3(__NR_read, fd, (int)buf, (int)len);

@@ -10,10 +10,13 @@
 
 	.section .text.entry, "ax"
 
-/*: G:340 The kernel irets to here, the first byte of the program, with
- * every other register zero and the stack as a C program's start expects
- * it: argc on top, then the argv pointers (process.c).  main(argc, argv)
- * wants them as arguments, so we push them again, the other way round. */
+/*: G:340 The program's first instruction: `enter_user_mode()` irets to
+ * here, the first byte of the image at USER_CODE_ADDR, in ring 3, with every
+ * other register zero.  The stack is as a C program's start-up code expects
+ * it (G:315): `argc` on top, then the `argv` pointers.  `main(argc, argv)`
+ * wants them as ordinary arguments, so we pop `argc` and push both again,
+ * the right way round for a call.  Whatever `main()` returns goes to
+ * `exit()`, which never comes back. */
 	.globl	_start
 _start:
 	popl	%eax			/* argc */
@@ -27,8 +30,12 @@ _start:
 
 	.text
 
-/* int syscall3(int nr, int a, int b, int c): %ebx is one of the registers
- * a C function must preserve, so it is saved around the call. */
+/*: G:341 Every system call goes through `syscall3(nr, a, b, c)`: the
+ * number into %eax, the arguments into %ebx, %ecx and %edx, then
+ * `int $0x80`, which the Host lets the processor deliver straight to the
+ * kernel's `system_call` stub.  %ebx is one of the registers a C function
+ * must preserve for its caller, so it is saved around the call; the result
+ * comes back in %eax, which is where C wants it anyway. */
 	.globl	syscall3
 syscall3:
 	pushl	%ebx
@@ -39,5 +46,6 @@ syscall3:
 	int	$SYSCALL_VECTOR
 	popl	%ebx
 	ret
+/*:*/
 
 	.section .note.GNU-stack, "", @progbits

@@ -13,8 +13,11 @@
  */
 #include "ulib.h"
 
-/* Reading the thread block: %gs must first be loaded with the TLS selector,
- * which user mode may do, since the kernel made that segment a ring 3 one. */
+/*: G:351 Reading the thread block.  %gs must first be loaded with the
+ * TLS selector, which user mode may do because the kernel made entry 6 a
+ * ring 3 data segment.  Loading it makes the processor read that entry of
+ * the GDT, which is the Host's copy with our TLS entries in it: if the
+ * Host had not taken LHCALL_LOAD_TLS, this would fault. */
 static u32 tls_word(u32 offset)
 {
 	u32 value;
@@ -26,9 +29,11 @@ static u32 tls_word(u32 offset)
 	return value;
 }
 
-/* The FPU: (1 + 2.5) * 4, in single precision.  The constants are the IEEE
- * bit patterns of 2.5 and 4.0.  The first FPU instruction, "fld1", traps to
- * the kernel (see process.c) and then runs again. */
+/*: G:352 The FPU: (1 + 2.5) * 4 in single precision, with the IEEE bit
+ * patterns of 2.5 and 4.0 as the constants.  The first FPU instruction,
+ * `fld1`, traps with "device not available" because the kernel set TS; the
+ * kernel clears it (G:330) and `fld1` runs again, and the program never
+ * knows. */
 static u32 fpu_sum(void)
 {
 	static const u32 two_and_a_half = 0x40200000, four = 0x40800000;
@@ -56,6 +61,14 @@ static u32 float_to_u32(u32 bits)
 	return mantissa >> (23 - exponent);
 }
 
+/*: G:350 The user program, written to make the kernel and the Host
+ * underneath it work.  It prints its arguments, asks for its process id in
+ * two ways (a system call, and its TLS block), computes a sum, then writes
+ * to three heap pages nobody has mapped (three page faults) and reads a
+ * fourth (one more).  It writes from the heap, which makes the kernel walk
+ * its page tables, and tries to write from kernel memory, which the kernel
+ * refuses.  Then one FPU calculation, and the devices: a shell with "shell"
+ * on the kernel command line, otherwise a short show. */
 int main(int argc, char **argv)
 {
 	volatile u32 *heap = (volatile u32 *)USER_HEAP_START;

@@ -10,20 +10,25 @@
 #ifndef USER_ABI_H
 #define USER_ABI_H
 
-/* The user address space: everything below the kernel's PAGE_OFFSET.
- * The program's code and data start where Linux puts an i386 program; its
- * stack is the two pages just below the kernel; its heap is a range the
- * kernel leaves unmapped and fills in one page at a time, when the program
- * first touches each page. */
+/*: G:345 The user address space is everything below the kernel's
+ * PAGE_OFFSET.  The program's code and data start at 0x08048000, where
+ * Linux puts an i386 program; its stack is the two pages just below the
+ * kernel; its heap is a 1 MiB range at 256 MiB that the kernel leaves
+ * unmapped and fills in a page at a time, as the program first touches each
+ * page (mm.c's page faults, G:230).  The rest is empty, and any access to
+ * it kills the program. */
 #define USER_CODE_ADDR		0x08048000
 #define USER_STACK_TOP		0xC0000000
 #define USER_STACK_PAGES	2
 #define USER_HEAP_START		0x10000000
 #define USER_HEAP_SIZE		0x00100000
 
-/* System calls: "int $0x80" with the number in %eax and the arguments in
- * %ebx, %ecx, %edx; the result comes back in %eax, a negative error number
- * on failure.  The first ones are Linux's for i386. */
+/*: G:346 The system calls: `int $0x80` with the number in %eax and the
+ * arguments in %ebx, %ecx and %edx; the result comes back in %eax, a
+ * negative error number on failure.  The first five keep their Linux i386
+ * numbers and meanings.  The last four are lguestsim's own, numbered well
+ * clear of Linux's, and exist so the program can show the devices: the
+ * descriptor page, the network's slots, promiscuous mode and a ping. */
 #define SYSCALL_VECTOR		0x80
 #define __NR_exit		1	/* exit(code): never returns */
 #define __NR_read		3	/* read(fd, buf, len) -> bytes, 0 at the end */
@@ -61,11 +66,12 @@
 #define ENETDOWN		100
 #define EHOSTUNREACH		113
 
-/* Thread-local storage: the kernel puts a small block at the very top of
- * the user stack page and points GDT entry 6 at it, so the program finds it
- * at %gs:0 after loading selector USER_TLS_SEL into %gs (entry 6, ring 3).
- * Its first word holds its own address, as a C library's thread block
- * does.  The program's arguments (argc, argv) lie just below it. */
+/*: G:347 Thread-local storage: the kernel puts a 16-byte block at the very
+ * top of the user stack page and points GDT entry 6 at it (LHCALL_LOAD_TLS,
+ * G:038), so the program finds it at %gs:0 after loading selector
+ * USER_TLS_SEL (entry 6, ring 3) into %gs.  Its first word holds its own
+ * address, as a C library's thread block does, and the second the process
+ * id.  The program's arguments lie just below it. */
 #define USER_TLS_SEL		((6 << 3) | 3)
 #define USER_TLS_SIZE		16
 #define USER_TLS_ADDR		(USER_STACK_TOP - USER_TLS_SIZE)
