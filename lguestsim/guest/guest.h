@@ -64,7 +64,7 @@
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 #define barrier()	asm volatile("" : : : "memory")
 
-/*: G:050 Linux calls every privileged operation through tables of function
+/*: G:052 Linux calls every privileged operation through tables of function
  * pointers, the "paravirt ops": a kernel running on bare metal fills them
  * with one-instruction functions ("cli", "mov %eax,%cr3"), a Guest fills
  * them with its own.  lguest's lguest_init() is where that happens.  Linux
@@ -98,7 +98,7 @@ struct pv_ops {
 	/* The faulting address of the last page fault. */
 	u32 (*read_cr2)(void);
 
-	/* Page tables (G:036). */
+	/* Page tables (G:044). */
 	void (*write_cr3)(u32 pgdir_phys);
 	void (*flush_tlb_user)(void);
 	void (*flush_tlb_kernel)(void);
@@ -192,7 +192,7 @@ u32 read_tsc(void);
 u32 tsc_to_ns(u32 cycles);
 
 /* Sleeping until "condition" holds, the way wait_for_tick() waits for the
- * timer (time.c, G:040): test it with interrupts off, and if it does not
+ * timer (time.c, G:132): test it with interrupts off, and if it does not
  * hold yet, halt; an interrupt handler is what makes it true, and the
  * Host wakes us for it.  Interrupts end up as they were before. */
 #define wait_event(condition)					\

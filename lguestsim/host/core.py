@@ -300,6 +300,19 @@ class Host:
         mem = self.mem
         mem.write(SWITCHER_PHYS, self.switcher.code)
         text = [SWITCHER_PHYS + i * PAGE_SIZE for i in range(switcher_mod.TEXT_PAGES)]
+        #: H:510 lguest allocated one Switcher page table for each CPU when its
+        # module loaded, since each CPU had its own `lguest_pages`.  The
+        # simulated machine has one CPU, so the Host builds the one page table
+        # here, once, at start-up, and every shadow page directory of every
+        # Guest points its top entry at it.
+
+        #: H:520 Filling the two page tables for the top 4 MiB.  The Host's maps
+        # the Switcher's code and both per-CPU pages writable (0x063: present,
+        # writable, accessed, dirty).  The Guests' one maps the code and the
+        # read-only state page present and read-only (0x021), and leaves the
+        # regs slot empty: `map_switcher_in_guest` fills it before each run
+        # with the running Guest's regs page, writable, so the processor can
+        # save the Guest's registers there on a trap.
         host_pte = bytearray(PAGE_SIZE)
         guest_pte = bytearray(PAGE_SIZE)
         for i, page in enumerate(text):

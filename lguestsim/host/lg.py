@@ -109,6 +109,12 @@ class GuestRegs:
         return dict(zip(REG_FIELDS, vals, strict=True))
 
 
+#: H:310 One remembered shadow page directory: which Guest page directory
+# (`gpgdir`, the Guest-physical address the Guest loads into cr3) it shadows,
+# and the Host frame (`page`) that holds the shadow the real cr3 points at.
+# A Guest keeps a few of these in `Lguest.pgdirs`, so that switching back to a
+# process it ran recently finds its shadow already built instead of faulting
+# every page in again (`new_pgdir` in page_tables.py picks which to reuse).
 @dataclass
 class ShadowPgdir:
     gpgdir: int          # the Guest's cr3 (Guest-physical)
