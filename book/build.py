@@ -119,8 +119,8 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
 def front_notebook() -> Path:
     """The front page is a small notebook too (``book/front.py``): write it out."""
     nb = make_notebooks.notebook(BOOK / "front.py")
-    target = CACHE / "front.ipynb"
-    CACHE.mkdir(parents=True, exist_ok=True)
+    target = BOOK / "_build" / "front" / "front.ipynb"     # not in CACHE: that holds its run
+    target.parent.mkdir(parents=True, exist_ok=True)
     text = nbformat.writes(nb) + "\n"
     if not target.exists() or target.read_text() != text:
         target.write_text(text)

@@ -272,7 +272,7 @@ def test_live_views_render_in_headless_chromium(book, tmp_path, page, views):
         assert drawn, f"{page}: the live {name} view was not drawn (widget JS failed?)"
         text = drawn[-1].get_text(" ")
         assert "cannot show this now" not in text
-        assert len(HEX.findall(text)) >= 4, f"{page}: {name} view shows no values: {text[:300]}"
+        assert len(HEX.findall(text)) >= 3, f"{page}: {name} view shows no values: {text[:300]}"
     remote = [s.get("src") for s in soup.select("script[src]")
               if re.match(r"(https?:)?//", s.get("src", ""))]
     assert not remote, f"{page} tried to load {remote}"
