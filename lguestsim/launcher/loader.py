@@ -420,9 +420,9 @@ def load_kernel(memory: GuestMemory, image: bytes, mem: int, name: str,
     return load_bzimage(memory, image, mem, name, say)
 
 
-#: L:180 An initial RAM disk is a disk image loaded along with the kernel, so
-# that the kernel can boot from it before it has any drivers; distributions use
-# one to load the right modules for the machine. The Launcher puts it at the
+#: L:180 The initrd: a small file system the Launcher places in memory next
+# to the kernel, which the kernel mounts first, before it has the drivers to
+# reach a real disk; distributions keep their modules in one. The Launcher puts it at the
 # very top of Guest memory, rounded up to whole pages, and returns the rounded
 # size: the page tables go just below it, and the boot header will tell the
 # kernel where it starts and how long it is. Here too the C Launcher maps the
