@@ -161,3 +161,26 @@ def test_demand_page_fills_from_the_guests_tables():
         (model.proc.read32(model.pde_addr(0x08048000)) & ~0xFFF) + 0x48 * 4, 4))[0]
     assert gpte & 0x60 == 0x60                        # the Guest's entry: accessed and dirty
     check_shadow(model)
+
+
+def test_a_new_address_space_never_inherits_user_mappings_even_when_host_memory_is_out():
+    """With no frame for a new shadow, the Host takes over the current one;
+    the old address space's user mappings must go with it (H:435)."""
+    model = GuestModel()
+    model.set_pte(0x08048000, 0x123, 0x07)
+    model.access(0x08048000, 4)                       # address space A maps a user page
+    lg, mem = model.lg, model.host.mem
+    a = lg.pgdirs[lg.pgdidx].page
+    assert mem.read32(a + (0x08048000 >> 22) * 4) & P
+    model.host.alloc_page = lambda: None              # the Host has no page left
+    for g in GUEST_PGDIRS[1:]:                        # every other address space: B, C, ...
+        # The random pick lands on an empty slot, which the Host cannot fill.
+        empty = next(i for i, slot in enumerate(lg.pgdirs) if slot is None)
+        model.host.random.randrange = lambda n, empty=empty: empty
+        model.cr3 = g
+        model.hcall(4, g)                             # NEW_PGTABLE
+        shadow = lg.pgdirs[lg.pgdidx].page
+        assert lg.pgdirs[lg.pgdidx].gpgdir == g
+        assert not mem.read32(shadow + (0x08048000 >> 22) * 4) & P, \
+            f"{g:#x} sees the user mappings of the address space before it"
+    check_shadow(model)

@@ -297,12 +297,12 @@ class PageTables:
     # chosen at random (the Host's generator is seeded, so runs repeat);
     # least-recently-used might do better, but random is simple.  An empty
     # slot gets a fresh zeroed page, a blank shadow with not even the kernel
-    # mapped.  An occupied one is recycled: its user half is flushed, and its
-    # kernel half, the same in every address space, stays.  If no page can be
-    # had, the current slot is taken over for the new address space.  The
-    # second value says whether the caller must pin the stack again, which
-    # lguestsim asks after a recycle too, though the stack is usually still
-    # mapped then.
+    # mapped, and only then must the caller pin the Guest's stack in it (the
+    # second value).  If no page can be had, the current slot is taken over.
+    # Any slot that was in use has its user half flushed: it may hold the
+    # mappings of the address space that had it before, which the new one
+    # must never see.  The kernel half is the same in every address space
+    # and stays.
     def new_pgdir(self, lg: Lguest, gpgdir: int) -> tuple[int, bool]:
         """Pick a slot for a new address space (at random, as lguest does)."""
         nxt = self.host.random.randrange(len(lg.pgdirs))
@@ -314,11 +314,9 @@ class PageTables:
             else:
                 lg.pgdirs[nxt] = ShadowPgdir(gpgdir, page)
                 blank = True
-                return nxt, blank
-        else:
-            self.flush_user_mappings(lg, nxt)
-            blank = True
         lg.pgdirs[nxt].gpgdir = gpgdir
+        if not blank:                   # a fresh page is all zeroes already
+            self.flush_user_mappings(lg, nxt)
         return nxt, blank
 
     #: H:430 (iv) Switching page tables.  LHCALL_NEW_PGTABLE is the Guest's
