@@ -232,6 +232,7 @@ def test_bad_dma_sections_kill_the_sender_only(name):
     died, _ = run_to_death(sdev)
     assert died == reason
     assert rproc.read(0, MEM) == before
+    assert not rlg.irqs_pending & (1 << 3)          # a failed transfer raises no interrupt
     died, _ = run_to_death(rdev)
     assert died == "CRASH: receiver done"
 

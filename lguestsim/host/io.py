@@ -232,9 +232,11 @@ class IO:
     # array for a free buffer (`used_len` zero), starting at `next_dma` and
     # wrapping round.  If there is one, it copies, writes the byte count into
     # both `used_len`s (the receiver's last, and only if the copy worked) and
-    # advances the cursor.  Either way the receiver gets its interrupt and is
-    # woken if halted: with no free buffer, that is its cue to restock.  The
-    # return value tells `send_dma()` whether the receiver was full.
+    # advances the cursor.  The receiver then gets its interrupt and is woken
+    # if halted, even when it had no free buffer: that is its cue to restock.
+    # Only a failure (an array the receiver cannot have, a copy a bad section
+    # stopped, whose owner is now dead) ends it quietly, with no interrupt.
+    # The return value tells `send_dma()` whether the receiver was full.
     def dma_transfer(self, srclg: Lguest, udma: int, dst: DmaInfo) -> bool:
         """Into the first free buffer of ``dst``; True if it had none."""
         dstlg = dst.lg
@@ -245,24 +247,27 @@ class IO:
             addr = dst.dmas + n * DMA_SIZE
             if not lguest_address_ok(dstlg, addr, DMA_SIZE):
                 kill_guest(dstlg, f"bad dma array {dst.dmas:#x}")
-                break
+                return False
             d = self.read_dma(dstlg, addr)
             if d.used_len == 0:
                 found = (addr, d)
                 break
         moved = 0
+        failed = False
         if found is not None:
             addr, d = found
             moved = self.do_dma(srclg, src, dstlg, d)
             lgwrite_u32(srclg, self.host.mem, udma, moved)
-            if not (moved == 0 and src.len[0] != 0):
+            failed = moved == 0 and src.len[0] != 0
+            if not failed:
                 lgwrite_u32(dstlg, self.host.mem, addr, moved)
                 dst.next_dma += 1
         self.host.charge("dma")
         self.host.trace.emit("dma", guest=srclg.guestid, key=dst.key, to=dstlg.guestid,
                              sections=src.sections(), bytes=moved, irq=dst.interrupt,
-                             received=found is not None)
-        # The receiver hears about it even with nothing moved: a chance to restock.
+                             received=found is not None and not failed)
+        if failed:
+            return False
         dstlg.irqs_pending |= 1 << dst.interrupt
         if dstlg.halted:
             dstlg.halted = False
