@@ -293,13 +293,8 @@ class World:
 
     # -- the Host's and the Launcher's part
     def _read(self, run: Run):
-        """/dev/lguest's read(), as a generator that pauses for each trip."""
-        lg = run.lg
-        if lg.dead is not None:
-            raise OSError(errno.ENOENT, "the Guest is dead")
-        if lg.dma_is_pending:
-            lg.dma_is_pending = False
-        return (yield from self.host.guest_steps(lg))
+        """/dev/lguest's read(), pausing for each trip (``LguestFile.read_steps``)."""
+        return (yield from run.dev.read_steps(8, run.process))
 
     def _host_work(self) -> None:
         self.steps += 1
@@ -351,12 +346,12 @@ class World:
 
     def _read_done(self, run: Run, data: bytes | None, err: OSError | None) -> None:
         run.reads += 1
-        if data is not None:
+        if data is not None and len(data) == 8:
             dma, key = struct.unpack("<II", data)
             self._launcher_output(run, dma, key)
             return
-        if err.errno == errno.ENOENT:
-            raw = run.dev.read(1023)
+        if data is not None or err.errno == errno.ENOENT:
+            raw = data if data is not None else run.dev.read(1023)
             reason = raw.split(b"\0", 1)[0].decode("utf-8", "replace") or "dead"
             run.ended = reason
             self._log(run, f"the Guest died: {reason}")

@@ -670,9 +670,12 @@ class Host:
     # bytes), a break or another Guest's turn (EAGAIN), or death (ENOENT).  The
     # loop lives in `guest_steps()`, a generator that stops at each trip into
     # the Guest; `run_guest()` drives it, running every trip at full speed.
-    def run_guest(self, lg: Lguest) -> bytes:
-        """Run the Guest until something the Launcher must see; raises OSError like read()."""
-        steps = self.guest_steps(lg)
+    # (`/dev/lguest`'s read() drives its own checks and this loop the same way;
+    # the session drives them one instruction at a time instead.)
+    def run_guest(self, lg: Lguest, steps=None) -> bytes:
+        """Run the Guest until something the Launcher must see; raises OSError like read().
+        ``steps`` is the generator to drive, by default ``guest_steps(lg)``."""
+        steps = self.guest_steps(lg) if steps is None else steps
         try:
             while True:
                 next(steps)                   # the Host's work up to a trip into the Guest

@@ -138,6 +138,11 @@ class LguestFile:
     # last read() returned because the Guest sent DMA to the Launcher, the
     # Launcher has dealt with it by now.
     def read(self, size: int, task=None) -> bytes:
+        return self.host.run_guest(self.lg, self.read_steps(size, task))
+
+    def read_steps(self, size: int, task=None):
+        """read() as a generator that pauses (yields) before each trip into the
+        Guest, so a debugger can single-step the trip; its value is read()'s."""
         lg = self.lg
         if lg is None:
             raise _err(errno.EINVAL, "write LHREQ_INITIALIZE first")
@@ -148,7 +153,7 @@ class LguestFile:
             return reason[:size]
         if lg.dma_is_pending:
             lg.dma_is_pending = False
-        return self.host.run_guest(lg)
+        return (yield from self.host.guest_steps(lg))
 
     #: L:060 Closing the file undoes initialize.  It is also what happens when
     # a Launcher exits, so it must always work: it returns nothing and cannot
