@@ -98,6 +98,10 @@ def test_keys_in_shared_memory_match_and_private_ones_do_not(word, private_word)
     # a write through one mapping is seen through the other
     a.write(0x80000 + off, b"\x12\x34\x56\x78")
     assert b.read(0xC3000 + off, 4) == b"\x12\x34\x56\x78"
+    # the same set-up again names the same memory the same way (a replay's keys)
+    _, a2, b2, _ = two_launchers()
+    assert a2.key_identity(addr) == a.key_identity(addr)
+    assert b2.key_identity(0xC3000 + off) == b.key_identity(0xC3000 + off)
 
 
 # -- Guest to Guest, through a page both Launchers share

@@ -146,12 +146,16 @@ class Process:
 
     def key_identity(self, addr: int) -> tuple[int, int, int]:
         """What the memory at ``addr`` is, for DMA keys (lguest uses futex keys):
-        shared memory is the same thing in every process mapping it."""
+        private memory is this process and the address, as a futex key is the
+        mm and the address; shared memory is the segment and the offset in it,
+        the same in every process mapping it.  Processes and segments are named
+        by where their RAM starts, which is unique, and the same when a session
+        replays the run."""
         hit = self.shared.get(addr // PAGE_SIZE) if self.shared else None
         if hit is None:
-            return (0, id(self), addr)
+            return (0, self.base, addr)
         segment, off = hit
-        return (1, id(segment), off + addr % PAGE_SIZE)
+        return (1, segment.base, off + addr % PAGE_SIZE)
 
     def _check(self, addr: int, n: int) -> None:
         if addr < 0 or addr + n > self.size:
