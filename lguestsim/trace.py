@@ -26,6 +26,16 @@ class Event:
             raise AttributeError(name) from None
 
 
+#: P:042 The trace is the simulation's logbook.  The Host writes it, not
+# the CPU: one event for each world switch, trap, hypercall, interrupt
+# delivered, page fault handled, DMA transfer, Guest timer and Guest death,
+# each stamped by `clock` with the cycle count of the moment, which (P:012)
+# is simulated nanoseconds.  Nothing is recorded per instruction: that would
+# slow the core down and bury the story.  The views draw their timelines
+# from `events`, tests ask for `of("trap")`, and listeners hear of each event
+# as it happens; only the newest events are kept, so a long run cannot fill
+# the memory.  Reading it back after a run is the cheapest way to watch what
+# lguest did, and when.
 class Trace:
     def __init__(self, clock: Callable[[], int], limit: int = 200_000) -> None:
         self.clock = clock

@@ -79,6 +79,23 @@ class Block:
         self.source = source    # the generated Python, for the curious
 
 
+#: P:015 The processor's state is plain Python attributes.  The eight
+# general registers are the list `r` (with `eax` ... `edi` as properties for
+# readers), EIP an int, and each segment register a `SegmentCache` holding
+# the selector and the hidden base, limit and access rights (P:030).  GDTR,
+# IDTR, LDTR, TR, CR0 to CR4 and the SYSENTER MSRs are all here, because
+# lguest touches nearly every one of them.  EFLAGS is split in two: `_ef`
+# holds the flags as stored, and `fo`, `fa`, `fb`, `fr` describe the last
+# arithmetic operation, whose flags nobody has asked for yet (P:026).  Beside the
+# architecture sit the simulator's own parts: cycle and instruction counters,
+# the TLB and the FPU, the external interrupts waiting to be taken, the I/O
+# port hooks (by default no device answers), and `exit_eip`, the address at
+# which a run hands control back to the Python Host.
+#
+# `reset()` leaves the CPU where a 386 wakes up, in real mode.  Nobody here
+# boots that way: the Host's set-up (H:005) and most tests start from
+# `reset_flat32()`, protected mode with flat 4 GiB segments, and load real
+# tables from there through the same checked paths a kernel's code uses.
 class CPU:
     """An i386 (with the i486/i686 additions gcc uses) over a PhysicalMemory."""
 
@@ -141,6 +158,7 @@ class CPU:
         self.fpu.reset()
         self._mode_changed()
 
+    #:
     def reset_flat32(self) -> None:
         """Protected mode, paging off, ring 0, flat 4 GiB code (0x08) and data (0x10)."""
         self.reset()
@@ -287,6 +305,17 @@ class CPU:
         self._mode_changed()
 
     # --------------------------------------------------------------- the mode
+    #: P:028 Translated code is fast because it takes things about the
+    # processor's mode for granted: whether each data segment is flat (base 0,
+    # limit 4 GiB, so an offset is already a linear address and needs no
+    # checks), whether code and stack are 32-bit, whether protection is on.
+    # `_mode_changed()` runs after anything that could change those facts (a
+    # segment load, a new CS or CPL, CR0, some EFLAGS bits), folds them into
+    # `mode_key`, and picks the block cache for that key, so a block only ever
+    # runs in the mode it was compiled for.  It also picks the TLB's fast
+    # dicts the blocks will use (P:035): the user ones at CPL 3, the
+    # supervisor ones otherwise.  Paging has only those two classes, so
+    # lguest's Guest kernel in ring 1 counts as supervisor, like the Host.
     def _mode_changed(self) -> None:
         """Recompute what translated code may assume, and pick its block cache."""
         s = self.sregs
@@ -416,6 +445,16 @@ class CPU:
     def write_seg(self, sreg: int, off: int, data: bytes) -> None:
         self.write_linear(self.seg_lin(sreg, off, len(data), True), data)
 
+    #: P:029 Code that is written over, whether by itself or by a Launcher
+    # loading a new kernel, must not go on running from a stale translation.
+    # Every physical page holding translated code is listed in
+    # `tlb.code_pages` and kept out of the fast write dicts, so any store to it
+    # takes the slow path and ends in `PhysicalMemory.write()`, whose watcher
+    # is this method.  It drops the blocks whose bytes the write touched and
+    # bumps `code_generation`, which a block running a loop checks after
+    # every iteration; once a page has no block left, it is a data page again
+    # and gets its fast writes back.  Pages of plain data never pay for any of
+    # this.
     def _memory_written(self, addr: int, n: int) -> None:
         """A write reached RAM: forget translations of the bytes it touched."""
         code = self.tlb.code_pages
@@ -494,6 +533,16 @@ class CPU:
         self.halted = False
         self.deliver(vector, None, external=True)
 
+    #: P:017 `step()` is the smallest unit of the machine: one instruction,
+    # or, if an external interrupt is pending and EFLAGS.IF lets it in, the
+    # delivery of that interrupt instead.  A fault is delivered within the
+    # same step, so afterwards the CPU already stands at the handler's first
+    # instruction with the frame pushed.  `_execute()` below runs a
+    # one-instruction block made by the same translator that makes the long
+    # ones (P:023), so stepping and running cannot disagree about what an
+    # instruction does; with the trap flag set it follows the instruction
+    # with a #DB, as the hardware does.  A reader who steps the session
+    # through the Switcher's world switch is stepping this method.
     def step(self) -> str | None:
         """Execute one instruction, or deliver one pending interrupt."""
         if self.shutdown:
@@ -521,6 +570,19 @@ class CPU:
         if trap and not self.halted:
             self.deliver(1, None, return_eip=self.eip, software=False)
 
+    #: P:018 `run()` is the fast loop.  Each time round it finds the block
+    # for the current EIP: CS base plus EIP is the linear address, the TLB's
+    # read dict gives its physical page, and a dict keyed by physical address
+    # gives the compiled block, translated on a miss.  Then it calls the
+    # block, which may run dozens of instructions, or a tight loop many times
+    # over.  Whenever an exact instruction boundary matters (an interrupt
+    # pending, the trap flag or an interrupt shadow after `sti`, a breakpoint
+    # or the instruction limit inside the block) it goes one instruction at a
+    # time instead.  It stops only between blocks: at `hlt`, a triple fault, a
+    # breakpoint or the limit; once the cycle count passes `deadline`, which
+    # is how the Host's timers get their turn (P:013); or on reaching
+    # `exit_eip`, the return address of the Host's far call into the Switcher,
+    # where there is no x86 code at all and the Python Host carries on (S:013).
     def run(self, max_instructions: int = 1 << 62, deadline: int = 1 << 62) -> str:
         """Run until hlt, a breakpoint, a triple fault or the instruction limit.
 

@@ -64,6 +64,15 @@ class Mem:
     addr32: bool
 
 
+#: P:020 What the decoder hands the translator: an `Insn` is plain data
+# about one instruction at one address.  Its operands are already resolved
+# into the small tuples listed at the top of this file (a register number, an
+# immediate already extended to its size, a jump target already made
+# absolute), and a memory operand into a `Mem` giving the segment, base,
+# index, scale and displacement.  Operand and address size, the prefixes,
+# the condition code of a jcc/setcc/cmovcc and the raw bytes come along.  The
+# translator needs nothing else, and printing an `Insn` shows it
+# disassembled (P:041).
 @dataclass(slots=True)
 class Insn:
     eip: int
@@ -91,6 +100,18 @@ class Insn:
         return format_insn(self)
 
 
+#: P:021 `decode()` reads one instruction the way the processor's front end
+# does.  First come the prefixes, in any order: operand size (0x66), address
+# size (0x67), a segment override, rep or repne, lock.  Then one opcode byte,
+# or two after 0x0F, looked up in opcodes.py (the x87 escapes 0xD8 to 0xDF
+# have their own table in x87.py); then the ModRM byte, a SIB byte and a
+# displacement if there is a memory operand; then immediates.  Each operand
+# letter of the table becomes an operand tuple.  Bytes that are no
+# instruction raise `DecodeError` (#UD, or #GP past 15 bytes), and
+# `NeedBytes` says the instruction runs off the bytes supplied, which is how
+# the translator notices an instruction straddling two pages.  Decoding
+# happens when a block is translated, so once per address, however many
+# times the code then runs.
 def decode(buf: bytes, eip: int, code32: bool = True) -> Insn:
     """Decode the instruction at the start of ``buf``, which sits at ``eip``."""
     pos = 0

@@ -20,6 +20,14 @@ def _capstone(code32: bool):
     return md
 
 
+#: P:041 Instructions as text.  The core's decoder knows what an
+# instruction is and how long; for the text of its operands lguestsim uses
+# capstone, the disassembly library, rather than teaching the decoder to
+# print.  `format_insn()`, behind `str()` of a decoded `Insn`, takes
+# capstone's text only when capstone agrees on the instruction's length, and
+# shows the core's bare mnemonic otherwise, so what is printed is what the
+# core runs.  (The code views, views/code.py, call capstone themselves, in
+# the AT&T syntax of the Guest's and Switcher's sources.)
 def disassemble(data: bytes, address: int, code32: bool = True, count: int = 0) -> list[tuple[int, int, str]]:
     """(address, length, text) for each instruction capstone finds in ``data``."""
     md = _capstone(code32)

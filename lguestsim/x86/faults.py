@@ -26,6 +26,17 @@ HAS_ERROR_CODE = frozenset({DF, TS, NP, SS, GP, PF, AC})
 CONTRIBUTORY = frozenset({DE, TS, NP, SS, GP})
 
 
+#: P:016 Every exception an instruction can cause (#GP, #PF, #UD, #NM and
+# the rest) leaves the code that noticed it as a Python `CPUFault`, carrying
+# the vector and, for the vectors that have one, the error code.  Nobody
+# delivers it on the spot: it unwinds to the CPU, which catches it at the
+# instruction boundary, with the registers as they were before the faulting
+# instruction began, and delivers it through the IDT (P:036).  That is the
+# whole of a trap into lguest's Host, seen from the processor: the Guest does
+# something ring 1 may not, a `CPUFault` is raised deep in the core, and the
+# IDT the Switcher loaded sends it to a stub that goes back to the Host.  Any
+# other Python exception leaving `step()` is a bug in the core, and the tests
+# feed it random bytes to make sure there is none.
 class CPUFault(Exception):
     """An architectural exception raised while executing an instruction."""
 

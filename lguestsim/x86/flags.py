@@ -42,6 +42,18 @@ def op_code(kind: int, size: int) -> int:
     return kind << 2 | SIZE_INDEX[size]
 
 
+#: P:026 Lazy flags.  Nearly every arithmetic instruction sets six flags,
+# and nearly always the next one overwrites them unread, so computing them
+# every time would cost more than the `add` itself.  The CPU keeps only what the
+# last flag-setting operation was (`fo`: its kind and size) and its two
+# inputs and result (`fa`, `fb`, `fr`), and works a flag out when someone
+# reads it.  This function is the one statement of how: for each kind of
+# operation, a Python expression per flag over the names `a`, `b` and `r`.
+# The translator pastes these expressions into generated code, where
+# `cond_from_op()` below makes `cmp eax, ebx; jl` a single signed comparison
+# of two locals, and the same text is compiled into `materialize()` for the
+# CPU's `eflags` property, which an interrupt reads when it pushes EFLAGS.
+# One statement, two uses: the fast path and the slow path cannot disagree.
 def flag_exprs(kind: int, size: int, a: str, b: str, r: str) -> dict[str, str]:
     """Python expressions (over the names a, b, r) for each arithmetic flag.
 

@@ -38,6 +38,16 @@ def _is_double(first: int, second: int) -> bool:
     return first == PF and (second in CONTRIBUTORY or second == PF)
 
 
+#: P:038 What if delivering an exception causes another?  The SDM sorts
+# them into benign ones, "contributory" ones (#DE, #TS, #NP, #SS, #GP) and
+# page faults.  A contributory fault while delivering a contributory one, or
+# a contributory fault or page fault while delivering a page fault, becomes
+# a double fault, vector 8; other pairs are simply handled one after the
+# other.  A fault while delivering the double fault is a triple fault: the
+# CPU shuts down (`cpu.shutdown`) and `run()` returns "triple-fault".  A real
+# PC resets at that point, so lguest's Switcher must never let it happen
+# while a Guest's tables are loaded; if a broken Switcher does it anyway,
+# lguestsim's Host kills the Guest rather than hang (S:015).
 def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int | None = None,
                       software: bool = False, external: bool = False) -> None:
     """Deliver an exception or interrupt, applying the double/triple fault rules."""
@@ -63,6 +73,20 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
     deliver_exception(cpu, second.vector, second.error_code, cpu.eip)
 
 
+#: P:036 Delivering an exception or interrupt in protected mode.  The IDT
+# entry for the vector must be an interrupt or trap gate; a software `int n`
+# must also pass the gate's DPL (a Guest's `int $0x1f` hypercall works only
+# because the Switcher's IDT gives that one vector DPL 1), and the gate must
+# be present.  The gate names a code segment and an offset.  If that segment
+# is more privileged than the interrupted code, the stack changes: the new
+# SS:ESP come from the TSS (P:037) and the old SS and ESP are the first
+# things pushed on it.  Then EFLAGS, CS and EIP, and for the vectors that
+# have one the error code.  Nothing is committed until every push has
+# succeeded, so a fault on the way leaves the CPU as it was (P:038).  An
+# interrupt gate also clears IF; a trap gate leaves it.  lguest lives on this
+# frame: a Guest trap into ring 0 pushes it into the regs page, where
+# `struct lguest_regs` expects it, and when the Host hands a trap or an
+# interrupt to the Guest it builds the same frame by hand (H:210).
 def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
              software: bool, external: bool) -> None:
     cpu.cycles += timing.EXCEPTION_DELIVERY
@@ -179,6 +203,18 @@ def _deliver_real(cpu, vector: int, return_eip: int) -> None:
     cpu.halted = False
 
 
+#: P:039 The way back: `iret` (and `lret`) in protected mode.  The return
+# CS comes off the stack, and its RPL says where to: the same ring, or an
+# outer one, never an inner one (#GP).  Going outward, the processor also
+# pops ESP and SS and checks the new stack segment, and afterwards nulls any
+# data segment register the outer ring could not have loaded itself, so no
+# more privileged segment leaks out.  EFLAGS follow the rules of
+# `_restore_flags()` below: only ring 0 may change IOPL, and only code whose
+# CPL is at most IOPL may change IF.  The Switcher enters a Guest with exactly this,
+# an `iret` from ring 0 to ring 1 or 3 on a frame built from `lguest_regs`.
+# And the IF rule is why the Guest kernel cannot return from its own
+# interrupt handlers with a bare `iret`: in ring 1 the popped IF would be
+# ignored, so it has `lguest_iret` (G:045).
 def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
     """iret / lret in protected mode: to the same ring or to an outer one."""
     size = 4 if op32 else 2

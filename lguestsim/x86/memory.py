@@ -12,6 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+#: P:014 Physical memory is a single `bytearray`, plus two `memoryview`s
+# over the same bytes so that generated code can read or write an aligned
+# 16- or 32-bit word with one indexing operation.  Reads beyond the end give
+# 0xFF and writes there are lost, which is what an empty bus does.  Python
+# code writes RAM directly all the time: the Launcher loading a Guest's
+# kernel, the Host pushing an interrupt frame onto a Guest's stack, a test
+# setting up a page table.  Such writes go through `write()`, which tells the
+# watchers, and the CPU is one: it throws away any translated code the write
+# landed on (P:029).  The CPU's own fast stores need no watcher, because they
+# never reach a page that holds translated code.
 class PhysicalMemory:
     """RAM of ``size`` bytes.  Reads past the end give 0xFF, writes are lost."""
 

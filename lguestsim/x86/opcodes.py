@@ -24,6 +24,18 @@ ALU = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"]
 SHIFTS = ["rol", "ror", "rcl", "rcr", "shl", "shr", "shl", "sar"]  # /6 is an alias of shl
 CC = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"]
 
+#: P:019 The page to read when you want to know what a byte means.  Each
+# one-byte opcode the core knows is one entry, a mnemonic and its operands in
+# the letters of the SDM's opcode map explained above: `Gv,Ev` means "a
+# register, then a register or memory operand, both of the operand size".
+# The regular rows (the eight ALU operations in their six forms, the sixteen
+# conditional jumps, the instructions that carry a register number in their
+# low three bits) are filled in by loops; the rest are listed one by one.
+# Opcodes whose ModRM byte picks the instruction are in `GROUPS` below (it is
+# 0x0F 0x01 that holds `lgdt`, `lidt` and `invlpg`, three of the instructions
+# lguest's Guest kernel may not run), and the 0x0F ones in `TWO_BYTE`.  What
+# an opcode costs lives in timing.py and what it does in translate.py or
+# system.py: meaning, cost and encoding each have one home.
 ONE_BYTE: dict[int, tuple[str, str]] = {}
 for _i, _m in enumerate(ALU):
     _o = _i * 8

@@ -43,6 +43,21 @@ class TLBEntry:
     large: bool       # came from a 4 MiB page
 
 
+#: P:035 The TLB remembers what walks found, one `TLBEntry` per virtual
+# page, and is deliberately no more coherent than a real one: when a page
+# table entry in RAM changes, the cached entry stays, stale, until `invlpg`
+# drops that page (system.py) or a CR3 load drops them all (the `cr3` setter
+# in cpu.py), sparing global entries when CR4.PGE is on.  This is the
+# contract lguest's Host works within.  A Guest's changes to its own page
+# tables mean nothing to the processor until the Guest's hypercalls carry
+# them into the shadow tables (H:400), and the Host's writes to a shadow
+# table take effect once the TLB forgets the old entry, which the Switcher's
+# CR3 load on every entry into the Guest makes sure of.  A global Host page
+# would survive even that, which is why the Host turns PGE off (H:005).  For
+# speed, four plain dicts (supervisor or user, read or write) map a virtual
+# page number straight to a physical page; `translate()` below fills them
+# from `map` after its permission checks, and they are emptied with it, so
+# they can never see a mapping the TLB does not hold.
 class TLB:
     def __init__(self) -> None:
         self.map: dict[int, TLBEntry] = {}   # virtual page number -> entry
@@ -89,6 +104,21 @@ class TLB:
                 del d[vpn]
 
 
+#: P:034 The page-table walk, as an i386 does it.  CR3 gives the page
+# directory; the top ten bits of the linear address pick a directory entry,
+# the next ten an entry of the page table that one points to, and the low
+# twelve a byte of the page.  (A directory entry with PS set, and CR4.PSE on,
+# maps 4 MiB at once: the Host's own tables do that.)  Permissions are the
+# AND of both levels: an access from ring 3 needs U/S in both, a write needs
+# R/W in both, and rings 0 to 2 may write read-only pages unless CR0.WP is
+# set.  So lguest's Guest kernel, in ring 1, is a supervisor as far as
+# paging goes, and what keeps it from writing the Switcher's pages is their
+# being read-only with WP on.  The walk sets the accessed bit in the entries
+# it used, and the dirty bit on a write; in a Guest these land in the Host's
+# shadow tables, not the Guest's, which is why the Host marks the Guest's
+# own entries itself when it fills a shadow entry (H:330).  A failed walk
+# sets CR2 and raises #PF with an error code saying whether the page was
+# present, and whether the access was a write and came from ring 3.
 def walk(cpu, la: int, write: bool, user: bool) -> TLBEntry:
     """Walk the page tables for ``la``; set A/D bits; raise #PF on failure."""
     tlb = cpu.tlb

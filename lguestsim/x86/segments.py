@@ -24,6 +24,17 @@ TSS32_AVAIL, LDT_TYPE, TSS32_BUSY = 0x9, 0x2, 0xB
 INTR_GATE16, TRAP_GATE16, INTR_GATE32, TRAP_GATE32, TASK_GATE = 0x6, 0x7, 0xE, 0xF, 0x5
 
 
+#: P:030 A segment register is more than the 16-bit selector a program
+# sees.  Loading one makes the processor read the 8-byte descriptor the
+# selector names, check it, and copy its base, limit and access rights into a
+# hidden part of the register; every later access through that register uses
+# the copy and never looks at the table again.  `SegmentCache` is the whole
+# register, visible and hidden parts.  Two things follow that matter to
+# lguest: the Host can change the GDT a Guest runs on without disturbing
+# segment registers already loaded from it, and the privilege the processor
+# runs at comes from the DPL copied into CS.  `flat()` is the simulator's own
+# question: base 0 and a 4 GiB limit need no checks at all, and generated
+# code skips segmentation for such a segment entirely (P:028).
 class SegmentCache:
     """The visible selector and hidden part of one segment register."""
 
@@ -158,6 +169,17 @@ def set_accessed(cpu, selector: int, desc: Descriptor) -> None:
     cpu.write_sup((base + (selector & 0xFFF8) + 4) & 0xFFFFFFFF, desc.high.to_bytes(4, "little"))
 
 
+#: P:031 A `mov` into DS, ES, FS or GS in protected mode runs the SDM's
+# checks in the SDM's order.  A null selector is allowed and leaves the
+# register unusable, so the first access through it faults.  Otherwise the
+# descriptor must lie within the table, be a data segment or a readable code
+# segment, and be no more privileged than both the CPL and the selector's
+# requested privilege (RPL): ring 1 code cannot load a DPL 0 data segment.
+# Then it must be present (#NP otherwise), and the processor marks it
+# accessed in the table, a write to memory.  So lguest's Host raises every
+# DPL 0 descriptor the Guest hands it to DPL 1, or the Guest kernel could
+# not load its own data segments, and sets every accessed bit beforehand,
+# because the GDT the processor really uses sits in a read-only page (P:600).
 def load_data_segment(cpu, sreg: int, selector: int) -> None:
     """mov/pop/lds into DS, ES, FS or GS: the protected-mode checks (SDM MOV)."""
     selector &= 0xFFFF
@@ -267,6 +289,16 @@ def load_ldtr(cpu, selector: int) -> None:
     cpu.ldtr_cache = desc.cache(selector)
 
 
+#: P:037 Where the new stack comes from.  A 32-bit TSS holds a stack pointer
+# and stack segment for each of rings 0, 1 and 2, at offsets 4, 12 and 20
+# (ESP first, then SS), and an interrupt entering a more privileged ring
+# takes the pair for that ring.  lguest uses two of them.  `esp0` in the
+# Switcher's TSS points at the end of the Guest's regs page, so a trap out
+# of the Guest pushes its frame exactly where the Host will read
+# `lguest_regs` (H:010).  `esp1`/`ss1` are the Guest kernel's own stack, set
+# by hypercall (H:265), so that a system call from Guest user mode can go
+# through a gate straight to the Guest's ring 1 handler with no Host involved
+# (H:260).  A TSS too short to hold the pair is a #TS.
 def tss_stack(cpu, ring: int, ext: int) -> tuple[int, int]:
     """The ss:esp for ``ring`` from the current 32-bit TSS (#TS if it is too short)."""
     tr = cpu.tr_cache

@@ -36,12 +36,33 @@ def undefined(cpu, insn: Insn):
     raise CPUFault(UD)
 
 
+#: P:032 lguest's Guest kernel runs in ring 1, and this little function is
+# most of the reason it has to be paravirtualized.  `hlt`, `lgdt` and
+# `lidt`, `lldt` and `ltr`, moves to and from control and debug registers,
+# `invlpg`, `clts`, `lmsw`, `rdmsr` and `wrmsr`, `invd`: each calls
+# `privileged()` first and raises #GP(0) anywhere but ring 0.  In ring 1 each
+# of them would trap to the Host, so the Guest asks by hypercall instead: to
+# switch page tables, load its IDT and GDT, flush the TLB, set its kernel
+# stack or halt.  One unprivileged instruction is dangerous the other way
+# round: `sysenter` jumps into ring 0 from any ring, to the code segment an
+# MSR names, so the Host sets that MSR to 0 while a Guest runs, and
+# `sysenter()` below then raises #GP (S:012).
 def privileged(cpu) -> None:
     """Ring-0 only instructions raise #GP(0) elsewhere."""
     if cpu.cpl != 0:
         raise CPUFault(GP, 0)
 
 
+#: P:033 A second privilege rule covers interrupts and I/O.  `cli`, `sti`,
+# `in`, `out`, `ins` and `outs` are allowed only when the CPL is at most IOPL,
+# the two-bit field in EFLAGS.  lguest's Guest kernel runs in ring 1 with
+# IOPL 0, so `cli` and `sti` raise #GP(0), and the Guest keeps its interrupt
+# flag in `lguest_data` instead (G:033).  `in` and `out` get a second chance
+# through the TSS's I/O permission bitmap (`check_io()` below), but the
+# Switcher's TSS has none, so they raise #GP(0) as well and the Host
+# emulates them as an empty bus (H:130).  `popf` is the quiet one: above IOPL
+# it leaves IF alone without a word (`popf()` below), and outside ring 0 it
+# cannot change IOPL at all, so a Guest cannot grant itself the right.
 def iopl_ok(cpu) -> bool:
     return not cpu.protected or cpu.cpl <= (cpu._ef & IOPL) >> 12
 
@@ -504,6 +525,18 @@ def fwait(cpu, insn: Insn):
     return None
 
 
+#: P:040 Every x87 instruction comes through here, and the first thing it
+# checks is CR0: with TS ("task switched") or EM set it raises #NM, "device
+# not available", before touching anything.  That one check is the hardware
+# side of lazy FPU switching: a kernel switching tasks sets TS instead of
+# saving the FPU registers, and only a task that really uses the FPU traps,
+# whereupon the kernel clears TS with `clts`, saves the old state and loads
+# the new.  lguestsim's Host gives each Guest its own FPU, swapped in on each
+# entry, and sets TS during a Guest's run only when the Guest asked for it by
+# hypercall (LHCALL_TS, since `clts` and writes to CR0 are privileged); the
+# #NM that follows goes to the Guest, whose kernel does its own lazy switching
+# between its processes.  x87.py holds just the subset this story needs;
+# the MMX/SSE opcodes obey TS too, and so does `wait` when CR0.MP is set.
 def fpu(cpu, insn: Insn):
     if cpu.cr0 & 0xC:
         raise CPUFault(NM)

@@ -12,6 +12,17 @@ rep prefix cost REP_SETUP plus their base per iteration.
 
 from __future__ import annotations
 
+#: P:022 Every cycle the simulation counts comes from this file, so this is
+# where to look when a trace says a world switch took so many nanoseconds.
+# An instruction costs its base figure from `BASE` below, by mnemonic, in the
+# spirit of an i486 or early Pentium (1 for `mov` or `add`, 40 for `div`),
+# plus a cycle or two for a memory operand and two for a taken branch.  The
+# expensive parts of virtualization are charged on the side, where they
+# happen: a TLB miss pays `PAGE_WALK`, every exception or interrupt
+# `EXCEPTION_DELIVERY`, and one that changes ring (a Guest trap into the
+# Switcher's ring 0, an `iret` back out to ring 1) `PRIVILEGE_CHANGE` on top.
+# The figures are plausible, not measured: change one and watch the costs of
+# lguest's tricks move.
 DEFAULT = 2          # anything not listed below
 MEMORY_OPERAND = 1   # an operand read from memory
 MEMORY_WRITE = 2     # an operand read, modified and written back

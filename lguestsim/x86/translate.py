@@ -151,6 +151,15 @@ class Emitter:
         self.may_fault()
         return self.linear(insn.mem.seg, self.ea(insn), size, write)
 
+    #: P:025 Memory, as generated code reaches it.  A load looks the
+    # virtual page number up in `TR`, the CPU's current read dict, which maps
+    # a page straight to its physical base; on a hit, an aligned 32-bit read
+    # is one index into the memoryview `M32`.  Anything else (a TLB miss, an
+    # unaligned or page-crossing access, an unmapped page) calls `cpu.rd()`,
+    # the slow path, which walks the page tables and raises #PF if it must.
+    # Stores do the same with `TW` and `cpu.wr()`.  The common case costs a
+    # dict lookup and an index, and still every rule of paging holds, because
+    # only the slow path, after its checks, ever fills those dicts (P:035).
     def load(self, la: str, size: int, dest: str) -> None:
         self.mem_accesses += 1
         if size == 8:
@@ -926,6 +935,18 @@ def ends_block(insn: Insn) -> bool:
     return kind in ("jmp", "jcc", "call", "ret", "loop", "jcxz") or uses_helper(insn)
 
 
+#: P:027 Not every instruction is worth generating inline.  The common
+# integer ones are: moves, arithmetic and logic, shifts, multiply and divide,
+# bit tests, jumps, calls and returns.  Everything that touches the
+# processor's mode or its tables goes to a Python function in system.py
+# instead (segment loads, far jumps and calls, `int` and `iret`, `cli` and
+# `sti`, `in` and `out`, `lgdt`, moves to control registers, `invlpg`), or
+# to strings.py for the rep string instructions and x87.py for the FPU.  Such
+# an instruction always ends its block, after the block has written the
+# whole state back to the CPU object, so the helper may change anything,
+# even the mode the block was compiled for.  Every instruction lguest's
+# Guest kernel is denied is among them, so the checks that make those fault
+# in ring 1 are all plain Python in system.py (P:032, P:033).
 def uses_helper(insn: Insn) -> bool:
     kind = INLINE.get(insn.mnemonic)
     if kind is None or insn.rep is not None and kind not in ("jcc", "alu", "ret", "nop"):
@@ -953,6 +974,20 @@ def fetch_bytes(cpu, eip: int, pa: int) -> tuple[bytes, int | None]:
     return data, None
 
 
+#: P:023 The heart of the core's speed.  Interpreting in Python one
+# instruction at a time would cost a decode, a lookup and a call for every
+# instruction executed.  Instead, the first time the CPU reaches a physical
+# address, `translate()` decodes the straight run of instructions there, up
+# to 48 of them, ending after a jump, call or return, after an instruction
+# left to a helper (P:027), or at the end of the page.  It writes one Python
+# function for the whole run (P:024), compiles it, and caches it by physical
+# address, so every later visit is a dict lookup and a call.  An instruction
+# that straddles two pages is fetched from both (which may page-fault) and
+# gets a block of its own that is never cached, since the second page's
+# mapping may change.  A block that jumps back to its own start becomes a
+# loop inside its function, so a busy-wait or a memset does not go back
+# through the dispatcher on every iteration.  This file is dense on purpose:
+# it is the hot path of the whole project.
 def translate(cpu, eip: int, pa: int, limit: int):
     """Decode from ``eip`` (physical ``pa``) and compile the block; see the module docstring."""
     from .cpu import Block
@@ -1076,6 +1111,19 @@ def memory_kind(insn: Insn | None) -> int:
     return 1
 
 
+#: P:024 The shape of every block, and why.  The function copies the eight
+# registers out of `cpu.r` into local variables, because a Python local is
+# much cheaper than a list item or an attribute, and writes them back once at
+# the end; it does the same for the TLB dicts and the views of RAM.  The body
+# is the instructions' code in order, and before anything that may fault,
+# `n` is set to the instruction's index.  If one does fault, the handler
+# writes back the registers, the lazy flags of the last instruction before
+# `n`, and EIP and the cycle count as they stood before instruction `n`: the
+# state the SDM promises, as if the earlier instructions had run one by one
+# and the faulting one had never started.  Cycles are summed while
+# translating and added once.  An instruction left to a Python helper runs
+# last, after the state has been handed back.  `Block.source` keeps the
+# generated text: print one to see all of this in a dozen lines.
 def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fault,
               code32: bool, loops: bool) -> str:
     out = ["def block(cpu, budget, cycle_budget):",
