@@ -412,3 +412,23 @@ def test_large_page_with_pse():
     env.code(mov_to_from_eax(big_va + 0x201234))
     step_ok(env)
     assert env.mem.read32(env.pt.pde_addr(big_va)) & PG_D, "D is set in a 4 MiB PDE"
+
+
+def test_invlpg_drops_a_whole_4mib_page():
+    """One invlpg anywhere in a 4 MiB page drops all of it (SDM: the TLB holds
+    one entry for a large page), though lguestsim caches it per 4 KiB."""
+    env = paged_env()
+    cpu = env.cpu
+    cpu.cr4 |= xe.CR4_PSE
+    big = 0x400000                                # directory entry 1: a 4 MiB page at 0
+    env.mem.write32(env.pt.pde_addr(big), PG_P | PG_W | PG_U | 0x80)
+    a, b = big + PA1, big + PA2                   # two of its 4 KiB pieces
+    env.code(mov_eax_from(a) + mov_eax_from(b) + invlpg(a) + mov_eax_from(b))
+    step_ok(env, 2)
+    assert cpu.eax == 0x22222222
+    env.mem.write32(env.pt.pde_addr(big), 0)      # the page goes away in memory
+    step_ok(env)                                  # invlpg of the *other* piece
+    env.step()
+    assert cpu.last_exception is not None and cpu.last_exception[0] == 14, \
+        "the piece read before the invlpg was still cached"
+    assert cpu.cr2 == b

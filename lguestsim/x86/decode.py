@@ -91,10 +91,6 @@ class Insn:
     fpu: tuple | None = None  # (operation, argument) for x87 instructions
     raw: bytes = b""
 
-    @property
-    def next_eip(self) -> int:
-        return (self.eip + self.length) & (0xFFFFFFFF if self.op32 or True else 0xFFFF)
-
     def __str__(self) -> str:
         from .disasm import format_insn
         return format_insn(self)
@@ -272,8 +268,6 @@ def decode(buf: bytes, eip: int, code32: bool = True) -> Insn:
             operands.append(("p", vsize + 16, sel, off))
         else:
             raise AssertionError(f"bad operand spec {s}")
-    if mnemonic in ("nop", "simd", "fpu") or fpu is not None:
-        pass
     length = pos
     mask = 0xFFFFFFFF if op32 else 0xFFFF
     fixed = []

@@ -90,9 +90,16 @@ class TLB:
         self.clear_fast()
 
     def invalidate(self, vpn: int) -> None:
-        self.map.pop(vpn, None)
-        for d in (self.sr, self.sw, self.ur, self.uw):
-            d.pop(vpn, None)
+        """invlpg: forget the page at ``vpn``; for a 4 MiB page, all of it (the
+        hardware holds one entry for it, which we keep as 4 KiB pieces)."""
+        doomed = [vpn]
+        base = vpn & ~0x3FF
+        doomed += [v for v in range(base, base + 1024)
+                   if v != vpn and (e := self.map.get(v)) is not None and e.large]
+        for v in doomed:
+            self.map.pop(v, None)
+            for d in (self.sr, self.sw, self.ur, self.uw):
+                d.pop(v, None)
 
     def protect_code_page(self, page: int) -> None:
         """Keep writes to ``page`` off the fast path from now on."""

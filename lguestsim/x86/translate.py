@@ -966,12 +966,10 @@ def uses_helper(insn: Insn) -> bool:
 BASE_GLOBALS = {"CPUFault": CPUFault, "PARITY": PARITY}
 
 
-def fetch_bytes(cpu, eip: int, pa: int) -> tuple[bytes, int | None]:
-    """The bytes from ``pa`` to the end of its page, and the next page's physical base if mapped."""
-    ram = cpu.ram
+def fetch_bytes(cpu, pa: int) -> bytes:
+    """The bytes from ``pa`` to the end of its page (all ones beyond RAM, like a bus)."""
     end = (pa | 0xFFF) + 1
-    data = bytes(ram[pa:end]) if pa < cpu.mem.size else b"\xff" * (end - pa)
-    return data, None
+    return bytes(cpu.ram[pa:end]) if pa < cpu.mem.size else b"\xff" * (end - pa)
 
 
 #: P:023 The heart of the core's speed.  Interpreting in Python one
@@ -994,7 +992,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     code32 = cpu.code32
     emask = M32 if code32 else 0xFFFF
     page = pa & ~0xFFF
-    buf, _ = fetch_bytes(cpu, eip, pa)
+    buf = fetch_bytes(cpu, pa)
     insns: list[Insn] = []
     fault: tuple[int, int | None] | None = None
     cross = False
