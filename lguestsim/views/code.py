@@ -10,10 +10,10 @@ through the Guest's own page tables.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..x86 import paging
+from ..x86.disasm import disassemble as x86_disassemble
 from .base import View, esc, h8, table
 from .pagetables import guest_walk
 
@@ -24,18 +24,9 @@ M32 = 0xFFFFFFFF
 TARGET = re.compile(r"^(call|j\w+|loop\w*)\s+(0x[0-9a-f]+)$")
 
 
-@lru_cache(maxsize=1)
-def _capstone():
-    import capstone
-    md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32)
-    md.syntax = capstone.CS_OPT_SYNTAX_ATT      # the syntax of the sources beside it
-    return md
-
-
 def disassemble(data: bytes, address: int) -> list[tuple[int, int, str]]:
     """(address, length, AT&T text) of each instruction in ``data``."""
-    return [(i.address, i.size, f"{i.mnemonic} {i.op_str}".strip())
-            for i in _capstone().disasm(data, address)]
+    return x86_disassemble(data, address, att=True)
 
 
 def read_code(session: Session, la: int, n: int) -> bytes | None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 
-@lru_cache(maxsize=2)
-def _capstone(code32: bool):
+@lru_cache(maxsize=4)
+def _capstone(code32: bool, att: bool):
     try:
         import capstone
     except ImportError:  # pragma: no cover - capstone is a dependency
         return None
     md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_32 if code32 else capstone.CS_MODE_16)
+    if att:
+        md.syntax = capstone.CS_OPT_SYNTAX_ATT
     return md
 
 
@@ -26,11 +28,13 @@ def _capstone(code32: bool):
 # print.  `format_insn()`, behind `str()` of a decoded `Insn`, takes
 # capstone's text only when capstone agrees on the instruction's length, and
 # shows the core's bare mnemonic otherwise, so what is printed is what the
-# core runs.  (The code views, views/code.py, call capstone themselves, in
-# the AT&T syntax of the Guest's and Switcher's sources.)
-def disassemble(data: bytes, address: int, code32: bool = True, count: int = 0) -> list[tuple[int, int, str]]:
-    """(address, length, text) for each instruction capstone finds in ``data``."""
-    md = _capstone(code32)
+# core runs.  The code views (views/code.py) ask for AT&T syntax, the syntax
+# of the Guest's and the Switcher's sources beside them.
+def disassemble(data: bytes, address: int, code32: bool = True, count: int = 0,
+                att: bool = False) -> list[tuple[int, int, str]]:
+    """(address, length, text) for each instruction capstone finds in ``data``
+    (Intel syntax, or AT&T with ``att``)."""
+    md = _capstone(code32, att)
     if md is None:
         return []
     out = []
