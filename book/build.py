@@ -284,6 +284,32 @@ def render_source(path: str, here: Page, all_pages: list[Page]) -> str:
     return plain_page(path, body, here, all_pages, prefix=depth)
 
 
+# --- cross-references ------------------------------------------------------------
+
+TAG_MENTION = re.compile(r"\b([PGDLHSM]):(\d{3})\b")
+# What is not text: whole scripts, styles, links and text areas, then any tag.
+_NOT_TEXT = re.compile(r"(<(script|style|a|textarea)\b.*?</\2\s*>|<[^>]*>)",
+                       re.DOTALL | re.IGNORECASE)
+
+
+def link_tags(page: str, tag_pages: dict[str, str]) -> str:
+    """Every mention of a passage's tag in a page's text ("see H:330") becomes a
+    link to that passage, so a notebook's narrative leads to the code it tells.
+    Text inside links, scripts and styles is left alone."""
+    def link(m: re.Match) -> str:
+        tag = m.group(0)
+        return f'<a class="tagref" href="{tag_pages[tag]}">{tag}</a>' if tag in tag_pages \
+            else tag
+
+    out, last = [], 0
+    for m in _NOT_TEXT.finditer(page):
+        out.append(TAG_MENTION.sub(link, page[last:m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(TAG_MENTION.sub(link, page[last:]))
+    return "".join(out)
+
+
 # --- the build ------------------------------------------------------------------
 
 def build(out: Path = OUT, log=print) -> dict:
@@ -306,6 +332,9 @@ def build(out: Path = OUT, log=print) -> dict:
         executed[f"{name}.html"] = execute(notebooks[name], log)
 
     log("rendering pages")
+    code_page_of = {p.letter: p.file for p in all_pages if p.kind == "code"}
+    tag_pages = {p.tag: f"{code_page_of[p.chapter]}#{p.chapter}-{p.number:03d}"
+                 for found in chapters.values() for p in found}
     for page in all_pages:
         if page.kind in ("front", "notebook"):
             text = render_notebook(executed[page.file], page, all_pages)
@@ -315,6 +344,8 @@ def build(out: Path = OUT, log=print) -> dict:
             code_pages = {p.letter: p.file for p in all_pages if p.kind == "code"}
             text = plain_page(page.title, topics.render(table, chapters, code_pages),
                               page, all_pages)
+        if page.kind != "topics":         # the topics page links its tags itself
+            text = link_tags(text, tag_pages)
         (out / page.file).write_text(text, encoding="utf-8")
     sources = sorted({p.path for found in chapters.values() for p in found})
     for path in sources:

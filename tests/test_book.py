@@ -288,3 +288,20 @@ def test_live_views_render_in_headless_chromium(book, tmp_path, page, views):
     assert done.returncode == 0 and shot.exists(), done.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     print(f"screenshot: {shot}")
+
+
+def test_tag_mentions_become_links_outside_links_and_scripts():
+    pages = {"H:330": "host-code.html#H-330"}
+    page = ('<p>see H:330 and <a href="x">H:330</a></p><script>var a = "<style>H:330";'
+            "</script><p>H:330, X:330, H:999</p>")
+    out = build.link_tags(page, pages)
+    link = '<a class="tagref" href="host-code.html#H-330">H:330</a>'
+    assert out == (f'<p>see {link} and <a href="x">H:330</a></p><script>var a = "<style>H:330";'
+                   f"</script><p>{link}, X:330, H:999</p>")
+
+
+def test_notebook_pages_link_to_the_passages_they_mention(book):
+    soup = BeautifulSoup((book / "switcher.html").read_text(), "html.parser")
+    refs = {a.get_text(): a["href"] for a in soup.select("a.tagref")}
+    assert refs.get("S:100") == "switcher-code.html#S-100"
+    assert (book / "switcher-code.html").read_text().count('id="S-100"') == 1

@@ -84,7 +84,7 @@ views.LguestDataView(s)
 #
 # ## Paravirt ops
 #
-# `lguest_init()` (boot.c) fills the `pv` table.  Here it is, read out of the
+# `lguest_init()` (boot.c, passage G:030) fills the `pv` table.  Here it is, read out of the
 # Guest's memory and matched with the Guest's symbols and the field names in
 # `guest.h`:
 

@@ -30,7 +30,7 @@ s = Session.boot()
 # %% [markdown]
 # ## The loop
 #
-# Here is the heart of it, `guest_steps` (what `run_guest` runs).  Read the
+# Here is the heart of it, `guest_steps` (what `run_guest` runs; passages H:030, H:031).  Read the
 # body: hypercalls first (`do_hypercalls`), then pending DMA for the Launcher,
 # then an interrupt (`maybe_do_interrupt`), then, unless the Guest is halted,
 # the trip (`enter_guest`, the `yield` while the CPU runs, `leave_guest`), and
@@ -75,7 +75,7 @@ for e in s.trace.events[before:]:
 # nothing to the processor: the Guest's memory is somewhere else in the
 # machine.  So the CPU never walks the Guest's tables.  The Host gives it a
 # *shadow* page directory, starts it empty, and fills it one entry at a time
-# when the CPU faults (`demand_page`): it reads the Guest's two entries for the
+# when the CPU faults (`demand_page`, H:330): it reads the Guest's two entries for the
 # address, and writes a shadow entry with the same flags (minus anything the
 # Guest may not have) and the *host* frame behind the Guest's frame.
 #
@@ -137,7 +137,7 @@ views.TimelineView(s, last=5)
 # so many nanoseconds from now, and `HALT` says "nothing to do until then".
 # The Host sets a timer; a halted Guest costs no CPU (the Host lets the clock
 # jump to the deadline); when it fires, interrupt 0 becomes pending, and at the
-# top of the loop `maybe_do_interrupt` delivers it -- if the Guest's
+# top of the loop `maybe_do_interrupt` (H:200) delivers it -- if the Guest's
 # `irq_enabled` allows, and the Guest is not inside its own `iret` sequence --
 # by building the frame on the Guest's stack, as for a reflected trap.
 

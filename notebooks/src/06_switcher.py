@@ -38,11 +38,11 @@ def stop_before(session, text, limit=200):
 # %% [markdown]
 # ## The Host's side of the door
 #
-# `run_guest_once` (host/core.py, after `copy_in_guest_info`) does what lguest's
+# `run_guest_once` (host/core.py, S:011, after `copy_in_guest_info`, S:010) does what lguest's
 # `pushf; lcall *lguest_entry` does: it pushes the Host's `eflags`, its code
 # segment and a return address on its stack -- the frame an interrupt would
 # push -- puts the address of `lguest_pages` in `%eax` and the shadow page
-# directory in `%ebx`, and jumps to `switch_to_guest`.  The return address is
+# directory in `%ebx`, and jumps to `switch_to_guest` (S:100).  The return address is
 # 0x5000, where no x86 code lives: when the CPU gets there, Python takes over.
 # Here is the first world switch, one step into the session:
 
@@ -172,7 +172,7 @@ views.CodeView(spin, before=0, after=3)
 
 # %% [markdown]
 # The processor delivered it through the Guest's IDT to stub 32, which leads
-# to `deliver_to_host` rather than `return_to_host`: the same restoration of
+# to `deliver_to_host` (S:300) rather than `return_to_host` (S:210): the same restoration of
 # the Host's world, and then a jump to the handler the *Host's* IDT has for
 # that vector, as if the interrupt had arrived in the Host.  That handler's
 # `iret` returns to the Host's far call like any other trip.
