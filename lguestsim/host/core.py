@@ -594,10 +594,6 @@ class Host:
         cpu.exit_eip = HOST_RETURN
         self.trace.emit("switch", guest=lg.guestid, to="guest", eip=lg.regs.eip)
 
-    def in_guest_trip(self) -> bool:
-        """Is the CPU between enter_guest() and its return to the Host?"""
-        return self.cpu.exit_eip == HOST_RETURN and self.cpu.eip != HOST_RETURN
-
     #: S:014 The Host's timer interrupt is how time keeps working while a Guest
     # runs: the machine's timers (the Guest's clock, the scheduler tick, the
     # Waker) fire, and vector 0x20 is raised on the CPU.  If the Guest is

@@ -166,7 +166,6 @@ class Lguest:
     dma_is_pending: bool = False
     clock_timer: int | None = None
     fpu: FPU = field(default_factory=FPU)
-    last_cpu_pages: int | None = None
     # figures for the views and benchmarks
     world_switches: int = 0
     hypercalls: int = 0
