@@ -22,6 +22,7 @@ import pytest
 
 from lguestsim import guest
 from lguestsim.host import HOST_AREA, Host
+from lguestsim.host.lg import LD_BLOCKED
 from lguestsim.launcher.abi import (
     DEVICE_DESC,
     LGUEST_DEVICE_F_RANDOMNESS,
@@ -298,6 +299,29 @@ def test_a_probe_that_fails_leaves_driver_without_driver_ok():
     assert g.run_to_death() == "CRASH: Power down"
     assert "lguestnet: slot 4000 does not fit in 1 pages" in g.console
     assert g.descriptor(1)["status"] == 1 | 2
+
+
+def test_a_network_probe_the_host_refuses_leaves_no_trace():
+    host = new_host()
+    net = host.new_shared_memory(PAGE_SIZE)
+    bind = host.io.bind_dma
+
+    def refuse_receive_buffers(lg, ukey, dmas, numdmas, interrupt):
+        return 0 if numdmas == 8 and interrupt else bind(lg, ukey, dmas, numdmas, interrupt)
+
+    host.io.bind_dma = refuse_receive_buffers
+    g = Guest(host, cmdline=["shell"], net=net, slot=2)
+    g.input += b"net\nping broadcast\nquit\n"
+    assert g.run_to_death() == "CRASH: Power down"
+    out = g.console
+    assert "lguestnet: the Host refused our receive buffers" in out
+    assert out.count("there is no network device") == 2     # net and ping know
+    assert net_slot(g, 2) == bytes(6)                        # no MAC left for others
+    index = next(i for i in range(16) if g.descriptor(i)["type"] == LGUEST_DEVICE_T_NET)
+    assert not g.descriptor(index)["status"] & 4             # no DRIVER_OK
+    irq = index + 1
+    blocked = g.memory.read32(g.lg.lguest_data + LD_BLOCKED)
+    assert blocked & (1 << irq), "its interrupt line is masked again"
 
 
 # -- the console

@@ -239,6 +239,7 @@ static int lguestblk_probe(struct lguest_device *dev)
 	request_irq(bd->irq, lgb_irq);
 	if (lguest_bind_dma(bd->phys_addr, &bd->dma, 1, bd->irq) != 0) {
 		printk("%s: the Host refused our reply buffer\n", bd->name);
+		free_irq(bd->irq);
 		return -ENOMEM;
 	}
 	num_disks++;

@@ -132,6 +132,7 @@ static int console_probe(struct lguest_device *dev)
 	request_irq(lgdev_irq(dev), console_interrupt);
 	if (lguest_bind_dma(LGUEST_CONSOLE_DMA_KEY, &cons_input, 1, lgdev_irq(dev)) != 0) {
 		printk("console: the Host refused our input buffer\n");
+		free_irq(lgdev_irq(dev));
 		return -ENOMEM;
 	}
 	return 0;

@@ -157,6 +157,7 @@ void cpu_init(void);
 void trap_init(void);
 typedef void (*irq_handler_t)(unsigned int irq);
 void request_irq(unsigned int irq, irq_handler_t handler);
+void free_irq(unsigned int irq);
 void do_trap(struct trap_frame *frame);
 
 /* entry.S */

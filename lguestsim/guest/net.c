@@ -444,7 +444,13 @@ static int lguestnet_probe(struct lguest_device *dev)
 
 	request_irq(lgdev_irq(dev), lguestnet_rcv);
 	if (lguestnet_open(info) != 0) {
+		/* Leave no trace: others would see our MAC in the slot and send to
+		 * a key nobody listens on, and our own net commands would think the
+		 * device works. */
 		printk("lguestnet: the Host refused our receive buffers\n");
+		memset(&info->peer[info->me], 0, sizeof(info->peer[info->me]));
+		free_irq(lgdev_irq(dev));
+		info->peer = NULL;
 		return -ENOMEM;
 	}
 	mac_to_str(mac, info->dev_addr);

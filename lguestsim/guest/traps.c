@@ -103,6 +103,14 @@ void request_irq(unsigned int irq, irq_handler_t handler)
 	pv.unmask_irq(irq);
 }
 
+/* And giving it back, when a driver's probe fails after asking: the line is
+ * masked again, so the Host holds back anything still pending on it. */
+void free_irq(unsigned int irq)
+{
+	pv.mask_irq(irq);
+	irq_handlers[irq] = NULL;
+}
+
 static void do_irq(unsigned int irq)
 {
 	if (irq_handlers[irq])
