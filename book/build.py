@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import mistune
@@ -82,14 +83,20 @@ def pages() -> list[Page]:
 
 # --- executing the notebooks, with a cache ---------------------------------
 
-def source_hash(notebook: Path) -> str:
-    """What an executed notebook depends on: itself and the whole package."""
-    h = hashlib.sha256(notebook.read_bytes())
+@lru_cache(maxsize=1)
+def package_hash() -> str:
+    """Every file of the package, hashed once per build."""
+    h = hashlib.sha256()
     for path in sorted((ROOT / "lguestsim").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             h.update(path.relative_to(ROOT).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def source_hash(notebook: Path) -> str:
+    """What an executed notebook depends on: itself and the whole package."""
+    return hashlib.sha256(notebook.read_bytes() + package_hash().encode()).hexdigest()
 
 
 def execute(notebook: Path, log) -> nbformat.NotebookNode:
@@ -341,8 +348,7 @@ def build(out: Path = OUT, log=print) -> dict:
         elif page.kind == "code":
             text = render_code_page(page.letter, chapters[page.letter], page, all_pages)
         else:
-            code_pages = {p.letter: p.file for p in all_pages if p.kind == "code"}
-            text = plain_page(page.title, topics.render(table, chapters, code_pages),
+            text = plain_page(page.title, topics.render(table, chapters, code_page_of),
                               page, all_pages)
         if page.kind != "topics":         # the topics page links its tags itself
             text = link_tags(text, tag_pages)

@@ -9,7 +9,8 @@ line of the program), and the address of every symbol.
 
 ``tiny_guest(source)`` wraps a snippet the way a Guest kernel needs it: it
 starts at the entry point in ring 1 with the Launcher's page tables, can make
-hypercalls with the ``HCALL n, a, b, c`` macro, and finds a ``lguest_data``
+hypercalls with the ``HCALL n, a, b, c`` macro, lay out a one-section
+``struct lguest_dma`` with ``DMA addr, len``, and finds a ``lguest_data``
 page (with an empty asynchronous hypercall ring) after its own code.  The
 snippet's lines keep their own numbers (``guest.s:1`` is its first line).
 
@@ -42,6 +43,14 @@ TINY_PRELUDE = """\
         int $0x1f
 .endm
 .set PO, 0xC0000000
+# One struct lguest_dma with a single section (addr, len); the other fifteen
+# are empty and used_len starts at 0.
+.macro DMA addr, len
+        .long 0, \\addr
+        .fill 15, 4, 0
+        .short \\len
+        .fill 15, 2, 0
+.endm
 """
 
 # struct lguest_data, after the program: interrupts enabled, every slot of the

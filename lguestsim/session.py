@@ -45,6 +45,7 @@ from pathlib import Path
 from . import asm
 from .host import HOST_AREA, LHREQ_INITIALIZE, Host
 from .host.core import HOST_IRQ_HANDLER, HOST_RETURN, SWITCHER_ADDR
+from .host.io import Dma
 from .host.lg import LHREQ_BREAK, Lguest
 from .machine import Machine
 from .symbols import Symbols, guest_symbols, program_symbols, switcher_symbols
@@ -381,12 +382,7 @@ class World:
                 self._log(run, run.ended)
             return
         proc = run.process
-        data = b""
-        for i in range(16):
-            length = proc.read16(dma + 68 + 2 * i)
-            if not length:
-                break
-            data += proc.read(proc.read32(dma + 4 + 4 * i), length)
+        data = b"".join(proc.read(a, n) for a, n in Dma.read(proc, dma).sections())
         proc.write32(dma, len(data))
         run.outputs.append((key, data))
         run.console.write(data.decode("latin-1"))

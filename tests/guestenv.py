@@ -16,6 +16,7 @@ from asm import assemble_with_symbols
 
 from lguestsim.asm import TINY_DATA, TINY_PRELUDE
 from lguestsim.host import HOST_AREA, LHREQ_INITIALIZE, Host
+from lguestsim.host.io import Dma
 from lguestsim.machine import Machine
 
 PAGE_OFFSET = 0xC0000000
@@ -81,10 +82,4 @@ def run_to_death(dev, limit: int = 100) -> tuple[str, list[bytes]]:
 
 def console_bytes(dev, dma: int) -> bytes:
     proc = dev.process
-    data = b""
-    for i in range(16):
-        length = proc.read16(dma + 68 + 2 * i)
-        if not length:
-            break
-        data += proc.read(proc.read32(dma + 4 + 4 * i), length)
-    return data
+    return b"".join(proc.read(a, n) for a, n in Dma.read(proc, dma).sections())

@@ -114,18 +114,9 @@ RECEIVER = """
         HCALL 2, msg-PO
 msg:    .asciz "receiver done"
         .p2align 2
-hello:  .long 0, msg-PO
-        .fill 15, 4, 0
-        .short 1
-        .fill 15, 2, 0
-rx:     .long 0, rxbuf-PO
-        .fill 15, 4, 0
-        .short 16
-        .fill 15, 2, 0
-        .long 0, rxbuf2-PO
-        .fill 15, 4, 0
-        .short 16
-        .fill 15, 2, 0
+hello:  DMA msg-PO, 1
+rx:     DMA rxbuf-PO, 16
+        DMA rxbuf2-PO, 16
 rxbuf:  .fill 16, 1, 0
 rxbuf2: .fill 16, 1, 0
         .p2align 12
@@ -199,10 +190,7 @@ HOSTILE_SENDER = """
         HCALL 2, msg-PO
 msg:    .asciz "survived"
         .p2align 2
-tx:     .long 0, {addr}
-        .fill 15, 4, 0
-        .short {length}
-        .fill 15, 2, 0
+tx:     DMA {addr}, {length}
         .p2align 12
 stack:  .fill 4096, 1, 0
 stack_top:

@@ -28,10 +28,7 @@ VICTIM = """
         HCALL 2, msg-PO
 msg:    .asciz "Power down"
         .p2align 2
-ready:  .long 0, text-PO
-        .fill 15, 4, 0
-        .short 5
-        .fill 15, 2, 0
+ready:  DMA text-PO, 5
 text:   .ascii "ready"
         .p2align 12
 work:   .fill 4096, 1, 0

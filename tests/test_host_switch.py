@@ -10,10 +10,7 @@ HELLO = """
         HCALL 2, msg-PO                  # CRASH
 1:      jmp 1b
         .p2align 2
-dma:    .long 0, hello - PO
-        .fill 15, 4, 0
-        .short 5
-        .fill 15, 2, 0
+dma:    DMA hello-PO, 5
 hello:  .ascii "hello"
 msg:    .asciz "Power down"
 """

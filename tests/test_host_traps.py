@@ -184,10 +184,7 @@ irq1:
         iret
 msg:    .asciz "irqs"
         .p2align 2
-dma:    .long 0, msg-PO
-        .fill 15, 4, 0
-        .short 1
-        .fill 15, 2, 0
+dma:    DMA msg-PO, 1
 count:          .long 0
 before_enable:  .long 0
 after_enable:   .long 0
@@ -222,10 +219,7 @@ irq1:   incl count
         iret
 msg:    .asciz "noirq"
         .p2align 2
-dma:    .long 0, msg-PO
-        .fill 15, 4, 0
-        .short 1
-        .fill 15, 2, 0
+dma:    DMA msg-PO, 1
 count:  .long 0
 in_window: .long 0
     """ + STACK)

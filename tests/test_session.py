@@ -278,14 +278,8 @@ RECEIVER = """
         HCALL 2, msg-PO
 msg:    .asciz "receiver done"
         .p2align 2
-hello:  .long 0, msg-PO
-        .fill 15, 4, 0
-        .short 1
-        .fill 15, 2, 0
-rx:     .long 0, rxbuf-PO
-        .fill 15, 4, 0
-        .short 16
-        .fill 15, 2, 0
+hello:  DMA msg-PO, 1
+rx:     DMA rxbuf-PO, 16
 rxbuf:  .fill 16, 1, 0
         .p2align 12
 stack:  .fill 4096, 1, 0
@@ -299,10 +293,7 @@ SENDER = """
         HCALL 2, msg-PO
 msg:    .asciz "sender done"
         .p2align 2
-tx:     .long 0, txbuf-PO
-        .fill 15, 4, 0
-        .short 11
-        .fill 15, 2, 0
+tx:     DMA txbuf-PO, 11
 txbuf:  .ascii "hello again"
         .p2align 12
 stack:  .fill 4096, 1, 0

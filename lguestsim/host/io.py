@@ -64,6 +64,11 @@ class Dma:
         used = struct.unpack_from("<I", raw, 0)[0]
         return cls(used, struct.unpack_from("<16I", raw, 4), struct.unpack_from("<16H", raw, 68))
 
+    @classmethod
+    def read(cls, process, addr: int) -> Dma:
+        """The struct lguest_dma at ``addr`` in a Launcher's memory."""
+        return cls.unpack(process.read(addr, DMA_SIZE))
+
     def sections(self) -> list[tuple[int, int]]:
         out = []
         for a, n in zip(self.addr, self.len, strict=True):
