@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-KINDS = ("switch", "trap", "hypercall", "interrupt", "pagefault", "dma", "kill", "timer")
+KINDS = ("switch", "trap", "hypercall", "interrupt", "pagefault", "dma", "kill", "timer",
+         "notify", "vring", "restart")
+# The kinds only the 2.6.25 (virtio) generation emits: NOTIFY hypercalls, the
+# Launcher taking and returning ring entries, and reboots.
+KINDS_2625 = ("notify", "vring", "restart")
 
 
 @dataclass(slots=True)

@@ -6,7 +6,9 @@ builds them into the two images shipped in ``images/``:
 - ``guest.elf``: the kernel as linked, virtual 0xC0100000, loaded at physical
   1 MiB, with its symbol table (for views and traces);
 - ``guest.bzImage``: the same kernel gzip'd behind a Linux-style boot sector,
-  as the 2.6.23 Launcher loads a bzImage.
+  as the 2.6.23 Launcher loads a bzImage;
+- ``guest-virtio.elf``: the 2.6.25 (virtio) generation of the same kernel,
+  built with CONFIG_VIRTIO, entered at its physical startup_32.
 
 ``python -m lguestsim`` boots ``guest.elf`` when no image is named.
 """
@@ -19,5 +21,6 @@ HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images"
 ELF_IMAGE = IMAGES / "guest.elf"
 BZIMAGE = IMAGES / "guest.bzImage"
+VIRTIO_IMAGE = IMAGES / "guest-virtio.elf"
 
-__all__ = ["HERE", "IMAGES", "ELF_IMAGE", "BZIMAGE"]
+__all__ = ["HERE", "IMAGES", "ELF_IMAGE", "BZIMAGE", "VIRTIO_IMAGE"]

@@ -50,6 +50,11 @@ struct lguest_data lguest_data __attribute__((aligned(PAGE_SIZE))) = {
 	.blocked_interrupts = 1 << 0,
 	.noirq_start = (u32)lguest_noirq_start,
 	.noirq_end = (u32)lguest_noirq_end,
+#ifdef CONFIG_VIRTIO
+	/* 2.6.25: the Guest tells the Host where its kernel lives. */
+	.kernel_address = PAGE_OFFSET,
+	.syscall_vec = SYSCALL_VECTOR,
+#endif
 };
 
 /* The table of ops the rest of the kernel calls; lguest_init() fills it. */
@@ -370,10 +375,26 @@ static void lguest_set_next_event(u32 delta_ns)
  * /dev/lguest returns the message instead of running it.  Like every
  * address the Host is given, the message's is physical; the Host reads at
  * most 128 bytes of it.  `lguest_power_off()` below is the polite case. */
+#ifndef CONFIG_VIRTIO
 static void lguest_crash(const char *why)
 {
 	hcall(LHCALL_CRASH, __pa(why), 0, 0);
 }
+#else
+/*: G:051 What 2.6.25 changed at the end: LHCALL_SHUTDOWN takes a second
+ * argument, and LGUEST_SHUTDOWN_RESTART turns the end into a reboot: the
+ * Host stops us just the same, but the Launcher, told so, lays out a fresh
+ * Guest from its own options and starts again (L:230). */
+static void lguest_crash(const char *why)
+{
+	hcall(LHCALL_SHUTDOWN, __pa(why), LGUEST_SHUTDOWN_POWEROFF, 0);
+}
+
+static void lguest_restart(const char *why)
+{
+	hcall(LHCALL_SHUTDOWN, __pa(why), LGUEST_SHUTDOWN_RESTART, 0);
+}
+#endif
 
 static void lguest_power_off(void)
 {
@@ -430,6 +451,9 @@ void lguest_init(const u8 *boot)
 	pv.set_next_event = lguest_set_next_event;
 	pv.crash = lguest_crash;
 	pv.power_off = lguest_power_off;
+#ifdef CONFIG_VIRTIO
+	pv.restart = lguest_restart;
+#endif
 
 	/*: G:070 Back in `lguest_init()`, with every op seen.  Linux's
 	 * version has a long list of boot details left at this point

@@ -46,6 +46,18 @@ KERNEL_SOURCES = (
     "head.S", "boot.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
     "lguest_bus.c", "console.c", "block.c", "net.c", "process.c", "user_image.S", "lib.c",
 )
+# The 2.6.25 (virtio) Guest, guest-virtio.elf: the same kernel where the two
+# generations agree, built with CONFIG_VIRTIO; what 2.6.25 changed is the
+# entry (i386_head.S for head.S) and the drivers (lguest_device.c and the
+# virtio drivers for lguest_bus.c, block.c and net.c).  It is linked with
+# its physical entry point, as a vmlinux is, and has no bzImage.
+KERNEL_SOURCES_VIRTIO = (
+    "i386_head.S", "boot.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
+    "lguest_device.c", "virtio_ring.c", "console.c", "virtio_console.c", "virtio_blk.c",
+    "virtio_net.c", "process.c", "user_image.S", "lib.c",
+)
+VIRTIO_DEFINES = ("-DCONFIG_VIRTIO",)
+VIRTIO_ENTRY = "phys_startup_32"
 
 CFLAGS = (
     "-m32", "-march=i686", "-O2", "-ffreestanding", "-nostdlib",
@@ -212,6 +224,25 @@ def check_images(elf: bytes, flat: bytes, bzimage: bytes) -> None:
         raise BuildError("the bzImage does not inflate to the kernel")
 
 
+def check_virtio_image(elf: bytes) -> None:
+    """The 2.6.25 Launcher's rules: loaded at 1 MiB, linked at PAGE_OFFSET above
+    that, entered at the physical address of startup_32; no "GenuineLguest"."""
+    segments = elf_segments(elf)
+    if not segments or segments[0][1] != LOAD_PHYS:
+        raise BuildError(f"the kernel must load at {LOAD_PHYS:#x}: {segments}")
+    for vaddr, paddr, _filesz, _memsz in segments:
+        if vaddr - paddr != PAGE_OFFSET:
+            raise BuildError(f"segment at {vaddr:#x} is loaded at {paddr:#x}")
+    if elf_entry(elf) != LOAD_PHYS:
+        raise BuildError(f"ELF entry {elf_entry(elf):#x}: startup_32 must be first, at "
+                         f"physical {LOAD_PHYS:#x}")
+    if SIGNATURE in elf:
+        raise BuildError("a 2.6.25 Guest carries no GenuineLguest signature")
+    stray = [n for n in elf_section_names(elf) if n == ".comment" or n.startswith(".note")]
+    if stray:
+        raise BuildError(f"sections that would spoil reproducibility: {stray}")
+
+
 def _compile(sources: tuple[str, ...], objdir: Path, extra: tuple[str, ...] = ()) -> list[str]:
     objs = []
     for src in sources:
@@ -221,32 +252,41 @@ def _compile(sources: tuple[str, ...], objdir: Path, extra: tuple[str, ...] = ()
     return objs
 
 
+def _build_kernel(kernel_sources: tuple[str, ...], defines: tuple[str, ...] = (),
+                  ld_extra: tuple[str, ...] = ()) -> tuple[bytes, bytes]:
+    """The user program and a kernel around it: (ELF, flat binary)."""
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        user_elf, user_bin = tmp / "user.elf", tmp / "user.bin"
+        _run(["ld", *LDFLAGS, "-T", "user.ld", "-o", str(user_elf),
+              *_compile(USER_SOURCES, tmp, defines)])
+        _run(["objcopy", "-O", "binary", str(user_elf), str(user_bin)])
+
+        kernel_elf, kernel_bin = tmp / "guest.elf", tmp / "guest.bin"
+        objs = _compile(kernel_sources, tmp, (*defines, f"-Wa,-I{tmp}"))
+        _run(["ld", *LDFLAGS, *ld_extra, "-T", "guest.ld", "-o", str(kernel_elf), *objs])
+        _run(["objcopy", "-O", "binary", str(kernel_elf), str(kernel_bin)])
+        return kernel_elf.read_bytes(), kernel_bin.read_bytes()
+
+
 def build(out_dir: Path = IMAGES) -> tuple[Path, Path]:
-    """Build guest.elf and guest.bzImage into out_dir; returns their paths."""
+    """Build guest.elf, guest.bzImage and guest-virtio.elf into out_dir; returns
+    the paths of the first two (the third lies beside them)."""
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         raise BuildError(f"cannot build the Guest: {', '.join(missing)} not found")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        user_elf, user_bin = tmp / "user.elf", tmp / "user.bin"
-        _run(["ld", *LDFLAGS, "-T", "user.ld", "-o", str(user_elf),
-              *_compile(USER_SOURCES, tmp)])
-        _run(["objcopy", "-O", "binary", str(user_elf), str(user_bin)])
-
-        kernel_elf, kernel_bin = tmp / "guest.elf", tmp / "guest.bin"
-        objs = _compile(KERNEL_SOURCES, tmp, (f"-Wa,-I{tmp}",))
-        _run(["ld", *LDFLAGS, "-T", "guest.ld", "-o", str(kernel_elf), *objs])
-        _run(["objcopy", "-O", "binary", str(kernel_elf), str(kernel_bin)])
-
-        elf, flat = kernel_elf.read_bytes(), kernel_bin.read_bytes()
+    elf, flat = _build_kernel(KERNEL_SOURCES)
     bzimage = make_bzimage(flat)
     check_images(elf, flat, bzimage)
+    virtio_elf, _ = _build_kernel(KERNEL_SOURCES_VIRTIO, VIRTIO_DEFINES, ("-e", VIRTIO_ENTRY))
+    check_virtio_image(virtio_elf)
 
     elf_path, bz_path = out_dir / "guest.elf", out_dir / "guest.bzImage"
     elf_path.write_bytes(elf)
     bz_path.write_bytes(bzimage)
+    (out_dir / "guest-virtio.elf").write_bytes(virtio_elf)
     (out_dir / "toolchain.txt").write_text(toolchain())
     return elf_path, bz_path
 

@@ -16,7 +16,11 @@
 
 #include "guest.h"
 #include "lguest_launcher.h"
+#ifdef CONFIG_VIRTIO
+#include "virtio.h"
+#endif
 
+#ifndef CONFIG_VIRTIO
 /*: D:310 Console output, one piece at a time: Linux's put_chars().  The
  * piece becomes a DMA with a single section, physical address and length,
  * and the second length, 0, ends the list.  Key 0 is LGUEST_CONSOLE_DMA_KEY:
@@ -69,6 +73,7 @@ void console_write(const char *buf, u32 len)
  * used_len back to 0 hands the buffer back for the next input. */
 static char inbuf[256] __attribute__((aligned(256)));
 static struct lguest_dma cons_input;
+#endif /* !CONFIG_VIRTIO */
 
 /* What arrived and nobody has read yet: a ring of characters, filled by
  * the interrupt handler and emptied by console_read().  The indices only
@@ -78,6 +83,7 @@ static char ring[RING_SIZE];
 static volatile u32 ring_in, ring_out;
 static volatile int input_ended;
 
+#ifndef CONFIG_VIRTIO
 /*: D:350 The console's interrupt: the Launcher has put some input into our
  * buffer.  Linux's get_chars() is asked for a few bytes at a time and keeps
  * its place in the buffer between calls; we copy everything at once into
@@ -148,6 +154,22 @@ struct lguest_driver console_driver = {
 	.device_type = LGUEST_DEVICE_T_CONSOLE,
 	.probe = console_probe,
 };
+#else
+/* 2.6.25: the virtio console driver (virtio_console.c) hands us its input
+ * here; an empty buffer means the input has ended. */
+void console_receive(const char *buf, u32 len)
+{
+	u32 i;
+
+	if (!len) {
+		input_ended = 1;
+		return;
+	}
+	for (i = 0; i < len && ring_in - ring_out < RING_SIZE; i++)
+		ring[ring_in++ % RING_SIZE] = buf[i];
+	barrier();
+}
+#endif /* !CONFIG_VIRTIO */
 
 /*: D:610 A terminal in miniature, lguestsim's own.  The Launcher puts a
  * real terminal in raw mode, so every key reaches us as it is pressed and

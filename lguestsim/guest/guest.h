@@ -112,6 +112,9 @@ struct pv_ops {
 	/* Goodbye. */
 	void (*power_off)(void);
 	void (*crash)(const char *why);
+#ifdef CONFIG_VIRTIO
+	void (*restart)(const char *why);	/* 2.6.25: reboot */
+#endif
 };
 extern struct pv_ops pv;
 

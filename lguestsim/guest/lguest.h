@@ -40,6 +40,15 @@
 #define LHCALL_SET_PTE		14	/* page directory, vaddr, pte */
 #define LHCALL_SET_PMD		15	/* page directory, index of the entry */
 #define LHCALL_LOAD_TLS		16	/* three GDT entries (physical) */
+#ifdef CONFIG_VIRTIO
+/* What 2.6.25 changed: no DMA (12 and 13 are gone), call 2 became SHUTDOWN
+ * with a second argument, and NOTIFY tells the Launcher to look at an
+ * address (a virtqueue, a device descriptor, an early console string). */
+#define LHCALL_SHUTDOWN		2	/* message (physical), POWEROFF or RESTART */
+#define LHCALL_NOTIFY		17	/* Guest-physical address for the Launcher */
+#define LGUEST_SHUTDOWN_POWEROFF	1
+#define LGUEST_SHUTDOWN_RESTART		2
+#endif
 
 /* The asynchronous hypercall ring has this many slots. */
 #define LHCALL_RING_SIZE	64
@@ -56,7 +65,12 @@
 /* Offsets into struct lguest_data, for the assembler. */
 #define LGUEST_DATA_irq_enabled	0
 #define LGUEST_DATA_cr2		8
+#ifdef CONFIG_VIRTIO
+#define LGUEST_DATA_pgdir	1116
+#define LGUEST_DATA_size	1136
+#else
 #define LGUEST_DATA_size	1128
+#endif
 
 #ifndef __ASSEMBLER__
 
@@ -102,14 +116,26 @@ struct lguest_data {
 
 	/* Fields the Host fills in at LHCALL_LGUEST_INIT: */
 	u32 reserve_mem;	/* bytes at the top of memory for the Switcher */
+#ifndef CONFIG_VIRTIO
 	u16 guestid;		/* which Guest we are */
+#endif
 	u32 tsc_khz;		/* how fast the time stamp counter runs */
+#ifdef CONFIG_VIRTIO
+	u32 pgdir;		/* 2.6.25: the page directory we were started with */
+#endif
 
 	/* Fields the Guest fills in before LHCALL_LGUEST_INIT: the Host never
 	 * delivers an interrupt while the Guest's eip is in this range (see
 	 * the iret sequence in entry.S). */
 	u32 noirq_start;
 	u32 noirq_end;
+#ifdef CONFIG_VIRTIO
+	/* 2.6.25: where the kernel's own mappings start (the Host needs it for
+	 * its shadow page tables, and the Launcher no longer says), and the
+	 * vector our system calls use. */
+	u32 kernel_address;
+	u32 syscall_vec;
+#endif
 };
 
 /* The layout is the ABI: check it against the numbers the Host uses. */
@@ -122,8 +148,15 @@ LG_CHECK(time, 12);
 LG_CHECK(hcall_status, 20);
 LG_CHECK(hcalls, 84);
 LG_CHECK(reserve_mem, 1108);
+#ifdef CONFIG_VIRTIO
+LG_CHECK(tsc_khz, 1112);
+LG_CHECK(pgdir, LGUEST_DATA_pgdir);
+LG_CHECK(kernel_address, 1128);
+LG_CHECK(syscall_vec, 1132);
+#else
 LG_CHECK(guestid, 1112);
 LG_CHECK(tsc_khz, 1116);
+#endif
 LG_CHECK(noirq_start, 1120);
 LG_CHECK(noirq_end, 1124);
 _Static_assert(sizeof(struct lguest_data) == LGUEST_DATA_size, "lguest_data size");

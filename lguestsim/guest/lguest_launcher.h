@@ -50,6 +50,7 @@ _Static_assert(__builtin_offsetof(struct lguest_dma, addr) == 4, "dma addr");
 _Static_assert(__builtin_offsetof(struct lguest_dma, len) == 68, "dma len");
 _Static_assert(sizeof(struct lguest_dma) == 100, "lguest_dma size");
 
+#ifndef CONFIG_VIRTIO
 /*: D:010 The Drivers.
  *
  * A Guest that cannot reach a disk, a network or even a console is not much
@@ -84,6 +85,7 @@ struct lguest_device_desc {
 	u32 pfn;
 };
 _Static_assert(sizeof(struct lguest_device_desc) == 12, "device desc size");
+#endif /* !CONFIG_VIRTIO */
 
 /*: D:460 The one page a block device owns, shared between the Guest and the
  * Launcher.  Before the Guest runs, the Launcher writes the size of the disk
@@ -114,6 +116,42 @@ struct lguest_net {
 	u8 mac[6];
 };
 _Static_assert(sizeof(struct lguest_net) == 6, "lguest_net size");
+
+#ifdef CONFIG_VIRTIO
+/*: D:700 What 2.6.25 changed: the device page.  Devices are virtio devices
+ * now, and each descriptor is a short header followed by as much as the
+ * device needs, so they are packed one after another and a type of 0 ends
+ * the list.  The header: the device's virtio id, how many virtqueues it
+ * has, how many bytes of feature bits (there are two such bitmaps: the
+ * Launcher's offer, then our acceptance), how many bytes of configuration,
+ * and the status bits the driver sets as it goes.  After the header come
+ * one lguest_vqconfig per virtqueue (its size, its interrupt, the page its
+ * ring starts on), the two bitmaps, and the configuration. */
+struct lguest_device_desc {
+	u8 type;
+	u8 num_vq;
+	u8 feature_len;
+	u8 config_len;
+	u8 status;
+	u8 config[0];
+} __attribute__((packed));
+_Static_assert(sizeof(struct lguest_device_desc) == 5, "2.6.25 device desc size");
+
+struct lguest_vqconfig {
+	u16 num;	/* entries in the ring */
+	u16 irq;	/* the interrupt the Launcher raises for it */
+	u32 pfn;	/* the page where the ring starts */
+} __attribute__((packed));
+_Static_assert(sizeof(struct lguest_vqconfig) == 8, "vqconfig size");
+
+#define VIRTIO_ID_NET		1
+#define VIRTIO_ID_BLOCK		2
+#define VIRTIO_ID_CONSOLE	3
+#define VIRTIO_CONFIG_S_ACKNOWLEDGE	1	/* we saw the device */
+#define VIRTIO_CONFIG_S_DRIVER		2	/* ... and have a driver for it */
+#define VIRTIO_CONFIG_S_DRIVER_OK	4	/* ... which is happy */
+#define VIRTIO_CONFIG_S_FAILED		0x80	/* ... or gave up */
+#endif /* CONFIG_VIRTIO */
 
 #endif /* !__ASSEMBLER__ */
 #endif /* LGUEST_LAUNCHER_H */

@@ -7,6 +7,9 @@
  * of the story is told.
  */
 #include "guest.h"
+#ifdef CONFIG_VIRTIO
+#include "virtio.h"
+#endif
 
 /* The timer demonstration: ask for an interrupt this far ahead, this many
  * times, halting in between. */
@@ -30,8 +33,13 @@ void start_kernel(void)
 	 * DMA hypercall, which needs no set-up (console.c). */
 	printk("lguestsim teaching Guest: running on %s, in ring %u\n",
 	       pv.name, (unsigned int)GUEST_PL);
+#ifdef CONFIG_VIRTIO
+	printk("Host: lguest 2.6.25 (virtio), Switcher reserves the top %u KiB, TSC at %u kHz\n",
+	       lguest_data.reserve_mem / 1024, lguest_data.tsc_khz);
+#else
 	printk("Host: guest id %u, Switcher reserves the top %u KiB, TSC at %u kHz\n",
 	       lguest_data.guestid, lguest_data.reserve_mem / 1024, lguest_data.tsc_khz);
+#endif
 	printk("Kernel command line: %s\n", boot_command_line);
 
 	/* How much memory we have, from the boot header (mm.c). */
@@ -47,7 +55,11 @@ void start_kernel(void)
 
 	/* Devices: find them in the page above our memory, and start a
 	 * driver for each (lguest_bus.c; console.c, block.c, net.c). */
+#ifdef CONFIG_VIRTIO
+	lguest_devices_init();
+#else
 	lguest_bus_init();
+#endif
 
 	/* Time: let the timer interrupt through and turn interrupts on.
 	 * Then ask for a few timer interrupts, halting while we wait
@@ -70,7 +82,11 @@ void start_kernel(void)
 	 * forever; ours lets its devices know (lguest_bus.c), says goodbye and
 	 * asks the Host to turn it off.  The Host stops running us and tells
 	 * the Launcher why. */
+#ifdef CONFIG_VIRTIO
+	lguest_devices_shutdown();
+#else
 	lguest_bus_shutdown();
+#endif
 	printk("Goodbye from the Guest: powering off.\n");
 	pv.power_off();
 	panic("the Host did not power us off");

@@ -14,6 +14,9 @@
  * has calls of its own.
  */
 #include "guest.h"
+#ifdef CONFIG_VIRTIO
+#include "virtio.h"
+#endif
 #include "user_abi.h"
 
 extern const u8 user_image_start[], user_image_end[];
@@ -322,6 +325,28 @@ static int sys_lseek(u32 fd, int offset, u32 whence)
 	return *pos;
 }
 
+#ifdef CONFIG_VIRTIO
+/* 2.6.25: the devices as lguest_device.c found them (user_abi.h). */
+static int sys_lguest_devices(u32 buf)
+{
+	struct lg_device table[LGUEST_MAX_DEVICES];
+	int n = lguest_devices_table(table, LGUEST_MAX_DEVICES);
+
+	if (copy_to_user(buf, table, sizeof(table)))
+		return -EFAULT;
+	return n;
+}
+
+/* 2.6.25: reboot() resets the devices and asks the Host to restart us. */
+static int sys_reboot(void)
+{
+	printk("init: reboot()\n");
+	lguest_devices_shutdown();
+	printk("Restarting the Guest.\n");
+	pv.restart("Restarting system");
+	return -EIO;
+}
+#else
 /* The descriptor page, as it is: the program shows the status bits. */
 static int sys_lguest_devices(u32 buf)
 {
@@ -330,6 +355,8 @@ static int sys_lguest_devices(u32 buf)
 	return LGUEST_MAX_DEVICES;
 }
 _Static_assert(sizeof(struct lg_device) == sizeof(struct lguest_device_desc), "lg_device");
+#endif
+
 
 static int sys_lguest_net(u32 buf, u32 max)
 {
@@ -391,6 +418,11 @@ void do_syscall(struct trap_frame *frame)
 	case __NR_lguest_ping:
 		frame->eax = sys_lguest_ping(frame->ebx);
 		break;
+#ifdef CONFIG_VIRTIO
+	case __NR_reboot:
+		frame->eax = sys_reboot();
+		break;
+#endif
 	case __NR_exit:
 		printk("init: exit(%d)\n", (int)frame->ebx);
 		leave_user_mode(&kernel_context, frame->ebx);

@@ -13,6 +13,68 @@
 
 #define DISK_FD		FIRST_DISK_FD	/* the first disk, /dev/lgba */
 
+#ifdef CONFIG_VIRTIO
+/* 2.6.25: virtio ids, and the virtio status bits. */
+static const char *const type_names[] = { "(empty)", "network", "block", "console" };
+
+static const struct {
+	u32 bit;
+	const char *name;
+} status_bits[] = {
+	{ 1, "ACKNOWLEDGE" }, { 2, "DRIVER" }, { 4, "DRIVER_OK" }, { 0x80, "FAILED" },
+};
+
+static void cmd_devices(char *args)
+{
+	struct lg_device table[16];
+	struct line l = { .len = 0 };
+	u32 i, b, q, n;
+
+	(void)args;
+	n = lguest_devices(table);
+	for (i = 0; i < n && i < 16; i++) {
+		if (!table[i].type)
+			continue;
+		add(&l, "device ");
+		add_number(&l, i, 10);
+		add(&l, ": virtio id ");
+		add_number(&l, table[i].type, 10);
+		add(&l, " (");
+		add(&l, table[i].type < 4 ? type_names[table[i].type] : "unknown");
+		add(&l, "), features ");
+		add_number(&l, table[i].features, 16);
+		add(&l, " accepted ");
+		add_number(&l, table[i].accepted, 16);
+		add(&l, ", status ");
+		add_number(&l, table[i].status, 16);
+		for (b = 0; b < sizeof(status_bits) / sizeof(status_bits[0]); b++) {
+			if (table[i].status & status_bits[b].bit) {
+				add(&l, " ");
+				add(&l, status_bits[b].name);
+			}
+		}
+		send(&l);
+		add(&l, "  ");
+		for (q = 0; q < table[i].num_vq && q < 2; q++) {
+			add(&l, q ? ", vq" : "vq");
+			add_number(&l, q, 10);
+			add(&l, " irq ");
+			add_number(&l, table[i].vq[q].irq, 10);
+			add(&l, " at pfn ");
+			add_number(&l, table[i].vq[q].pfn, 16);
+		}
+		send(&l);
+	}
+}
+
+static void cmd_reboot(char *args)
+{
+	(void)args;
+	say("rebooting");
+	reboot();
+	say("reboot failed");
+}
+#else
 static const char *const type_names[] = { "(empty)", "console", "network", "block" };
 
 /* The status bits, named as in lguest_launcher.h. */
@@ -61,6 +123,8 @@ static void cmd_devices(char *args)
 		send(&l);
 	}
 }
+
+#endif
 
 /* The disk's size in sectors, or a message and -1 if there is no disk. */
 static int disk_sectors(u32 *sectors)
@@ -328,6 +392,9 @@ static const struct command {
 	{ "ping", "[MAC|broadcast] [COUNT]", "echo requests; other Guests' kernels answer",
 	  cmd_ping },
 	{ "promisc", "on|off", "see every frame on the network, or not", cmd_promisc },
+#ifdef CONFIG_VIRTIO
+	{ "reboot", "", "restart the Guest (2.6.25)", cmd_reboot },
+#endif
 	{ "quit", "", "power off", 0 },
 };
 #define NUM_COMMANDS	(sizeof(commands) / sizeof(commands[0]))
@@ -433,8 +500,13 @@ void device_demo(void)
 
 	n = lguest_devices(table);
 	for (i = 0; i < n; i++) {
+#ifdef CONFIG_VIRTIO
+		disk |= table[i].type == 2;
+		net |= table[i].type == 1;
+#else
 		disk |= table[i].type == 3;
 		net |= table[i].type == 2;
+#endif
 	}
 	if (!disk && !net)
 		return;

@@ -58,6 +58,13 @@ int lguest_ping(struct lg_ping *ping)
 	return syscall3(__NR_lguest_ping, (int)ping, 0, 0);
 }
 
+#ifdef CONFIG_VIRTIO
+int reboot(void)
+{
+	return syscall3(__NR_reboot, 0, 0, 0);
+}
+#endif
+
 u32 strlen(const char *s)
 {
 	u32 n = 0;

@@ -25,6 +25,9 @@ int lguest_devices(struct lg_device *table);
 int lguest_net(struct net_peer *peers, u32 max);
 int lguest_promisc(int on);
 int lguest_ping(struct lg_ping *ping);
+#ifdef CONFIG_VIRTIO
+int reboot(void);
+#endif
 
 /* Strings and memory. */
 u32 strlen(const char *s);

@@ -35,6 +35,7 @@
 #define __NR_write		4	/* write(fd, buf, len) -> bytes */
 #define __NR_lseek		19	/* lseek(fd, offset, whence) -> new offset */
 #define __NR_getpid		20	/* getpid() -> the process id */
+#define __NR_reboot		88	/* reboot(): 2.6.25 Guests only; -ENOSYS before */
 /* lguestsim's own, numbered well past Linux 2.6.23's last (324): */
 #define __NR_lguest_devices	400	/* (struct lg_device[16]) -> 16 */
 #define __NR_lguest_net		401	/* (struct net_peer *, max) -> how many */
@@ -80,6 +81,24 @@
 
 #ifndef __ASSEMBLER__
 
+#ifdef CONFIG_VIRTIO
+/* lguest_devices() in the 2.6.25 (virtio) generation: one of these per
+ * device on the page, up to 16, the rest zero. */
+struct lg_device {
+	unsigned char type;		/* virtio id: 1 network, 2 block, 3 console */
+	unsigned char num_vq;
+	unsigned char status;		/* bits: 1 ACKNOWLEDGE, 2 DRIVER, 4 DRIVER_OK,
+					 * 0x80 FAILED */
+	unsigned char features;		/* the first byte of the Launcher's offer */
+	unsigned char accepted;		/* ... and of what we accepted */
+	unsigned char config_len;
+	unsigned short pad;
+	struct {
+		unsigned short num, irq;
+		unsigned int pfn;
+	} vq[2];			/* the first two virtqueues */
+};
+#else
 /* lguest_devices(): the descriptor page as it is, 16 of these (the layout
  * of struct lguest_device_desc in lguest_launcher.h). */
 struct lg_device {
@@ -90,6 +109,8 @@ struct lg_device {
 	unsigned short num_pages;
 	unsigned int pfn;
 };
+#endif
+
 
 /* lguest_net(): one used slot of the network page. */
 struct net_peer {

@@ -398,9 +398,10 @@ class Host:
         self.mem.fill(base, size)
         return SharedMemory(base, size)
 
-    def open(self, process: Process):
+    def open(self, process: Process, virtio: bool = False):
+        """/dev/lguest for ``process``; ``virtio`` makes it speak 2.6.25's ABI."""
         from .lguest_user import LguestFile
-        return LguestFile(self, process)
+        return LguestFile(self, process, virtio)
 
     # -- several Guests on one CPU
     #: H:700 In a real Host each Launcher is a task and Linux's scheduler shares
@@ -711,6 +712,8 @@ class Host:
             self.hypercalls.do_hypercalls(lg)
             if lg.dma_is_pending:
                 return struct.pack("<II", lg.pending_dma, lg.pending_key)
+            if lg.pending_notify:
+                return struct.pack("<I", lg.pending_notify)
             if lg.break_out:
                 raise OSError(errno.EAGAIN, "the Waker broke us out")
             self.interrupts.maybe_do_interrupt(lg)
@@ -756,6 +759,8 @@ class Host:
             kill_guest(lg, f"unhandled trap {trapnum} at {regs.eip:#x} "
                            f"({cr2 if trapnum == 14 else regs.errcode:#x})")
         self.trace.emit("kill", guest=lg.guestid, reason=lg.dead)
+        if lg.restart:
+            raise OSError(errno.ERESTART, "the Guest asked to be restarted")
         raise OSError(errno.ENOENT, "the Guest is dead")
 
     #: H:130 The Guest is paravirtualized, but not completely: Linux's boot

@@ -28,6 +28,13 @@ from .. import machine as machine_mod
 from . import segments
 from .lg import (
     HCALL_NAMES,
+    HCALL_NAMES_2625,
+    LD25_KERNEL_ADDRESS,
+    LD25_NOIRQ_END,
+    LD25_NOIRQ_START,
+    LD25_PGDIR,
+    LD25_SYSCALL_VEC,
+    LD25_TSC_KHZ,
     LD_GUESTID,
     LD_HCALL_STATUS,
     LD_HCALLS,
@@ -38,6 +45,8 @@ from .lg import (
     LD_TSC_KHZ,
     LG_CLOCK_MIN_DELTA,
     LGUEST_DATA_SIZE,
+    LGUEST_DATA_SIZE_2625,
+    LGUEST_SHUTDOWN_RESTART,
     LGUEST_TRAP_ENTRY,
     LHCALL_BIND_DMA,
     LHCALL_CRASH,
@@ -49,6 +58,7 @@ from .lg import (
     LHCALL_LOAD_IDT_ENTRY,
     LHCALL_LOAD_TLS,
     LHCALL_NEW_PGTABLE,
+    LHCALL_NOTIFY,
     LHCALL_RING_SIZE,
     LHCALL_SEND_DMA,
     LHCALL_SET_CLOCKEVENT,
@@ -56,6 +66,7 @@ from .lg import (
     LHCALL_SET_PTE,
     LHCALL_SET_STACK,
     LHCALL_TS,
+    SYSCALL_VECTOR,
     Lguest,
     kill_guest,
     lgread,
@@ -87,7 +98,8 @@ class Hypercalls:
         host, mem = self.host, self.mem
         lg.hypercalls += 1
         host.trace.emit("hypercall", guest=lg.guestid, call=eax,
-                        name=HCALL_NAMES.get(eax, "?"), args=(edx, ebx, ecx))
+                        name=(HCALL_NAMES_2625 if lg.virtio else HCALL_NAMES).get(eax, "?"),
+                        args=(edx, ebx, ecx))
         host.charge("hypercall")
         pt = host.page_tables
         if eax == LHCALL_FLUSH_ASYNC:
@@ -98,6 +110,25 @@ class Hypercalls:
             raw = lgread(lg, mem, edx, 128)
             msg = raw.split(b"\0", 1)[0][:127].decode("latin-1")
             kill_guest(lg, f"CRASH: {msg}")
+            #: L:231 2.6.25's SHUTDOWN is the same call with a second argument:
+            # LGUEST_SHUTDOWN_RESTART marks the Guest dead in a special way
+            # (lguest stores -ERESTART where the reason would go), and every
+            # read() after that fails with ERESTART instead of giving a reason.
+            # The Launcher takes that as "start me again" (L:230).
+            if lg.virtio and ebx == LGUEST_SHUTDOWN_RESTART and lg.dead == f"CRASH: {msg}":
+                lg.restart = True
+                host.trace.emit("restart", guest=lg.guestid, reason=msg)
+        elif lg.virtio and eax in (LHCALL_BIND_DMA, LHCALL_SEND_DMA):
+            kill_guest(lg, f"Bad hypercall {eax}: DMA is gone in 2.6.25; use virtio and NOTIFY")
+        elif lg.virtio and eax == LHCALL_NOTIFY:
+            #: H:129 NOTIFY, the one I/O hypercall of 2.6.25.  The Host does not
+            # look at the address at all: it only remembers it in
+            # `pending_notify`, and `run_guest` returns it to the Launcher as
+            # read()'s four bytes before the Guest runs again.  The Launcher
+            # decides what the address means (a virtqueue's pages, a device
+            # descriptor, or an early console string) and checks it.
+            lg.pending_notify = edx
+            host.trace.emit("notify", guest=lg.guestid, addr=edx)
         elif eax == LHCALL_FLUSH_TLB:
             if edx:
                 pt.guest_pagetable_clear_all(lg)
@@ -153,7 +184,7 @@ class Hypercalls:
             eax, edx, ebx, ecx = (int.from_bytes(raw[i:i + 4], "little") for i in range(0, 16, 4))
             self.do_hcall(lg, eax, edx, ebx, ecx)
             lgwrite(lg, mem, lg.lguest_data + LD_HCALL_STATUS + n, b"\xff")
-            if lg.dead or lg.dma_is_pending:
+            if lg.dead or lg.dma_is_pending or lg.pending_notify:
                 break
 
     #: H:126 The first hypercall any Guest makes is LGUEST_INIT, handing over
@@ -175,6 +206,9 @@ class Hypercalls:
             kill_guest(lg, f"hypercall {regs.eax} before LGUEST_INIT")
             return
         addr = regs.edx
+        if lg.virtio:
+            self.initialize_2625(lg, addr)
+            return
         if not lguest_address_ok(lg, addr, LGUEST_DATA_SIZE):
             kill_guest(lg, f"bad guest page {addr:#x}")
             return
@@ -184,6 +218,42 @@ class Hypercalls:
         lgwrite(lg, mem, addr + LD_GUESTID, lg.guestid.to_bytes(2, "little"))
         lg.noirq_start = lgread_u32(lg, mem, addr + LD_NOIRQ_START)
         lg.noirq_end = lgread_u32(lg, mem, addr + LD_NOIRQ_END)
+        self.write_timestamp(lg)
+        self.host.page_tables.guest_pagetable_clear_all(lg)
+        self.host.trace.emit("hypercall", guest=lg.guestid, call=LHCALL_LGUEST_INIT,
+                             name="LGUEST_INIT", args=(addr, 0, 0))
+
+    #: H:131 LGUEST_INIT as 2.6.25 has it.  The structure grew: the Host now
+    # also writes `pgdir`, the Guest-physical address of the page directory the
+    # Launcher built (the Guest starts at physical addresses and copies that
+    # directory's entries up to its PAGE_OFFSET itself), and it reads two
+    # fields the Guest fills in, `kernel_address` (where the kernel's mappings
+    # begin: what 2.6.23's Launcher passed as page_offset) and `syscall_vec`.
+    # The Guest id is no longer told.  Both values the Guest gives are
+    # checked like any other: a kernel_address in the Switcher's top 4 MiB,
+    # or a system call vector other than the one this Host traps directly
+    # (0x80), kills the Guest.
+    def initialize_2625(self, lg: Lguest, addr: int) -> None:
+        mem = self.mem
+        if not lguest_address_ok(lg, addr, LGUEST_DATA_SIZE_2625):
+            kill_guest(lg, f"bad guest page {addr:#x}")
+            return
+        lg.lguest_data = addr
+        lgwrite_u32(lg, mem, addr + LD_RESERVE_MEM, RESERVE_MEM)
+        lgwrite_u32(lg, mem, addr + LD25_TSC_KHZ, machine_mod.CPU_MHZ * 1000)
+        lgwrite_u32(lg, mem, addr + LD25_PGDIR, lg.pgdirs[lg.pgdidx].gpgdir)
+        lg.noirq_start = lgread_u32(lg, mem, addr + LD25_NOIRQ_START)
+        lg.noirq_end = lgread_u32(lg, mem, addr + LD25_NOIRQ_END)
+        kernel_address = lgread_u32(lg, mem, addr + LD25_KERNEL_ADDRESS)
+        syscall_vec = lgread_u32(lg, mem, addr + LD25_SYSCALL_VEC)
+        if kernel_address >> 22 >= 1023 or kernel_address == 0:
+            kill_guest(lg, f"bad kernel_address {kernel_address:#x}")
+            return
+        if syscall_vec != SYSCALL_VECTOR:
+            kill_guest(lg, f"syscall_vec {syscall_vec:#x}: this Host traps only "
+                           f"{SYSCALL_VECTOR:#x}")
+            return
+        lg.page_offset = kernel_address
         self.write_timestamp(lg)
         self.host.page_tables.guest_pagetable_clear_all(lg)
         self.host.trace.emit("hypercall", guest=lg.guestid, call=LHCALL_LGUEST_INIT,
@@ -215,7 +285,8 @@ class Hypercalls:
                 regs.trapnum = 255
             return
         self.do_async_hcalls(lg)
-        if not lg.dma_is_pending and not lg.dead and regs.trapnum == LGUEST_TRAP_ENTRY:
+        if not lg.dma_is_pending and not lg.pending_notify and not lg.dead \
+                and regs.trapnum == LGUEST_TRAP_ENTRY:
             r = regs.as_dict()
             result = self.do_hcall(lg, r["eax"], r["edx"], r["ebx"], r["ecx"])
             if result is not None:

@@ -32,7 +32,20 @@ LHCALL_SET_PTE, LHCALL_SET_PMD, LHCALL_LOAD_TLS = 14, 15, 16
 HCALL_NAMES = {0: "FLUSH_ASYNC", 1: "LGUEST_INIT", 2: "CRASH", 3: "LOAD_GDT", 4: "NEW_PGTABLE",
                5: "FLUSH_TLB", 6: "LOAD_IDT_ENTRY", 7: "SET_STACK", 8: "TS",
                9: "SET_CLOCKEVENT", 10: "HALT", 12: "BIND_DMA", 13: "SEND_DMA", 14: "SET_PTE",
-               15: "SET_PMD", 16: "LOAD_TLS"}
+               15: "SET_PMD", 16: "LOAD_TLS", 17: "NOTIFY"}
+
+#: P:502 What 2.6.25 changed in the hypercalls.  The DMA calls (12 and 13) are
+# gone: devices are virtio devices now, and all a Guest's driver ever needs
+# from the Host is "Launcher, look at this", which is LHCALL_NOTIFY with one
+# Guest-physical address, handed to the Launcher by read().  Number 2 keeps its
+# place but becomes LHCALL_SHUTDOWN, whose second argument says whether the
+# Guest wants to be powered off or restarted.  One Host here speaks both
+# generations: which one a Guest uses is fixed when its Launcher initializes
+# (`Lguest.virtio`), and each difference is a small named branch.
+LHCALL_SHUTDOWN = LHCALL_CRASH
+LHCALL_NOTIFY = 17
+LGUEST_SHUTDOWN_POWEROFF, LGUEST_SHUTDOWN_RESTART = 1, 2
+HCALL_NAMES_2625 = {**HCALL_NAMES, 2: "SHUTDOWN"}
 LGUEST_TRAP_ENTRY = 0x1F
 LHCALL_RING_SIZE = 64
 
@@ -62,6 +75,12 @@ LD_IRQ_ENABLED, LD_BLOCKED, LD_CR2, LD_TIME = 0, 4, 8, 12
 LD_HCALL_STATUS, LD_HCALLS = 20, 84
 LD_RESERVE_MEM, LD_GUESTID, LD_TSC_KHZ, LD_NOIRQ_START, LD_NOIRQ_END = 1108, 1112, 1116, 1120, 1124
 LGUEST_DATA_SIZE = 1128
+# 2.6.25's struct lguest_data: the same up to reserve_mem, then tsc_khz, the
+# Host's pgdir for the Guest's boot, and kernel_address and syscall_vec, which
+# the Guest fills in (the Launcher no longer tells the Host its page_offset).
+LD25_TSC_KHZ, LD25_PGDIR, LD25_NOIRQ_START, LD25_NOIRQ_END = 1112, 1116, 1120, 1124
+LD25_KERNEL_ADDRESS, LD25_SYSCALL_VEC = 1128, 1132
+LGUEST_DATA_SIZE_2625 = 1136
 
 # struct lguest_regs (2.6.23 order), at the end of the regs page.
 REG_FIELDS = ("ebx", "ecx", "edx", "esi", "edi", "ebp", "gs", "eax", "fs", "ds", "es",
@@ -164,6 +183,11 @@ class Lguest:
     pending_dma: int = 0
     pending_key: int = 0
     dma_is_pending: bool = False
+    # 2.6.25: the generation, the address of the last NOTIFY for the Launcher,
+    # and whether the Guest asked to be restarted (read() gives ERESTART).
+    virtio: bool = False
+    pending_notify: int = 0
+    restart: bool = False
     clock_timer: int | None = None
     fpu: FPU = field(default_factory=FPU)
     # figures for the views and benchmarks

@@ -43,9 +43,10 @@ def _err(code: int, what: str) -> OSError:
 class LguestFile:
     """One open /dev/lguest, belonging to the Launcher process that opened it."""
 
-    def __init__(self, host, process) -> None:
+    def __init__(self, host, process, virtio: bool = False) -> None:
         self.host = host
         self.process = process
+        self.virtio = virtio
         self.lg = None
         self.closed = False
 
@@ -81,6 +82,8 @@ class LguestFile:
         # write()'s result, with the interrupt the Guest wants afterwards stashed
         # in its `used_len`.  The Launcher fills the buffer and raises that irq.
         if req == LHREQ_GETDMA:
+            if lg.virtio:
+                raise _err(errno.EINVAL, "LHREQ_GETDMA is no longer used (2.6.25)")
             (ukey,) = self._words(data[4:], 1)
             return self.host.io.get_dma(lg, ukey)
         #: L:050 LHREQ_IRQ and an interrupt number is how the Launcher
@@ -122,6 +125,8 @@ class LguestFile:
     def initialize(self, data: bytes) -> int:
         if self.lg is not None:
             raise _err(errno.EBUSY, "already initialized")
+        if self.virtio:
+            return self.initialize_2625(data)
         pfnlimit, pgdir, start, page_offset = self._words(data, 4)
         if page_offset >> 22 >= 1023:
             raise _err(errno.EINVAL, f"page_offset {page_offset:#x} overlaps the Switcher")
@@ -129,6 +134,28 @@ class LguestFile:
         if pfnlimit * PAGE_SIZE > self.process.size:
             raise _err(errno.EINVAL, f"pfnlimit {pfnlimit} is beyond the Launcher's memory")
         self.lg = self.host.new_guest(self.process, pfnlimit, pgdir, start, page_offset)
+        return 16
+
+    #: L:021 2.6.25's LHREQ_INITIALIZE also carries four words, but other ones:
+    # `guest_base`, the Launcher address where Guest memory starts (lguest
+    # reads the Guest at mem_base + address from then on), `pfnlimit`, `pgdir`
+    # and the *physical* `start`.  There is no page_offset: the Guest says
+    # where its kernel lives itself, at LGUEST_INIT (H:131).  lguestsim's
+    # Launcher process keeps Guest memory at its address 0 (L:080), so a
+    # guest_base other than 0 is refused.  Which of the two forms a file
+    # speaks was fixed when it was opened (`Host.open(..., virtio=True)`):
+    # the two generations' Launchers were built against their own kernels.
+    def initialize_2625(self, data: bytes) -> int:
+        guest_base, pfnlimit, pgdir, start = self._words(data, 4)
+        if guest_base != 0:
+            raise _err(errno.EINVAL, f"guest_base {guest_base:#x}: this Host maps Guest "
+                                     "memory at the bottom of the Launcher")
+        if pfnlimit * PAGE_SIZE > self.process.size:
+            raise _err(errno.EINVAL, f"pfnlimit {pfnlimit} is beyond the Launcher's memory")
+        # No kernel_address until LGUEST_INIT: until then nothing is the kernel's.
+        lg = self.host.new_guest(self.process, pfnlimit, pgdir, start, 0)
+        lg.virtio = True
+        self.lg = lg
         return 16
 
     #: L:040 With the Guest set up, each read() runs it: `run_guest()` returns
@@ -149,10 +176,14 @@ class LguestFile:
         if task is not None and task is not self.process:
             raise _err(errno.EPERM, "not the Launcher")
         if lg.dead is not None:
+            if lg.restart:
+                raise _err(errno.ERESTART, "the Guest asked to be restarted")
             reason = lg.dead.encode() + b"\0"
             return reason[:size]
         if lg.dma_is_pending:
             lg.dma_is_pending = False
+        # 2.6.25: the last read() returned a NOTIFY; the Launcher has served it.
+        lg.pending_notify = 0
         return (yield from self.host.guest_steps(lg))
 
     #: L:060 Closing the file undoes initialize.  It is also what happens when

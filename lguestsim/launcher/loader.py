@@ -195,7 +195,7 @@ def program_headers(image: bytes, ehdr: ElfHeader) -> list[ProgramHeader]:
 # in, and a segment's bss needs nothing since the memory is already zeroed. The
 # scan for "GenuineLguest" is bounded by the first and last byte from the file.
 def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
-            say: Say = quiet) -> Kernel:
+            say: Say = quiet, virtio: bool = False) -> Kernel:
     """Load each PT_LOAD segment of an ELF kernel at its physical address.
 
     Each segment also has a virtual address, the one the kernel was linked
@@ -239,6 +239,17 @@ def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
         memory.write(ph.p_paddr, image[ph.p_offset:ph.p_offset + ph.p_filesz])
     if page_offset is None:
         raise LauncherError(f"{name}: no loadable (PT_LOAD) segment")
+    if virtio:
+        #: L:131 What 2.6.25 changed here: no "GenuineLguest" hunt.  The Guest
+        # boots like any kernel, so the start is simply the ELF entry point,
+        # which in a vmlinux is the *physical* address of startup_32; the
+        # kernel finds out it is a Guest from the boot header (G:021).
+        entry = struct.unpack_from("<I", image, 0x18)[0]
+        if not start <= entry < high:
+            raise LauncherError(f"{name}: entry point {entry:#x} is not in the loaded "
+                                f"kernel ({start:#x} - {high:#x}): a 2.6.25 Guest starts "
+                                f"at its physical startup_32")
+        return Kernel("ELF", entry, page_offset, start, high)
     entry = entry_point(memory, start, end, page_offset, name)
     return Kernel("ELF", entry, page_offset, start, high)
 
@@ -409,14 +420,17 @@ def load_bzimage(memory: GuestMemory, image: bytes, mem: int, name: str,
 # and the physical range the kernel fills, which `lay_out_guest` uses to make
 # sure the initrd and the page tables do not land on it.
 def load_kernel(memory: GuestMemory, image: bytes, mem: int, name: str,
-                say: Say = quiet) -> Kernel:
+                say: Say = quiet, virtio: bool = False) -> Kernel:
     """Load a kernel image into Guest memory below ``mem``.
 
     A file that starts with the ELF magic is an ELF vmlinux; anything else
     is taken for a bzImage.
     """
     if image[:4] == ELFMAG:
-        return map_elf(memory, image, mem, name, say)
+        return map_elf(memory, image, mem, name, say, virtio)
+    if virtio:
+        raise LauncherError(f"{name}: not an ELF vmlinux; a 2.6.25 bzImage carries its own "
+                            f"decompressor, which lguestsim does not run: use an ELF image")
     return load_bzimage(memory, image, mem, name, say)
 
 

@@ -49,10 +49,12 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, TextIO
 
+from . import virtio_devices
 from .abi import PAGE_SIZE
 from .block import setup_block_file
 from .boot import write_boot_header, write_initrd_fields
 from .console import PrefixedOutput, attach_console_input
+from .device_page import DEVICE_PAGES, VirtioDevices
 from .devices import DeviceList, device_area_size, setup_console
 from .loader import Kernel, load_initrd, load_kernel, map_zeroed_pages, read_file
 from .memory import GuestMemory
@@ -70,7 +72,7 @@ from .report import (
     make_say,
     quiet,
 )
-from .run import POWER_DOWN_REASONS, Launcher, exit_status, run_many, tell_kernel
+from .run import POWER_DOWN_REASONS, Launcher, exit_status, run_many, tell_kernel, tell_kernel_2625
 
 MIB = 1 << 20
 DEFAULT_MEM_MB = 32
@@ -79,6 +81,7 @@ DEFAULT_MEM_MB = 32
 MAX_MEM_MB = 0xB8000000 // MIB - 1
 
 SHIPPED_GUEST = Path(__file__).resolve().parent.parent / "guest" / "images" / "guest.elf"
+SHIPPED_GUEST_VIRTIO = SHIPPED_GUEST.with_name("guest-virtio.elf")
 
 # Options that take a value, as the real Launcher's getopt table has them.
 VALUE_OPTIONS = ("--block", "--initrd", "--tunnet", "--sharenet", "--guests")
@@ -146,6 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(with --guests, all of them)")
     parser.add_argument("--guests", metavar="N", type=guest_count, default=1,
                         help="run N Guests, each with its own Launcher, on one Host")
+    parser.add_argument("--virtio", action="store_true",
+                        help="boot the 2.6.25 (virtio) generation: the Guest boots through "
+                             "the boot protocol and its devices are virtio devices "
+                             "(console, --block, --sharenet; not --tunnet), NOTIFY does "
+                             "its I/O, and it can reboot; the default image is "
+                             "guest-virtio.elf (ELF images only)")
     parser.add_argument("--demo", action="store_true",
                         help="run the processor demonstration instead (python -m lguestsim.demo)")
     parser.add_argument("mem", metavar="MEM_IN_MB", nargs="?", type=mem_in_mb,
@@ -196,6 +205,7 @@ class Options:
     demo: bool = False
     devices: list[tuple[str, str]] = field(default_factory=list)
     guests: int = 1
+    virtio: bool = False              # the 2.6.25 generation
     console_in: int | None = field(default=None, compare=False)
     console_out: TextIO | None = field(default=None, compare=False, repr=False)
 
@@ -211,7 +221,8 @@ def parse_args(argv: list[str]) -> Options:
     return Options(verbose=args.verbose, initrd=args.initrd,
                    mem_mb=args.mem if args.mem is not None else DEFAULT_MEM_MB,
                    image=args.image, cmdline=list(tail), demo=args.demo,
-                   devices=list(getattr(args, "devices", None) or []), guests=args.guests)
+                   devices=list(getattr(args, "devices", None) or []), guests=args.guests,
+                   virtio=args.virtio)
 
 
 @dataclass
@@ -244,7 +255,8 @@ class GuestLayout:
 def lay_out_guest(memory: GuestMemory, mem: int, image: bytes, image_name: str,
                   initrd: str | None = None, cmdline: list[str] | None = None,
                   say: Say = quiet, console_out: TextIO | None = None,
-                  add_devices: Callable[[DeviceList], None] | None = None) -> GuestLayout:
+                  add_devices: Callable[[DeviceList], None] | None = None,
+                  virtio: bool = False) -> GuestLayout:
     """Steps 1 to 6: a complete Guest in ``memory``, ready for the Host.
 
     ``memory`` must hold the Guest's ``mem`` bytes and its devices' pages
@@ -258,14 +270,19 @@ def lay_out_guest(memory: GuestMemory, mem: int, image: bytes, image_name: str,
 
     # The device descriptor page goes just above Guest memory; the devices
     # asked for on the command line come first, then the console.
-    devices = DeviceList(memory, mem, say)
+    # What 2.6.25 changed (virtio): the page holds virtio descriptors, the
+    # console comes first, and the kernel starts at its physical entry point.
+    devices = VirtioDevices(memory, mem, say) if virtio else DeviceList(memory, mem, say)
+    if virtio:
+        virtio_devices.setup_console(devices, console_out)
     if add_devices is not None:
         add_devices(devices)
-    setup_console(devices, console_out)
+    if not virtio:
+        setup_console(devices, console_out)
 
     # Zeroed memory everywhere, then the kernel.
     map_zeroed_pages(memory, 0, mem // PAGE_SIZE)
-    kernel = load_kernel(memory, image, mem, image_name, say)
+    kernel = load_kernel(memory, image, mem, image_name, say, virtio)
 
     # The initrd goes at the top of memory, and the boot header says where.
     initrd_size = 0
@@ -278,13 +295,16 @@ def lay_out_guest(memory: GuestMemory, mem: int, image: bytes, image_name: str,
         write_initrd_fields(memory, mem, initrd_size)
 
     # The page tables go below the initrd, and must not land on the kernel.
-    _, linear_pages = linear_pages_needed(mem, kernel.page_offset)
+    # 2.6.25's first page tables map memory at virtual = physical only: the
+    # Guest copies the entries up to its PAGE_OFFSET itself (G:022).
+    map_offset = 0 if virtio else kernel.page_offset
+    _, linear_pages = linear_pages_needed(mem, map_offset)
     tables = mem - initrd_size - (linear_pages + 1) * PAGE_SIZE
     if tables < kernel.high:
         raise LauncherError(f"too little memory ({mem:#x} bytes): the initial page tables "
                             f"(from {tables:#x}) would overlap the kernel (up to "
                             f"{kernel.high:#x}): give the Guest more memory")
-    pgdir = setup_pagetables(memory, mem, initrd_size, kernel.page_offset, say)
+    pgdir = setup_pagetables(memory, mem, initrd_size, map_offset, say)
 
     # The rest of the boot header: memory map, command line, subarchitecture.
     line = write_boot_header(memory, mem, cmdline or [])
@@ -301,10 +321,11 @@ def load_host_api() -> Any:
 def image_of(opts: Options) -> tuple[bytes, str]:
     """The kernel image the options name (or the shipped Guest), and its name."""
     if opts.image is None:
-        if not SHIPPED_GUEST.is_file():
+        shipped = SHIPPED_GUEST_VIRTIO if opts.virtio else SHIPPED_GUEST
+        if not shipped.is_file():
             raise LauncherError(f"no KERNEL_IMAGE named, and the shipped Guest "
-                                f"({SHIPPED_GUEST}) is not built yet: name an image")
-        image_name = str(SHIPPED_GUEST)
+                                f"({shipped}) is not built yet: name an image")
+        image_name = str(shipped)
     else:
         image_name = opts.image
     return read_file(image_name), image_name
@@ -312,6 +333,8 @@ def image_of(opts: Options) -> tuple[bytes, str]:
 
 def launcher_size(opts: Options) -> int:
     """The Launcher's address space: Guest memory, the descriptor page, device pages."""
+    if opts.virtio:
+        return opts.mem + DEVICE_PAGES * PAGE_SIZE
     return opts.mem + device_area_size(["console"] + [kind for kind, _ in opts.devices])
 
 
@@ -333,7 +356,15 @@ def make_devices(opts: Options, host: Any, say: Say, resources: list[Any],
 
     def add_devices(devices: DeviceList) -> None:
         for kind, arg in opts.devices:
-            if kind == "block":
+            if opts.virtio:
+                if kind == "block":
+                    resources.append(virtio_devices.setup_block_file(devices, arg, say))
+                elif kind == "sharenet":
+                    resources.append(virtio_devices.setup_net_file(devices, arg, host, say))
+                else:
+                    raise LauncherError(f"--{kind} is not offered to virtio Guests in "
+                                        f"lguestsim (only --block and --sharenet)")
+            elif kind == "block":
                 resources.append(setup_block_file(devices, arg, say))
             elif kind == "sharenet":
                 resources.append(setup_net_file(devices, arg, host, say))
@@ -365,13 +396,34 @@ def start_launcher(opts: Options, host: Any, name: str = PROG,
     ``console_out`` and ``console_in`` default to the options' own.
     """
     say = make_say(opts.verbose)
-    image, image_name = image_of(opts)
+    image_of(opts)          # an image that cannot be read stops us before anything is made
     size = launcher_size(opts)
     try:
         process = host.new_process(size)
     except MemoryError:
         raise LauncherError(f"not enough memory here to simulate a Guest of "
                             f"{opts.mem_mb} MiB") from None
+    launcher = Launcher(None, None, name=name, machine=host.machine, say=say)
+    launcher.virtio = opts.virtio
+    if opts.virtio:
+        launcher.relaunch = lambda: boot_guest(launcher, opts, host, process, say,
+                                               console_out, console_in)
+    boot_guest(launcher, opts, host, process, say, console_out, console_in)
+    return launcher
+
+
+#: L:230 What 2.6.25 added: reboot.  The C Launcher closes every file it has
+# (which also closes /dev/lguest, so the Host forgets the Guest) and exec()s
+# itself with its own arguments.  lguestsim's Launcher does the same without
+# the exec: `boot_guest` lays the Guest out afresh, from the same options, in
+# the same Launcher memory (zeroed again, so nothing of the old Guest is
+# left), reopens its devices and tells the Host, and the `Launcher` object
+# carries on with the new /dev/lguest.  The first boot is the same routine.
+def boot_guest(launcher: Launcher, opts: Options, host: Any, process: Any, say: Say,
+               console_out: TextIO | None, console_in: int | None) -> None:
+    """Lay a Guest out in ``process`` and hand it to the Host; ``launcher`` runs it."""
+    image, image_name = image_of(opts)
+    size = launcher_size(opts)
     memory = GuestMemory(process, size)
     resources: list[Any] = []
     peers: list[Any] = []
@@ -380,13 +432,25 @@ def start_launcher(opts: Options, host: Any, name: str = PROG,
     lguest = None
     try:
         guest = lay_out_guest(memory, opts.mem, image, image_name, opts.initrd, opts.cmdline,
-                              say, out, make_devices(opts, host, say, resources, peers))
+                              say, out, make_devices(opts, host, say, resources, peers),
+                              opts.virtio)
         if fd is not None:
             console = next(dev for dev in guest.devices.devices if dev.name == "console")
-            attach_console_input(console, fd, say)
-        lguest = host.open(process)
-        tell_kernel(lguest, guest.pfnlimit, guest.pgdir, guest.kernel.start,
-                    guest.kernel.page_offset, say)
+            if opts.virtio:
+                virtio_devices.attach_console_input(console, fd, say)
+            else:
+                attach_console_input(console, fd, say)
+        lguest = host.open(process, virtio=True) if opts.virtio else host.open(process)
+        if opts.virtio:
+            tell_kernel_2625(lguest, guest.pfnlimit, guest.pgdir, guest.kernel.start, say)
+            # The ring operations go into the machine's event stream too.
+            trace = getattr(host, "trace", None)
+            for dev in guest.devices.devices:
+                for vq in dev.vqs:
+                    vq.emit = trace.emit if trace is not None else None
+        else:
+            tell_kernel(lguest, guest.pfnlimit, guest.pgdir, guest.kernel.start,
+                        guest.kernel.page_offset, say)
     except BaseException:
         for resource in resources:
             resource.close()
@@ -395,8 +459,7 @@ def start_launcher(opts: Options, host: Any, name: str = PROG,
         if lguest is not None:
             lguest.close()
         raise
-    return Launcher(lguest, guest.devices, name=name, machine=host.machine, say=say,
-                    layout=guest, resources=resources, peers=peers)
+    launcher.attach(lguest, guest.devices, layout=guest, resources=resources, peers=peers)
 
 
 def start_launchers(items: list[Any], host: Any = None, host_api: Any = None) -> list[Launcher]:

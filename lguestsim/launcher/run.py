@@ -95,6 +95,20 @@ def tell_kernel(lguest: DevLguest, pfnlimit: int, pgdir: int, start: int, page_o
         raise LauncherError(f"Writing to /dev/lguest: {err.strerror or err}") from None
 
 
+#: L:187 What 2.6.25 changed in telling the kernel: the four numbers are now
+# `guest_base` (where the Launcher mapped Guest memory: 0 here, L:080),
+# `pfnlimit`, `pgdir` and the physical `start`.  The Guest will tell the Host
+# its kernel's address itself.
+def tell_kernel_2625(lguest: DevLguest, pfnlimit: int, pgdir: int, start: int,
+                     say: Say = quiet) -> None:
+    """Write 2.6.25's LHREQ_INITIALIZE {guest_base, pfnlimit, pgdir, start}."""
+    say(f"Guest: {ptr(0)} - {ptr(pfnlimit * 4096)} ({pfnlimit * 4096:#x}), virtio")
+    try:
+        lguest.write(struct.pack("<5I", LHREQ_INITIALIZE, 0, pfnlimit, pgdir, start))
+    except OSError as err:
+        raise LauncherError(f"Writing to /dev/lguest: {err.strerror or err}") from None
+
+
 def read_reason(lguest: DevLguest) -> str:
     """Why a dead Guest died, on one line."""
     try:
@@ -125,21 +139,30 @@ class Launcher:
                  machine: Any = None, say: Say = quiet, layout: Any = None,
                  resources: Iterable[Any] = (), peers: Iterable[Any] = ()) -> None:
         self.name = name
-        self.lguest = lguest
-        self.devices = devices
         self.machine = machine
         self.say = say
-        self.layout = layout
-        self.resources = list(resources)
-        self.peers = list(peers)            # Launcher-side network peers (NetPeer)
-        self.waker = Waker(lguest, devices, machine, say)
-        # The Host's struct lguest, kept for looking at after the Guest is gone.
-        self.guest = getattr(lguest, "lg", None)
         self.status: int | None = None
         self.reason: str | None = None
         self.error: LauncherError | None = None
         self.turns = 0
         self.outputs = 0
+        # 2.6.25: the virtio generation, and how to boot the Guest again (L:230).
+        self.virtio = False
+        self.relaunch: Callable[[], None] | None = None
+        self.restarts = 0
+        self.attach(lguest, devices, layout=layout, resources=resources, peers=peers)
+
+    def attach(self, lguest: DevLguest, devices: DeviceList, *, layout: Any = None,
+               resources: Iterable[Any] = (), peers: Iterable[Any] = ()) -> None:
+        """Take over a Guest the Host has been told about (at start, and after a reboot)."""
+        self.lguest = lguest
+        self.devices = devices
+        self.layout = layout
+        self.resources = list(resources)
+        self.peers = list(peers)            # Launcher-side network peers (NetPeer)
+        self.waker = Waker(lguest, devices, self.machine, self.say)
+        # The Host's struct lguest, kept for looking at after the Guest is gone.
+        self.guest = getattr(lguest, "lg", None)
 
     @property
     def ended(self) -> bool:
@@ -186,6 +209,8 @@ class Launcher:
         waker.look()          # input already waiting: break out at once
         waker.arm()           # and look again while the Guest runs
         before = self._instructions()
+        if self.virtio:
+            return self._turn_2625(before)
         try:
             got = self.lguest.read(READ_DMA.size)
         except OSError as err:
@@ -199,6 +224,44 @@ class Launcher:
             self.devices.handle_output(self.lguest, dma, key)
             return OUTPUT
 
+        return self._failed_read(failure, before)
+
+    #: L:238 The same loop in 2.6.25: a read() that succeeds now returns four
+    # bytes, the address the Guest NOTIFYed, which the device page sorts out
+    # (L:229).  A read failing with ERESTART means the Guest asked to be
+    # rebooted (L:230).
+    def _turn_2625(self, before: int | None) -> str:
+        try:
+            got = self.lguest.read(4)
+        except OSError as err:
+            if err.errno == errno.ERESTART and self.relaunch is not None:
+                self.restart()
+                return OUTPUT
+            return self._failed_read(err, before)
+        if len(got) != 4:
+            raise LauncherError(f"Running guest failed: read returned {len(got)} bytes, "
+                                f"not 4", EXIT_GUEST_DIED)
+        (addr,) = struct.unpack("<I", got)
+        self.outputs += 1
+        self.devices.handle_notify(self.lguest, addr)
+        return OUTPUT
+
+    def restart(self) -> None:
+        """The Guest asked for a reboot: let everything go and boot it afresh."""
+        self.say("Guest: restarting")
+        self.waker.cancel()
+        self.devices.close()
+        for resource in self.resources:
+            try:
+                resource.close()
+            except OSError:
+                pass
+        self.lguest.close()
+        self.restarts += 1
+        self.relaunch()
+
+    def _failed_read(self, failure: OSError, before: int | None) -> str:
+        waker = self.waker
         if failure.errno == errno.ENOENT:
             reason = read_reason(self.lguest)
             self.finish(exit_status(reason), reason)

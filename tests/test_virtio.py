@@ -1,0 +1,139 @@
+"""The 2.6.25 (virtio) generation end to end: the shipped guest-virtio.elf on the
+real Host, laid out and served by the real Launcher with --virtio.
+
+Acceptance 1 of issue 12: boot, ``devices`` (virtio ids and status bits),
+``read 0`` of a disk the test wrote, ``write 1 TEXT`` found in the file
+afterwards (never resized), ``reboot`` followed by ``read 1`` still showing
+TEXT, ``quit`` with exit status 0; and two virtio Guests on one --sharenet
+network pinging each other.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lguestsim import guest
+from lguestsim.host.lg import HCALL_NAMES_2625, LHCALL_NOTIFY
+from lguestsim.launcher.main import Options, start_launchers
+from lguestsim.launcher.run import run_many
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Stream(io.StringIO):
+    """A text stream with a binary buffer behind it, like sys.stdout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer = io.BytesIO()
+
+    def text(self) -> str:
+        return self.buffer.getvalue().decode("latin-1") + self.getvalue()
+
+
+def disk(tmp_path: Path) -> Path:
+    path = tmp_path / "disk.img"
+    data = bytearray(64 * 1024)
+    data[:11] = b"hello disk!"
+    path.write_bytes(data)
+    return path
+
+
+def test_shipped_virtio_image_is_an_elf_entered_at_its_physical_start():
+    image = guest.VIRTIO_IMAGE.read_bytes()
+    assert image[:4] == b"\x7fELF"
+    assert int.from_bytes(image[0x18:0x1C], "little") == 0x100000
+    assert b"GenuineLguest" not in image
+
+
+def test_boot_devices_block_reboot_quit(tmp_path):
+    path = disk(tmp_path)
+    rfd, wfd = os.pipe()
+    out = Stream()
+    opts = Options(virtio=True, mem_mb=16, cmdline=["shell"], devices=[("block", str(path))],
+                   console_out=out, console_in=rfd)
+    [launcher] = start_launchers([opts])
+    host_guest = launcher.lg
+    assert host_guest.virtio
+    try:
+        os.write(wfd, b"devices\nread 0\nwrite 1 TEXT\nreboot\n")
+        # Run until the rebooted Guest asks for its first command.
+        run_many([launcher], wait=0, until=lambda: launcher.restarts == 1
+                 and out.text().count("reading commands from the console") == 2)
+        assert launcher.restarts == 1 and not launcher.ended
+        # The Host forgot the first Guest: a new struct lguest runs now.
+        assert launcher.lg is not host_guest and host_guest.restart
+        os.write(wfd, b"read 1\nquit\n")
+        os.close(wfd)
+        wfd = -1
+        run_many([launcher], wait=5)
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+        os.close(rfd)
+    text = out.text()
+    assert launcher.status == 0, (launcher.reason, text[-2000:])
+    assert launcher.reason == "CRASH: Power down"
+    # devices: virtio ids and status bits.
+    assert "device 0: virtio id 3 (console)" in text
+    assert "device 1: virtio id 2 (block), features 0x4 accepted 0x4, status 0x7 " \
+           "ACKNOWLEDGE DRIVER DRIVER_OK" in text
+    # read 0 shows what the test wrote.
+    assert "|hello disk!.....|" in text
+    # The write went to the file, which kept its size, and survived the reboot.
+    data = path.read_bytes()
+    assert len(data) == 64 * 1024
+    assert data[512:516] == b"TEXT" and data[516:1024] == bytes(508)
+    after = text[text.index("Restarting the Guest."):]
+    assert "sector 1 of lgba:" in after and "|TEXT............|" in after
+
+
+def test_two_virtio_guests_ping_each_other(tmp_path):
+    net = str(tmp_path / "net")
+    rfd, wfd = os.pipe()
+    outs = [Stream(), Stream()]
+    items = [Options(virtio=True, mem_mb=16, cmdline=["shell"], devices=[("sharenet", net)],
+                     console_out=outs[i], console_in=rfd if i == 0 else None)
+             for i in range(2)]
+    group = start_launchers(items)
+    try:
+        os.write(wfd, b"net\nping 02:00:00:00:00:02 2\nping broadcast\nquit\n")
+        os.close(wfd)
+        wfd = -1
+        run_many(group, wait=5, until=lambda: group[0].ended)
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+        os.close(rfd)
+        for launcher in group:
+            launcher.finish(1, "test over")
+    first, second = outs[0].text(), outs[1].text()
+    assert group[0].status == 0, (group[0].reason, first[-2000:])
+    assert "slot 0: 02:00:00:00:00:01 (this Guest)" in first
+    assert first.count("60 bytes from 02:00:00:00:00:02: seq=") == 3
+    assert second.count("echo request from 02:00:00:00:00:01") == 3
+    # Every I/O was a NOTIFY: the trace shows them, and no DMA at all.
+    trace = group[0].lguest.host.trace
+    assert trace.of("notify") and not trace.of("dma")
+
+
+def test_the_command_line_boots_the_virtio_guest(tmp_path):
+    path = disk(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lguestsim", "--virtio", f"--block={path}", "16",
+         str(guest.VIRTIO_IMAGE), "shell"],
+        input=b"devices\nread 0\nquit\n", capture_output=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    out = proc.stdout.decode("latin-1")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "virtio id 2 (block)" in out and "|hello disk!.....|" in out
+    assert proc.stderr.decode().strip().endswith("CRASH: Power down")
+
+
+def test_notify_is_named_in_the_2625_table():
+    assert HCALL_NAMES_2625[LHCALL_NOTIFY] == "NOTIFY"
+    assert HCALL_NAMES_2625[2] == "SHUTDOWN"
