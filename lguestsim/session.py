@@ -43,10 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import asm
-from .host import HOST_AREA, LHREQ_INITIALIZE, Host
+from .host import LHREQ_INITIALIZE, Host
 from .host.core import HOST_IRQ_HANDLER, HOST_RETURN, SWITCHER_ADDR
 from .host.io import Dma
 from .host.lg import LHREQ_BREAK, Lguest
+from .insmod import insmod_lg
 from .machine import Machine
 from .symbols import Symbols, guest_symbols, program_symbols, switcher_symbols
 from .trace import KINDS, Event, Trace
@@ -76,6 +77,7 @@ class ImageGuest:
     mem_mb: int = 32
     cmdline: tuple[str, ...] = ()
     name: str | None = None
+    virtio: bool = False              # the 2.6.25 generation (guest-virtio.elf by default)
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,9 @@ class World:
                 sizes += spec.mem_mb * MIB + 2 * MIB
             else:
                 sizes += spec.mem + 2 * PAGE
-        self.machine = Machine(HOST_AREA + sizes + 2 * MIB)
+        self.host = insmod_lg(sizes + 2 * MIB, direct_traps=direct_traps, seed=seed)
+        self.machine = self.host.machine
         self.cpu = self.machine.cpu
-        self.host = Host(self.machine, direct_traps=direct_traps, seed=seed)
         self.mem = self.machine.mem
         self.shared = None
         if any(isinstance(s, TinyGuest) and s.share for s in specs):
@@ -198,22 +200,31 @@ class World:
         return self._make_tiny_run(index, spec, console)
 
     def _make_image_run(self, index: int, spec: ImageGuest, console: ConsoleLog) -> Run:
+        from .launcher.device_page import DEVICE_PAGES
         from .launcher.devices import device_area_size
         from .launcher.loader import read_file
-        from .launcher.main import SHIPPED_GUEST, lay_out_guest
+        from .launcher.main import SHIPPED_GUEST, SHIPPED_GUEST_VIRTIO, lay_out_guest
         from .launcher.memory import GuestMemory
-        from .launcher.run import tell_kernel
-        name = str(spec.image) if spec.image is not None else str(SHIPPED_GUEST)
+        from .launcher.run import tell_kernel, tell_kernel_2625
+        shipped = SHIPPED_GUEST_VIRTIO if spec.virtio else SHIPPED_GUEST
+        name = str(spec.image) if spec.image is not None else str(shipped)
         image = read_file(name)
         mem = spec.mem_mb * MIB
-        size = mem + device_area_size(["console"])
+        size = mem + (DEVICE_PAGES * PAGE if spec.virtio else device_area_size(["console"]))
         process = self.host.new_process(size)
         memory = GuestMemory(process, size)
         layout = lay_out_guest(memory, mem, image, name, None, list(spec.cmdline),
-                               console_out=console)
-        dev = self.host.open(process)
-        tell_kernel(dev, layout.pfnlimit, layout.pgdir, layout.kernel.start,
-                    layout.kernel.page_offset)
+                               console_out=console, virtio=spec.virtio)
+        dev = self.host.open(process, virtio=spec.virtio)
+        if spec.virtio:
+            # What 2.6.25 changed: the other four numbers; ring operations traced.
+            tell_kernel_2625(dev, layout.pfnlimit, layout.pgdir, layout.kernel.start)
+            for device in layout.devices.devices:
+                for vq in device.vqs:
+                    vq.emit = self.host.trace.emit
+        else:
+            tell_kernel(dev, layout.pfnlimit, layout.pgdir, layout.kernel.start,
+                        layout.kernel.page_offset)
         symbols = _image_symbols(name, image)
         return Run(index, spec.name or f"guest{index}", spec, process, dev, symbols,
                    layout.kernel.page_offset, console, layout=layout)
@@ -347,6 +358,13 @@ class World:
 
     def _read_done(self, run: Run, data: bytes | None, err: OSError | None) -> None:
         run.reads += 1
+        if data is not None and len(data) == 4:
+            self._launcher_notify(run, struct.unpack("<I", data)[0])
+            return
+        if err is not None and err.errno == errno.ERESTART:
+            run.ended = "the Guest asked to be restarted (a session does not reboot it)"
+            self._log(run, run.ended)
+            return
         if data is not None and len(data) == 8:
             dma, key = struct.unpack("<II", data)
             self._launcher_output(run, dma, key)
@@ -367,6 +385,19 @@ class World:
             return
         run.ended = f"the Launcher stopped: {err.strerror or err}"
         self._log(run, run.ended)
+
+    def _launcher_notify(self, run: Run, addr: int) -> None:
+        """2.6.25: the Guest NOTIFYed ``addr``; the Launcher's device page serves it."""
+        from .launcher.report import LauncherError
+        try:
+            before = len(run.console.chunks)
+            run.layout.devices.handle_notify(run.dev, addr)
+            text = "".join(t for _, t in run.console.chunks[before:])
+            run.outputs.append((addr, text.encode()))
+            self._log(run, f"NOTIFY {addr:#x}: {text!r}")
+        except LauncherError as e:
+            run.ended = f"the Launcher refused: {e}"
+            self._log(run, run.ended)
 
     def _launcher_output(self, run: Run, dma: int, key: int) -> None:
         if run.layout is not None:
@@ -496,9 +527,10 @@ class Session:
     # -- constructors
     @classmethod
     def boot(cls, image: str | Path | None = None, mem_mb: int = 32, cmdline: Iterable[str] = (),
-             **options) -> Session:
-        """The shipped teaching Guest (or ``image``), ready for its first step."""
-        return cls((ImageGuest(image, mem_mb, tuple(cmdline)),), **options)
+             virtio: bool = False, **options) -> Session:
+        """The shipped teaching Guest (or ``image``), ready for its first step;
+        ``virtio``: the 2.6.25 generation (guest-virtio.elf unless ``image``)."""
+        return cls((ImageGuest(image, mem_mb, tuple(cmdline), virtio=virtio),), **options)
 
     @classmethod
     def tiny(cls, source: str, mem: int = 8 * MIB, **options) -> Session:

@@ -137,3 +137,65 @@ def test_the_command_line_boots_the_virtio_guest(tmp_path):
 def test_notify_is_named_in_the_2625_table():
     assert HCALL_NAMES_2625[LHCALL_NOTIFY] == "NOTIFY"
     assert HCALL_NAMES_2625[2] == "SHUTDOWN"
+
+
+def test_a_session_steps_through_the_virtio_guest_and_the_views_show_it():
+    from lguestsim.session import Session
+    from lguestsim.views import ALL_VIEWS, LguestDataView, VirtqueueView
+
+    s = Session.boot(virtio=True, mem_mb=16)
+    stop = s.step_to("notify")
+    assert stop.event.kind == "notify"
+    # The first NOTIFY is the early console: a string in the Guest's RAM.
+    assert stop.event.data["addr"] < 16 << 20
+    s.step_to("vring")
+    html = VirtqueueView(s).html()
+    assert "console queue 1" in html and "avail idx" in html
+    assert "kernel_address" in LguestDataView(s).html()
+    for view in ALL_VIEWS:
+        assert view(s).html()
+    s.step_to("kill")
+    assert s.runs[0].ended == "CRASH: Power down"
+    assert "Goodbye from the Guest: powering off." in s.runs[0].console.text
+
+
+def test_the_2625_abi_of_dev_lguest():
+    import errno
+    import struct
+
+    import pytest
+
+    from lguestsim.insmod import insmod_lg
+    from lguestsim.launcher.abi import LHREQ_GETDMA, LHREQ_INITIALIZE
+
+    host = insmod_lg(4 << 20)
+    proc = host.new_process(2 << 20)
+    dev = host.open(proc, virtio=True)
+    # guest_base must be where this Launcher keeps Guest memory: 0.
+    with pytest.raises(OSError) as err:
+        dev.write(struct.pack("<5I", LHREQ_INITIALIZE, 0x1000, 256, 0x1000, 0x100000))
+    assert err.value.errno == errno.EINVAL
+    assert dev.write(struct.pack("<5I", LHREQ_INITIALIZE, 0, 256, 0x1000, 0x100000)) == 16
+    assert dev.lg.virtio and dev.lg.page_offset == 0 and dev.lg.regs.eip == 0x100000
+    # GETDMA is "no longer used".
+    with pytest.raises(OSError) as err:
+        dev.write(struct.pack("<2I", LHREQ_GETDMA, 0))
+    assert err.value.errno == errno.EINVAL
+    # A Guest that asked to restart: every read() says ERESTART.
+    dev.lg.dead, dev.lg.restart = "CRASH: Restarting system", True
+    for _ in range(2):
+        with pytest.raises(OSError) as err:
+            dev.read(4)
+        assert err.value.errno == errno.ERESTART
+    dev.close()
+
+
+def test_what_virtio_guests_are_not_offered(tmp_path):
+    import pytest
+
+    from lguestsim.launcher.report import LauncherError
+
+    with pytest.raises(LauncherError, match="--tunnet is not offered to virtio Guests"):
+        start_launchers([Options(virtio=True, mem_mb=16, devices=[("tunnet", "10.0.0.1")])])
+    with pytest.raises(LauncherError, match="not an ELF vmlinux"):
+        start_launchers([Options(virtio=True, mem_mb=16, image=str(guest.BZIMAGE))])

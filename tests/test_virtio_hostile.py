@@ -164,3 +164,21 @@ def test_hostile_virtio_guest_dies_and_its_neighbour_finishes(name, tmp_path):
     assert neighbour.status == 0, (neighbour.reason, outs[1].text()[-1500:])
     assert neighbour.reason == "CRASH: Power down"
     assert "Goodbye from the Guest: powering off." in outs[1].text()
+
+
+@pytest.mark.parametrize("poke, reason", [
+    ("movl $0xffc00000, lguest_data + 1128", "bad kernel_address 0xffc00000"),
+    ("movl $0x40, lguest_data + 1132", "syscall_vec 0x40"),
+])
+def test_lguest_data_the_guest_fills_in_is_checked(poke, reason, tmp_path):
+    # 2.6.25's Guest tells the Host its kernel_address and syscall_vec at
+    # LGUEST_INIT; values the Host cannot honour kill it there.
+    source = PRELUDE.replace("        HCALL 1, lguest_data\n", f"        {poke}\n"
+                             "        HCALL 1, lguest_data\n") + DATA
+    prog = assemble(source, base=0x100000)
+    path = tmp_path / "hostile.elf"
+    path.write_bytes(elf([(0x100000, prog.code, 0)], entry=0x100000))
+    [launcher] = start_launchers([Options(virtio=True, mem_mb=16, image=str(path),
+                                          console_out=Stream())])
+    run_many([launcher], wait=0)
+    assert launcher.status == 1 and reason in launcher.reason, launcher.reason

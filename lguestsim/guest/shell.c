@@ -260,6 +260,62 @@ static void cmd_write(char *args)
 	send(&l);
 }
 
+/* blkbench KIB: the benchmark's block workload (benchmarks/bench_virtio.py),
+ * the same on both generations: KIB KiB written from sector 0 in 4 KiB
+ * requests, then read back in 4 KiB requests and compared. */
+static u8 bench_buf[4096];
+
+static void cmd_blkbench(char *args)
+{
+	struct line l = { .len = 0 };
+	u32 kib, sectors, i, j, requests = 0;
+	char *word = next_word(&args);
+	int n;
+
+	if (!word || parse_number(word, &kib) != 0 || kib == 0 || kib % 4) {
+		say("blkbench KIB: a number of KiB, a multiple of 4");
+		return;
+	}
+	if (disk_sectors(&sectors) != 0)
+		return;
+	if (kib * 2 > sectors) {
+		say("blkbench: the disk is too small");
+		return;
+	}
+	for (i = 0; i < kib / 4; i++) {
+		for (j = 0; j < sizeof(bench_buf); j++)
+			bench_buf[j] = (u8)(i * 7 + j);
+		lseek(DISK_FD, i * 4096, SEEK_SET);
+		n = write(DISK_FD, bench_buf, sizeof(bench_buf));
+		requests++;
+		if (n != (int)sizeof(bench_buf)) {
+			report_error("blkbench write", n);
+			return;
+		}
+	}
+	for (i = 0; i < kib / 4; i++) {
+		lseek(DISK_FD, i * 4096, SEEK_SET);
+		n = read(DISK_FD, bench_buf, sizeof(bench_buf));
+		requests++;
+		if (n != (int)sizeof(bench_buf)) {
+			report_error("blkbench read", n);
+			return;
+		}
+		for (j = 0; j < sizeof(bench_buf); j++) {
+			if (bench_buf[j] != (u8)(i * 7 + j)) {
+				say("blkbench: what was read back differs");
+				return;
+			}
+		}
+	}
+	add(&l, "blkbench: ");
+	add_number(&l, kib, 10);
+	add(&l, " KiB written and read back in ");
+	add_number(&l, requests, 10);
+	add(&l, " requests of 4 KiB, ok");
+	send(&l);
+}
+
 static void cmd_net(char *args)
 {
 	struct net_peer peers[16];
@@ -388,6 +444,7 @@ static const struct command {
 	{ "devices", "", "the device descriptors and their status bits", cmd_devices },
 	{ "read", "SECTOR", "show a sector of the disk, in hex and as text", cmd_read },
 	{ "write", "SECTOR TEXT", "write TEXT into a sector (zeros after it)", cmd_write },
+	{ "blkbench", "KIB", "write KIB KiB in 4 KiB requests, read them back", cmd_blkbench },
 	{ "net", "", "the network page: who is in which slot", cmd_net },
 	{ "ping", "[MAC|broadcast] [COUNT]", "echo requests; other Guests' kernels answer",
 	  cmd_ping },

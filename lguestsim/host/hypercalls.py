@@ -259,6 +259,17 @@ class Hypercalls:
         self.host.trace.emit("hypercall", guest=lg.guestid, call=LHCALL_LGUEST_INIT,
                              name="LGUEST_INIT", args=(addr, 0, 0))
 
+    #: M:013 A subtle case the 2.6.25 journey points out.  A Guest that reads a
+    # page it never wrote gets a shadow mapping of it, read-only, and if the
+    # Launcher then writes that page (a device's output, a virtqueue's used
+    # ring), could the Guest still see the old contents?  In lguest, where the
+    # Launcher's memory is ordinary copy-on-write process memory, it could,
+    # which is why LGUEST_INIT flushes the shadows.  In lguestsim every Guest
+    # page is one fixed machine frame that Launcher and Guest share, so the
+    # Guest always sees the Launcher's writes.  Check that claim: the used
+    # ring of a virtqueue is written only by the Launcher (launcher/virtio.py)
+    # and read by the Guest through its shadow page tables.
+
     #: H:127 The Guest reads the wall-clock time from its `lguest_data` rather
     # than from a clock chip.  The Host writes seconds and nanoseconds there: at
     # LGUEST_INIT, and again each time the Guest's clock event fires.  The time

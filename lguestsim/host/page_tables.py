@@ -134,6 +134,15 @@ class PageTables:
         host_frame = lg.launcher.phys(gpte & 0xFFFFF000)
         return host_frame | flags
 
+    #: M:014 An exercise for 2.6.25 readers: lguest's get_pfn() was slow, taking
+    # the memory-map lock and calling get_user_pages() for one page at a time,
+    # and its authors suggested fetching pages in batches (pre-faulting).  Here
+    # `phys()` is cheap, but the demand faults are not: count the trap-14 round
+    # trips in a boot's trace, then make `demand_page()` fill the neighbouring
+    # entries of the same Guest page table too (checking each, as check_gpte
+    # does), and count again.  Which Guest entries may you fill early, given
+    # that writable shadows must wait for the Guest's DIRTY bit?
+
     # -- demand paging
     #: H:330 (i) Filling in a shadow entry when the Guest faults.  Shadows
     # start empty and are filled lazily: run_guest() sees trap 14 come back

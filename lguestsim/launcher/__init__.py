@@ -36,6 +36,12 @@ The modules follow the order in which the story tells the Launcher:
                           (L:194, L:215)
 ``net``                   --sharenet, --tunnet (TAP) and a Launcher-side peer
                           for Python (L:195 - L:199, L:216, L:219)
+``virtio``                2.6.25: the vring, the Launcher's half of a
+                          virtqueue (L:226 - L:228)
+``device_page``           2.6.25: the packed virtio descriptors, NOTIFY
+                          sorted out, device reset (L:225, L:229, L:232)
+``virtio_devices``        2.6.25: console, block and the --sharenet switch
+                          over virtqueues (L:233 - L:237)
 ``run``                   telling the Host about the Guest, the loop that runs
                           it, and several Launchers taking turns (L:185,
                           L:220, L:221)

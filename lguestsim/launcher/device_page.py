@@ -63,6 +63,10 @@ class VirtioDevice:
     input: Any = None              # an InputSource the Waker watches
     priv: Any = None
     on_reset: Callable[[], None] | None = None
+    # The Launcher's own record of the layout: the Guest can write its
+    # descriptor, so its sizes are never read back from there.
+    feature_len: int = 0
+    config_len: int = 0
 
     # The 2.6.23 Device's names, for the Waker and views that share them.
     @property
@@ -82,14 +86,13 @@ class VirtioDevice:
 
     def features_at(self) -> int:
         """Where the first feature bitmap (the Launcher's offer) starts."""
-        return self.desc + DESC_HEADER.size + VQCONFIG.size * self.num_vq
+        return self.desc + DESC_HEADER.size + VQCONFIG.size * len(self.vqs)
 
     def accepted(self, bit: int) -> bool:
         """Did the Guest accept feature ``bit`` (its half of the bitmap)?"""
-        _, _, feature_len, _, _ = self.header()
-        if bit // 8 >= feature_len:
+        if bit // 8 >= self.feature_len:
             return False
-        byte = self.memory.read8(self.features_at() + feature_len + bit // 8)
+        byte = self.memory.read8(self.features_at() + self.feature_len + bit // 8)
         return bool(byte & (1 << (bit % 8)))
 
 
@@ -139,8 +142,7 @@ class VirtioDevices(DeviceList):
     def add_virtqueue(self, dev: VirtioDevice, handler: VqHandler | None,
                       num: int = VIRTQUEUE_NUM) -> Virtqueue:
         """A vring of ``num`` entries for ``dev``, with the next interrupt."""
-        _, num_vq, feature_len, config_len, _ = dev.header()
-        if feature_len or config_len:
+        if dev.feature_len or dev.config_len:
             raise LauncherError(f"{dev.name}: virtqueues must come before features and config")
         pages = (vring_size(num) + PAGE_SIZE - 1) // PAGE_SIZE
         base = self.get_pages(pages)
@@ -148,35 +150,34 @@ class VirtioDevices(DeviceList):
         self.next_irq += 1
         vq = Virtqueue(self.memory, VringLayout(base, num), irq, self.check_pointer)
         self._grow(dev, VQCONFIG.pack(num, irq, base // PAGE_SIZE))
-        self.memory.write8(dev.desc + 1, num_vq + 1)
+        self.memory.write8(dev.desc + 1, len(dev.vqs) + 1)
         dev.vqs.append(vq)
         dev.handlers.append(handler)
         return vq
 
     def add_feature(self, dev: VirtioDevice, bit: int) -> None:
         """Offer feature ``bit`` (the first half of the bitmap)."""
-        _, _, feature_len, config_len, _ = dev.header()
-        if config_len:
+        if dev.config_len:
             raise LauncherError(f"{dev.name}: features must come before config")
-        if bit // 8 >= feature_len:
-            grow = bit // 8 + 1 - feature_len
+        if bit // 8 >= dev.feature_len:
+            grow = bit // 8 + 1 - dev.feature_len
             # Both halves grow: shift nothing, since nothing follows yet.
             self._grow(dev, bytes(2 * grow))
-            feature_len += grow
-            self.memory.write8(dev.desc + 2, feature_len)
+            dev.feature_len += grow
+            self.memory.write8(dev.desc + 2, dev.feature_len)
         at = dev.features_at() + bit // 8
         self.memory.write8(at, self.memory.read8(at) | 1 << (bit % 8))
 
     def set_config(self, dev: VirtioDevice, config: bytes) -> None:
         """The device's configuration bytes, after the feature bitmaps."""
-        if dev.header()[3]:
+        if dev.config_len:
             raise LauncherError(f"{dev.name}: config already set")
         self._grow(dev, config)
+        dev.config_len = len(config)
         self.memory.write8(dev.desc + 3, len(config))
 
     def config_at(self, dev: VirtioDevice) -> int:
-        _, _, feature_len, _, _ = dev.header()
-        return dev.features_at() + 2 * feature_len
+        return dev.features_at() + 2 * dev.feature_len
 
     def descriptor_table(self) -> list[dict[str, Any]]:
         """Every descriptor as the Guest sees it now (for the views and tests)."""
@@ -241,8 +242,7 @@ class VirtioDevices(DeviceList):
             for vq in dev.vqs:
                 self.memory.write(vq.ring.base, bytes(vq.ring.size))
                 vq.reset()
-            _, _, feature_len, _, _ = dev.header()
-            self.memory.write(dev.features_at() + feature_len, bytes(feature_len))
+            self.memory.write(dev.features_at() + dev.feature_len, bytes(dev.feature_len))
             if dev.on_reset is not None:
                 dev.on_reset()
         elif status & VIRTIO_CONFIG_S_FAILED:

@@ -240,7 +240,7 @@ def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
     if page_offset is None:
         raise LauncherError(f"{name}: no loadable (PT_LOAD) segment")
     if virtio:
-        #: L:131 What 2.6.25 changed here: no "GenuineLguest" hunt.  The Guest
+        #: L:134 What 2.6.25 changed here: no "GenuineLguest" hunt.  The Guest
         # boots like any kernel, so the start is simply the ELF entry point,
         # which in a vmlinux is the *physical* address of startup_32; the
         # kernel finds out it is a Guest from the boot header (G:021).

@@ -16,7 +16,8 @@ Each view is a class over a ``lguestsim.session.Session``:
 ``CodeView``           disassembly around EIP with symbols and source lines
 ``TimelineView``       the trace with cycle stamps
 ``DMAView``            bound buffers, transfers, the bytes that arrived
-``DevicePageView``     the device descriptor page
+``DevicePageView``     the device descriptor page (either generation)
+``VirtqueueView``      2.6.25: each virtqueue's indices, descriptors and owners
 ``LguestDataView``     struct lguest_data: the page the Guest shares with the Host
 ``ConsoleView``        what the Guest printed
 =====================  ==========================================================
@@ -40,6 +41,7 @@ from .plot import Chart, bar_chart
 from .registers import RegistersView
 from .tables import GDTView, IDTView, TSSView
 from .timeline import TimelineView
+from .virtqueue import VirtqueueView
 
 if TYPE_CHECKING:
     from ..session import Session
@@ -67,7 +69,8 @@ class ConsoleView(View):
 
 
 ALL_VIEWS = (RegistersView, PageWalkView, PageDirectoryView, TLBView, GDTView, IDTView,
-             TSSView, CodeView, TimelineView, DMAView, DevicePageView, LguestDataView,
+             TSSView, CodeView, TimelineView, DMAView, DevicePageView, VirtqueueView,
+             LguestDataView,
              ConsoleView)
 
 
@@ -97,5 +100,6 @@ def dashboard(session: Session, views: tuple = (CodeView, RegistersView, Timelin
 
 __all__ = ["View", "box", "RegistersView", "PageWalkView", "PageDirectoryView", "TLBView",
            "GDTView", "IDTView", "TSSView", "CodeView", "TimelineView", "DMAView",
-           "DevicePageView", "LguestDataView", "ConsoleView", "ALL_VIEWS", "dashboard",
+           "DevicePageView", "VirtqueueView", "LguestDataView", "ConsoleView", "ALL_VIEWS",
+           "dashboard",
            "walk_both", "bar_chart", "Chart"]

@@ -22,6 +22,7 @@ from .timeline import describe_event
 DEVICE_TYPES = {1: "console", 2: "network", 3: "block"}
 STATUS_BITS = ((1, "ACKNOWLEDGE"), (2, "DRIVER"), (4, "DRIVER_OK"), (8, "REMOVED"),
                (16, "REMOVED_ACK"), (128, "FAILED"))
+STATUS_BITS_25 = ((1, "ACKNOWLEDGE"), (2, "DRIVER"), (4, "DRIVER_OK"), (0x80, "FAILED"))
 
 
 def key_text(key: object) -> str:
@@ -145,6 +146,19 @@ class DevicePageView(View):
                 out.append(f"<div>{esc(run.name)}: a tiny Guest, no Launcher devices.</div>")
                 continue
             devices = layout.devices
+            if hasattr(devices, "descriptor_table"):
+                # What 2.6.25 changed: packed virtio descriptors with virtqueues.
+                rows = [[str(i), esc(f"{d['type']} ({d['name']})"), str(d["num_vq"]),
+                         str(d["feature_len"]), str(d["config_len"]),
+                         esc(" ".join(n for bit, n in STATUS_BITS_25 if d["status"] & bit)
+                             or "0"),
+                         esc(", ".join(f"irq {q['irq']} pfn {q['pfn']:#x}" for q in d["vqs"]))]
+                        for i, d in enumerate(devices.descriptor_table())]
+                out.append(f"<div>{esc(run.name)}: virtio descriptors at guest-physical "
+                           f"{h8(devices.descs)}</div>")
+                out.append(table(rows, ["#", "virtio id", "queues", "feature bytes",
+                                        "config bytes", "status", "virtqueues"]))
+                continue
             rows = []
             for i in range(16):
                 d = devices.descriptor(i)

@@ -16,6 +16,12 @@ from typing import TYPE_CHECKING
 
 from ..host.lg import (
     HCALL_NAMES,
+    LD25_KERNEL_ADDRESS,
+    LD25_NOIRQ_END,
+    LD25_NOIRQ_START,
+    LD25_PGDIR,
+    LD25_SYSCALL_VEC,
+    LD25_TSC_KHZ,
     LD_BLOCKED,
     LD_CR2,
     LD_GUESTID,
@@ -53,6 +59,14 @@ def read_lguest_data(run: Run) -> dict | None:
             call = struct.unpack("<4I", proc.read(base + LD_HCALLS + 16 * i, 16))
             ring.append((i, call))
     sec, nsec = struct.unpack("<II", proc.read(base + LD_TIME, 8))
+    if lg.virtio:
+        # What 2.6.25 changed: no guestid; pgdir, kernel_address, syscall_vec.
+        return {"address": base, "irq_enabled": u32(LD_IRQ_ENABLED),
+                "blocked": u32(LD_BLOCKED), "cr2": u32(LD_CR2), "time": (sec, nsec),
+                "ring": ring, "next_hcall": lg.next_hcall, "reserve_mem": u32(LD_RESERVE_MEM),
+                "tsc_khz": u32(LD25_TSC_KHZ), "pgdir": u32(LD25_PGDIR),
+                "noirq": (u32(LD25_NOIRQ_START), u32(LD25_NOIRQ_END)),
+                "kernel_address": u32(LD25_KERNEL_ADDRESS), "syscall_vec": u32(LD25_SYSCALL_VEC)}
     return {"address": base, "irq_enabled": u32(LD_IRQ_ENABLED), "blocked": u32(LD_BLOCKED),
             "cr2": u32(LD_CR2), "time": (sec, nsec), "ring": ring, "next_hcall": lg.next_hcall,
             "reserve_mem": u32(LD_RESERVE_MEM), "guestid": proc.read16(base + LD_GUESTID),
@@ -86,11 +100,15 @@ class LguestDataView(View):
             ["hcall_status / hcalls", f"{len(d['ring'])} waiting",
              f"the asynchronous ring; the Host resumes at slot {d['next_hcall']}"],
             ["reserve_mem", h8(d["reserve_mem"]), "bytes the Guest leaves at the top (Switcher)"],
-            ["guestid", str(d["guestid"]), ""],
+            ["guestid", str(d.get("guestid", "-")), "2.6.23 only"],
             ["tsc_khz", str(d["tsc_khz"]), ""],
             ["noirq_start / end", f"{h8(d['noirq'][0])} - {h8(d['noirq'][1])}",
              "no interrupts here: the Guest's own iret sequence"],
         ]
+        if "kernel_address" in d:
+            rows += [["pgdir", h8(d["pgdir"]), "2.6.25: the Launcher's page directory"],
+                     ["kernel_address", h8(d["kernel_address"]), "2.6.25: told by the Guest"],
+                     ["syscall_vec", f"{d['syscall_vec']:#x}", "2.6.25: told by the Guest"]]
         out = (f"<div>at guest-physical {h8(d['address'])}</div>"
                + table(rows, ["field", "value", ""]))
         if d["ring"]:
