@@ -199,3 +199,33 @@ def test_what_virtio_guests_are_not_offered(tmp_path):
         start_launchers([Options(virtio=True, mem_mb=16, devices=[("tunnet", "10.0.0.1")])])
     with pytest.raises(LauncherError, match="not an ELF vmlinux"):
         start_launchers([Options(virtio=True, mem_mb=16, image=str(guest.BZIMAGE))])
+
+
+def test_a_guest_has_one_lg_cpu_and_the_offset_names_it():
+    import errno
+    import struct
+
+    import pytest
+
+    from lguestsim.host.lg import NR_CPUS, LgCpu
+    from lguestsim.insmod import insmod_lg
+    from lguestsim.launcher.abi import LHREQ_INITIALIZE, LHREQ_IRQ
+
+    host = insmod_lg(4 << 20)
+    proc = host.new_process(2 << 20)
+    dev = host.open(proc, virtio=True)
+    dev.write(struct.pack("<5I", LHREQ_INITIALIZE, 0, 256, 0x1000, 0x100000))
+    lg = dev.lg
+    assert NR_CPUS == 1 and lg.nr_cpus == 1 and len(lg.cpus) == 1
+    cpu = lg.cpus[0]
+    assert isinstance(cpu, LgCpu) and cpu.id == 0 and cpu.lg is lg and lg.cpu is cpu
+    # The per-CPU state lives in struct lg_cpu; the Guest's names reach it.
+    assert lg.regs is cpu.regs and cpu.regs.eip == 0x100000
+    dev.write(struct.pack("<2I", LHREQ_IRQ, 3), offset=0)
+    assert cpu.irqs_pending == 1 << 3 and lg.irqs_pending == 1 << 3
+    for call in (lambda: dev.write(struct.pack("<2I", LHREQ_IRQ, 3), offset=1),
+                 lambda: dev.read(4, offset=1)):
+        with pytest.raises(OSError) as err:
+            call()
+        assert err.value.errno == errno.EINVAL
+    dev.close()

@@ -46,10 +46,12 @@ from .lg import (
     LGUEST_CS,
     LGUEST_DS,
     LGUEST_TRAP_ENTRY,
+    NR_CPUS,
     PAGE_SIZE,
     REGS_OFFSET,
     SYSCALL_VECTOR,
     GuestRegs,
+    LgCpu,
     Lguest,
     kill_guest,
     lgread,
@@ -453,38 +455,50 @@ class Host:
 
     # -- creating a Guest (called by /dev/lguest's INITIALIZE)
     #: L:030 This is the Host side of initialize, and a first look deeper into
-    # the Host.  It takes a whole zeroed page for the Guest's registers (the
-    # Switcher maps it into the Guest, and only whole pages can be mapped), with
-    # `struct lguest_regs` at its end, and builds the first shadow page
-    # directory from the Launcher's `pgdir`.  Then the registers lguest's
-    # `setup_regs()` set: the data, extra and stack segments are the kernel's
-    # data segment and `cs` the kernel's code segment, all with privilege level
-    # 1 (GUEST_PL) in their low bits, since the Guest kernel runs in ring 1.
-    # `eflags` is 0x202: bit 1, which is always set, and interrupts enabled
-    # (IF).  `eip` is the entry point, and %esi stays 0: that is where the boot
-    # information lies, at Guest-physical 0.  Finally the GDT entries a booting
-    # Guest expects, and the Guest joins the Host's list.
+    # the Host.  It makes the Guest's `struct lguest` and starts its first CPU
+    # (`lg_cpu_start`, L:025: a registers page and the registers a booting
+    # kernel starts with), then builds the first shadow page directory from the
+    # Launcher's `pgdir`.  Finally the GDT entries a booting Guest expects,
+    # and the Guest joins the Host's list.
     def new_guest(self, process: Process, pfn_limit: int, pgdir: int, start: int,
                   page_offset: int) -> Lguest:
-        regs_page = self.alloc_page()
-        if regs_page is None:
-            raise OSError(errno.ENOMEM, "no memory for the regs page")
         lg = Lguest(guestid=self.next_guestid, mem_base=process.base, pfn_limit=pfn_limit,
-                    page_offset=page_offset, regs_page=regs_page,
-                    regs=GuestRegs(self.mem, regs_page + REGS_OFFSET), launcher=process)
+                    page_offset=page_offset, launcher=process)
+        # This is the first CPU (cpu 0), and it will start booting at `start`.
+        cpu = self.lg_cpu_start(lg, 0, start)
         if not self.page_tables.init_guest_pagetable(lg, pgdir):
-            self.free_page(regs_page)
+            self.free_page(cpu.regs_page)
             raise OSError(errno.ENOMEM, "no memory for the shadow page directory")
         self.next_guestid += 1
-        # The registers a Guest kernel starts with.
-        regs = lg.regs
-        regs.ds = regs.es = regs.ss = KERNEL_DS | GUEST_PL
-        regs.cs = KERNEL_CS | GUEST_PL
-        regs.eflags = 0x202
-        regs.eip = start
         segments.setup_guest_gdt(lg)
         self.lguests.append(lg)
         return lg
+
+    #: L:025 What 2.6.24 added: starting one CPU of a Guest (lguest_user.c's
+    # lg_cpu_start).  Its number must be below NR_CPUS, and it knows its Guest.
+    # It gets a whole page for its registers (the Switcher maps that page into
+    # the Guest), with `struct lguest_regs` at its end, and then the
+    # registers a booting Guest kernel starts with (`lguest_arch_setup_regs`
+    # in 2.6.25's x86 code): the kernel's data segment in ds, es and ss and its
+    # code segment in cs, all with privilege level 1 (GUEST_PL), since the
+    # Guest kernel runs in ring 1; eflags 0x202 (bit 1, always set, and IF);
+    # eip the entry point; %esi 0, where the boot information lies.
+    def lg_cpu_start(self, lg: Lguest, id: int, start_ip: int) -> LgCpu:
+        if id >= NR_CPUS:
+            raise OSError(errno.EINVAL, f"cpu {id}: this Host has {NR_CPUS}")
+        regs_page = self.alloc_page()
+        if regs_page is None:
+            raise OSError(errno.ENOMEM, "no memory for the regs page")
+        cpu = LgCpu(id=id, regs_page=regs_page,
+                    regs=GuestRegs(self.mem, regs_page + REGS_OFFSET), lg=lg)
+        lg.cpus.append(cpu)
+        lg.nr_cpus += 1
+        regs = cpu.regs
+        regs.ds = regs.es = regs.ss = KERNEL_DS | GUEST_PL
+        regs.cs = KERNEL_CS | GUEST_PL
+        regs.eflags = 0x202
+        regs.eip = start_ip
+        return cpu
 
     #: L:070 The other end of a Guest's life, called by close(): stop its clock,
     # unbind all its DMA arrays so no other Guest sends into a dead one, free

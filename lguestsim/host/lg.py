@@ -140,6 +140,46 @@ class ShadowPgdir:
     page: int            # host-physical address of our shadow page directory
 
 
+#: P:403 What 2.6.24 changed in the Host's notebook: everything about one
+# virtual CPU moved out of `struct lguest` into a `struct lg_cpu`, and the
+# Guest got an array of them, `cpus[]`, with `nr_cpus` in use, in
+# preparation for SMP Guests.  A CPU has its own registers page, its own view
+# of the hypercall ring, its own TS bit, ring-1 stack, timer, FPU, pending
+# interrupts, halt and break flags, the shadow page directory it runs on, and
+# the address of its last NOTIFY; the Guest as a whole keeps its memory, its
+# shadow page tables, its descriptor tables, its DMA and why it died.  This
+# Host has one simulated processor, so a Guest has one CPU (NR_CPUS = 1).
+# The Host's routines still take the Guest: the names of the CPU's fields on
+# `Lguest` (`lg.regs`, `lg.halted`, ...) reach its CPU 0, `lg.cpu`, so the
+# same code runs 2.6.23 and 2.6.25 Guests.
+NR_CPUS = 1
+CPU_FIELDS = ("regs_page", "regs", "next_hcall", "ts", "halted", "break_out", "esp1", "ss1",
+              "stack_pages", "irqs_pending", "pgdidx", "changed", "pending_notify",
+              "clock_timer", "fpu")
+
+
+@dataclass
+class LgCpu:
+    """One virtual CPU of a Guest (lguest's struct lg_cpu, 2.6.24 on)."""
+    id: int
+    regs_page: int                # host-physical
+    regs: GuestRegs
+    lg: object = field(default=None, repr=False)     # the Guest it belongs to
+    next_hcall: int = 0
+    ts: int = 0
+    halted: bool = False
+    break_out: bool = False
+    esp1: int = 0
+    ss1: int = 0
+    stack_pages: int = 0
+    irqs_pending: int = 0         # bitmap of LGUEST_IRQS
+    pgdidx: int = 0               # which of the Guest's shadow pgdirs this CPU runs on
+    changed: int = CHANGED_ALL
+    pending_notify: int = 0       # 2.6.25: the last NOTIFY's address, for read()
+    clock_timer: int | None = None
+    fpu: FPU = field(default_factory=FPU)
+
+
 #: P:401 `Lguest` is lguest's `struct lguest`: everything the Host keeps about
 # one Guest.  `/dev/lguest`'s initialize creates one, `run_guest` works from it,
 # and close throws it away.  Among the fields: where the Guest's memory is (the
@@ -158,41 +198,43 @@ class Lguest:
                                   # Process.phys: shared pages live elsewhere)
     pfn_limit: int
     page_offset: int
-    regs_page: int                # host-physical
-    regs: GuestRegs
     launcher: object              # the Launcher process (its memory is the Guest's)
+    cpus: list = field(default_factory=list)    # LgCpu, by id (P:403)
+    nr_cpus: int = 0
     lguest_data: int | None = None    # Guest-physical address, once LGUEST_INIT ran
     noirq_start: int = 0
     noirq_end: int = 0
-    next_hcall: int = 0
-    ts: int = 0
-    halted: bool = False
-    break_out: bool = False
     dead: str | None = None
-    esp1: int = 0
-    ss1: int = 0
-    stack_pages: int = 0
-    irqs_pending: int = 0         # bitmap of LGUEST_IRQS
     pgdirs: list = field(default_factory=lambda: [None] * 4)
-    pgdidx: int = 0
     gdt: list = field(default_factory=lambda: [(0, 0)] * GDT_ENTRIES)
     idt: list = field(default_factory=lambda: [(0, 0)] * IDT_ENTRIES)
     syscall_idt: tuple = (0, 0)
-    changed: int = CHANGED_ALL
     dma: list = field(default_factory=list)
     pending_dma: int = 0
     pending_key: int = 0
     dma_is_pending: bool = False
-    # 2.6.25: the generation, the address of the last NOTIFY for the Launcher,
-    # and whether the Guest asked to be restarted (read() gives ERESTART).
+    # 2.6.25: the generation, and whether the Guest asked to be restarted
+    # (read() gives ERESTART).
     virtio: bool = False
-    pending_notify: int = 0
     restart: bool = False
-    clock_timer: int | None = None
-    fpu: FPU = field(default_factory=FPU)
     # figures for the views and benchmarks
     world_switches: int = 0
     hypercalls: int = 0
+
+
+def _cpu_field(name: str) -> property:
+    def get(lg: Lguest):
+        return getattr(lg.cpus[0], name)
+
+    def put(lg: Lguest, value) -> None:
+        setattr(lg.cpus[0], name, value)
+
+    return property(get, put, doc=f"CPU 0's {name} (struct lg_cpu)")
+
+
+for _name in CPU_FIELDS:
+    setattr(Lguest, _name, _cpu_field(_name))
+Lguest.cpu = property(lambda lg: lg.cpus[0], doc="the Guest's one CPU (cpus[0])")
 
 
 #: L:035 Let's pause on a routine used all over the Host.  When a Guest does

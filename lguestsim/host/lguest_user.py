@@ -62,13 +62,19 @@ class LguestFile:
     # Only the Launcher that opened the file may drive it (EPERM otherwise),
     # except for LHREQ_BREAK, which the Waker sends from outside.  The `task`
     # argument stands in for the kernel's `current`.
-    def write(self, data: bytes, task=None) -> int:
+    #: L:011 What 2.6.24 changed: the file offset of a write (or read) names
+    # the CPU it is about (`offset`, the `*off` of lguest's write()), the
+    # beginnings of SMP Guests.  A CPU the Guest does not have is EINVAL; an
+    # interrupt or a break goes to that CPU's `struct lg_cpu`.
+    def write(self, data: bytes, task=None, offset: int = 0) -> int:
         if self.closed:
             raise _err(errno.EBADF, "closed")
         (req,) = self._words(data, 1)
         lg = self.lg
         if req != LHREQ_INITIALIZE and lg is None:
             raise _err(errno.EINVAL, "write LHREQ_INITIALIZE first")
+        if lg is not None and not 0 <= offset < lg.nr_cpus:
+            raise _err(errno.EINVAL, f"cpu {offset}: the Guest has {lg.nr_cpus}")
         if lg is not None and lg.dead is not None:
             raise _err(errno.ENOENT, "the Guest is dead")
         if task is not None and task is not self.process and req != LHREQ_BREAK:
@@ -95,7 +101,7 @@ class LguestFile:
             (irq,) = self._words(data[4:], 1)
             if irq >= LGUEST_IRQS:
                 raise _err(errno.EINVAL, f"irq {irq}")
-            lg.irqs_pending |= 1 << irq
+            lg.cpus[offset].irqs_pending |= 1 << irq
             return 0
         #: L:315 LHREQ_BREAK is the Waker's lever.  While the Launcher sits in
         # read(), the Guest runs; when input arrives for one of its devices, the
@@ -108,7 +114,7 @@ class LguestFile:
             (on,) = self._words(data[4:], 1)
             # The real BREAK {1} blocks the Waker until the Launcher answers
             # with BREAK {0}; one thread of Python needs no blocking.
-            lg.break_out = bool(on)
+            lg.cpus[offset].break_out = bool(on)
             return 0
         raise _err(errno.EINVAL, f"unknown request {req}")
 
@@ -164,15 +170,17 @@ class LguestFile:
     # cut to the reader's buffer.  `dma_is_pending` is cleared first: if the
     # last read() returned because the Guest sent DMA to the Launcher, the
     # Launcher has dealt with it by now.
-    def read(self, size: int, task=None) -> bytes:
-        return self.host.run_guest(self.lg, self.read_steps(size, task))
+    def read(self, size: int, task=None, offset: int = 0) -> bytes:
+        return self.host.run_guest(self.lg, self.read_steps(size, task, offset))
 
-    def read_steps(self, size: int, task=None):
+    def read_steps(self, size: int, task=None, offset: int = 0):
         """read() as a generator that pauses (yields) before each trip into the
         Guest, so a debugger can single-step the trip; its value is read()'s."""
         lg = self.lg
         if lg is None:
             raise _err(errno.EINVAL, "write LHREQ_INITIALIZE first")
+        if not 0 <= offset < lg.nr_cpus:
+            raise _err(errno.EINVAL, f"cpu {offset}: the Guest has {lg.nr_cpus}")
         if task is not None and task is not self.process:
             raise _err(errno.EPERM, "not the Launcher")
         if lg.dead is not None:
@@ -183,7 +191,7 @@ class LguestFile:
         if lg.dma_is_pending:
             lg.dma_is_pending = False
         # 2.6.25: the last read() returned a NOTIFY; the Launcher has served it.
-        lg.pending_notify = 0
+        lg.cpus[offset].pending_notify = 0
         return (yield from self.host.guest_steps(lg))
 
     #: L:060 Closing the file undoes initialize.  It is also what happens when
