@@ -763,8 +763,13 @@ class Host:
                     continue
             elif trapnum == SYSCALL_VECTOR:
                 pass         # (only with direct traps off) reflect it below
-            elif 32 <= trapnum <= 255 or trapnum == LGUEST_TRAP_ENTRY:
-                continue     # a real interrupt, already handled; or a hypercall: top of the loop
+            elif trapnum == LGUEST_TRAP_ENTRY:
+                if lg.virtio:    # 2.6.25 keeps the call's arguments for do_hypercalls (H:111)
+                    r = regs.as_dict()
+                    lg.cpu.hcall = (r["eax"], r["edx"], r["ebx"], r["ecx"])
+                continue     # a hypercall: the top of the loop does it
+            elif 32 <= trapnum <= 255:
+                continue     # a real interrupt, already handled
             if lg.dead is not None:
                 break
             self.charge("deliver_trap")

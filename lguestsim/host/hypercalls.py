@@ -289,6 +289,9 @@ class Hypercalls:
     # If the ring stopped on a DMA for the Launcher, the synchronous call waits
     # for the next trip, after read() has returned.
     def do_hypercalls(self, lg: Lguest) -> None:
+        if lg.virtio:
+            self.do_hypercalls_2625(lg)
+            return
         regs = lg.regs
         if lg.lguest_data is None:
             if regs.trapnum == LGUEST_TRAP_ENTRY:
@@ -310,6 +313,30 @@ class Hypercalls:
             # lguest had a small `clear_hcall()` for this; here it is one line
             # (and the LGUEST_INIT branch above does the same).
             regs.trapnum = 255
+
+    #: H:111 What 2.6.24 changed in the bookkeeping of a hypercall: instead of
+    # overwriting the trap number with 255, the Host keeps a pointer to the
+    # call's arguments in the CPU (`cpu->hcall`), set when the trap comes back
+    # (`guest_steps`) and cleared once the call is done, so a call can never
+    # run twice and the trap number stays what the Guest trapped with.  And
+    # the ring is drained only when the Guest makes a hypercall.  A NOTIFY
+    # found in the ring leaves the trapping call waiting (its pointer still
+    # set) until the Launcher has served the NOTIFY and read() again.
+    def do_hypercalls_2625(self, lg: Lguest) -> None:
+        cpu = lg.cpu
+        if cpu.hcall is None:
+            return
+        if lg.lguest_data is None:
+            self.initialize(lg)
+            cpu.hcall = None
+            return
+        self.do_async_hcalls(lg)
+        if not cpu.pending_notify and not lg.dead:
+            eax, edx, ebx, ecx = cpu.hcall
+            cpu.hcall = None
+            result = self.do_hcall(lg, eax, edx, ebx, ecx)
+            if result is not None:
+                lg.regs.eax = result
 
     # -- the Guest's clock
     #: H:128 SET_CLOCKEVENT is the Guest's only timer: "interrupt me in this

@@ -178,6 +178,8 @@ class LgCpu:
     pending_notify: int = 0       # 2.6.25: the last NOTIFY's address, for read()
     clock_timer: int | None = None
     fpu: FPU = field(default_factory=FPU)
+    # 2.6.25: the hypercall waiting to be done, (eax, edx, ebx, ecx), or None
+    hcall: tuple | None = None
 
 
 #: P:401 `Lguest` is lguest's `struct lguest`: everything the Host keeps about
