@@ -121,17 +121,23 @@ def test_two_virtio_guests_ping_each_other(tmp_path):
     assert trace.of("notify") and not trace.of("dma")
 
 
-def test_the_command_line_boots_the_virtio_guest(tmp_path):
+def test_the_command_line_runs_a_piped_script_across_a_reboot(tmp_path):
+    # A pipe is typed a line at a time, when the Guest waits (L:239), so the
+    # lines after "reboot" reach the rebooted Guest.
     path = disk(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "lguestsim", "--virtio", f"--block={path}", "16",
          str(guest.VIRTIO_IMAGE), "shell"],
-        input=b"devices\nread 0\nquit\n", capture_output=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+        input=b"devices\nread 0\nwrite 1 TEXT\nreboot\nread 1\nquit\n",
+        capture_output=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT)
     out = proc.stdout.decode("latin-1")
     assert proc.returncode == 0, proc.stderr.decode()
     assert "virtio id 2 (block)" in out and "|hello disk!.....|" in out
+    after = out[out.index("Restarting the Guest."):]
+    assert "guest> read 1" in after and "|TEXT............|" in after
     assert proc.stderr.decode().strip().endswith("CRASH: Power down")
+    assert path.read_bytes()[512:516] == b"TEXT" and path.stat().st_size == 64 * 1024
 
 
 def test_notify_is_named_in_the_2625_table():

@@ -104,10 +104,17 @@ class VirtioConsoleInput(ConsoleInput):
     # stopped listening; this one also hands the Guest an empty buffer, so
     # that its shell sees the end of input, as the 2.6.23 console does.
     def serve(self, lguest: DevLguest, devices: Any, dev: Any, asleep: bool) -> str:
+        if not asleep and not self.typed():
+            return BUSY
         vq = dev.vqs[0]
         got = vq.get_vq_desc()
         if got is None:
             if not asleep:
+                return BUSY
+            if self.fed:
+                # The line just fed has not been taken yet: the Guest needs a
+                # turn to read it and offer its buffer again.
+                self.fed = False
                 return BUSY
             data = self._read(DISCARD_SIZE)
             self.check_abort(data)
@@ -119,15 +126,43 @@ class VirtioConsoleInput(ConsoleInput):
         head, pieces = got
         if not all(p.write for p in pieces):
             raise _fail("Output buffers in console in queue?")
-        data = self._read(sum(p.length for p in pieces))
+        size = sum(p.length for p in pieces)
+        data = self._read(size) if self.typed() else self._read_line(size)
         vq.write_pieces(pieces, data)
         vq.add_used(head, len(data))
         devices.trigger_vq_irq(lguest, vq)
+        self.fed = not self.typed()
         if not data:
             self.say("console: input ended")
             self.close()
         self.check_abort(data)
         return SERVED
+
+
+    #: L:239 lguestsim's own: input from a pipe or a file is "typed" one line at
+    # a time, and only when the Guest waits for it (it sleeps with nothing else
+    # to do).  A terminal's keys go in as they come, as always.  Without this a
+    # script piped in would be swallowed whole by the first Guest, and a
+    # `reboot` in it would leave the rebooted Guest nothing to read.
+    def typed(self) -> bool:
+        if self._tty is None:
+            try:
+                self._tty = os.isatty(self.fd)
+            except OSError:
+                self._tty = False
+        return self._tty
+
+    _tty: bool | None = None
+    fed = False              # a line went in, and the Guest has not run since
+
+    def _read_line(self, size: int) -> bytes:
+        line = b""
+        while len(line) < size and not line.endswith(b"\n"):
+            got = self._read(1)
+            if not got:
+                break
+            line += got
+        return line
 
 
 def setup_console(devices: VirtioDevices, out: TextIO | None = None) -> VirtioDevice:
