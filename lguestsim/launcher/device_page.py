@@ -49,6 +49,20 @@ DEVICE_PAGES = 256
 VqHandler = Callable[[DevLguest, Virtqueue], None]
 
 
+def write_out(out: TextIO | None, data: bytes) -> None:
+    """Console bytes to ``out`` (None: standard output), unchanged where it has
+    a binary side."""
+    stream = out if out is not None else sys.stdout
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        stream.flush()
+        binary.write(data)
+        binary.flush()
+    else:
+        stream.write(data.decode("utf-8", "replace"))
+        stream.flush()
+
+
 @dataclass
 class VirtioDevice:
     """One virtio device: where its descriptor is, its virtqueues, how to serve them."""
@@ -79,10 +93,6 @@ class VirtioDevice:
     @property
     def status(self) -> int:
         return self.header()[4]
-
-    @property
-    def num_vq(self) -> int:
-        return self.header()[1]
 
     def features_at(self) -> int:
         """Where the first feature bitmap (the Launcher's offer) starts."""
@@ -218,18 +228,9 @@ class VirtioDevices(DeviceList):
 
     def early_console(self, addr: int) -> None:
         raw = self.memory.read(addr, min(self.mem - addr, 256))
-        text = raw.split(b"\0", 1)[0]
         console = next((d for d in self.devices if d.name == "console"), None)
-        out: TextIO | None = console.priv.out if console is not None and console.priv else None
-        stream = out if out is not None else sys.stdout
-        binary = getattr(stream, "buffer", None)
-        if binary is not None:
-            stream.flush()
-            binary.write(text)
-            binary.flush()
-        else:
-            stream.write(text.decode("utf-8", "replace"))
-            stream.flush()
+        write_out(console.priv.out if console is not None and console.priv else None,
+                  raw.split(b"\0", 1)[0])
 
     #: L:232 A status change.  Status 0 is a reset: the Launcher zeroes the
     # device's vrings, forgets how far it had read them, and clears the Guest's

@@ -31,6 +31,7 @@ from .device_page import (
     VIRTIO_ID_NET,
     VirtioDevice,
     VirtioDevices,
+    write_out,
 )
 from .devices import BUSY, DISCARDED, NOTHING, SERVED, Console, DevLguest, InputSource
 from .report import EXIT_GUEST_DIED, EXIT_NOT_STARTED, LauncherError, Say, quiet, warn
@@ -58,19 +59,6 @@ def _fail(why: str) -> LauncherError:
 
 # -- the console
 
-def _write_out(out: TextIO | None, data: bytes) -> None:
-    import sys
-    stream = out if out is not None else sys.stdout
-    binary = getattr(stream, "buffer", None)
-    if binary is not None:
-        stream.flush()
-        binary.write(data)
-        binary.flush()
-    else:
-        stream.write(data.decode("utf-8", "replace"))
-        stream.flush()
-
-
 #: L:233 Console output, 2.6.25 style: every chain on the output queue is
 # written out as it is, then returned with a length of 0 (the Launcher wrote
 # nothing into it), and the Guest is interrupted once for the lot.  A
@@ -81,7 +69,7 @@ def handle_console_output(lguest: DevLguest, vq: Virtqueue) -> None:
         head, pieces = got
         if any(p.write for p in pieces):
             raise _fail("Input buffers in output queue?")
-        _write_out(dev.priv.out, vq.read_pieces(pieces))
+        write_out(dev.priv.out, vq.read_pieces(pieces))
         vq.add_used(head, 0)
     dev.owner.trigger_vq_irq(lguest, vq)
 
