@@ -67,6 +67,8 @@ def test_boot_devices_block_reboot_quit(tmp_path):
         assert launcher.restarts == 1 and not launcher.ended
         # The Host forgot the first Guest: a new struct lguest runs now.
         assert launcher.lg is not host_guest and host_guest.restart
+        assert [e.data["reason"] for e in launcher.lguest.host.trace.of("restart")] == \
+            ["Restarting system"]
         os.write(wfd, b"read 1\nquit\n")
         os.close(wfd)
         wfd = -1

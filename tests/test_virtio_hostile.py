@@ -182,3 +182,13 @@ def test_lguest_data_the_guest_fills_in_is_checked(poke, reason, tmp_path):
                                           console_out=Stream())])
     run_many([launcher], wait=0)
     assert launcher.status == 1 and reason in launcher.reason, launcher.reason
+
+
+def test_notify_is_not_a_2623_hypercall():
+    # One Host, two ABIs: a 2.6.23 Guest that makes 2.6.25's NOTIFY is killed
+    # like any Guest making an unknown call.
+    from guestenv import boot, run_to_death
+    _, dev, lg, _ = boot("movl $0xc0100000, %esp\nHCALL 1, lguest_data-PO\n"
+                         "HCALL 17, 0x1000\nHCALL 2, 0\n")
+    died, _ = run_to_death(dev)
+    assert died.startswith("Bad hypercall 17") and not lg.virtio
