@@ -167,10 +167,10 @@ def _load_state(cpu, new: TSSLayout, image: bytes, new_flags: int) -> None:
         return
     ss_sel, cs_sel = sels[2], sels[1]
     ss = segments.check_stack_segment(cpu, ss_sel, cpl, TS)
-    code = _check_code(cpu, cs_sel, cpl)
     segments.set_accessed(cpu, ss_sel, ss)
-    segments.set_accessed(cpu, cs_sel, code)
     cpu.set_segment(2, ss.cache(ss_sel))
+    code = _check_code(cpu, cs_sel, cpl)
+    segments.set_accessed(cpu, cs_sel, code)
     cpu.set_cs(code.cache(cs_sel), cpl)
     for i in (0, 3, 4, 5):
         _load_data(cpu, i, sels[i], cpl)
