@@ -120,7 +120,7 @@ def _direct(cpu, insn: Insn, sel: int, desc: segments.Descriptor, off: int, ret:
     cpu.eip = off
 
 
-#: P:045 A call gate is the 386's sanctioned way into a more privileged
+#: P:043 A call gate is the 386's sanctioned way into a more privileged
 # ring.  Its DPL says which rings may use it (the CPL and the selector's RPL
 # must both be at most the DPL, or #GP), and it names the code segment and
 # entry point, so the caller chooses only which door, never where it leads.

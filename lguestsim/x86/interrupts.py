@@ -12,6 +12,10 @@ contributory faults, or a page fault followed by a contributory fault or a
 page fault, make a double fault (#DF, vector 8); a fault while delivering #DF
 is a triple fault, and the processor shuts down.
 
+An IDT entry may also be a task gate (task_switch.py does the rest), and an
+interrupt out of virtual-8086 mode (v86.py) also pushes ES, DS, FS and GS
+and enters ring 0 with them null.
+
 Real mode uses the interrupt vector table instead: a far pointer per vector.
 """
 
@@ -81,7 +85,8 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
 
 
 #: P:036 Delivering an exception or interrupt in protected mode.  The IDT
-# entry for the vector must be an interrupt or trap gate; a software `int n`
+# entry for the vector must be an interrupt or trap gate (or a task gate,
+# P:044); a software `int n`
 # must also pass the gate's DPL (a Guest's `int $0x1f` hypercall works only
 # because the Switcher's IDT gives that one vector DPL 1), and the gate must
 # be present.  The gate names a code segment and an offset.  If that segment

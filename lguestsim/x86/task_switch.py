@@ -74,7 +74,7 @@ def check_new_tss(cpu, selector: int, desc: segments.Descriptor, reason: str) ->
         raise CPUFault(TS, err)
 
 
-#: P:043 A hardware task switch, the 386's way.  The new TSS must be
+#: P:044 A hardware task switch, the 386's way.  The new TSS must be
 # present, busy only when an IRET returns to it (a task cannot be entered
 # twice), and long enough: 104 bytes for a 386 TSS, 44 for a 286 one.  Every
 # check and every read that can fault happens first, in the old task: the

@@ -28,7 +28,7 @@ def sensitive(cpu) -> None:
         raise CPUFault(GP, 0)
 
 
-#: P:044 The only way into virtual-8086 mode from ring 0 is IRET.  When the
+#: P:045 The only way into virtual-8086 mode from ring 0 is IRET.  When the
 # EFLAGS image an IRET pops at CPL 0 has VM set, the frame is longer: after
 # EIP, CS and EFLAGS come ESP and SS of the 8086 program, then its ES, DS,
 # FS and GS, every one a dword.  All six segment registers are loaded the
