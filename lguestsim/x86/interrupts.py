@@ -53,11 +53,11 @@ def _is_double(first: int, second: int) -> bool:
 # an external interrupt counts as benign, so `int $14` from ring 1 through a
 # DPL 0 gate is a plain #GP(14*8+2), never a double fault, and `int $8` is
 # not a double fault being delivered.  A fault while delivering the real
-# double fault is a triple fault: the
-# CPU shuts down (`cpu.shutdown`) and `run()` returns "triple-fault".  A real
-# PC resets at that point, so lguest's Switcher must never let it happen
-# while a Guest's tables are loaded; if a broken Switcher does it anyway,
-# lguestsim's Host kills the Guest rather than hang (S:015).
+# double fault is a triple fault: the CPU shuts down (`cpu.shutdown`) and
+# `run()` returns "triple-fault".  A real PC resets at that point, so
+# lguest's Switcher must never let it happen while a Guest's tables are
+# loaded; if a broken Switcher does it anyway, lguestsim's Host kills the
+# Guest rather than hang (S:015).
 def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int | None = None,
                       software: bool = False, external: bool = False) -> None:
     """Deliver an exception or interrupt, applying the double/triple fault rules."""
