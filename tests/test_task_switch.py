@@ -359,3 +359,33 @@ def test_task_switch_costs_cycles():
     before = env.cpu.cycles
     env.step()
     assert env.cpu.cycles - before >= timing.TASK_SWITCH
+
+
+def test_a_task_switch_from_ring1_can_land_in_ring0():
+    """The TSS's DPL is the only privilege check: ring 1 code that may use a
+    DPL 1 TSS descriptor gets whatever CS the TSS names, ring 0 included.
+    This is why a Host must never let a Guest's GDT hold a TSS descriptor
+    (or a gate) that the Guest kernel in ring 1 could use."""
+    build, syms = world(f"""
+        pushl ${xe.DS1}
+        pushl ${xe.ESP1 - 0x100}
+        pushl $0x2
+        pushl ${xe.CS1}
+        pushl $ring1
+        iret
+    ring1:
+        ljmp ${B_SEL | 1}, $0
+    done: nop
+    task_b:
+        nop
+    """)
+
+    def dpl1() -> Env:
+        env = build()
+        env.set_gdt(B, xe.tss_descriptor(TSS_B, dpl=1))
+        return env
+    ours, _ = protdiff.compare(dpl1, syms["task_b"] + 1)
+    assert ours.sels["cs"] == CS0 and ours.tr & ~3 == B_SEL
+    env = dpl1()
+    protdiff.run_core(env, syms["task_b"] + 1)
+    assert env.cpu.cpl == 0

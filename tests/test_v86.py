@@ -295,6 +295,16 @@ def test_io_bitmap_word_access_needs_both_ports():
     assert out.fault is None and env.seen == [0x80]
 
 
+def test_io_bitmap_covers_outs_in_v86():
+    build, syms = _io_world("mov $0x81, %dx\nxor %si, %si\nat: outsb", 3, allowed=(0x80,))
+    env = build()
+    sent = []
+    env.cpu.port_out = lambda port, size, value: sent.append(port)
+    protdiff.run_core(env, syms["done"])
+    assert sent == [] and env.cpu.last_exception == (xe.GP, 0)
+    assert env.stack(2)[1] == syms["at"] - (V86_CS << 4)
+
+
 def test_io_bitmap_in_protected_mode_above_iopl():
     """CPL 3 > IOPL 0 in protected mode: the same bitmap is consulted."""
     env = Env()
