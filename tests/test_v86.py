@@ -171,6 +171,22 @@ def test_interrupt_from_v86_and_iret_back():
     assert cpu.edi & 0xFFFF == 0x5A and not cpu.eflags & xe.IF
 
 
+def test_external_interrupt_in_v86_goes_to_ring0():
+    """A hardware interrupt while an 8086 program runs (IF set): the same
+    ring-0 frame, whatever the IOPL, and EIP of the next 8086 instruction."""
+    build, syms = v86_world("nop\nat: nop\nnop", iopl=0, flags=xe.IF)
+    env = build()
+    cpu = env.cpu
+    protdiff.run_core(env, syms["at"])
+    cpu.raise_interrupt(0x30)
+    cpu.step()
+    assert cpu.eip == env.handler(0x30) and cpu.cpl == 0 and not cpu.v86
+    assert cpu.last_exception == (0x30, None) and not cpu.eflags & xe.IF
+    frame = env.stack(9)
+    assert frame[0] == syms["at"] - (V86_CS << 4) and frame[2] & VM and frame[2] & xe.IF
+    assert [w & 0xFFFF for w in frame[4:]] == [V86_SS, 0x3333, V86_DS, 0x2222, 0x1111]
+
+
 def test_interrupt_from_v86_to_a_ring1_handler_is_gp():
     """From virtual-8086 mode a handler must be ring 0 and non-conforming."""
     build, syms = v86_world("int $0x40")
