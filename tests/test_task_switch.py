@@ -16,7 +16,10 @@ import struct
 import protdiff
 import pytest
 import x86env as xe
+import x86env_unicorn as xu
 from asm import assemble_with_symbols
+from hypothesis import given
+from hypothesis import strategies as st
 from x86env import CODE, CS0, CS3, DATA, DS0, DS3, TSS_BASE, TSS_SEL, Env
 
 TSS_B = 0x3200
@@ -389,3 +392,75 @@ def test_a_task_switch_from_ring1_can_land_in_ring0():
     env = dpl1()
     protdiff.run_core(env, syms["task_b"] + 1)
     assert env.cpu.cpl == 0
+
+
+# --- random task switches against unicorn ----------------------------------------------
+ENTRY = 0x18000
+
+
+@st.composite
+def task_switches(draw):
+    return dict(cpl=draw(st.integers(0, 3)), call=draw(st.booleans()),
+                via_gate=draw(st.booleans()), gate_dpl=draw(st.sampled_from([0, 3, 3])),
+                gate_present=draw(st.integers(0, 9)) > 0,
+                dpl=draw(st.sampled_from([0, 1, 2, 3, 3, 3])), rpl=draw(st.integers(0, 3)),
+                busy=draw(st.integers(0, 9)) == 0, present=draw(st.integers(0, 9)) > 0,
+                limit=draw(st.sampled_from([0x67, 0x67, 0x67, 0x66, 0x2B, 0xFFF])),
+                ring=draw(st.integers(0, 3)), v86=draw(st.integers(0, 4)) == 0,
+                iopl=draw(st.integers(0, 3)))
+
+
+def _task_world(t: dict):
+    cpl = t["cpl"]
+    op = "lcall" if t["call"] else "ljmp"
+    sel = (GATE_SEL if t["via_gate"] else B_SEL) | t["rpl"]
+    enter = "" if cpl == 0 else f"""
+        pushl ${xe.DATA_SEL[cpl]}
+        pushl ${xe.STACK_TOP[cpl] - 0x100}
+        pushl $0x2
+        pushl ${xe.CODE_SEL[cpl]}
+        pushl $user
+        iret"""
+    code, syms = assemble_with_symbols(f"""{enter}
+    user:
+        mov $0x12345678, %esi
+    at: {op} ${sel}, $0
+    done: nop
+    """, CODE)
+    ring = t["ring"]
+    flags = 0x2 | (t["iopl"] << 12)
+    if t["v86"]:
+        image = tss_image(0, esp=0x1000, cs=ENTRY >> 4, ss=0x6000, ds=0x7000,
+                          eflags=flags | xe.VM)
+    else:
+        image = tss_image(ENTRY, esp=xe.STACK_TOP[ring] - 0x200, cs=xe.CODE_SEL[ring],
+                          ss=xe.DATA_SEL[ring], ds=xe.DATA_SEL[ring], eflags=flags)
+
+    def build() -> Env:
+        env = Env()
+        env.code(code)
+        env.mem.write(ENTRY, b"\x90\x90")
+        env.mem.write(TSS_B, image)
+        env.set_gdt(B, xe.tss_descriptor(TSS_B, limit=t["limit"], dpl=t["dpl"], busy=t["busy"],
+                                         present=t["present"]))
+        if t["via_gate"]:
+            env.set_gdt(GATE, xe.gate(0, B_SEL, "task", dpl=t["gate_dpl"],
+                                      present=t["gate_present"]))
+        return env
+    return build, syms
+
+
+@given(task_switches())
+@xu.examples(ci=150, local=30)
+def test_random_task_switches_match_unicorn(t):
+    """JMP/CALL to a TSS or through a task gate, from every ring, to a task in
+    any ring or in virtual-8086 mode, with the descriptor's DPL, busy bit,
+    presence and limit drawn at random: QEMU's outcome, registers, selectors,
+    TR, CR0.TS, both TSSs and both descriptors' busy bits."""
+    build, _ = _task_world(t)
+    regions = ((TSS_BASE, 104), (TSS_B, 104), (xe.GDT_BASE + 7 * 8, 8),
+               (xe.GDT_BASE + B * 8, 8))
+    ours, _ = protdiff.compare(build, ENTRY, regions=regions)
+    xu.COUNTS["task switch"] += 1
+    if ours.fault is None:
+        assert ours.tr & ~3 == B_SEL
