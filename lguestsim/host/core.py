@@ -39,19 +39,14 @@ from .lg import (
     GDT_ENTRY_LGUEST_CS,
     GDT_ENTRY_LGUEST_DS,
     GDT_ENTRY_TSS,
-    GUEST_PL,
     KERNEL_CS,
     KERNEL_DS,
     LD_CR2,
     LGUEST_CS,
     LGUEST_DS,
     LGUEST_TRAP_ENTRY,
-    NR_CPUS,
     PAGE_SIZE,
-    REGS_OFFSET,
     SYSCALL_VECTOR,
-    GuestRegs,
-    LgCpu,
     Lguest,
     kill_guest,
     lgread,
@@ -465,7 +460,8 @@ class Host:
         lg = Lguest(guestid=self.next_guestid, mem_base=process.base, pfn_limit=pfn_limit,
                     page_offset=page_offset, launcher=process)
         # This is the first CPU (cpu 0), and it will start booting at `start`.
-        cpu = self.lg_cpu_start(lg, 0, start)
+        from .lguest_user import lg_cpu_start
+        cpu = lg_cpu_start(self, lg, 0, start)
         if not self.page_tables.init_guest_pagetable(lg, pgdir):
             self.free_page(cpu.regs_page)
             raise OSError(errno.ENOMEM, "no memory for the shadow page directory")
@@ -473,32 +469,6 @@ class Host:
         segments.setup_guest_gdt(lg)
         self.lguests.append(lg)
         return lg
-
-    #: L:025 What 2.6.24 added: starting one CPU of a Guest (lguest_user.c's
-    # lg_cpu_start).  Its number must be below NR_CPUS, and it knows its Guest.
-    # It gets a whole page for its registers (the Switcher maps that page into
-    # the Guest), with `struct lguest_regs` at its end, and then the
-    # registers a booting Guest kernel starts with (`lguest_arch_setup_regs`
-    # in 2.6.25's x86 code): the kernel's data segment in ds, es and ss and its
-    # code segment in cs, all with privilege level 1 (GUEST_PL), since the
-    # Guest kernel runs in ring 1; eflags 0x202 (bit 1, always set, and IF);
-    # eip the entry point; %esi 0, where the boot information lies.
-    def lg_cpu_start(self, lg: Lguest, id: int, start_ip: int) -> LgCpu:
-        if id >= NR_CPUS:
-            raise OSError(errno.EINVAL, f"cpu {id}: this Host has {NR_CPUS}")
-        regs_page = self.alloc_page()
-        if regs_page is None:
-            raise OSError(errno.ENOMEM, "no memory for the regs page")
-        cpu = LgCpu(id=id, regs_page=regs_page,
-                    regs=GuestRegs(self.mem, regs_page + REGS_OFFSET), lg=lg)
-        lg.cpus.append(cpu)
-        lg.nr_cpus += 1
-        regs = cpu.regs
-        regs.ds = regs.es = regs.ss = KERNEL_DS | GUEST_PL
-        regs.cs = KERNEL_CS | GUEST_PL
-        regs.eflags = 0x202
-        regs.eip = start_ip
-        return cpu
 
     #: L:070 The other end of a Guest's life, called by close(): stop its clock,
     # unbind all its DMA arrays so no other Guest sends into a dead one, free

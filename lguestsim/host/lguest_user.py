@@ -25,11 +25,54 @@ from __future__ import annotations
 import errno
 import struct
 
-from .lg import LGUEST_IRQS, LHREQ_BREAK, LHREQ_GETDMA, LHREQ_INITIALIZE, LHREQ_IRQ, PAGE_SIZE
+from .lg import (
+    GUEST_PL,
+    KERNEL_CS,
+    KERNEL_DS,
+    LGUEST_IRQS,
+    LHREQ_BREAK,
+    LHREQ_GETDMA,
+    LHREQ_INITIALIZE,
+    LHREQ_IRQ,
+    NR_CPUS,
+    PAGE_SIZE,
+    REGS_OFFSET,
+    GuestRegs,
+    LgCpu,
+    Lguest,
+)
 
 
 def _err(code: int, what: str) -> OSError:
     return OSError(code, f"{errno.errorcode.get(code, code)}: {what}")
+
+
+#: L:025 What 2.6.24 added: starting one CPU of a Guest (lguest_user.c's
+# lg_cpu_start).  Its number must be below NR_CPUS, and it knows its Guest.
+# It gets a whole page for its registers (the Switcher maps that page into
+# the Guest), with `struct lguest_regs` at its end, and then the registers a
+# booting Guest kernel starts with (`lguest_arch_setup_regs` in 2.6.25's x86
+# code): the kernel's data segment in ds, es and ss and its code segment in
+# cs, all with privilege level 1 (GUEST_PL), since the Guest kernel runs in
+# ring 1; eflags 0x202 (bit 1, always set, and IF); eip the entry point;
+# %esi 0, where the boot information lies.
+def lg_cpu_start(host, lg: Lguest, id: int, start_ip: int) -> LgCpu:
+    """CPU ``id`` of ``lg``, with its registers page, ready to start at ``start_ip``."""
+    if id >= NR_CPUS:
+        raise _err(errno.EINVAL, f"cpu {id}: this Host has {NR_CPUS}")
+    regs_page = host.alloc_page()
+    if regs_page is None:
+        raise _err(errno.ENOMEM, "no memory for the regs page")
+    cpu = LgCpu(id=id, regs_page=regs_page, regs=GuestRegs(host.mem, regs_page + REGS_OFFSET),
+                lg=lg)
+    lg.cpus.append(cpu)
+    lg.nr_cpus += 1
+    regs = cpu.regs
+    regs.ds = regs.es = regs.ss = KERNEL_DS | GUEST_PL
+    regs.cs = KERNEL_CS | GUEST_PL
+    regs.eflags = 0x202
+    regs.eip = start_ip
+    return cpu
 
 
 #: L:000 The Launcher's journey starts at the Host's front door.  lguest
