@@ -237,3 +237,31 @@ def test_a_guest_has_one_lg_cpu_and_the_offset_names_it():
             call()
         assert err.value.errno == errno.EINVAL
     dev.close()
+
+
+def test_a_rebooted_guest_rejoins_the_network_with_a_new_address(tmp_path):
+    net = str(tmp_path / "net")
+    rfd, wfd = os.pipe()
+    outs = [Stream(), Stream()]
+    items = [Options(virtio=True, mem_mb=16, cmdline=["shell"], devices=[("sharenet", net)],
+                     console_out=outs[i], console_in=rfd if i == 0 else None)
+             for i in range(2)]
+    group = start_launchers(items)
+    try:
+        # A pipe is typed a line at a time as the Guest asks (L:239).
+        os.write(wfd, b"reboot\nnet\nping broadcast\nquit\n")
+        os.close(wfd)
+        wfd = -1
+        run_many(group, wait=5, until=lambda: group[0].ended)
+    finally:
+        if wfd >= 0:
+            os.close(wfd)
+        os.close(rfd)
+        for launcher in group:
+            launcher.finish(1, "test over")
+    first = outs[0].text()
+    assert group[0].status == 0 and group[0].restarts == 1, (group[0].reason, first[-1500:])
+    after = first[first.index("Restarting the Guest."):]
+    assert "slot 0: 02:00:00:00:00:03 (this Guest)" in after
+    assert "60 bytes from 02:00:00:00:00:02: seq=1" in after
+    assert "echo request from 02:00:00:00:00:03" in outs[1].text()

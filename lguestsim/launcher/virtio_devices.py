@@ -281,6 +281,7 @@ def setup_block_file(devices: VirtioDevices, filename: str, say: Say = quiet) ->
 class Switch:
     name: str
     ports: list[NetPort] = field(default_factory=list)
+    joined: int = 0          # ports ever made: each new one gets the next address
 
     def transmit(self, sender: NetPort, frame: bytes) -> int:
         dest = frame[:6]
@@ -365,7 +366,8 @@ def setup_net_file(devices: VirtioDevices, filename: str, host: Any,
                    say: Say = quiet) -> NetPort:
     """A virtio network card on the switch that ``filename`` names."""
     switch = switch_for(host, filename)
-    n = len(switch.ports) + 1
+    switch.joined += 1
+    n = switch.joined        # a rebooted Guest's card is a new port, with a new address
     mac = bytes([0x02, 0x00, 0x00, 0x00, (n >> 8) & 0xFF, n & 0xFF])
     dev = devices.new_virtio_device("net", VIRTIO_ID_NET)
     for handler in (enable_input, handle_net_output):
