@@ -323,3 +323,14 @@ def test_step_to_dma_between_two_guests_and_back():
     s.back(1)
     assert rx.process is not s.runs[0].process        # a new world, replayed
     assert s.runs[0].process.read(buf, 11) == bytes(11)
+
+
+def test_the_session_knows_nothing_of_screens():
+    """Views import the session, never the other way round (issue 11)."""
+    import subprocess
+    import sys
+    code = ("import sys, lguestsim.session, lguestsim.world, lguestsim.pagewalk; "
+            "print(sorted(m for m in sys.modules if m.startswith('lguestsim.views')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
