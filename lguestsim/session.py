@@ -466,6 +466,26 @@ class Session:
         bp = self.resolve(where, guest)
         return self._go(max_steps, targets=[bp])
 
+    def to_guest(self, max_steps: int = 5_000_000) -> Stop:
+        """Step to the next world switch into a Guest: stop before the first
+        instruction of ``switch_to_guest``, the Host's registers still loaded."""
+        syms = switcher_symbols()
+        bp = Breakpoint("switch_to_guest", frozenset({syms.address("switch_to_guest")}))
+        return self._go(max_steps, targets=[bp])
+
+    def to_host(self, max_steps: int = 5_000_000) -> Stop:
+        """Step to the next world switch back to the Host: stop before the first
+        instruction of the Switcher's trap stub the processor entered, so the
+        whole way back (``return_to_host`` or ``deliver_to_host``) lies ahead.
+
+        (A ``step_to("switch")`` cannot show that way: the Host records the
+        switch to the Host in the same step of Host work that re-enters the
+        Guest, so the CPU is already at ``switch_to_guest`` again.)"""
+        stubs = switcher_symbols().address("trap_stubs")
+        bp = Breakpoint("the Switcher's trap stubs",
+                        frozenset(stubs + 16 * vector for vector in range(256)))
+        return self._go(max_steps, targets=[bp])
+
     def cont(self, max_steps: int = 5_000_000) -> Stop:
         """Run until a breakpoint, a watchpoint, or the end of every Guest."""
         return self._go(max_steps)

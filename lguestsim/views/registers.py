@@ -65,7 +65,7 @@ class RegistersView(View):
         def cell(key: str, value: int, width: int = 8) -> str:
             text = h8(value) if width == 8 else h4(value)
             cls = ' class="chg"' if key in before and before[key] != value else ""
-            return f"<span{cls}>{text}</span>"
+            return f'<span data-reg="{key}"{cls}>{text}</span>'
 
         where = s.where
         eip = now["eip"]
@@ -109,8 +109,8 @@ class RegistersView(View):
             ["cr4", f'{cell("cr4", cr4)} {flag_tags(cr4, CR4_BITS, cr4 ^ before.get("cr4", cr4))}'],
             ["gdtr", self._pair("gdtr", cpu.gdtr, before)],
             ["idtr", self._pair("idtr", cpu.idtr, before)],
-            ["tr", describe_selector(cpu.tr)],
-            ["ldtr", describe_selector(cpu.ldtr)],
+            ["tr", f'<span data-reg="tr">{describe_selector(cpu.tr)}</span>'],
+            ["ldtr", f'<span data-reg="ldtr">{describe_selector(cpu.ldtr)}</span>'],
         ]
         right = table(ctl, ["control", "value"])
         guest = self._guest_regs(before)
@@ -120,7 +120,7 @@ class RegistersView(View):
     @staticmethod
     def _pair(key: str, value: tuple[int, int], before: dict) -> str:
         cls = ' class="chg"' if key in before and before[key] != value else ""
-        return f"<span{cls}>base {h8(value[0])} limit {h4(value[1])}</span>"
+        return f'<span data-reg="{key}"{cls}>base {h8(value[0])} limit {h4(value[1])}</span>'
 
     def _guest_regs(self, before: dict) -> str:
         s = self.session
@@ -139,7 +139,8 @@ class RegistersView(View):
                         255: "(hypercall done)", 0x20: "Host timer"}.get(v, "")
             if k == "eip" and v:
                 note = s.run.symbols.describe(v) if s.run.symbols else ""
-            rows.append([k, f"<span{cls}>{h8(v)}</span> <span class=\"dim\">{esc(note)}</span>"])
+            rows.append([k, f'<span data-reg="{key}"{cls}>{h8(v)}</span> '
+                            f'<span class="dim">{esc(note)}</span>'])
         title = (f"<div>Guest {lg.guestid}'s registers in its regs page "
                  f"(host {h8(lg.regs.base)})</div>")
         return title + table(rows, ["lguest_regs", "value"])
