@@ -334,3 +334,20 @@ def test_the_session_knows_nothing_of_screens():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_trace_events_show_addresses_and_register_values_in_hex():
+    import re
+    s = Session.boot()
+    s.finish()
+    kinds = set()
+    for e in s.trace.events:
+        text = repr(e)
+        hexes = r"'(eip|vaddr|gpte|errcode|trapnum|dma|key|cr2)': (?!0x)\d"
+        assert not re.search(hexes, text), text
+        assert not re.search(r"'args': \((?!0x)\d", text), text
+        kinds.add(e.kind)
+    assert {"switch", "hypercall", "pagefault", "trap", "interrupt", "dma"} <= kinds
+    fault = s.trace.of("pagefault")[0]
+    assert repr(fault.data).count("0x") >= 3 and f"{fault.vaddr:#x}" in repr(fault)
+    assert type(fault.vaddr + 0) is int and fault.vaddr == int(fault.vaddr)   # still a number

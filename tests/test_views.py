@@ -184,3 +184,17 @@ def test_charts_are_svg():
     svg = views.bar_chart({"a": 1, "b": 3}, "title", "cycles")
     assert svg.startswith("<svg") and "3 cycles" in svg and "title" in svg
     assert "<svg" in views.Chart(svg)._repr_html_()
+
+
+def test_the_host_chapter_says_what_its_outputs_show():
+    """Issue 11: the text promised a 1,000,000 ns tick the output did not show, and
+    put the Guest's registers "on the right" of a view that draws them last."""
+    from pathlib import Path
+    src = (Path(__file__).resolve().parent.parent / "notebooks/src/05_host.py").read_text()
+    assert "on the right" not in src.lower() and "last table, `lguest_regs`" in src
+    s = Session.boot()
+    stop = s.step_to("hypercall", match=lambda e: e.name == "SET_CLOCKEVENT")
+    assert stop.event.args[0] == 1_000_000 and "1,000,000 ns" in src and "0xf4240" in src
+    assert "mark = s.trace.events.index(stop.event)" in src     # the call itself is printed
+    html = views.RegistersView(s).html()
+    assert html.rindex("lguest_regs") > html.rindex("ldtr")       # the Guest's table is last

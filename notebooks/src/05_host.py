@@ -57,10 +57,12 @@ views.RegistersView(s)
 
 # %% [markdown]
 # The CPU is at the Host's return address (0x5000: no x86 code lives there;
-# this is where Python takes over).  On the right, the Guest's registers in
-# its regs page: `trapnum` 0x1f (the hypercall vector), `eax` 1 (LGUEST_INIT),
-# `edx` the address of `lguest_data`.  One step, and the Host does the call,
-# sets `trapnum` to 255 ("done") and switches back:
+# this is where Python takes over).  In the view's last table, `lguest_regs`,
+# are the Guest's registers in its regs page: `trapnum` 0x1f (the hypercall
+# vector), `eax` 1 (LGUEST_INIT), `edx` the address of `lguest_data`.  One
+# step, and the Host does the call, sets `trapnum` to 0xff ("done") and
+# switches back, which first marks it 0x100, an impossible vector, so that a
+# fault on the way in would be noticed:
 
 # %%
 before = len(s.trace.events)
@@ -143,8 +145,10 @@ views.TimelineView(s, last=5)
 
 # %%
 s.goto(0)
-s.step_to("hypercall", match=lambda e: e.name == "SET_CLOCKEVENT")
-mark = len(s.trace.events) - 1
+stop = s.step_to("hypercall", match=lambda e: e.name == "SET_CLOCKEVENT")
+delay = stop.event.args[0]
+print(f"SET_CLOCKEVENT({delay:#x}): a tick in {delay:,} ns")
+mark = s.trace.events.index(stop.event)
 s.step_to("interrupt")
 for e in s.trace.events[mark:]:
     print(f"cycle {e.cycle:8}  {e.kind:9} {e.data}")
@@ -152,10 +156,11 @@ print("the Guest resumes at", s.describe(s.lg.regs.eip))
 views.RegistersView(s)
 
 # %% [markdown]
-# Look at the cycle stamps: the Guest asked for a tick in 1,000,000 ns and
-# halted; the Host let the clock jump a whole millisecond, fired the timer,
-# and delivered interrupt 0 (vector 32), all in the one step of Host work that
-# followed the `HALT` hypercall.  The Guest's saved `eip` now points at its
+# Look at the cycle stamps: the Guest asked for a tick in 0xf4240 = 1,000,000 ns
+# (the hypercall's first argument; a cycle is a nanosecond here), ran on a
+# little and halted; the Host let the clock jump a whole millisecond, fired
+# the timer, and delivered interrupt 0 (vector 32), all in the one step of
+# Host work that followed the `HALT` hypercall.  The Guest's saved `eip` now points at its
 # interrupt stub, and its stack holds the frame the Host pushed.
 
 # %% [markdown]
