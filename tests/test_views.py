@@ -50,7 +50,7 @@ def test_registers_show_the_cpu_and_highlight_what_changed(boot):
     s.step()
     after = view.html()
     assert after != before
-    assert f'<span class="chg">{s.cpu.eip:08x}</span>' in after
+    assert f'<span data-reg="eip" class="chg">{s.cpu.eip:08x}</span>' in after
     assert f"{eip:08x}" not in text(after).split("eflags")[0]
     # Segment caches and the Guest's saved registers are there too.
     assert "base 00000000 limit ffffffff code" in after
@@ -177,7 +177,33 @@ def test_dashboard_buttons_move_the_session(boot):
     at = s.steps
     buttons["back"].click()
     assert s.steps == at - 1
-    assert panel.children[2].value == views.RegistersView(s).html()
+    assert views.RegistersView(s).html() in panel.children[1].value
+    assert views.CodeView(s).html() in panel.children[1].value
+
+
+def test_dashboard_steps_both_ways_through_a_world_switch(boot):
+    """Issue 11: "next switch" stopped with the CPU already back in switch_to_guest,
+    so return_to_host could never be watched.  Each direction has its button."""
+    s = boot
+    panel = views.dashboard(s)
+    buttons = {b.description: b for b in panel.children[0].children}
+    into = next(b for name, b in buttons.items() if "into the Guest" in name)
+    back = next(b for name, b in buttons.items() if "back to the Host" in name)
+    into.click()
+    assert s.describe(s.cpu.eip).startswith("switch_to_guest") and s.where == "switcher"
+    assert s.lg.regs.trapnum == 256 and s.cpu.cpl == 0          # still the Host's world
+    back.click()
+    assert s.describe(s.cpu.eip).startswith("trap stub 14") and s.cpu.cr3 != 0x8000
+    seen = []
+    while s.cpu.eip != 0x5000:                                 # the whole way back, watched
+        seen.append(s.describe(s.cpu.eip).split(" (")[0].split("+")[0])
+        s.step()
+    assert "return_to_host" in seen and s.cpu.cr3 == 0x8000
+    assert s.lg.regs.trapnum == 14                              # and the Host has not run yet
+    into.click()
+    assert s.describe(s.cpu.eip).startswith("switch_to_guest")
+    html = views.dashboard_html(s)
+    assert "into the Guest (switch_to_guest)" in html and "back to the Host (trap stub)" in html
 
 
 def test_charts_are_svg():
