@@ -150,8 +150,9 @@ views.RegistersView(s)
 #
 # Below are three live views under a row of buttons.  In a running notebook
 # each button moves the session and the views redraw themselves; `s.step()`
-# or `s.back()` in any cell does the same.  (In the printed book they show the
-# session as this chapter left it.)
+# or `s.back()` in any cell does the same.  The views sit in cells that scroll
+# on their own, so the whole dashboard fits on one screen.  (In the printed
+# book they show the session as this chapter left it.)
 
 # %%
 views.dashboard(s)

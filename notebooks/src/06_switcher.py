@@ -211,7 +211,10 @@ print(f"{len(trips)} trips into the Guest; the shortest took {min(trips)} cycles
 # ## Your turn
 #
 # Back to the first world switch: step through it with the buttons and watch
-# `gdtr`, `idtr`, `tr`, `cr3` and CPL change.
+# `gdtr`, `idtr`, `tr`, `cr3` and CPL change.  Two buttons name a direction:
+# "into the Guest" stops before `switch_to_guest` runs, "back to the Host"
+# stops at the trap stub the processor entered, with `return_to_host` still
+# ahead (`s.to_guest()` and `s.to_host()` in a cell do the same).
 
 # %%
 s.goto(1)
