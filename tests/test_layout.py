@@ -85,8 +85,11 @@ def output_cell(html: str) -> str:
 
 
 def widget(html: str) -> str:
-    """How the dashboard shows it: inside an ipywidgets HTML."""
-    return f'<div class="widget-html"><div class="widget-html-content">{html}</div></div>'
+    """How the dashboard shows it: inside an ipywidgets HTML (with the rules of
+    @jupyter-widgets/controls for it: 13px type, a 28px line height)."""
+    return ('<div class="widget-html jupyter-widget-html" style="font-size:13px;display:flex">'
+            '<div class="widget-html-content" style="line-height:28px;flex-grow:1;'
+            f'align-self:stretch;position:relative">{html}</div></div>')
 
 
 def shoot(page, tmp_path: Path, name: str) -> Path:
@@ -163,6 +166,7 @@ ALIGN = """() => [...document.querySelectorAll('.lgs')].map(v => {
   const t = v.querySelector('table'), td = v.querySelector('td'), s = getComputedStyle(td);
   return {offset: t.getBoundingClientRect().left - v.getBoundingClientRect().left,
           align: s.textAlign, padding: s.padding, font: getComputedStyle(t).fontSize,
+          line: getComputedStyle(v.querySelector('div')).lineHeight,
           background: getComputedStyle(v.querySelector('tr:nth-child(3)')).backgroundColor};
 })"""
 

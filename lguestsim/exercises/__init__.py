@@ -157,3 +157,16 @@ class Chapter(Exercises, ABC):
 def cached(fn: Callable) -> Callable:
     """Answers are pure functions of the variant: compute each once per process."""
     return lru_cache(maxsize=None)(fn)
+
+
+def nth(session: Any, kind: str, n: int,
+        match: Callable[[Any], bool] | None = None) -> Any:
+    """Step to the ``n``-th event of ``kind`` from now (1 is the next one)."""
+    seen = []
+
+    def counted(event) -> bool:
+        if match is not None and not match(event):
+            return False
+        seen.append(event)
+        return len(seen) == n
+    return session.step_to(kind, match=counted)

@@ -12,19 +12,7 @@ from typing import Any
 
 from ..host.lg import LD_IRQ_ENABLED
 from ..session import Session
-from . import Chapter, cached
-
-
-def nth(session: Session, kind: str, n: int, match=None):
-    """Step to the ``n``-th event of ``kind`` from now (1 is the next one)."""
-    seen = []
-
-    def counted(event) -> bool:
-        if match is not None and not match(event):
-            return False
-        seen.append(event)
-        return len(seen) == n
-    return session.step_to(kind, match=counted)
+from . import Chapter, cached, nth
 
 
 @cached

@@ -10,8 +10,7 @@ from typing import Any
 
 from ..host.lg import HCALL_NAMES
 from ..session import Session
-from . import Chapter, cached
-from .guest import nth
+from . import Chapter, cached, nth
 
 # Numbers no hypercall has: what a misbehaving Guest might put in %eax.
 UNKNOWN = tuple(n for n in range(17, 256) if n not in HCALL_NAMES)

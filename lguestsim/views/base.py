@@ -18,10 +18,12 @@ from typing import Any
 # JupyterLab's rules for rendered HTML centre tables, right-align and pad their
 # cells and stripe their rows, with selectors stronger than ours), inside the
 # dashboard's widget, or in the book.  The properties those rules set are
-# marked !important.  Cells wrap at spaces, so a view fits the width it has.
+# marked !important; ipywidgets' HTML widget sets a 28px line height, which
+# .lgs resets.  Cells wrap at spaces, so a view fits the width it has.
 STYLE = """<style>
 .lgs { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
-       color: #1b1f24; margin: 4px 0; text-align: left; max-width: 100%; }
+       color: #1b1f24; margin: 4px 0; text-align: left; max-width: 100%;
+       line-height: 1.35; }
 .lgs h4 { font-family: system-ui, sans-serif; font-size: 13px; margin: 6px 0 3px 0; }
 .lgs table { border-collapse: collapse; margin: 2px 8px 6px 0 !important;
              table-layout: auto !important; font-size: 12px !important; }

@@ -19,6 +19,7 @@ HTML, with the buttons inert: for static pages and for the layout tests.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .base import esc
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 PANE_MIN = 460           # px: two columns from about 940 px wide
 FIRST_ROW = 470          # px: the tall row, for the first two views
 OTHER_ROWS = 250         # px: each later row; 40 + 470 + 250 + gaps < 800
-DEFAULT_VIEWS = (CodeView, RegistersView, TimelineView)
+# The timeline's cell is short: its newest events, not a scroll away.
+DEFAULT_VIEWS = (CodeView, RegistersView, partial(TimelineView, last=6))
 
 GRID_STYLE = f"""<style>
 .lgs-dash {{ display: grid; grid-template-columns: repeat(auto-fit, minmax({PANE_MIN}px, 1fr));
@@ -66,7 +68,8 @@ def buttons(session: Session) -> list[tuple[str, str, Callable[[], Any]]]:
 
 
 def panes_html(session: Session, views: tuple = DEFAULT_VIEWS) -> str:
-    """The views, each in a cell of the grid, as they are now."""
+    """The views, each in a cell of the grid, as they are now.  ``views`` are view
+    classes, or functions of the session that make a view (``partial(View, ...)``)."""
     cells = "".join(f'<div class="lgs-pane">{v(session).html()}</div>' for v in views)
     return f'{GRID_STYLE}<div class="lgs-dash">{cells}</div>'
 
