@@ -181,3 +181,28 @@ def test_a_view_looks_the_same_alone_and_in_the_dashboard(browser, moments, tmp_
     assert alone == inside, (alone, inside)
     assert alone["align"] == "left" and alone["offset"] == 0, alone
     page.close()
+
+
+CHAPTER_DASHBOARDS = {      # the views each chapter's dashboard shows
+    "guest": (views.CodeView, views.RegistersView, views.LguestDataView),
+    "drivers": (views.DMAView, views.CodeView, views.TimelineView),
+    "launcher": (views.CodeView, views.ConsoleView, views.TimelineView),
+    "host": (views.CodeView, views.PageWalkView, views.RegistersView),
+    "switcher": (views.CodeView, views.RegistersView, views.PageDirectoryView),
+    "mastery": (views.CodeView, views.TimelineView),
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(CHAPTER_DASHBOARDS))
+def test_every_chapters_dashboard_fits_1024_and_800(browser, moments, tmp_path, chapter):
+    s = moments["syscall"]
+    page = browser.new_page(viewport={"width": 1024, "height": 768})
+    page.goto(page_of(tmp_path, f"dashboard-{chapter}",
+                      widget(views.dashboard_html(s, CHAPTER_DASHBOARDS[chapter]))))
+    got = page.evaluate(OVERFLOW)
+    assert got["page"] <= 1024 and not got["wide"], got
+    page.set_viewport_size({"width": 1280, "height": 800})
+    height = page.evaluate("document.querySelector('.lgs-dashboard')"
+                           ".getBoundingClientRect().height")
+    assert height <= 800
+    page.close()

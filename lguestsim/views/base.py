@@ -45,6 +45,7 @@ STYLE = """<style>
 .lgs .flex { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: flex-start; }
 .lgs .src { color: #4a5a6a; font-style: italic; }
 .lgs .nw { white-space: nowrap; }
+.lgs pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .lgs table.grid td { width: 9px; height: 9px; padding: 0 !important;
                      border: 1px solid #fff !important; background: #eceff2; }
 .lgs svg { max-width: 100%; height: auto; }
