@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(PY) -m lguestsim $(ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(VENV)/bin/ruff check .
 
 bench: $(STAMP)
