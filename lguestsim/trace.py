@@ -32,10 +32,11 @@ class Hex(int):
 
 def hexed(name: str, value):
     """``value`` with its addresses made ``Hex``: a field named in HEX_FIELDS, each
-    argument of a hypercall, the address of each section of a DMA."""
+    argument of a hypercall, each part of a DMA key that names shared memory, the
+    address of each section of a DMA."""
     if type(value) is int and name in HEX_FIELDS:
         return Hex(value)
-    if name == "args" and isinstance(value, tuple):
+    if name in ("args", "key") and isinstance(value, tuple):
         return tuple(Hex(a) if type(a) is int else a for a in value)
     if name == "sections" and isinstance(value, list):
         return [(Hex(s[0]), s[1]) if isinstance(s, tuple) and len(s) == 2 and type(s[0]) is int
