@@ -416,3 +416,11 @@ def test_answers_are_judged_without_raising():
     assert not ex.check(7, "x", 5).ok
     summary = ex.summary()
     assert "4 of 7" in summary.message
+
+
+def test_the_mastery_checker_measures_the_chapters_own_experiment():
+    from lguestsim.exercises import mastery
+    text = (SRC / "07_mastery.py").read_text()
+    assert re.search(rf"^CALLS = {mastery.CALLS}$", text, re.M)
+    k, rounds, mem = re.search(r"^K, ROUNDS, MEM = (.+)$", text, re.M).group(1).split(", ")
+    assert (int(k), int(rounds), mem) == (mastery.K, mastery.ROUNDS, f"{mastery.MEM >> 20} << 20")
