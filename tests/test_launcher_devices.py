@@ -396,6 +396,34 @@ def test_three_ctrl_c_within_a_second_stop_the_launcher(tmp_path):
         os.close(w)
 
 
+def test_three_ctrl_c_in_one_read_stop_the_launcher(tmp_path):
+    # Keys pressed faster than the Launcher reads arrive together: three ^C
+    # in one read count as three. A read that is not all ^C counts none.
+    elf, _ = tiny_elf(tmp_path, ECHO_GUEST)
+    r, w = os.pipe()
+    try:
+        (launcher,) = start([main.Options(mem_mb=16, image=str(elf), console_in=r,
+                                          console_out=Stream())])
+        source = launcher.devices.devices[0].input
+        source.clock = lambda: 200.0
+        for keys in (b"\x03\x03x", b"\x03\x03"):
+            os.write(w, keys)
+            run_many([launcher], wait=0)
+            assert not launcher.ended
+        os.write(w, b"\x03")                          # the third, in the same second
+        run_many([launcher], wait=0)
+        assert launcher.status == EXIT_INTERRUPTED
+        (launcher,) = start([main.Options(mem_mb=16, image=str(elf), console_in=r,
+                                          console_out=Stream())])
+        os.write(w, b"\x03\x03\x03")
+        run_many([launcher], wait=0)
+        assert launcher.status == EXIT_INTERRUPTED
+        assert launcher.reason == "three ^C within a second: the Launcher stops"
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def test_a_terminal_goes_raw_and_comes_back(tmp_path):
     import pty
     import termios
@@ -543,7 +571,7 @@ def test_two_shipped_guests_ping_each_other(tmp_path):
     proc = lguest("--guests=2", f"--sharenet={net}", "32", str(SHIPPED), "shell",
                   stdin=b"net\nping broadcast\nquit\n")
     out = proc.stdout.decode()
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_ASLEEP, proc.stderr          # Guest 1 never ended
     assert proc.stderr.decode().splitlines() == [
         "lguest[0]: CRASH: Power down",
         "lguest[1]: the Guest is asleep with no timer set, and nothing can wake it: "
