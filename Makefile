@@ -1,4 +1,6 @@
-# make run    run the Launcher: make run ARGS='16 vmlinux' (ARGS=--demo: the CPU demo)
+# make run    run the Launcher: with no ARGS it boots the shipped Guest (32 MiB);
+#             make run ARGS='32 lguestsim/guest/images/guest.elf shell' gives its shell;
+#             ARGS='--guests=2 --sharenet=/tmp/net 32' two Guests; ARGS=--demo the CPU demo
 # make test   the whole test suite, then the linter
 # make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
 # make lint   the linter alone
