@@ -347,6 +347,22 @@ def test_console_input_reaches_the_shipped_shell_and_the_answer_comes_back():
     assert out.endswith("Goodbye from the Guest: powering off.\n")
 
 
+def test_the_shell_ignores_arrow_keys_and_says_when_a_line_is_cut():
+    # The Launcher passes a terminal's keys on as they come; the Guest's
+    # terminal in miniature skips their escape sequences, and cuts a line
+    # at 255 characters with a line saying so.
+    arrows = b"\x1b[A\x1b[B\x1bOC\x1b[1;5D"
+    proc = lguest("32", str(SHIPPED), "shell",
+                  stdin=arrows + b"help" + arrows + b"\n" + b"x" * 300 + b"\nquit\n")
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr
+    assert "guest> help\n  help " in out
+    assert "[A" not in out and "OC" not in out and "\x1b" not in out
+    assert ("guest> " + "x" * 255 + "\nconsole: line too long: characters past the 255th "
+            "were dropped\n") in out
+    assert "x" * 256 not in out
+
+
 def test_the_end_of_the_input_is_the_shells_end_too():
     proc = lguest("32", str(SHIPPED), "shell", stdin=b"devices\n")
     assert proc.returncode == 0, proc.stderr
