@@ -38,6 +38,20 @@ TIMEOUT = 90.0          # seconds for a server to start or a page to get ready
 EIP = re.compile(r"\beip\s+([0-9a-f]{8})")
 
 
+def processes_marked(marker: str) -> list[int]:
+    """Our processes whose environment holds ``marker``: a server and its kernels."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass                       # gone, or not ours
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,7 +63,10 @@ def make_server(target: str, tmp_path: Path, ready: re.Pattern, *args: str,
                 env: dict[str, str] | None = None) -> Iterator[str]:
     """Run ``make TARGET`` until its log matches ``ready``; yield the match, then kill it."""
     log = tmp_path / f"{target}.log"
-    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    # Every process of this server, kernels included, inherits the marker.
+    marker = f"LGUESTSIM_FRONTEND_TEST={os.getpid()}-{target}-{free_port()}"
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {}),
+               marker.split("=")[0]: marker.split("=")[1]}
     with open(log, "wb") as out:
         proc = subprocess.Popen(["make", "-s", target, "INSTALL=", f"VENV={sys.prefix}", *args],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=environ,
@@ -69,11 +86,13 @@ def make_server(target: str, tmp_path: Path, ready: re.Pattern, *args: str,
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        time.sleep(0.5)
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)        # a kernel that lingered
-        except ProcessLookupError:
-            pass
+        # The server shuts its kernels down as it stops; none may linger.
+        deadline = time.monotonic() + 20
+        while (left := processes_marked(marker)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"make {target} left processes running: {left}"
 
 
 @contextmanager
