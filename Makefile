@@ -39,7 +39,7 @@ run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
 
 test: $(INSTALL)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(VENV)/bin/ruff check .
 
 bench: $(INSTALL)
