@@ -135,7 +135,7 @@ class CPU:
         self._caches: dict[int, dict[int, Block]] = {}
         self.code_generation = 0            # bumped whenever translations are dropped
         self._page_blocks: dict[int, list] = {}
-        mem.watchers.append(self._memory_written)
+        mem.watch(self._memory_written)     # weakly: a dropped CPU stops watching
         self.reset()
 
     # ------------------------------------------------------------------ reset
