@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py $(ARGS)
+	$(PY) benchmarks/bench_strings.py
 	$(PY) benchmarks/bench_lguest.py
 
 lint: $(STAMP)

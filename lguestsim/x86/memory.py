@@ -78,6 +78,12 @@ class PhysicalMemory:
         if dead:
             self._watchers = [ref for ref in self._watchers if ref() is not None]
 
+    def written(self, addr: int, n: int) -> None:
+        """Tell the watchers that ``n`` bytes at ``addr`` were written straight
+        into ``ram`` (the CPU's bulk string stores do this once per page)."""
+        if self._watchers:
+            self._notify(addr, n)
+
     def read(self, addr: int, n: int) -> bytes:
         if 0 <= addr and addr + n <= self.size:
             return bytes(self.ram[addr:addr + n])
