@@ -106,10 +106,10 @@ def test_step_and_run_limit_come_back_soon_whatever_ecx_holds() -> None:
     cpu.ecx, cpu.edi = 200_000, 0x100000
     cpu.step()
     assert cpu.ecx == 200_000 - strings.REP_CAP and cpu.eip == CODE
-    assert cpu.instructions == 0 and cpu.partial == 1
+    assert cpu.instructions == 0 and cpu.partial_reps == 1
     assert cpu.run(1) == "limit"
     assert cpu.ecx == 200_000 - 2 * strings.REP_CAP and cpu.eip == CODE
-    assert cpu.run() == "hlt" and cpu.ecx == 0 and cpu.instructions == 2 and cpu.partial == 3
+    assert cpu.run() == "hlt" and cpu.ecx == 0 and cpu.instructions == 2 and cpu.partial_reps == 3
     assert cpu.cycles == 200_000 * timing.BASE["stos"] + timing.REP_SETUP + timing.BASE["stos"] \
         + timing.BASE["hlt"]
 

@@ -133,9 +133,9 @@ class CPU:
         self.port_out = lambda port, size, value: None
         self.on_exception = None            # hook(cpu, vector, error_code) before delivery
         # A rep string instruction stops between iterations at run()'s deadline
-        # (strings.py); `partial` counts its executions that stopped part-way.
+        # (strings.py); `partial_reps` counts its executions that stopped part-way.
         self.stop_cycles = 1 << 62
-        self.partial = 0
+        self.partial_reps = 0
         self._caches: dict[int, dict[int, Block]] = {}
         self.code_generation = 0            # bumped whenever translations are dropped
         self._page_blocks: dict[int, list] = {}
@@ -599,7 +599,7 @@ class CPU:
         instruction would (it is counted in ``instructions`` once, when it
         completes), so run(n) returns after at most n executions.
         """
-        limit = self.instructions + self.partial + max_instructions
+        limit = self.instructions + self.partial_reps + max_instructions
         self.stop_cycles = deadline
         try:
             return self._run(limit, deadline)
@@ -623,7 +623,7 @@ class CPU:
                     continue
                 if self.halted:
                     return "hlt"
-                if self.instructions + self.partial >= limit:
+                if self.instructions + self.partial_reps >= limit:
                     return "limit"
                 if bps and not first and (segs[1].base + self.eip) & M32 in bps:
                     return "breakpoint"
@@ -631,7 +631,7 @@ class CPU:
                     self._execute(True)
                     continue
             first = False
-            left = limit - self.instructions - self.partial
+            left = limit - self.instructions - self.partial_reps
             if left <= 0:
                 return "limit"
             # The fast path: find the block by physical address and call it.

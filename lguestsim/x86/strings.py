@@ -94,7 +94,7 @@ def string_op(cpu, insn: Insn) -> bool | None:
     # Stopped: EIP stays on the instruction, which is not counted (nor its
     # cost, which the block adds after this helper) until it completes.
     cpu.instructions -= 1
-    cpu.partial += 1
+    cpu.partial_reps += 1
     cpu.cycles -= timing.cost(timing_key(insn), memory_kind(insn))
     return True
 
