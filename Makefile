@@ -1,6 +1,7 @@
 # make run    run the Launcher: make run ARGS='16 vmlinux' (ARGS=--demo: the CPU demo)
 # make test   the whole test suite, then the linter
-# make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
+# make bench  the benchmarks: the core's speed, rep strings, stores near code, and lguest's figures
+#             (stdout, benchmarks/out/)
 # make lint   the linter alone
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
 #
@@ -25,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py $(ARGS)
 	$(PY) benchmarks/bench_strings.py
+	$(PY) benchmarks/bench_smc.py
 	$(PY) benchmarks/bench_lguest.py
 
 lint: $(STAMP)
