@@ -314,7 +314,13 @@ def test_rep_strings_with_paging_against_unicorn(c: dict) -> None:
     ours = xu.run_core(m)
     diffs = xu.compare(m, ours, uni, 0)
     if ours.fault == 14 and uni.fault == 14 and ours.cr2 != uni.cr2:
-        diffs.append(f"cr2: ours {ours.cr2:#x} unicorn {uni.cr2:#x}")
+        # cmps reads two operands, and when both fault the first read decides.
+        # The core reads DS:ESI first, the operand order of the manual (and
+        # Bochs); QEMU reads ES:EDI first.  The SDM does not say.
+        both = (c["op"] == "cmps" and ours.cr2 == ours.regs[6] and uni.cr2 == uni.regs[7]
+                and ours.regs == uni.regs)
+        if not both:
+            diffs.append(f"cr2: ours {ours.cr2:#x} unicorn {uni.cr2:#x}")
     assert not diffs, xu.report("rep string with paging", m, ours, uni, diffs)
 
 
