@@ -8,9 +8,10 @@ on hardware.  A rep instruction is also interruptible between iterations, as
 a 386 is: it stops, EIP still on itself and ECX/ESI/EDI saying how far it
 got, when an external interrupt is waiting and IF lets it in, when the trap
 flag asks for a #DB after the iteration, when `cpu.run()` reaches its cycle
-deadline, and on its own after 64Ki iterations, so that a step is bounded.  Long runs of rep movs/stos go a page at a time as slice operations on
-the RAM bytearray, with exactly the result, faults, accessed/dirty bits,
-cycle count and stopping points of going element by element.
+deadline, and on its own after 64Ki iterations, so that a step is bounded.  Long runs of rep movs, stos, lods, scas and cmps go a page at a time as
+slice operations on the RAM bytearray, with exactly the result, flags,
+faults, accessed/dirty bits, cycle count and stopping points of going
+element by element; ins and outs go element by element, for their ports.
 """
 
 from __future__ import annotations
@@ -56,28 +57,25 @@ def string_op(cpu, insn: Insn) -> bool | None:
     src_seg = 3 if insn.seg is None else insn.seg
     step = -size if cpu._ef & DF else size
     if insn.rep is None:
-        if op in ("ins", "outs"):
-            check_io(cpu, r[2] & 0xFFFF, size)
         _element(cpu, op, size, step, amask, src_seg)
         cpu.cycles += cost
         return None
     if r[1] & amask == 0:
-        cpu.cycles += timing.REP_SETUP
+        cpu.cycles += timing.REP_SETUP       # no iteration, so no I/O permission check
         return None
-    if op in ("ins", "outs"):
-        check_io(cpu, r[2] & 0xFFFF, size)
     compare = op in ("cmps", "scas")
     until_zf = insn.rep == "rep"          # repe/repz: stop once ZF = 0
     # Element by element where every iteration must be looked at: alignment
     # checks, the trap flag, an interrupt already waiting (after sti).
-    bulk = (op in ("movs", "stos") and not cpu.align_check and not cpu._ef & TF
+    bulk = (op not in ("ins", "outs") and not cpu.align_check and not cpu._ef & TF
             and not (cpu.pending and cpu._ef & IF))
     deadline = cpu.stop_cycles
     done = 0
     while True:
         n = 0
         if bulk:
-            n = _bulk(cpu, op, size, step, amask, src_seg, REP_CAP - done, deadline, cost)
+            n = _bulk(cpu, op, size, step, amask, src_seg, REP_CAP - done, deadline, cost,
+                      until_zf)
         if n == 0:
             _element(cpu, op, size, step, amask, src_seg)
             cpu.cycles += cost
@@ -132,10 +130,12 @@ def _element(cpu, op: str, size: int, step: int, amask: int, src_seg: int) -> No
         cpu.eflags  # noqa: B018 - materialise the old flags before replacing them
         cpu.fo, cpu.fa, cpu.fb, cpu.fr = op_code(SUB, bits), a, b, (a - b) & ((1 << bits) - 1)
     elif op == "ins":
+        check_io(cpu, r[2] & 0xFFFF, size)      # every iteration, as the manual's loop
         v = cpu.port_in(r[2] & 0xFFFF, size)
         cpu.write_seg(ES, di, (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
         _adv(r, 7, step, amask)
     else:  # outs
+        check_io(cpu, r[2] & 0xFFFF, size)
         v = int.from_bytes(cpu.read_seg(src_seg, si, size), "little")
         cpu.port_out(r[2] & 0xFFFF, size, v)
         _adv(r, 6, step, amask)
@@ -159,10 +159,10 @@ def _seg_ok(cpu, sreg: int, off: int, size: int, write: bool) -> bool:
     return True
 
 
-#: P:048 The bulk path of rep movs and rep stos.  Going element by element
-# through the CPU's slow path costs a few microseconds a byte; a page at a
-# time with one slice assignment on the RAM bytearray costs about as much
-# per page.  What makes the shortcut exact is doing, for the chunk's first
+#: P:048 The bulk path of the rep string instructions (all but the port
+# ones).  Going element by element through the CPU's slow path costs a few
+# microseconds a byte; a page at a time with one slice of the RAM bytearray
+# costs about as much per page.  What makes the shortcut exact is doing, for the chunk's first
 # element, precisely what the element path does: the segment checks, then
 # the translation of the source (a read) and of the destination (a write),
 # which is where a page fault, or the accessed and dirty bits, can happen.
@@ -171,63 +171,106 @@ def _seg_ok(cpu, sreg: int, off: int, size: int, write: bool) -> bool:
 # Overlapping `movs` copies keep the byte-at-a-time result: when the
 # destination runs ahead of the source by d bytes, each element reads what
 # an earlier one wrote, so the first d bytes repeat.  Decoded code on a
-# written page is told once per chunk.
+# written page is told once per chunk.  `scas` and `cmps` look for the first
+# element that ends the rep and stop there, with its flags.
 def _bulk(cpu, op: str, size: int, step: int, amask: int, src_seg: int, most: int,
-          deadline: int, cost: int) -> int:
+          deadline: int, cost: int, until_zf: bool) -> int:
     """Do up to ``most`` iterations within one page; 0 when the element path must."""
     r = cpu.r
     count = r[1] & amask
-    di = r[7] & amask
-    es = cpu.sregs[ES]
-    dla = (es.base + di) & M32
-    n = min(count, most, _room(di, dla, size, step, amask))
-    if op == "movs":
+    n = min(count, most)
+    src = op in ("movs", "lods", "cmps")
+    dst = op != "lods"
+    write = op in ("movs", "stos")
+    if dst:
+        di = r[7] & amask
+        dla = (cpu.sregs[ES].base + di) & M32
+        n = min(n, _room(di, dla, size, step, amask))
+    if src:
         si = r[6] & amask
         sla = (cpu.sregs[src_seg].base + si) & M32
         n = min(n, _room(si, sla, size, step, amask))
     if n < 2:
         return 0
-    if not (_seg_ok(cpu, ES, di, size, True) and _seg_ok(cpu, ES, di + step * (n - 1), size, True)):
+    if src and not (_seg_ok(cpu, src_seg, si, size, False)
+                    and _seg_ok(cpu, src_seg, si + step * (n - 1), size, False)):
         return 0
-    if op == "movs" and not (_seg_ok(cpu, src_seg, si, size, False)
-                             and _seg_ok(cpu, src_seg, si + step * (n - 1), size, False)):
+    if dst and not (_seg_ok(cpu, ES, di, size, write)
+                    and _seg_ok(cpu, ES, di + step * (n - 1), size, write)):
         return 0
     # The first element's translations, in the element path's order: may fault or walk.
     user = cpu.cpl == 3
     tlb = cpu.tlb
-    if op == "movs":
+    if src:
         tlb.accesses += 1
         ps = cpu._phys(sla, False, user)
-    tlb.accesses += 1
-    pd = cpu._phys(dla, True, user)
+    if dst:
+        tlb.accesses += 1
+        pd = cpu._phys(dla, write, user)
     if deadline < NEVER:
         # Stop at the first iteration boundary at or past the deadline.
         n = min(n, max(1, -((cpu.cycles - deadline) // cost)))
-    nbytes = n * size
-    back = nbytes - size if step < 0 else 0      # first element to the chunk's low end
-    pd -= back
-    if op == "movs":
-        data = _copy(cpu, ps - back, pd, nbytes, size, step)
-        if data is None:
-            tlb.accesses -= 2              # the element path counts them again
-            return 0
-    else:
-        data = (r[0] & ((1 << (8 * size)) - 1)).to_bytes(size, "little") * n
     mem = cpu.mem
-    if pd + nbytes <= mem.size:
-        cpu.ram[pd:pd + nbytes] = data
-        mem.written(pd, nbytes)
-    elif pd < mem.size:
-        mem.write(pd, data)          # runs off the end of RAM: the bus drops the rest
-    if op == "movs":
-        _adv(r, 6, step * n, amask)
-        tlb.accesses += 2 * n - 2
+    if op in ("lods", "scas", "cmps"):
+        n = _read_only(cpu, op, size, step, ps if src else 0, pd if dst else 0, n, until_zf)
     else:
-        tlb.accesses += n - 1
-    _adv(r, 7, step * n, amask)
+        nbytes = n * size
+        back = nbytes - size if step < 0 else 0      # first element to the chunk's low end
+        pd -= back
+        if op == "movs":
+            data = _copy(cpu, ps - back, pd, nbytes, size, step)
+            if data is None:
+                tlb.accesses -= 2              # the element path counts them again
+                return 0
+        else:
+            data = (r[0] & ((1 << (8 * size)) - 1)).to_bytes(size, "little") * n
+        if pd + nbytes <= mem.size:
+            cpu.ram[pd:pd + nbytes] = data
+            mem.written(pd, nbytes)
+        elif pd < mem.size:
+            mem.write(pd, data)          # runs off the end of RAM: the bus drops the rest
+    if src:
+        _adv(r, 6, step * n, amask)
+    if dst:
+        _adv(r, 7, step * n, amask)
+    tlb.accesses += (src + dst) * (n - 1)
     r[1] = (r[1] & ~amask & M32) | ((r[1] - n) & amask)
     cpu.cycles += n * cost
     return n
+
+
+def _elements(mem, pa: int, n: int, size: int, step: int) -> list[int]:
+    """The n elements from physical ``pa`` (the first one), in iteration order."""
+    nbytes = n * size
+    lo = pa if step > 0 else pa - nbytes + size
+    raw = mem.read(lo, nbytes)
+    if size == 1:
+        vals = list(raw)
+    else:
+        vals = [int.from_bytes(raw[i:i + size], "little") for i in range(0, nbytes, size)]
+    return vals if step > 0 else vals[::-1]
+
+
+def _read_only(cpu, op: str, size: int, step: int, ps: int, pd: int, n: int,
+               until_zf: bool) -> int:
+    """lods, scas, cmps over up to n elements: how many ran (a compare may end the
+    rep early), with EAX or the flags as the last of them left them."""
+    mem = cpu.mem
+    if op == "lods":
+        last = _elements(mem, ps + step * (n - 1), 1, size, step)[0]
+        O.set_reg(cpu, size * 8, 0, last)
+        return n
+    bits = size * 8
+    b = _elements(mem, pd, n, size, step)
+    if op == "scas":
+        a = [O.get_reg(cpu, bits, 0)] * n
+    else:
+        a = _elements(mem, ps, n, size, step)
+    # repe runs while the elements are equal, repne while they differ.
+    k = next((i for i in range(n) if (a[i] == b[i]) != until_zf), n - 1)
+    cpu.eflags  # noqa: B018 - materialise the old flags before replacing them
+    cpu.fo, cpu.fa, cpu.fb, cpu.fr = op_code(SUB, bits), a[k], b[k], (a[k] - b[k]) & ((1 << bits) - 1)
+    return k + 1
 
 
 def _copy(cpu, ps: int, pd: int, nbytes: int, size: int, step: int) -> bytes | None:
