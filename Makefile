@@ -2,6 +2,8 @@
 #             make run ARGS='32 lguestsim/guest/images/guest.elf shell' gives its shell;
 #             ARGS='--guests=2 --sharenet=/tmp/net 32' two Guests; ARGS=--demo the CPU demo
 # make test   the whole test suite, then the linter
+# make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
+#             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, and lguest's figures
 #             (stdout, benchmarks/out/)
 # make lint   the linter alone
@@ -34,7 +36,7 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test bench lint book lab demo clean
+.PHONY: run test ss386 bench lint book lab demo clean
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -42,6 +44,9 @@ run: $(INSTALL)
 test: $(INSTALL)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(VENV)/bin/ruff check .
+
+ss386: $(INSTALL)
+	SS386_ALL=1 $(PY) -m pytest -q tests/test_singlestep_386.py
 
 bench: $(INSTALL)
 	$(PY) benchmarks/bench_core.py $(ARGS)
