@@ -2,7 +2,10 @@
 #             make run ARGS='32 lguestsim/guest/images/guest.elf shell' gives its shell;
 #             ARGS='--guests=2 --sharenet=/tmp/net 32' two Guests; ARGS=--demo the CPU demo
 # make test   the whole test suite, then the linter
-# make bench  the benchmarks: the core's speed, lguest's figures, DMA vs virtio (stdout, benchmarks/out/)
+# make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
+#             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
+# make bench  the benchmarks: the core's speed, rep strings, stores near code, lguest's
+#             figures, and DMA vs virtio (stdout, benchmarks/out/)
 # make lint   the linter alone
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
@@ -33,7 +36,7 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test bench lint book lab demo clean
+.PHONY: run test ss386 bench lint book lab demo clean
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -42,8 +45,13 @@ test: $(INSTALL)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(VENV)/bin/ruff check .
 
+ss386: $(INSTALL)
+	SS386_ALL=1 $(PY) -m pytest -q tests/test_singlestep_386.py
+
 bench: $(INSTALL)
 	$(PY) benchmarks/bench_core.py $(ARGS)
+	$(PY) benchmarks/bench_strings.py
+	$(PY) benchmarks/bench_smc.py
 	$(PY) benchmarks/bench_lguest.py
 	$(PY) benchmarks/bench_virtio.py
 

@@ -132,10 +132,14 @@ class CPU:
         self.port_in = lambda port, size: (1 << (8 * size)) - 1
         self.port_out = lambda port, size, value: None
         self.on_exception = None            # hook(cpu, vector, error_code) before delivery
+        # A rep string instruction stops between iterations at run()'s deadline
+        # (strings.py); `partial_reps` counts its executions that stopped part-way.
+        self.stop_cycles = 1 << 62
+        self.partial_reps = 0
         self._caches: dict[int, dict[int, Block]] = {}
         self.code_generation = 0            # bumped whenever translations are dropped
         self._page_blocks: dict[int, list] = {}
-        mem.watchers.append(self._memory_written)
+        mem.watch(self._memory_written)     # weakly: a dropped CPU stops watching
         self.reset()
 
     # ------------------------------------------------------------------ reset
@@ -598,9 +602,20 @@ class CPU:
         Also stops (between blocks) with "deadline" once ``cycles`` reaches
         ``deadline``, and with "exit" when EIP reaches ``exit_eip``: the
         address the Host's far call into the Switcher returns to, where no
-        x86 code lives and Python takes over again.
+        x86 code lives and Python takes over again.  A long rep string
+        instruction stops between its iterations at the deadline, and every
+        execution of one that stops part-way counts toward the limit as an
+        instruction would (it is counted in ``instructions`` once, when it
+        completes), so run(n) returns after at most n executions.
         """
-        limit = self.instructions + max_instructions
+        limit = self.instructions + self.partial_reps + max_instructions
+        self.stop_cycles = deadline
+        try:
+            return self._run(limit, deadline)
+        finally:
+            self.stop_cycles = 1 << 62
+
+    def _run(self, limit: int, deadline: int) -> str:
         first = True
         bps = self.breakpoints
         segs = self.sregs
@@ -617,7 +632,7 @@ class CPU:
                     continue
                 if self.halted:
                     return "hlt"
-                if self.instructions >= limit:
+                if self.instructions + self.partial_reps >= limit:
                     return "limit"
                 if bps and not first and (segs[1].base + self.eip) & M32 in bps:
                     return "breakpoint"
@@ -625,7 +640,7 @@ class CPU:
                     self._execute(True)
                     continue
             first = False
-            left = limit - self.instructions
+            left = limit - self.instructions - self.partial_reps
             if left <= 0:
                 return "limit"
             # The fast path: find the block by physical address and call it.

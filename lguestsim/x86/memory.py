@@ -9,6 +9,7 @@ and keep their own books.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 
 
@@ -21,7 +22,9 @@ from collections.abc import Callable
 # setting up a page table.  Such writes go through `write()`, which tells the
 # watchers, and the CPU is one: it throws away any translated code the write
 # landed on (P:029).  The CPU's own fast stores need no watcher, because they
-# never reach a page that holds translated code.
+# never reach a page that holds translated code.  A watcher that is a method
+# is held weakly: the memory must not keep alive every CPU ever attached to
+# it, so a CPU that is dropped stops watching by itself.
 class PhysicalMemory:
     """RAM of ``size`` bytes.  Reads past the end give 0xFF, writes are lost."""
 
@@ -33,11 +36,53 @@ class PhysicalMemory:
         # Views over the same bytes, used by the CPU's aligned fast paths.
         self.m16 = memoryview(self.ram).cast("H")
         self.m32 = memoryview(self.ram).cast("I")
-        self.watchers: list[Callable[[int, int], None]] = []
+        self._watchers: list[Callable[[], Callable[[int, int], None] | None]] = []
+
+    def watch(self, callback: Callable[[int, int], None]) -> None:
+        """Call ``callback(addr, n)`` after every write through this object.
+
+        A bound method is held by a weak reference, so watching does not keep
+        its object alive; a plain function is held until ``unwatch``.
+        """
+        if hasattr(callback, "__self__") and hasattr(callback, "__func__"):
+            ref = weakref.WeakMethod(callback)
+        else:
+            def ref(f=callback):
+                return f
+        # Forget the watchers whose objects are gone, so the list cannot grow.
+        self._watchers = [r for r in self._watchers if r() is not None]
+        self._watchers.append(ref)
+
+    def unwatch(self, callback: Callable[[int, int], None]) -> None:
+        """Stop calling ``callback``; a callback not watching is an error."""
+        for i, ref in enumerate(self._watchers):
+            if ref() == callback:
+                del self._watchers[i]
+                return
+        raise ValueError(f"{callback!r} is not watching this memory")
+
+    @property
+    def watchers(self) -> list[Callable[[int, int], None]]:
+        """The live watchers (those whose objects still exist)."""
+        self._watchers = [ref for ref in self._watchers if ref() is not None]
+        return [f for f in (ref() for ref in self._watchers) if f is not None]
 
     def _notify(self, addr: int, n: int) -> None:
-        for watch in self.watchers:
-            watch(addr, n)
+        dead = False
+        for ref in self._watchers:
+            watch = ref()
+            if watch is None:
+                dead = True
+            else:
+                watch(addr, n)
+        if dead:
+            self._watchers = [ref for ref in self._watchers if ref() is not None]
+
+    def written(self, addr: int, n: int) -> None:
+        """Tell the watchers that ``n`` bytes at ``addr`` were written straight
+        into ``ram`` (the CPU's bulk string stores do this once per page)."""
+        if self._watchers:
+            self._notify(addr, n)
 
     def read(self, addr: int, n: int) -> bytes:
         if 0 <= addr and addr + n <= self.size:

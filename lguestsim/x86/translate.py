@@ -1075,7 +1075,11 @@ def translate(cpu, eip: int, pa: int, limit: int):
     if not cross and fault is None:
         cache = cpu.bcache if limit > 1 else cpu.scache
         cache[pa] = blk
-        cpu._page_blocks.setdefault(page, []).append((cache, pa, pa, pa + off))
+        # A block replacing another at the same address (code reached through
+        # two aliases) replaces its entry too, so the list cannot grow forever.
+        entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != pa]
+        entries.append((cache, pa, pa, pa + off))
+        cpu._page_blocks[page] = entries
         cpu.tlb.protect_code_page(page)
     return blk
 
