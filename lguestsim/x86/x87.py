@@ -288,11 +288,13 @@ def _push(f: FPU, v: int, c: F.Rounding) -> None:
     f.set(0, v)
 
 
-def _load(cpu, f: FPU, form: str, la: int, c: F.Rounding) -> int:
+def _load(cpu, f: FPU, form: str, la: int, c: F.Rounding, operand: bool = False) -> int:
+    """A memory operand as an extended real (``operand``: for arithmetic or a
+    compare, where an SNaN stays signalling until the operation sees it)."""
     if form == "m32":
-        return F.from_memory(_read(cpu, la, 4), F.SINGLE, c)
+        return F.from_memory(_read(cpu, la, 4), F.SINGLE, c, operand)
     if form == "m64":
-        return F.from_memory(_read(cpu, la, 8), F.DOUBLE, c)
+        return F.from_memory(_read(cpu, la, 8), F.DOUBLE, c, operand)
     if form == "m80":
         return _read(cpu, la, 10)
     if form == "bcd":
@@ -444,7 +446,7 @@ def _arith(cpu, f: FPU, insn, form: str, arg, la) -> None:
         else:
             r = _compute(name, f.reg(dst), f.reg(src_i), c)
     else:
-        src = _load(cpu, f, form, la, c)
+        src = _load(cpu, f, form, la, c, operand=True)
         if f.empty(0):
             _underflow(f, c)
             r = F.INDEFINITE
@@ -551,14 +553,14 @@ def _compare(f: FPU, a: int | None, b: int | None, quiet: bool, pops: int,
 
 
 def _com(cpu, f: FPU, insn, form: str, arg, la) -> None:
-    """FCOM/FCOMP with st(i) or memory, FICOM/FICOMP (a memory SNaN or
-    denormal raises its flag as it is loaded)."""
+    """FCOM/FCOMP with st(i) or memory, FICOM/FICOMP (a memory denormal
+    raises DE as it is loaded)."""
     c = f.ctx()
     a = None if f.empty(0) else f.reg(0)
     if form == "st0":
         b = None if f.empty(arg) else f.reg(arg)
     else:
-        b = _load(cpu, f, form, la, c)
+        b = _load(cpu, f, form, la, c, operand=True)
     _compare(f, a, b, False, 1 if insn.fpu[0].startswith("comp") else 0, c)
 
 

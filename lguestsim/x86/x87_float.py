@@ -422,9 +422,10 @@ def round_to_int(x: int, c: Rounding) -> int:
     return from_int(q) | (s << 79)
 
 
-def from_memory(bits: int, fmt: tuple, c: Rounding) -> int:
-    """A single or double real from memory, widened (exact; an SNaN is
-    quietened with IE, a denormal raises DE)."""
+def from_memory(bits: int, fmt: tuple, c: Rounding, keep_snan: bool = False) -> int:
+    """A single or double real from memory, widened (exact; a denormal raises
+    DE).  FLD quietens an SNaN with IE; an arithmetic operand stays an SNaN
+    (``keep_snan``) so that the NaN rules see what it was."""
     p, emin, _, ebits = fmt
     width = ebits + p
     s = bits >> (width - 1)
@@ -434,6 +435,8 @@ def from_memory(bits: int, fmt: tuple, c: Rounding) -> int:
         if frac == 0:
             return pack(s, EXP_MAX, JBIT)
         if not frac >> (p - 2):
+            if keep_snan:
+                return pack(s, EXP_MAX, JBIT | (frac << (64 - p)))
             c.flags |= IE
         return pack(s, EXP_MAX, JBIT | QBIT | (frac << (64 - p)))
     if field == 0:

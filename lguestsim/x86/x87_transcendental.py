@@ -47,7 +47,10 @@ def _ln2(frac: int) -> int:
 
 
 def _atanh_series(z: int, frac: int) -> int:
-    """atanh(z) for fixed-point z, |z| well below 1."""
+    """atanh(z) for fixed-point z, |z| well below 1 (an odd function: the
+    series runs on |z|, so that truncation ends it)."""
+    if z < 0:
+        return -_atanh_series(-z, frac)
     total, term, z2, k = z, z, (z * z) >> frac, 1
     while term:
         term = (term * z2) >> frac
