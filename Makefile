@@ -3,6 +3,8 @@
 # make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
 # make lint   the linter alone
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
+# make x87-corpus  the full x87 differential corpus against unicorn (5,000 random
+#             sequences, a few minutes; make test runs a seeded sample of it) and its figures
 #
 # Each target creates .venv on first use and reinstalls the package there
 # whenever pyproject.toml changes.
@@ -13,7 +15,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench lint book clean
+.PHONY: run test bench lint book clean x87-corpus
 
 run: $(STAMP)
 	$(PY) -m lguestsim $(ARGS)
@@ -31,6 +33,9 @@ lint: $(STAMP)
 
 book: $(STAMP)
 	$(PY) book/build.py
+
+x87-corpus: $(STAMP)
+	cd tests && PYTHONPATH=.. ../$(PY) x87env_unicorn.py 5000
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

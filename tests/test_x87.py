@@ -352,3 +352,22 @@ def test_pseudo_denormal_is_taken_for_its_value():
     env = run("fldt pd\n fadd %st, %st", "pd: .quad 0xa000000000000000\n .word 0")
     assert sw(env) & FLAGS == DE
     assert reg(env) == F.pack(0, 2, 0xA000000000000000)
+
+
+def test_real_mode_environment_layouts():
+    """In real mode the pointers are 20-bit addresses, split as the 387
+    manual's real-mode layouts split them, with the opcode beside them."""
+    from lguestsim.x86 import CPU, PhysicalMemory, x87
+    cpu = CPU(PhysicalMemory(1 << 20))                       # a 386 starts in real mode
+    f = cpu.fpu
+    f.fip, f.fcs, f.fop, f.fdp = 0x1234, 0xF000, 0x5C3, 0x9ABCD
+    f.top, f.tags[7] = 7, 0
+    e16 = struct.unpack("<7H", x87.environment(cpu, f, False))
+    ip = 0xF000 * 16 + 0x1234
+    assert e16[:3] == (0x037F, 0x3800, 0x7FFF)
+    assert e16[3] == ip & 0xFFFF and e16[4] == (ip >> 16) << 12 | 0x5C3
+    assert e16[5] == 0xABCD and e16[6] == 0x9 << 12
+    e32 = struct.unpack("<7I", x87.environment(cpu, f, True))
+    assert e32[3] & 0xFFFF == ip & 0xFFFF and e32[4] == (ip >> 16) << 12 | 0x5C3
+    x87.load_environment(cpu, f, x87.environment(cpu, f, True), True)
+    assert (f.fip, f.fop, f.fdp, f.top) == (ip, 0x5C3, 0x9ABCD, 7)

@@ -217,6 +217,16 @@ class FPU:
 
 # ------------------------------------------------------------ execution
 
+#: P:045 An exception of the 387 is two things: a flag in the status word,
+# which stays set until FNCLEX, and, when its mask bit in the control word is
+# clear, an error the program must hear about.  Masked, the 387 just carries
+# on with a default answer: the real indefinite (a quiet NaN) for an invalid
+# operation, an infinity for a division by zero, a rounded or denormal
+# result.  Unmasked, it leaves the operands alone, sets ES, and waits: the
+# error surfaces at the next FPU instruction that waits for the 387 (every
+# one but the FN control instructions, and WAIT itself), which then faults
+# with #MF before it runs, so the handler sees the state the bad
+# instruction left and FNSTENV's pointers say which one it was.
 def wait(cpu) -> None:
     """What a waiting instruction does first: report a pending unmasked error."""
     f = cpu.fpu
@@ -327,7 +337,7 @@ def _const(cpu, f: FPU, insn, form, arg, la) -> None:
     c = f.ctx()
     s, e, m66 = CONSTANTS[insn.mnemonic]
     if m66:
-        q, _ = F._round_int(0, m66, 2, c)
+        q, _ = F.round_int(0, m66, 2, c)
         v = F.pack(s, e, q) if q >> 64 == 0 else F.pack(s, e + 1, q >> 1)
     else:
         v = 0
@@ -665,8 +675,8 @@ def environment(cpu, f: FPU, op32: bool) -> bytes:
     real = not cpu.protected or cpu.eflags & 0x20000
     cw, sw, tw = f.cw, f.status(), f.tag_word()
     if real:
-        ip = (cpu.sregs[1].base + f.fip) if f.fcs == cpu.sregs[1].selector else f.fip
-        ip, dp = ip & 0xFFFFFFFF, f.fdp
+        # real-mode pointers are addresses: selector * 16 + offset
+        ip, dp = ((f.fcs << 4) + f.fip) & 0xFFFFFFFF, ((f.fds << 4) + f.fdp) & 0xFFFFFFFF
         if op32:
             words = (cw, sw, tw, ip & 0xFFFF, ((ip >> 16) << 12) | f.fop, dp & 0xFFFF,
                      (dp >> 16) << 12)

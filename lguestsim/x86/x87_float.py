@@ -17,6 +17,8 @@ function unit.
 
 from __future__ import annotations
 
+import math
+import struct
 from dataclasses import dataclass
 from math import isqrt
 
@@ -88,10 +90,6 @@ def kind(x: int) -> int:
     return NORMAL
 
 
-def sign(x: int) -> int:
-    return x >> 79
-
-
 def is_nan(k: int) -> bool:
     return k in (QNAN, SNAN)
 
@@ -102,6 +100,17 @@ def exact(x: int) -> tuple[int, int, int]:
     return x >> 79, x & M64, (e or 1) - BIAS - 63
 
 
+#: P:044 Every arithmetic instruction of the 387 ends in the same step:
+# the exact result is rounded once.  Here the exact result is a sign, an
+# integer significand and a power of two; `round_pack` finds where the last
+# kept bit falls (the precision control's 24, 53 or 64 bits below the
+# leading one, but never below the smallest denormal's last bit), rounds
+# there as RC says (to nearest even, down, up or toward zero), and notes
+# whether it rounded up, which the 387 reports in C1.  A result too large
+# becomes an infinity or the largest finite value, again as RC says, with OE;
+# one too small becomes a denormal or zero, with UE if that lost bits.  With
+# those exceptions unmasked the 387 hands the handler the result with its
+# exponent wrapped by 24576 instead, and so does this code.
 def round_pack(s: int, sig: int, e: int, c: Rounding, fmt: tuple | None = None) -> int:
     """Round the exact value (-1)**s * sig * 2**e to the destination and encode it.
 
@@ -119,7 +128,7 @@ def round_pack(s: int, sig: int, e: int, c: Rounding, fmt: tuple | None = None) 
     tiny = msb < emin
     wrap_under = tiny and fmt is None and not c.masks & UE
     lsb = (msb if wrap_under else max(msb, emin)) - (p - 1)
-    q, inexact = _round_int(s, sig, lsb - e, c)
+    q, inexact = round_int(s, sig, lsb - e, c)
     if q >> p:
         q >>= 1
         lsb += 1
@@ -147,8 +156,9 @@ def round_pack(s: int, sig: int, e: int, c: Rounding, fmt: tuple | None = None) 
     return _encode(s, None, q, p, emin, ebits, fmt)
 
 
-def _round_int(s: int, sig: int, shift: int, c: Rounding) -> tuple[int, bool]:
-    """sig >> shift rounded per RC; sets c.up.  Returns (quotient, inexact)."""
+def round_int(s: int, sig: int, shift: int, c: Rounding) -> tuple[int, bool]:
+    """sig >> shift (of sign s) rounded per RC; sets c.up.  Returns (quotient,
+    inexact)."""
     c.up = False
     if shift <= 0:
         return sig << -shift, False
@@ -392,7 +402,7 @@ def to_int(x: int, c: Rounding, bits: int) -> int | None:
     if k == DENORMAL:
         c.flags |= DE
     s, m, e = exact(x)
-    q, inexact = _round_int(s, m, -e, c)
+    q, inexact = round_int(s, m, -e, c)
     v = -q if s else q
     if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
         c.flags |= IE
@@ -414,7 +424,7 @@ def round_to_int(x: int, c: Rounding) -> int:
     s, m, e = exact(x)
     if e >= 0:
         return x
-    q, inexact = _round_int(s, m, -e, c)
+    q, inexact = round_int(s, m, -e, c)
     if inexact:
         c.flags |= PE
     if q == 0:
@@ -541,15 +551,9 @@ def remainder(a: int, b: int, c: Rounding, nearest: bool) -> tuple[int, int | No
     return round_pack(s, rem, e, c), q & 7
 
 
-def classify_bits(x: int) -> tuple[int, int, int]:
-    """(sign, biased exponent, significand) of an extended value."""
-    return x >> 79, (x >> 64) & EXP_MAX, x & M64
-
-
 def to_float(x: int) -> float:
     """The value as a Python float (for display and for the tests; NaN for
     unsupported formats)."""
-    import math
     k = kind(x)
     s = -1.0 if x >> 79 else 1.0
     if k == ZERO:
@@ -567,5 +571,4 @@ def to_float(x: int) -> float:
 
 def from_float(v: float) -> int:
     """A Python float as an extended value (exact)."""
-    import struct
     return from_memory(struct.unpack("<Q", struct.pack("<d", v))[0], DOUBLE, Rounding())

@@ -15,6 +15,7 @@ trigonometric instructions: C2 is set and ST0 is left as it was.
 from __future__ import annotations
 
 from functools import lru_cache
+from math import isqrt
 
 from . import x87_float as F
 
@@ -321,7 +322,7 @@ def fpatan(x: int, y: int, c: F.Rounding):
     t = (a << sh) // b if sh >= 0 else a // (b << -sh)
     one = 1 << frac
     for _ in range(2):                      # atan(t) = 2 atan(t / (1 + sqrt(1 + t*t)))
-        t = (t << frac) // (one + _isqrt((one << frac) + t * t))
+        t = (t << frac) // (one + isqrt((one << frac) + t * t))
     t2 = (t * t) >> frac
     total, term, n = t, t, 1
     while term:
@@ -335,11 +336,6 @@ def fpatan(x: int, y: int, c: F.Rounding):
     if sx:
         angle = pi - angle
     return (_result(sy, angle, frac, c),)
-
-
-def _isqrt(v: int) -> int:
-    from math import isqrt
-    return isqrt(v)
 
 
 FUNCTIONS = {"f2xm1": f2xm1, "fyl2x": fyl2x, "fyl2xp1": fyl2xp1, "fptan": fptan,
