@@ -38,6 +38,12 @@ def test_transcendental_functions(data: st.DataObject) -> None:
     xe87.check_trans(xe87.trans_case(xe87.Picker(draw=data.draw)))
 
 
+@settings(SAMPLE, max_examples=30)
+@given(st.data())
+def test_unmasked_division_by_zero_raises_mf_at_fwait(data: st.DataObject) -> None:
+    xe87.check_unmasked(xe87.unmasked_case(xe87.Picker(draw=data.draw)))
+
+
 def test_the_sanitizer_settles_only_what_qemu_gets_wrong() -> None:
     """An SNaN loaded from a double is replaced (QEMU keeps it signalling);
     the same load of a QNaN is compared."""
