@@ -303,6 +303,9 @@ def test_fprem_condition_codes_and_partial_reduction():
     env = run("fildl b\n fildl a\n fprem", "a: .long 23\n b: .long 4")   # 23 = 5*4 + 3
     assert reg(env) == ext(3.0)
     assert sw(env) & (C0 | C1 | C2 | C3) == C0 | C1              # q = 5 = 101b
+    # FPREM1 rounds the quotient to nearest even when |ST0| < |ST1| too
+    env = run("fildl b\n fildl a\n fprem1", "a: .long -823\n b: .long 1229")
+    assert reg(env) == ext(406.0) and sw(env) & (C0 | C1 | C2 | C3) == C1     # q = -1
     env = run("fld1\n fldt big\n fprem", "big: .quad 0x8000000000000000\n .word 0x4100")
     assert sw(env) & C2                                          # 2**257 mod 1: partial
 
