@@ -820,6 +820,7 @@ def corpus(sequences: int, seed: int = 387) -> int:
     for n in range(sequences):
         p = Picker(rng=rng)
         case = corpus_case(p, n)
+        FIGURES["family: " + case.family.split(":")[0]] += 1
         try:
             CHECKS[case.family.split(":")[0]](case)
         except AssertionError as e:
@@ -829,6 +830,8 @@ def corpus(sequences: int, seed: int = 387) -> int:
     print(f"x87 corpus (seed {seed}): {FIGURES['sequences']} sequences, "
           f"{FIGURES['instructions']} instructions, {FIGURES['agreements']} agreements, "
           f"{FIGURES['mismatched sequences']} mismatched")
+    print("by family: " + ", ".join(f"{k[8:]} {v}" for k, v in sorted(FIGURES.items())
+                                    if k.startswith("family: ")))
     print("mismatches per field: " + ", ".join(
         f"{name} {FIGURES['mismatch: ' + name]}" for name in FIELDS))
     print("instructions settled by the manual's rule instead of unicorn: "
