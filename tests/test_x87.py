@@ -374,3 +374,113 @@ def test_real_mode_environment_layouts():
     assert e32[3] & 0xFFFF == ip & 0xFFFF and e32[4] == (ip >> 16) << 12 | 0x5C3
     x87.load_environment(cpu, f, x87.environment(cpu, f, True), True)
     assert (f.fip, f.fop, f.fdp, f.top) == (ip, 0x5C3, 0x9ABCD, 7)
+
+
+# ------------------------------------------- the functions, to the last bit
+
+def _dec(v: Fraction):
+    from decimal import Decimal
+    return Decimal(v.numerator) / Decimal(v.denominator)
+
+
+def _pi():
+    """pi in decimal, the recipe from Python's decimal documentation."""
+    from decimal import Decimal, getcontext
+    getcontext().prec += 2
+    three = Decimal(3)
+    lasts, t, s, n, na, d, da = 0, three, 3, 1, 0, 0, 24
+    while s != lasts:
+        lasts = s
+        n, na = n + na, na + 8
+        d, da = d + da, da + 32
+        t = (t * n) / d
+        s += t
+    getcontext().prec -= 2
+    return +s
+
+
+def _sin_cos(x):
+    """sin and cos in decimal (the documentation's series, after reducing x)."""
+    from decimal import getcontext
+    two_pi = 2 * _pi()
+    x = x - two_pi * (x / two_pi).to_integral_value()
+    out = []
+    for start in (x, 1):
+        getcontext().prec += 2
+        i, lasts, s, num, fact, sign = (1 if start is x else 0), 0, +start, +start, 1, 1
+        while s != lasts:
+            lasts = s
+            i += 2
+            fact *= i * (i - 1)
+            num *= x * x
+            sign = -sign
+            s += num / fact * sign
+        getcontext().prec -= 2
+        out.append(+s)
+    return out
+
+
+def _within_half_ulp(got: int, want) -> bool:
+    """``got`` (an extended value) is ``want`` (a Decimal) correctly rounded:
+    at most half a unit in its last place away (and a hair, for the
+    reference's own error)."""
+    from decimal import Decimal
+    g = _value(got)
+    _, m, e = F.exact(got)
+    ulp = Fraction(2) ** (m.bit_length() - 1 + e - 63)
+    err = abs(_dec(g) - want)
+    return err <= _dec(ulp) * Decimal("0.50000001")
+
+
+moderate = st.builds(lambda s, e, m: F.pack(s, e, m | F.JBIT), st.integers(0, 1),
+                     st.integers(0x3FFF - 60, 0x3FFF + 18), st.integers(0, (1 << 63) - 1))
+
+
+@given(moderate, moderate, st.sampled_from(("f2xm1", "fyl2x", "fyl2xp1", "fsin", "fcos",
+                                            "fptan")))
+def test_functions_are_correctly_rounded(x: int, y: int, name: str):
+    """Against decimal arithmetic at 110 digits: the functions round to
+    nearest exactly (a real 387 is within about one unit)."""
+    from decimal import localcontext
+
+    from lguestsim.x86 import x87_transcendental as T
+    with localcontext() as ctx:
+        ctx.prec = 110
+        ln2 = ctx.ln(2)
+        vx, vy = _dec(_value(x)), _dec(_value(y))
+        if name == "f2xm1":
+            x = x & ~(0x7FFF << 64) | (min((x >> 64) & 0x7FFF, 0x3FFE) << 64)   # |x| < 1
+            want = ctx.exp(_dec(_value(x)) * ln2) - 1
+            got = T.f2xm1(x, F.Rounding())[0]
+        elif name == "fyl2x":
+            x &= ~F.SIGN
+            want = vy * ctx.ln(_dec(_value(x))) / ln2
+            got = T.fyl2x(x, y, F.Rounding())[0]
+        elif name == "fyl2xp1":
+            x = x & ~(0x7FFF << 64) | (min((x >> 64) & 0x7FFF, 0x3FFD) << 64)   # |x| < 0.5
+            want = vy * ctx.ln(1 + _dec(_value(x))) / ln2
+            got = T.fyl2xp1(x, y, F.Rounding())[0]
+        else:
+            s, c = _sin_cos(vx)
+            want = {"fsin": s, "fcos": c, "fptan": s / c}[name]
+            got = T.FUNCTIONS[name](x, F.Rounding())[0]
+        assert _within_half_ulp(got, want), (name, hex(x), hex(y), got)
+
+
+@given(moderate, moderate)
+def test_fpatan_is_the_angle_of_the_point(x: int, y: int):
+    """tan(FPATAN) = ST1/ST0, in the quadrant of (ST0, ST1)."""
+    from decimal import localcontext
+
+    from lguestsim.x86 import x87_transcendental as T
+    with localcontext() as ctx:
+        ctx.prec = 110
+        r = T.fpatan(x, y, F.Rounding())[0]
+        vx, vy, vr = _value(x), _value(y), _value(r)
+        s, c = _sin_cos(_dec(vr))
+        assert (s >= 0) == (vy >= 0) and (c >= 0) == (vx >= 0)       # the quadrant
+        _, m, e = F.exact(r)
+        ulp = _dec(Fraction(2) ** (m.bit_length() - 1 + e - 63))
+        ratio = _dec(vy / vx)
+        # half an ulp of angle moves the tangent by at most that times 1 + tan**2
+        assert abs(s / c - ratio) <= ulp * (1 + ratio * ratio) * ctx.create_decimal("0.5000001")
