@@ -478,9 +478,10 @@ def test_fpatan_is_the_angle_of_the_point(x: int, y: int):
         r = T.fpatan(x, y, F.Rounding())[0]
         vx, vy, vr = _value(x), _value(y), _value(r)
         s, c = _sin_cos(_dec(vr))
-        assert (s >= 0) == (vy >= 0) and (c >= 0) == (vx >= 0)       # the quadrant
         _, m, e = F.exact(r)
         ulp = _dec(Fraction(2) ** (m.bit_length() - 1 + e - 63))
+        # the quadrant (near pi/2 the rounded angle may fall just across)
+        assert (vr >= 0) == (vy >= 0) and (abs(c) <= ulp or (c >= 0) == (vx >= 0))
         ratio = _dec(vy / vx)
         # half an ulp of angle moves the tangent by at most that times 1 + tan**2
         assert abs(s / c - ratio) <= ulp * (1 + ratio * ratio) * ctx.create_decimal("0.5000001")

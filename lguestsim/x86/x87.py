@@ -94,9 +94,7 @@ _D9 = ("fchs", "fabs", None, None, "ftst", "fxam", None, None,
        "fprem", "fyl2xp1", "fsqrt", "fsincos", "frndint", "fscale", "fsin", "fcos")
 for _rm, _m in enumerate(_D9):
     if _m is not None:
-        _op = "const" if _m.startswith("fld") else _m[1:]
-        _op = _m if _m in ("f2xm1", "fyl2x", "fptan", "fpatan", "fyl2xp1", "fsincos",
-                           "fsin", "fcos") else _op
+        _op = "const" if _m.startswith("fld") else _m if _m in T.FUNCTIONS else _m[1:]
         _t(0xD9, 12 + _rm // 8, _rm % 8, _m, _op)
 _t(0xD9, 10, 0, "fnop", "nop")
 for _rm, _m, _op in ((0, "fneni", "nop"), (1, "fndisi", "nop"), (2, "fnclex", "clex"),
@@ -112,9 +110,10 @@ NO_WAIT_MNEMONICS = {"fneni", "fndisi", "fnsetpm"}
 # memory operand size in bytes, by the part after the colon
 SIZES = {"m32": 4, "m64": 8, "m80": 10, "i16": 2, "i32": 4, "i64": 8, "bcd": 10}
 
-# The constants as the 387 holds them, with 66 bits of significand: rounded
-# to 64 by RC (so FLDPI gives ...C235 rounding to nearest or up, ...C234
-# rounding down or toward zero).
+# The constants as the 387 holds them, with more bits than a register: here
+# 64 bits, a guard bit and a sticky bit (any further bits set), so that RC
+# rounds them as it would the true value (FLDPI gives ...C235 rounding to
+# nearest or up, ...C234 rounding down or toward zero).
 CONSTANTS = {
     "fld1": (0, 0x3FFF, 0x8000000000000000 << 2),
     "fldl2t": (0, 0x4000, 0xD49A784BCD1B8AFE << 2 | 1),

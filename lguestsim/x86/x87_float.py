@@ -399,9 +399,7 @@ def to_int(x: int, c: Rounding, bits: int) -> int | None:
         return None
     if k == ZERO:
         return 0
-    if k == DENORMAL:
-        c.flags |= DE
-    s, m, e = exact(x)
+    s, m, e = exact(x)                # (a denormal source raises no DE here)
     q, inexact = round_int(s, m, -e, c)
     v = -q if s else q
     if not -(1 << (bits - 1)) <= v < (1 << (bits - 1)):
