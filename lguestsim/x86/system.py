@@ -12,7 +12,7 @@ otherwise the block moves EIP past the instruction.
 
 from __future__ import annotations
 
-from . import interrupts, segments, timing, x87
+from . import call_gates, interrupts, paging, segments, v86, x87
 from . import operands as O
 from .decode import Insn
 from .faults import BP, DE, GP, NM, OF, UD, CPUFault
@@ -64,12 +64,14 @@ def privileged(cpu) -> None:
 # it leaves IF alone without a word (`popf()` below), and outside ring 0 it
 # cannot change IOPL at all, so a Guest cannot grant itself the right.
 def iopl_ok(cpu) -> bool:
-    return not cpu.protected or cpu.cpl <= (cpu._ef & IOPL) >> 12
+    """CPL <= IOPL (always in real mode; in virtual-8086 mode, CPL is 3)."""
+    return not cpu.cr0 & 1 or cpu.cpl <= (cpu._ef & IOPL) >> 12
 
 
 def check_io(cpu, port: int, size: int) -> None:
-    """in/out above IOPL: the TSS I/O permission bitmap must allow every byte."""
-    if iopl_ok(cpu):
+    """in/out above IOPL, and always in virtual-8086 mode: the TSS I/O permission
+    bitmap must allow every byte."""
+    if iopl_ok(cpu) and not cpu.v86:
         return
     tr = cpu.tr_cache
     if not tr.valid or tr.limit < 0x67:
@@ -147,9 +149,12 @@ def pop_special(cpu, insn: Insn):
     if op[0] == "s":
         if op[2] == 1:
             raise CPUFault(UD)
+        # (E)SP steps by the stack it was popped from: POP SS through a 16-bit
+        # stack moves SP only, even if the new SS is a 32-bit one.
+        mask = M32 if cpu.sregs[2].big else 0xFFFF
         sel = O.peek(cpu, size) & 0xFFFF
         cpu.load_segment(op[2], sel)
-        O.pop(cpu, size)
+        cpu.r[4] = (cpu.r[4] & ~mask & M32) | ((cpu.r[4] + size) & mask)
         if op[2] == 2:
             cpu.inhibit = True
         return None
@@ -179,67 +184,28 @@ def load_far_pointer(cpu, insn: Insn):
     return None
 
 
-def far_target(cpu, insn: Insn) -> tuple[int, int]:
-    op = insn.operands[0]
-    if op[0] == "p":
-        return op[2], op[3]
-    size = 4 if insn.op32 else 2
-    raw = cpu.read_linear(O.linear(cpu, insn, (size + 2) * 8, False), size + 2)
-    return int.from_bytes(raw[size:], "little"), int.from_bytes(raw[:size], "little")
-
-
-def _enter_code(cpu, sel: int, off: int) -> None:
-    if not cpu.protected:
-        cs = cpu.sregs[1]
-        cpu.set_cs(segments.SegmentCache(sel, sel << 4, cs.limit, cs.access, cs.big), 0)
-        cpu.eip = off
-        return
-    desc = segments.check_code_segment(cpu, sel)
-    if off > desc.limit:
-        raise CPUFault(GP, 0)
-    segments.set_accessed(cpu, sel, desc)
-    cpu.cycles += timing.SEGMENT_LOAD
-    cpu.set_cs(desc.cache((sel & 0xFFFC) | cpu.cpl), cpu.cpl)
-    cpu.eip = off
-
-
 @helper("ljmp")
 def far_jmp(cpu, insn: Insn):
-    sel, off = far_target(cpu, insn)
-    _enter_code(cpu, sel, off & (M32 if insn.op32 else 0xFFFF))
+    call_gates.far_transfer(cpu, insn, call=False)
     return True
 
 
 @helper("lcall")
 def far_call(cpu, insn: Insn):
-    sel, off = far_target(cpu, insn)
-    size = 4 if insn.op32 else 2
-    old_cs, ret = cpu.sregs[1].selector, next_eip(cpu, insn)
-    if cpu.protected:
-        desc = segments.check_code_segment(cpu, sel)
-        if (off & (M32 if insn.op32 else 0xFFFF)) > desc.limit:
-            raise CPUFault(GP, 0)
-    saved = cpu.r[4]
-    O.push(cpu, size, old_cs)
-    try:
-        O.push(cpu, size, ret)
-        _enter_code(cpu, sel, off & (M32 if insn.op32 else 0xFFFF))
-    except CPUFault:
-        cpu.r[4] = saved
-        raise
+    call_gates.far_transfer(cpu, insn, call=True)
     return True
 
 
 @helper("lret")
 def far_ret(cpu, insn: Insn):
     extra = insn.operands[0][2] if insn.operands else 0
-    interrupts.far_return(cpu, insn.op32, False, extra)
+    interrupts.far_return(cpu, insn.op32, False, extra, next_eip(cpu, insn))
     return True
 
 
 @helper("iret", "iretd")
 def iret(cpu, insn: Insn):
-    interrupts.far_return(cpu, insn.op32, True)
+    interrupts.far_return(cpu, insn.op32, True, 0, next_eip(cpu, insn))
     return True
 
 
@@ -323,6 +289,7 @@ def verr_verw(cpu, insn: Insn):
 # -------------------------------------------------------------- interrupts
 @helper("int")
 def int_n(cpu, insn: Insn):
+    v86.sensitive(cpu)     # INT n (not INT3 or INTO) needs IOPL 3 in virtual-8086 mode
     cpu.deliver(insn.operands[0][2], None, return_eip=next_eip(cpu, insn), software=True)
     return True
 
@@ -376,12 +343,13 @@ def sti(cpu, insn: Insn):
 
 @helper("popf", "popfd")
 def popf(cpu, insn: Insn):
+    v86.sensitive(cpu)
     size = 4 if insn.op32 else 2
     new = O.peek(cpu, size)
     O.pop(cpu, size)
     old = cpu.eflags
     changeable = WRITABLE & ~(RF | VM)
-    if cpu.protected and cpu.cpl > 0:
+    if cpu.cr0 & 1 and cpu.cpl > 0:
         changeable &= ~IOPL
         if cpu.cpl > (old & IOPL) >> 12:
             changeable &= ~IF
@@ -536,7 +504,7 @@ def fwait(cpu, insn: Insn):
 # entry, and sets TS during a Guest's run only when the Guest asked for it by
 # hypercall (LHCALL_TS, since `clts` and writes to CR0 are privileged); the
 # #NM that follows goes to the Guest, whose kernel does its own lazy switching
-# between its processes.  x87.py is the 387 itself (P:043); the MMX/SSE
+# between its processes.  x87.py is the 387 itself (P:046); the MMX/SSE
 # opcodes obey TS too, and so does `wait` when CR0.MP is set.
 def fpu(cpu, insn: Insn):
     if cpu.cr0 & 0xC:
@@ -681,6 +649,10 @@ def popa(cpu, insn: Insn):
 
 @helper("enter")
 def enter(cpu, insn: Insn):
+    """ENTER as the SDM and a 386 do it: the frame pointer is the whole ESP for
+    32-bit operands (even on a 16-bit stack, where only SP moves), and the
+    final SS:(E)SP is probed for a write, paging included, before anything
+    changes."""
     size = 4 if insn.op32 else 2
     alloc = insn.operands[0][2]
     level = insn.operands[1][2] & 31
@@ -688,7 +660,7 @@ def enter(cpu, insn: Insn):
     smask = M32 if cpu.sregs[2].big else 0xFFFF
     try:
         O.push(cpu, size, O.get_reg(cpu, size * 8, 5))
-        frame = cpu.r[4] & smask
+        frame = cpu.r[4] if size == 4 else cpu.r[4] & 0xFFFF
         bp = cpu.r[5] & smask
         for _ in range(1, level):
             bp = (bp - size) & smask
@@ -696,7 +668,10 @@ def enter(cpu, insn: Insn):
         if level:
             O.push(cpu, size, frame)
         new_sp = ((cpu.r[4] & smask) - alloc) & smask
-        cpu.seg_lin(2, new_sp, 1, True) if new_sp else None
+        la = cpu.seg_lin(2, new_sp, size, True)
+        paging.translate(cpu, la, True, cpu.cpl == 3)
+        if (la & 0xFFF) + size > 0x1000:
+            paging.translate(cpu, la + size - 1, True, cpu.cpl == 3)
     except CPUFault:
         cpu.r[4], cpu.r[5] = saved_sp, saved_bp
         raise

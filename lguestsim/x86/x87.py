@@ -37,7 +37,7 @@ C0, C1, C2, C3, ES, B = 0x100, 0x200, 0x400, 0x4000, 0x80, 0x8000
 CC = C0 | C1 | C2 | C3
 MF = 16
 
-#: P:043 The 387 is a second processor beside the 386, and its opcode map is
+#: P:046 The 387 is a second processor beside the 386, and its opcode map is
 # the eight escape opcodes D8 to DF: the 386 decodes the ModRM byte (and so
 # any memory operand) and the 387 reads the rest from the reg field, and for
 # a register operand (mod = 11) from the r/m field as well.  One table names
@@ -216,7 +216,7 @@ class FPU:
 
 # ------------------------------------------------------------ execution
 
-#: P:045 An exception of the 387 is two things: a flag in the status word,
+#: P:048 An exception of the 387 is two things: a flag in the status word,
 # which stays set until FNCLEX, and, when its mask bit in the control word is
 # clear, an error the program must hear about.  Masked, the 387 just carries
 # on with a default answer: the real indefinite (a quiet NaN) for an invalid

@@ -100,7 +100,7 @@ def exact(x: int) -> tuple[int, int, int]:
     return x >> 79, x & M64, (e or 1) - BIAS - 63
 
 
-#: P:044 Every arithmetic instruction of the 387 ends in the same step:
+#: P:047 Every arithmetic instruction of the 387 ends in the same step:
 # the exact result is rounded once.  Here the exact result is a sign, an
 # integer significand and a power of two; `round_pack` finds where the last
 # kept bit falls (the precision control's 24, 53 or 64 bits below the
