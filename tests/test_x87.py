@@ -121,6 +121,21 @@ def test_unmasked_overflow_delivers_the_bias_adjusted_result():
     assert reg(env) == F.pack(0, 0x7FF0 * 2 - 0x3FFF - 24576, F.JBIT)
 
 
+def test_unmasked_underflow_delivers_the_bias_adjusted_result():
+    env = run("fldt tiny\n fld %st\n fmulp", "tiny: .quad 0x8000000000000000\n .word 0x0010",
+              cw=0x036F)
+    assert sw(env) & (UE | PE | ES) == UE | ES                  # exact: no PE
+    assert reg(env) == F.pack(0, 2 * (0x10 - 0x3FFF) + 0x3FFF + 24576, F.JBIT)
+
+
+def test_unmasked_invalid_store_writes_nothing_and_does_not_pop():
+    env = run("fldz\n fldz\n fdivrp", cw=0x037E)                 # 0/0, IE unmasked
+    assert sw(env) & (IE | ES) == IE | ES and env.cpu.fpu.top == 6   # not popped
+    env = run("fstpl out", "out: .double 2.5", cw=0x037E)        # from an empty stack
+    assert sw(env) & (IE | SF | ES) == IE | SF | ES and env.cpu.fpu.top == 0
+    assert struct.unpack("<d", env.mem.read(DATA + 0x10, 8))[0] == 2.5   # not stored
+
+
 def test_denormal_operand_flag():
     env = run("flds den", "den: .long 1")
     assert sw(env) & FLAGS == DE
