@@ -13,6 +13,8 @@
 # make demo CHAPTER=switcher
 #             one chapter as a Voila app, for an instructor at a projector: executed,
 #             code hidden, buttons live, nothing fetched from the network (PORT=8866)
+# make x87-corpus  the full x87 differential corpus against unicorn (5,000 random
+#             sequences, a few minutes; make test runs a seeded sample of it) and its figures
 #
 # Each target creates .venv on first use and reinstalls the package there
 # whenever pyproject.toml changes (INSTALL= skips that, VENV= names another venv:
@@ -36,7 +38,7 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test ss386 bench lint book lab demo clean
+.PHONY: run test ss386 bench lint book lab demo clean x87-corpus
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -79,6 +81,9 @@ demo: $(INSTALL)
 	JUPYTER_PATH=$(CURDIR)/book/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
 	    $(VENV)/bin/voila $(NOTEBOOK) --no-browser --Voila.ip=$(IP) \
 	    --port=$(or $(PORT),8866) --template=lguestsim --theme=light
+
+x87-corpus: $(INSTALL)
+	cd tests && PYTHONPATH=$(CURDIR) $(abspath $(PY)) x87env_unicorn.py 5000
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

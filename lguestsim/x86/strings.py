@@ -31,7 +31,7 @@ REP_CAP = 1 << 16
 SIZE = {"b": 1, "w": 2, "d": 4}
 
 
-#: P:047 A rep string instruction can run for a long time: `rep stosb` with
+#: P:049 A rep string instruction can run for a long time: `rep stosb` with
 # ECX at four billion is one instruction.  A 386 does not make the machine
 # wait for it.  Between two iterations it looks for a pending interrupt, and
 # if IF lets one in it stops with EIP still on the instruction and ECX, ESI
@@ -159,7 +159,7 @@ def _seg_ok(cpu, sreg: int, off: int, size: int, write: bool) -> bool:
     return True
 
 
-#: P:048 The bulk path of the rep string instructions (all but the port
+# The bulk path of the rep string instructions (all but the port
 # ones).  Going element by element through the CPU's slow path costs a few
 # microseconds a byte; a page at a time with one slice of the RAM bytearray
 # costs about as much per page.  What makes the shortcut exact is doing, for the chunk's first

@@ -490,6 +490,7 @@ def simd(cpu, insn: Insn):
 def fwait(cpu, insn: Insn):
     if cpu.cr0 & 0xA == 0xA:   # TS and MP
         raise CPUFault(NM)
+    x87.wait(cpu)              # a pending unmasked x87 error is reported here
     return None
 
 
@@ -503,16 +504,14 @@ def fwait(cpu, insn: Insn):
 # entry, and sets TS during a Guest's run only when the Guest asked for it by
 # hypercall (LHCALL_TS, since `clts` and writes to CR0 are privileged); the
 # #NM that follows goes to the Guest, whose kernel does its own lazy switching
-# between its processes.  x87.py holds just the subset this story needs;
-# the MMX/SSE opcodes obey TS too, and so does `wait` when CR0.MP is set.
+# between its processes.  x87.py is the 387 itself (P:046); the MMX/SSE
+# opcodes obey TS too, and so does `wait` when CR0.MP is set.
 def fpu(cpu, insn: Insn):
     if cpu.cr0 & 0xC:
         raise CPUFault(NM)
-    op, rm = insn.fpu
-    if op == "unsupported":
+    if insn.fpu[0] == "unsupported":
         raise CPUFault(UD)
-    la = O.linear(cpu, insn, 8, False) if insn.mem is not None else None
-    x87.execute(cpu, op, rm, la)
+    x87.execute(cpu, insn)
     return None
 
 

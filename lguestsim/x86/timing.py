@@ -78,10 +78,25 @@ BASE = {
     "ltr": 20, "str": 2, "lmsw": 13, "smsw": 2, "lar": 15, "lsl": 15,
     "verr": 11, "verw": 11, "arpl": 9, "bound": 7, "in": 14, "out": 16,
     "sysenter": 20, "sysexit": 20, "ud2": 1, "invd": 4, "wbinvd": 5,
-    # x87 (the subset the core implements)
-    "fninit": 17, "fld1": 4, "fldz": 4, "fld": 3, "fst": 7, "fstp": 7,
-    "fadd": 8, "fsub": 8, "fmul": 16, "fdiv": 73, "fnsave": 154,
-    "frstor": 131, "fnstsw": 3, "fwait": 1, "fnstcw": 3, "fldcw": 4,
+    # the 387, a typical figure per instruction from Intel's 387 DX data
+    # sheet (memory forms: the m32/m64 figure); it ran beside the 386, so
+    # these are slower than the rest of this (486-class) table
+    "fninit": 33, "fnclex": 11, "fldcw": 19, "fnstcw": 15, "fnstsw": 15,
+    "fnstenv": 103, "fldenv": 71, "fnsave": 375, "frstor": 308,
+    "fld": 20, "fst": 44, "fstp": 44, "fstpnce": 44, "fild": 50, "fist": 82, "fistp": 82,
+    "fbld": 270, "fbstp": 520, "fxch": 18, "ffree": 18, "ffreep": 18,
+    "fld1": 24, "fldz": 20, "fldpi": 40, "fldl2t": 40, "fldl2e": 40, "fldlg2": 41,
+    "fldln2": 41,
+    "fadd": 23, "faddp": 23, "fsub": 26, "fsubp": 26, "fsubr": 26, "fsubrp": 26,
+    "fmul": 29, "fmulp": 29, "fdiv": 88, "fdivp": 88, "fdivr": 88, "fdivrp": 88,
+    "fiadd": 71, "fisub": 71, "fisubr": 71, "fimul": 76, "fidiv": 136, "fidivr": 136,
+    "fcom": 24, "fcomp": 26, "fcompp": 26, "fucom": 24, "fucomp": 26, "fucompp": 26,
+    "ficom": 71, "ficomp": 71, "ftst": 28, "fxam": 30,
+    "fchs": 24, "fabs": 22, "fsqrt": 122, "frndint": 66, "fscale": 67, "fxtract": 70,
+    "fprem": 74, "fprem1": 95, "fdecstp": 22, "fincstp": 21, "fnop": 12,
+    "fneni": 12, "fndisi": 12, "fnsetpm": 12,
+    "f2xm1": 211, "fyl2x": 120, "fyl2xp1": 257, "fptan": 191, "fpatan": 314,
+    "fsin": 122, "fcos": 123, "fsincos": 194,
 }
 
 
