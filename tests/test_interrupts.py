@@ -805,6 +805,153 @@ def test_benign_then_contributory_is_serial():
     assert env.cpu.last_exception == (xe.NP, xe.BP * 8 + 2)   # INT3: EXT = 0
 
 
+# INT n refused by its gate is the instruction's own fault, not a second
+# exception: #GP/#NP(n*8+2), EXT clear, for every n, the exception vectors
+# included (SDM vol. 2, INT n; issue 10).
+@pytest.mark.parametrize("vector", [0, 1, 6, 8, 10, 11, 12, 13, 14, 17, 0x20, 0xFF])
+def test_int_n_through_dpl0_gate_from_ring1_is_gp(vector):
+    env = Env()
+    cpu = env.cpu
+    env.enter_ring(1)
+    env.code(INT(vector))
+    env.step()
+    at_handler(env, xe.GP)
+    assert cpu.shutdown is None
+    assert cpu.last_exception == (xe.GP, vector * 8 + 2)
+    assert env.stack(2) == [vector * 8 + 2, CODE]
+
+
+def test_int_14_from_ring1_reaches_the_gp_handler_with_0x72():
+    env = Env()
+    cpu = env.cpu
+    env.enter_ring(1)
+    env.code(INT(14))
+    assert cpu.run(1) == "limit"
+    at_handler(env, xe.GP)
+    assert cpu.last_exception == (xe.GP, 0x72)
+    assert cpu.cpl == 0 and cpu.esp == ESP0 - 24
+
+
+@pytest.mark.parametrize("vector", [8, 10, 13, 14])
+def test_int_n_to_not_present_exception_gate_is_np(vector):
+    env = Env()
+    env.set_gate(vector, present=False)
+    env.code(INT(vector))
+    env.step()
+    at_handler(env, xe.NP)
+    assert env.cpu.shutdown is None
+    assert env.cpu.last_exception == (xe.NP, vector * 8 + 2)
+
+
+def test_int_14_beyond_idt_limit_is_gp_not_double():
+    env = Env()
+    env.cpu.idtr = (xe.IDT_BASE, 14 * 8 - 1)     # the #GP gate (13) still fits
+    env.code(INT(14))
+    env.step()
+    at_handler(env, xe.GP)
+    assert env.cpu.last_exception == (xe.GP, 14 * 8 + 2)
+
+
+def test_int_8_through_an_entry_that_is_not_a_gate_is_gp():
+    env = Env()
+    env.mem.write(xe.IDT_BASE + 8 * 8, bytes(8))
+    env.code(INT(8))
+    env.step()
+    at_handler(env, xe.GP)
+    assert env.cpu.last_exception == (xe.GP, 8 * 8 + 2)
+
+
+def test_int_8_at_ring0_runs_the_df_handler_without_error_code():
+    env = Env()
+    env.code(INT(8))
+    env.step()
+    at_handler(env, xe.DF_VEC)
+    assert env.cpu.last_exception == (xe.DF_VEC, None)
+    assert env.cpu.esp == RING0_ESP - 12
+
+
+def test_int_8_whose_gate_faults_then_gp_gate_faults_is_double_not_triple():
+    """int $8 refused (#GP, the first exception), then the #GP gate is not
+    present (#NP): contributory after contributory, a #DF, not a shutdown."""
+    env = Env()
+    env.set_gate(xe.GP, present=False)
+    env.enter_ring(1)
+    env.code(INT(8))
+    env.step()
+    at_handler(env, xe.DF_VEC)
+    assert env.cpu.last_exception == (xe.DF_VEC, 0)
+
+
+def test_external_interrupt_is_benign_even_on_vector_14():
+    """A hardware interrupt on vector 14 whose gate is not present: the #NP
+    follows serially (EXT set), no #DF."""
+    env = Env()
+    env.set_gate(14, present=False)
+    env.code(NOP)
+    env.cpu.eflags = 0x2 | IF
+    env.cpu.raise_interrupt(14)
+    env.step()
+    at_handler(env, xe.NP)
+    assert env.cpu.last_exception == (xe.NP, 14 * 8 + 3)
+
+
+@pytest.mark.parametrize("first,second,double", [
+    ("ts", "gp", True), ("np", "gp", True), ("ss", "np", True), ("gp", "ts", True),
+    ("de", "gp", True), ("pf", "gp", True), ("pf", "pf", True),
+    ("gp", "pf", False), ("ud", "gp", False), ("ud", "pf", False), ("bp", "gp", False),
+])
+def test_double_fault_pairs(first, second, double):
+    """Each class of pair, SDM vol. 3 table 6-5: the first exception raised by
+    a ring-3 instruction, the second by its delivery to ring 0 (a not-present
+    gate for #NP, a gate to a data segment for #GP, an unmapped ring-0 stack
+    for #PF, a code segment as ss0 for #TS).  #DF goes to ring 1."""
+    env = Env(paging=True)
+    cpu = env.cpu
+    vectors = {"ts": xe.TS, "np": xe.NP, "ss": xe.SS_VEC, "gp": xe.GP, "de": xe.DE,
+               "pf": xe.PF_VEC, "ud": xe.UD, "bp": xe.BP}
+    first_vec = vectors[first]
+    env.set_gdt(12, xe.data_segment(3, present=False))          # selector 0x63
+    env.set_gdt(13, xe.data_segment(3, limit=0xFF, g=False))    # selector 0x6B
+    mov_eax = b"\xb8"
+    code = {"gp": HLT, "de": DIV_ECX, "ud": UD2, "bp": INT3,
+            "np": mov_eax + (0x63).to_bytes(4, "little") + MOV_DS_EAX,
+            "ss": mov_eax + (0x6B).to_bytes(4, "little") + MOV_SS_EAX
+            + b"\xbc\0\x10\0\0" + b"\x50",                       # mov esp,0x1000; push
+            "pf": b"\xa1" + (0x300000).to_bytes(4, "little"),
+            "ts": INT(0x40)}[first]
+    if first == "bp":
+        env.set_gate(xe.BP, dpl=3)
+    if first == "ts":    # int 0x40 to a ring-2 handler whose ss2 is a code segment
+        env.set_gate(0x40, sel=xe.CS2, dpl=3)
+        env.set_tss(ss2=CS0)
+    env.pt.unmap(0x300000)
+    env.set_gate(xe.DF_VEC, sel=CS1)
+    env.enter_ring(3)
+    env.code(code)
+    if second == "gp":
+        env.set_gate(first_vec, sel=DS0)
+    elif second == "np":
+        env.set_gate(first_vec, present=False)
+    elif second == "ts":
+        env.set_tss(ss0=CS0)
+    elif second == "pf":
+        env.pt.unmap(ESP0 - 4)
+        if first != "pf":
+            env.set_gate(xe.PF_VEC, sel=CS1)     # its own stack (ring 1) is mapped
+    for _ in range(4):
+        env.step()
+        if cpu.last_exception is not None:
+            break
+    assert cpu.shutdown is None
+    if double:
+        at_handler(env, xe.DF_VEC)
+        assert cpu.last_exception == (xe.DF_VEC, 0)
+        assert cpu.cpl == 1 and env.stack(1) == [0]
+    else:
+        at_handler(env, vectors[second])
+        assert cpu.last_exception[0] == vectors[second]
+
+
 def test_triple_fault_stops_the_cpu():
     env = Env()
     cpu = env.cpu

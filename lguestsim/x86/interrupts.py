@@ -43,7 +43,12 @@ def _is_double(first: int, second: int) -> bool:
 # page faults.  A contributory fault while delivering a contributory one, or
 # a contributory fault or page fault while delivering a page fault, becomes
 # a double fault, vector 8; other pairs are simply handled one after the
-# other.  A fault while delivering the double fault is a triple fault: the
+# other.  The classes belong to exceptions only: an `int n` (or `int3`,
+# `into`) whose gate refuses it has simply faulted, like any instruction, and
+# an external interrupt counts as benign, so `int $14` from ring 1 through a
+# DPL 0 gate is a plain #GP(14*8+2), never a double fault, and `int $8` is
+# not a double fault being delivered.  A fault while delivering the real
+# double fault is a triple fault: the
 # CPU shuts down (`cpu.shutdown`) and `run()` returns "triple-fault".  A real
 # PC resets at that point, so lguest's Switcher must never let it happen
 # while a Guest's tables are loaded; if a broken Switcher does it anyway,
@@ -52,6 +57,7 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
                       software: bool = False, external: bool = False) -> None:
     """Deliver an exception or interrupt, applying the double/triple fault rules."""
     first = vector
+    exception = not software and not external
     if return_eip is None:
         return_eip = cpu.eip
     try:
@@ -59,11 +65,11 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
         return
     except CPUFault as f:
         second = f
-    if first == DF:
+    if exception and first == DF:
         raise TripleFault(f"fault {second} while delivering #DF")
     # The second fault belongs to the instruction (or interrupted instruction)
     # at cpu.eip, not to the return address a software interrupt would push.
-    if _is_double(first, second.vector):
+    if exception and _is_double(first, second.vector):
         try:
             _deliver(cpu, DF, 0, cpu.eip, False, False)
         except CPUFault as third:

@@ -12,7 +12,7 @@ otherwise the block moves EIP past the instruction.
 
 from __future__ import annotations
 
-from . import interrupts, segments, timing, x87
+from . import interrupts, paging, segments, timing, x87
 from . import operands as O
 from .decode import Insn
 from .faults import BP, DE, GP, NM, OF, UD, CPUFault
@@ -147,9 +147,12 @@ def pop_special(cpu, insn: Insn):
     if op[0] == "s":
         if op[2] == 1:
             raise CPUFault(UD)
+        # (E)SP steps by the stack it was popped from: POP SS through a 16-bit
+        # stack moves SP only, even if the new SS is a 32-bit one.
+        mask = M32 if cpu.sregs[2].big else 0xFFFF
         sel = O.peek(cpu, size) & 0xFFFF
         cpu.load_segment(op[2], sel)
-        O.pop(cpu, size)
+        cpu.r[4] = (cpu.r[4] & ~mask & M32) | ((cpu.r[4] + size) & mask)
         if op[2] == 2:
             cpu.inhibit = True
         return None
@@ -682,6 +685,10 @@ def popa(cpu, insn: Insn):
 
 @helper("enter")
 def enter(cpu, insn: Insn):
+    """ENTER as the SDM and a 386 do it: the frame pointer is the whole ESP for
+    32-bit operands (even on a 16-bit stack, where only SP moves), and the
+    final SS:(E)SP is probed for a write, paging included, before anything
+    changes."""
     size = 4 if insn.op32 else 2
     alloc = insn.operands[0][2]
     level = insn.operands[1][2] & 31
@@ -689,7 +696,7 @@ def enter(cpu, insn: Insn):
     smask = M32 if cpu.sregs[2].big else 0xFFFF
     try:
         O.push(cpu, size, O.get_reg(cpu, size * 8, 5))
-        frame = cpu.r[4] & smask
+        frame = cpu.r[4] if size == 4 else cpu.r[4] & 0xFFFF
         bp = cpu.r[5] & smask
         for _ in range(1, level):
             bp = (bp - size) & smask
@@ -697,7 +704,10 @@ def enter(cpu, insn: Insn):
         if level:
             O.push(cpu, size, frame)
         new_sp = ((cpu.r[4] & smask) - alloc) & smask
-        cpu.seg_lin(2, new_sp, 1, True) if new_sp else None
+        la = cpu.seg_lin(2, new_sp, size, True)
+        paging.translate(cpu, la, True, cpu.cpl == 3)
+        if (la & 0xFFF) + size > 0x1000:
+            paging.translate(cpu, la + size - 1, True, cpu.cpl == 3)
     except CPUFault:
         cpu.r[4], cpu.r[5] = saved_sp, saved_bp
         raise
