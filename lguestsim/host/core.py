@@ -375,10 +375,11 @@ class Host:
     #: H:015 The Host's page allocator, standing in for the kernel's
     # `get_zeroed_page()`: a list of free frames between 1 MiB and 16 MiB,
     # handed out zeroed.  Shadow page tables and regs pages come from here.
-    # When it runs dry the caller gets `None` and must cope (initialize fails
-    # with ENOMEM).
+    # When it runs dry, a shadow page table is taken back from the Guest
+    # holding most (H:457); only if no Guest has one to spare does the caller
+    # get `None` and must cope (initialize fails with ENOMEM).
     def alloc_page(self) -> int | None:
-        if not self.free_frames:
+        if not self.free_frames and not self.page_tables.reclaim_from_hoarder():
             return None
         page = self.free_frames.pop()
         self.mem.fill(page, PAGE_SIZE)
