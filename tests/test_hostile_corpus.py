@@ -1,0 +1,43 @@
+"""The hostile-Guest corpus: each case runs beside a neighbour that must not notice.
+
+tests/hostile.py holds the corpus and the harness.  The normal suite runs
+every case of the small categories and a seeded sample of the large ones
+(``int n`` from ring 1 and 3, a fault at each Switcher instruction and in
+each trap stub); ``make hostile`` runs all of them and prints the report.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hostile import CORPUS, category, judge, run_case, sample
+
+from lguestsim.host import HOST_AREA, Host
+from lguestsim.machine import Machine
+
+PER_CATEGORY = 24
+NAMES = sample(sorted(CORPUS), PER_CATEGORY)
+
+
+def test_the_corpus_has_every_category_and_over_200_cases():
+    counts = Counter(category(n) for n in CORPUS)
+    assert set(counts) == {"hypercall", "int-ring1", "int-ring3", "int-ring3-handler",
+                           "switcher", "switcher-stub", "hoarder", "gdt"}
+    assert counts["int-ring1"] == counts["int-ring3"] == 256
+    assert counts["switcher-stub"] > 2 * 256          # every instruction of every stub
+    assert sum(counts.values()) >= 200
+    assert len(NAMES) >= 150
+
+
+@pytest.fixture(scope="module")
+def quota() -> int:
+    return Host(Machine(HOST_AREA + (1 << 20))).page_tables.quota
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hostile_guest_hurts_no_neighbour(name, quota):
+    case = CORPUS[name]
+    outcome = run_case(case)
+    problems = judge(case, outcome, quota)
+    assert not problems, problems
