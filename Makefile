@@ -2,6 +2,8 @@
 # make test   the whole test suite, then the linter
 # make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
 # make lint   the linter alone
+# make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
+#             a neighbour) and its report; `make test` runs a seeded sample of each category
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
 #
 # Each target creates .venv on first use and reinstalls the package there
@@ -13,7 +15,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ARGS   ?=
 
-.PHONY: run test bench lint book clean
+.PHONY: run test bench lint book hostile clean
 
 run: $(STAMP)
 	$(PY) -m lguestsim $(ARGS)
@@ -25,6 +27,10 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_core.py $(ARGS)
 	$(PY) benchmarks/bench_lguest.py
+	$(PY) benchmarks/bench_host.py
+
+hostile: $(STAMP)
+	PYTHONPATH=tests $(PY) tests/hostile.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

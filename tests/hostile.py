@@ -583,6 +583,8 @@ def judge(case: Case, outcome: Outcome, quota: int | None = None) -> list[str]:
         problems.append(f"hostile Guest: {outcome.hostile!r}, wanted {case.reason!r}...")
     if outcome.injected != len(case.inject):
         problems.append(f"injected {outcome.injected} of {len(case.inject)} faults")
+    elif case.inject and not outcome.notes["switch failures"]:
+        problems.append(f"a fault in the Switcher went unnoticed: {outcome.hostile!r}")
     if quota is not None and outcome.notes["hostile shadow"]["peak"] > quota:
         problems.append(f"hostile held {outcome.notes['hostile shadow']['peak']} frames")
     for reason, out in outcome.notes.get("extra guests", []):
@@ -610,6 +612,7 @@ def main(argv: list[str]) -> int:
         except Exception:                              # a Host traceback
             row[2] += 1
             failures.append((name, traceback.format_exc()))
+            print(f"FAILED {name}: {failures[-1][1]}", flush=True)
             continue
         problems = judge(CORPUS[name], outcome, quota)
         row[1] += any(p.startswith("neighbour hurt") for p in problems)
@@ -617,6 +620,7 @@ def main(argv: list[str]) -> int:
         row[4] += bool(problems)
         if problems:
             failures.append((name, "; ".join(problems)))
+            print(f"FAILED {name}: {failures[-1][1]}", flush=True)
     took = time.time() - start
     print(f"{'category':20} {'cases':>6} {'hurt':>5} {'tracebacks':>10} {'changed':>8} "
           f"{'failed':>7}")
@@ -624,9 +628,7 @@ def main(argv: list[str]) -> int:
         print(f"{cat:20} {n:6} {hurt:5} {tb:10} {changed:8} {failed:7}")
     total = [sum(col) for col in zip(*stats.values(), strict=True)]
     print(f"{'total':20} {total[0]:6} {total[1]:5} {total[2]:10} {total[3]:8} {total[4]:7}")
-    print(f"run time {took:.1f} s")
-    for name, why in failures:
-        print(f"FAILED {name}: {why}")
+    print(f"run time {took:.1f} s, {len(failures)} failed")
     return 1 if failures else 0
 
 

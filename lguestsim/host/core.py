@@ -486,6 +486,7 @@ class Host:
         regs_page = self.alloc_page()
         if regs_page is None:
             raise OSError(errno.ENOMEM, "no memory for the regs page")
+        self.recovery.arm(regs_page)
         lg = Lguest(guestid=self.next_guestid, mem_base=process.base, pfn_limit=pfn_limit,
                     page_offset=page_offset, regs_page=regs_page,
                     regs=GuestRegs(self.mem, regs_page + REGS_OFFSET), launcher=process)

@@ -23,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import switcher as switcher_mod
-from .lg import GDT_ENTRIES, GDT_ENTRY_TSS, PAGE_SIZE, Lguest, kill_guest
+from .lg import GDT_ENTRIES, GDT_ENTRY_TSS, PAGE_SIZE, REGS_OFFSET, Lguest, kill_guest
 
 # A 32-bit TSS descriptor's type byte (P=1, DPL 0, type 9 or 11) and its busy bit.
 TSS_BUSY = 0x02
+# What lies just below struct lguest_regs in every regs page (S:019).
+CANARY = b"\xa5\x5a" * 32
 
 
 #: S:017 What the Guests share and no Guest owns, as (name, address, length)
@@ -34,8 +36,9 @@ TSS_BUSY = 0x02
 # tables that map it at 0xFFC00000, and this CPU's pair of pages.  A few words
 # in there belong to whichever Guest last ran and are rewritten before every
 # entry (the Guest's regs page in the Switcher's page table, `esp1` and
-# `ss1`, the copies of its IDT and GDT, the Host stack pointer the Switcher
-# saves): `PER_GUEST` lists them, so that a snapshot can leave them out.
+# `ss1`, the copies of its IDT and GDT, and the Host's cr3 and stack pointer
+# for the way back): `per_guest()` lists them, so that a snapshot can leave
+# them out.
 @dataclass(frozen=True)
 class SharedRegion:
     name: str
@@ -66,7 +69,8 @@ def per_guest(core) -> dict[str, list[tuple[int, int]]]:
                  if i not in (core.GDT_ENTRY_LGUEST_CS, core.GDT_ENTRY_LGUEST_DS, GDT_ENTRY_TSS)]
     return {
         "Guests' Switcher page table": [(4 * switcher_mod.TEXT_PAGES, 4)],
-        "per-CPU read-only page": [(core.RO_HOST_SP, 4), (core.RO_GUEST_TSS + 4, 8),
+        "per-CPU read-only page": [(core.RO_HOST_CR3, 4), (core.RO_HOST_SP, 4),
+                                   (core.RO_GUEST_TSS + 12, 8),
                                    (core.RO_GUEST_IDT, 256 * 8), *guest_gdt],
     }
 
@@ -116,8 +120,13 @@ class Recovery:
     # from the Guest?  The processor pushes the interrupted code segment, and
     # a Guest runs in ring 1 or 3, never 0: a frame whose `cs` has privilege
     # level 0 was pushed by a fault inside the Switcher itself, and so is a
-    # trap number above 255 (256 is what enter_guest() wrote).  These are a
-    # dozen comparisons, cheap enough for every trip.
+    # trap number above 255 (256 is what enter_guest() wrote).  A frame can
+    # also be pushed twice, by a fault in a trap stub or just before the
+    # Switcher's `iret`: the second lands below the first, and the Switcher
+    # then saves the registers below `struct lguest_regs`.  So the 64 bytes
+    # under it hold a canary, written when the regs page is made (`arm()`),
+    # and a changed canary is a failed switch too.  These are a dozen
+    # comparisons, cheap enough for every trip.
     def check(self, lg: Lguest) -> str | None:
         """Why the trip that just ended did not return cleanly, or None if it did."""
         core, cpu, mem = self.core, self.cpu, self.mem
@@ -137,7 +146,13 @@ class Recovery:
         trapnum = regs.trapnum
         if trapnum > 255 or regs.cs & 3 == 0:
             return f"trap {trapnum} inside the Switcher at {regs.eip:#x}"
+        if mem.read(lg.regs_page + REGS_OFFSET - len(CANARY), len(CANARY)) != CANARY:
+            return "the Switcher faulted and saved registers below struct lguest_regs"
         return None
+
+    def arm(self, regs_page: int) -> None:
+        """Write the canary under struct lguest_regs in a new regs page."""
+        self.mem.write(regs_page + REGS_OFFSET - len(CANARY), CANARY)
 
     #: S:020 The way back from a failed switch.  The Guest whose trip it
     # was dies, with the reason.  Every shared byte is written back from the

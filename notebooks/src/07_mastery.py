@@ -10,7 +10,9 @@
 # 2. **the asynchronous hypercall ring**: batching hypercalls so that many
 #    cost one trip;
 # 3. **the shadow page-directory cache**: how many address spaces the Host
-#    keeps shadows for, and what a miss costs.
+#    keeps shadows for, and what a miss costs;
+#
+# and then looks at a fourth, a check lguest 2.6.23 left out.
 #
 # Times are in cycles of the simulated machine (1 cycle = 1 ns here).  The
 # Switcher and the Guest are counted instruction by instruction; the Host's
@@ -266,6 +268,38 @@ display(Chart(bar_chart(cost, "Cycles for the whole loop", "cycles")))
 one = spaces(4, 0)
 measure(one)
 TimelineView(one, last=12, kinds=("hypercall", "pagefault"))
+
+# %% [markdown]
+# ## 4. What the 2.6.23 GDT rules let through
+#
+# The Guest hands the Host its whole GDT (LHCALL_LOAD_GDT), and lguest 2.6.23
+# checked it lightly: every entry the Guest wrote was kept, except the four the
+# Host owns; a privilege level of 0 was raised to 1, and bit 8 of the high
+# word was set everywhere, meant as the "accessed" bit of a segment.  Nothing
+# looked at the S bit, which tells a segment from a *system* descriptor.  On
+# the processors lguest ran on, with Linux's paravirt Guests, no one tried.
+# But every 386 also has call gates, task gates and hardware task switches,
+# and with those the same rules would have opened ring 0 to the Guest:
+#
+# - **A TSS descriptor.**  Type 9 survives the "accessed" bit unchanged, and
+#   with DPL 1 the Guest may `ljmp` to it from ring 1.  A task switch loads
+#   every register from the TSS, which the Guest wrote in its own memory,
+#   including `cs`.  Naming entry 10, the Switcher's ring-0 code segment,
+#   which every Guest GDT holds, starts the Guest's code in ring 0.
+# - **A task gate** (type 5, also unchanged) leads to the same task switch,
+#   from a `ljmp` or `lcall` through it.
+# - **A 16-bit call gate** (type 4) turns into type 5 when bit 8 is set: a
+#   task gate, with the result above.  A 32-bit call gate (type 12) turns
+#   into 13, which is reserved, and would only fault.  An LDT descriptor
+#   (type 2) becomes a busy 16-bit TSS.
+# - A call gate that did survive would name its target segment itself; with
+#   entry 10 there, a far call from ring 1 enters ring 0 at an address the
+#   Guest chose, on the stack the TSS gives ring 0: the end of the regs page.
+#
+# lguestsim's Host refuses them all: a present system descriptor anywhere in
+# the Guest's GDT, or in the three TLS entries, kills the Guest, and one that
+# is not present is emptied (H:612).  The hostile corpus tries each type at
+# DPL 0, 1 and 3 beside a neighbour Guest.
 
 # %% [markdown]
 # ## Your turn
