@@ -292,6 +292,15 @@ SURVIVED = """
 survived: .asciz "survived"
 """
 
+REFUSED = """
+        testl %eax, %eax
+        jnz 1f
+        HCALL 2, refused-PO
+1:      HCALL 2, bound-PO
+refused: .asciz "refused"
+bound:  .asciz "bound"
+"""
+
 # Bad hypercall arguments (these were tests/test_host_hostile.py's list).
 HYPERCALLS = {
     "init_outside_memory": ("HCALL 1, 0x800c00", "bad guest page 0x800c00"),
@@ -322,6 +331,11 @@ HYPERCALLS = {
                                   "movl %eax, 0xffc01000",
                                   "attempt to access switcher pages"),
     "cli_without_handler": ("HCALL 1, lguest_data-PO\ncli", "unhandled trap 13 at"),
+    # A receive array a sender would have to search: too long, or past its memory.
+    "bind_huge_dma_array": ("HCALL 1, lguest_data-PO\nHCALL 12, 0x1000, lguest_data-PO, "
+                            "0xffffff01" + REFUSED, "CRASH: refused"),
+    "bind_dma_array_past_memory": ("HCALL 1, lguest_data-PO\nHCALL 12, 0x1000, 0x800c00, "
+                                   "0x00002001" + REFUSED, "CRASH: refused"),
     "hypercall_storm_flush_all": ("""HCALL 1, lguest_data-PO
         movl $3000, %esi
 1:      HCALL 5, 1
