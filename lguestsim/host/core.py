@@ -238,7 +238,7 @@ class Host:
         self.default_idt = []
         self._init_host_world()
         self._map_switcher()
-        self.recovery = Recovery(self, _core())
+        self.recovery = Recovery(self)
 
     # -- the Host's own world
     #: H:005 Everything a Linux Host would already have when lguest loads:
@@ -247,9 +247,10 @@ class Host:
     # "handler": by then the Python Host has done the real work) and whose
     # exception vectors (0 to 31) lead to a `hlt`: an exception in the Host's
     # own world can only come from a broken world switch, and Linux would
-    # oops; the CPU stops and the Host recovers (S:015).  Then a TSS with the Host's kernel
-    # stack, and page tables mapping all RAM one-to-one with 4 MiB pages plus
-    # the Switcher's last 4 MiB.  The CPU is then put in that world, in ring 0.
+    # oops; the CPU stops and the Host recovers (S:015).  Then a TSS with the
+    # Host's kernel stack, and page tables mapping all RAM one-to-one with
+    # 4 MiB pages plus the Switcher's last 4 MiB.  The CPU is then put in that
+    # world, in ring 0 (`load_host_context()`, which recovery uses too).
     # Note that cr4 has PSE but not PGE: lguest's init turned global pages off,
     # because a global Host mapping would survive the Switcher's change of cr3
     # and show up inside the Guest.
@@ -666,7 +667,7 @@ class Host:
             if cpu.cpl != 0:
                 return "deadline"
             why = cpu.step()
-            if why is not None and not (why == "hlt" and cpu.pending and cpu.eflags & 0x200):
+            if why is not None:
                 return why
         return "stuck in ring 0"
 
@@ -844,8 +845,3 @@ class Host:
                         (0xE4, 0xE5, 0xEC, 0xED) else "out", eip=eip)
         return True
 
-
-def _core():
-    """This module, for recovery.py to read the Host's addresses from."""
-    import sys
-    return sys.modules[__name__]

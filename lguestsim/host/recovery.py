@@ -78,7 +78,9 @@ def per_guest(core) -> dict[str, list[tuple[int, int]]]:
 class Recovery:
     """The image of the Host's shared state, the check after each trip, and the way back."""
 
-    def __init__(self, host, core) -> None:
+    def __init__(self, host) -> None:
+        # The Host's addresses; core.py imports this module, so not at the top.
+        from . import core
         self.host, self.core = host, core
         self.mem, self.cpu = host.mem, host.cpu
         self.regions = shared_regions(core)
