@@ -139,7 +139,22 @@ def photograph(host, lg) -> dict[str, object]:
                 parts[f"neighbour shadow page table {i}/{j}"] = mem.read(pde & ~0xFFF, 4096)
     for name, raw in host.recovery.shared_state().items():
         parts[f"shared: {name}"] = raw
+    parts["the CPU's Host context"] = host_context(host.cpu)
     return parts
+
+
+def host_context(cpu) -> tuple:
+    """The CPU's system state as the Host runs between trips.  %ss is compared by
+    what it is (a flat ring-0 data segment), not by its selector: a trip leaves it
+    on LGUEST_DS, from the Guest's TSS, where the Host began on KERNEL_DS."""
+    segs = tuple((s.selector, s.base, s.limit, s.access, s.big, s.gran)
+                 for name, s in zip(("es", "cs", "ss", "ds", "fs", "gs"), cpu.sregs, strict=True)
+                 if name != "ss")
+    ss = cpu.sregs[2]
+    return (cpu.cr0, cpu.cr3, cpu.cr4, cpu.gdtr, cpu.idtr, cpu.tr, cpu.ldtr, cpu.cpl,
+            cpu.esp, cpu.eflags, cpu.halted, cpu.shutdown, tuple(cpu.pending),
+            tuple(sorted(cpu.msr.items())), segs, (ss.base, ss.limit, ss.access, ss.big),
+            cpu.eip, cpu.exit_eip)
 
 
 # -- provoking the Switcher
