@@ -29,6 +29,7 @@ from .lg import GDT_ENTRIES, GDT_ENTRY_TSS, PAGE_SIZE, REGS_OFFSET, Lguest, kill
 TSS_BUSY = 0x02
 # What lies just below struct lguest_regs in every regs page (S:019).
 CANARY = b"\xa5\x5a" * 32
+HOST_VIEW_OF_REGS = "per-CPU regs page (Host's view)"
 
 
 #: S:017 What the Guests share and no Guest owns, as (name, address, length)
@@ -58,7 +59,7 @@ def shared_regions(core) -> list[SharedRegion]:
         SharedRegion("Host's Switcher page table", core.HOST_SWITCHER_PTE, PAGE_SIZE),
         SharedRegion("Guests' Switcher page table", core.GUEST_SWITCHER_PTE, PAGE_SIZE),
         SharedRegion("Switcher code", core.SWITCHER_PHYS, text),
-        SharedRegion("per-CPU regs page (Host's view)", core.PERCPU_REGS, PAGE_SIZE),
+        SharedRegion(HOST_VIEW_OF_REGS, core.PERCPU_REGS, PAGE_SIZE),
         SharedRegion("per-CPU read-only page", core.PERCPU_RO, PAGE_SIZE),
     ]
 
@@ -127,8 +128,11 @@ class Recovery:
     # Switcher's `iret`: the second lands below the first, and the Switcher
     # then saves the registers below `struct lguest_regs`.  So the 64 bytes
     # under it hold a canary, written when the regs page is made (`arm()`),
-    # and a changed canary is a failed switch too.  These are a dozen
-    # comparisons, cheap enough for every trip.
+    # and a changed canary is a failed switch too.  A fault taken between the
+    # Switcher's load of the Host's cr3 and of the Host's IDT goes through the
+    # Guest's IDT to a stub, which pushes through the Host's mapping of the
+    # regs slot: that page, which nothing else ever writes, must be as at
+    # start-up.  These are a dozen comparisons, cheap enough for every trip.
     def check(self, lg: Lguest) -> str | None:
         """Why the trip that just ended did not return cleanly, or None if it did."""
         core, cpu, mem = self.core, self.cpu, self.mem
@@ -150,6 +154,8 @@ class Recovery:
             return f"trap {trapnum} inside the Switcher at {regs.eip:#x}"
         if mem.read(lg.regs_page + REGS_OFFSET - len(CANARY), len(CANARY)) != CANARY:
             return "the Switcher faulted and saved registers below struct lguest_regs"
+        if mem.read(core.PERCPU_REGS, PAGE_SIZE) != self.image[HOST_VIEW_OF_REGS]:
+            return "the Switcher faulted after loading the Host's page tables"
         return None
 
     def arm(self, regs_page: int) -> None:
