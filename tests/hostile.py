@@ -211,7 +211,7 @@ class Injector:
 
 
 # -- running
-def run_hostile(dev, limit: int = 400) -> str | None:
+def run_hostile(dev, limit: int = 100) -> str | None:
     """read() the hostile Guest until it dies (its reason) or sleeps for good (None)."""
     sleeps = 0
     for _ in range(limit):
@@ -360,9 +360,21 @@ HYPERCALLS = {
                             "0xffffff01" + REFUSED, "CRASH: refused"),
     "bind_dma_array_past_memory": ("HCALL 1, lguest_data-PO\nHCALL 12, 0x1000, 0x800c00, "
                                    "0x00002001" + REFUSED, "CRASH: refused"),
+    # 3,000 FLUSH_TLB(1), 60 a trip through the asynchronous ring: each must
+    # cost the Host what the Guest's shadows hold, not four whole directories.
     "hypercall_storm_flush_all": ("""HCALL 1, lguest_data-PO
-        movl $3000, %esi
-1:      HCALL 5, 1
+        HCALL 7, 0x69, 0xc0100000, 1       # a stack to pin again after each flush
+        movl $50, %esi
+1:      xorl %ecx, %ecx
+2:      movl %ecx, %eax
+        shll $4, %eax
+        movl $5, lguest_data+84(%eax)
+        movl $1, lguest_data+88(%eax)
+        movb $0, lguest_data+20(%ecx)
+        incl %ecx
+        cmpl $60, %ecx
+        jne 2b
+        HCALL 0
         decl %esi
         jnz 1b
         HCALL 2, m-PO
