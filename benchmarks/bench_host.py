@@ -61,23 +61,24 @@ stack:  .fill 4096, 1, 0
 stack_top:
 """
 
-# 50 batches of 60: each writes 60 calls into the ring of struct lguest_data
-# (status at +20, one byte a slot; the calls at +84, 16 bytes a slot) and
-# traps once with FLUSH_ASYNC so the Host drains them.
+# 50 batches of 60: each writes 60 calls into the ring of struct lguest_data,
+# going round its 64 slots (status at +20, one byte a slot; the calls at +84,
+# 16 bytes a slot), and traps once with FLUSH_ASYNC so the Host drains them.
 ASYNC = """
         movl $stack_top, %esp
         HCALL 1, lguest_data-PO
         HCALL 7, 0x69, stack_top, 1
+        xorl %edi, %edi                    # the ring's next slot, round and round
         movl $50, %esi
-1:      xorl %ecx, %ecx
-2:      movl %ecx, %eax
+1:      movl $60, %ecx
+2:      movl %edi, %eax
         shll $4, %eax
         movl $5, lguest_data+84(%eax)      # FLUSH_TLB
         movl $1, lguest_data+88(%eax)      # (1): kernel mappings too
-        movb $0, lguest_data+20(%ecx)      # the slot waits
-        incl %ecx
-        cmpl $60, %ecx
-        jne 2b
+        movb $0, lguest_data+20(%edi)      # the slot waits
+        incl %edi
+        andl $63, %edi
+        loop 2b
         HCALL 0
         decl %esi
         jnz 1b

@@ -364,16 +364,17 @@ HYPERCALLS = {
     # cost the Host what the Guest's shadows hold, not four whole directories.
     "hypercall_storm_flush_all": ("""HCALL 1, lguest_data-PO
         HCALL 7, 0x69, 0xc0100000, 1       # a stack to pin again after each flush
+        xorl %edi, %edi                    # the ring's next slot, round and round
         movl $50, %esi
-1:      xorl %ecx, %ecx
-2:      movl %ecx, %eax
+1:      movl $60, %ecx
+2:      movl %edi, %eax
         shll $4, %eax
-        movl $5, lguest_data+84(%eax)
-        movl $1, lguest_data+88(%eax)
-        movb $0, lguest_data+20(%ecx)
-        incl %ecx
-        cmpl $60, %ecx
-        jne 2b
+        movl $5, lguest_data+84(%eax)      # FLUSH_TLB
+        movl $1, lguest_data+88(%eax)      # (1): kernel mappings too
+        movb $0, lguest_data+20(%edi)      # the slot waits
+        incl %edi
+        andl $63, %edi
+        loop 2b
         HCALL 0
         decl %esi
         jnz 1b
