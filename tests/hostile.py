@@ -522,7 +522,8 @@ def _int_case(ring: int, n: int, handler: bool) -> Case:
 
 def switcher_instructions() -> list[tuple[str, int]]:
     """Every instruction of switch_to_guest, return_to_host, deliver_to_host and
-    handle_nmi, as (symbol+offset, address), by decoding the shipped bytes."""
+    handle_nmi (the unnamed exit after it), as (symbol+offset, address), by
+    decoding the shipped bytes."""
     from lguestsim import switcher as switcher_mod
     from lguestsim.x86.decode import decode
     sw = switcher_mod.load()
@@ -534,13 +535,15 @@ def switcher_instructions() -> list[tuple[str, int]]:
               ("deliver_to_host", at["trap_stubs"])]
     out = []
     for name, end in pieces:
-        addr = at[name]
+        addr = start = at[name]
         while addr < end:
             insn = decode(sw.code[addr - base:addr - base + 16], addr)
-            out.append((f"{name}+{addr - at[name]:#x}", addr))
+            out.append((f"{name}+{addr - start:#x}", addr))
             addr += insn.length
-            if name == "deliver_to_host" and insn.opcode == 0xCF:
-                break                      # handle_nmi's iret; alignment padding follows
+            if name == "deliver_to_host" and insn.mnemonic.startswith("jmp"):
+                name, start = "handle_nmi", addr      # the NMI's exit follows
+            elif insn.opcode == 0xCF and name == "handle_nmi":
+                break                      # its iret; alignment padding follows
     return out
 
 
@@ -574,9 +577,11 @@ def build_corpus() -> dict[str, Case]:
     for n in list(range(64)) + [0x80]:
         corpus[f"int-ring3-handler/{n:#04x}"] = _int_case(3, n, True)
     for where, addr in switcher_instructions():
+        # handle_nmi runs only for an NMI: give the spinning Guest one first.
+        first = [("spin", 2, None)] if where.startswith("handle_nmi") else []
         for vector, error in ((13, 0), (14, 0)):
             corpus[f"switcher/{where}/#{'GP' if vector == 13 else 'PF'}"] = \
-                Case(SPINNER, "", inject=[(addr, vector, error)])
+                Case(SPINNER, "", inject=first + [(addr, vector, error)])
     for v in range(256):
         for i, addr in enumerate(stub_instructions(v)):
             corpus[f"switcher-stub/{v:#04x}+{i}/#GP"] = Case(
