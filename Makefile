@@ -1,42 +1,81 @@
-# make run    run the Launcher: make run ARGS='16 vmlinux' (ARGS=--demo: the CPU demo)
+# make run    run the Launcher: with no ARGS it boots the shipped Guest (32 MiB);
+#             make run ARGS='32 lguestsim/guest/images/guest.elf shell' gives its shell;
+#             ARGS='--guests=2 --sharenet=/tmp/net 32' two Guests; ARGS=--demo the CPU demo
 # make test   the whole test suite, then the linter
 # make bench  the benchmarks: the core's speed, and lguest's figures (stdout, benchmarks/out/)
 # make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
 #             a neighbour) and its report; `make test` runs a seeded sample of each category
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
+# make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
+#             browser is started, so it works on a server (PORT=8888, IP=127.0.0.1)
+# make demo CHAPTER=switcher
+#             one chapter as a Voila app, for an instructor at a projector: executed,
+#             code hidden, buttons live, nothing fetched from the network (PORT=8866)
 #
 # Each target creates .venv on first use and reinstalls the package there
-# whenever pyproject.toml changes.
+# whenever pyproject.toml changes (INSTALL= skips that, VENV= names another venv:
+# the front-end tests run `make lab` and `make demo` that way, in the test's venv).
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+INSTALL ?= $(STAMP)
 ARGS   ?=
+IP     ?= 127.0.0.1
+CHAPTER ?= switcher
+# The chapters are notebooks/NN_<chapter>.ipynb.
+CHAPTERS := $(patsubst notebooks/%.ipynb,%,$(wildcard notebooks/[0-9][0-9]_*.ipynb))
+NOTEBOOK := $(wildcard notebooks/[0-9][0-9]_$(CHAPTER).ipynb)
+# Jupyter's network look-ups (news, update checks, the extension manager's
+# PyPI searches) are off: the front ends must work without the Internet.
+OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
+           --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate
+# Jupyter refuses to run as root unless told; CI's container is root.
+ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test bench lint book hostile clean
+.PHONY: run test bench lint book hostile lab demo clean
 
-run: $(STAMP)
+run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(INSTALL)
+	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(VENV)/bin/ruff check .
 
-bench: $(STAMP)
+bench: $(INSTALL)
 	$(PY) benchmarks/bench_core.py $(ARGS)
 	$(PY) benchmarks/bench_lguest.py
 	$(PY) benchmarks/bench_host.py
 
-hostile: $(STAMP)
+hostile: $(INSTALL)
 	PYTHONPATH=tests $(PY) tests/hostile.py
 
-lint: $(STAMP)
+lint: $(INSTALL)
 	$(VENV)/bin/ruff check .
 
-book: $(STAMP)
+book: $(INSTALL)
 	$(PY) book/build.py
+
+# JupyterLab listens on IP only (localhost by default) and keeps Jupyter's
+# random token, printed in the URL: a notebook server runs any code it is
+# sent, and on a shared machine every local user can reach localhost.
+lab: $(INSTALL)
+	$(VENV)/bin/jupyter lab --no-browser --ip=$(IP) --port=$(or $(PORT),8888) \
+	    --ServerApp.root_dir=notebooks $(OFFLINE) $(ROOT_OK)
+
+# Voila runs the chapter's notebook when the page is opened and shows its
+# output and widgets, not its code. It listens on localhost with no token, so
+# the projector's browser needs nothing but the printed URL. The template
+# (book/jupyter/voila/templates/lguestsim) is voila's own without the
+# Font Awesome it fetches from a CDN.
+demo: $(INSTALL)
+	@test -n "$(NOTEBOOK)" || { echo "make demo: no chapter '$(CHAPTER)';" \
+	    "CHAPTER= one of: $(foreach c,$(CHAPTERS),$(word 2,$(subst _, ,$(c))))" >&2; exit 2; }
+	JUPYTER_PATH=$(CURDIR)/book/jupyter$(if $(JUPYTER_PATH),:$(JUPYTER_PATH)) \
+	    $(VENV)/bin/voila $(NOTEBOOK) --no-browser --Voila.ip=$(IP) \
+	    --port=$(or $(PORT),8866) --template=lguestsim --theme=light
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

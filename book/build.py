@@ -12,6 +12,12 @@ Nothing is fetched while reading: the widget JavaScript (``@jupyter-widgets/
 html-manager`` and ``requirejs``) is installed from the npm registry at
 build time (``book/package.json``) and copied into the book's ``_static``.
 
+Every name in the code pages and the source pages that lguestsim defines
+links to its definition (``book/identifiers.py``), and every file that
+defines one gets a source page. All the pages share one stylesheet,
+``_static/book.css``. The notebook pages are a static snapshot: their buttons
+are drawn disabled, and a note says to run ``make lab`` to use them.
+
 ``make book`` runs ``python book/build.py``.  Executed notebooks are cached
 in ``book/_build/cache`` under a hash of the notebook and of every file of
 ``lguestsim/``, so a rebuild with nothing changed skips execution.
@@ -20,6 +26,7 @@ in ``book/_build/cache`` under a hash of the notebook and of every file of
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import html
 import json
@@ -42,6 +49,7 @@ BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
 sys.path.insert(0, str(BOOK))
 sys.path.insert(0, str(ROOT / "notebooks"))
+import identifiers  # noqa: E402
 import make_notebooks  # noqa: E402
 import passages  # noqa: E402
 import topics  # noqa: E402
@@ -55,6 +63,8 @@ CHAPTERS = [("P", "preparation"), ("G", "guest"), ("D", "drivers"), ("L", "launc
 # What the pages load, relative to the book's root, and where npm puts it.
 STATIC_JS = {"_static/require.js": "requirejs/require.js",
              "_static/html-manager": "@jupyter-widgets/html-manager/dist"}
+# The one stylesheet of every page, relative to the book's root.
+STYLESHEET = "_static/book.css"
 
 
 class BuildError(Exception):
@@ -100,8 +110,16 @@ def source_hash(notebook: Path) -> str:
 
 
 def execute(notebook: Path, log) -> nbformat.NotebookNode:
-    """The notebook executed, from the cache when nothing it depends on changed."""
+    """The notebook executed, from the cache when nothing it depends on changed.
+
+    The kernel talks to the build over Unix sockets in a private directory
+    (the IPC transport), not over TCP on localhost, where ipykernel warns
+    that anyone on the machine could listen; it is shut down after its run.
+    """
+    import tempfile
+
     import nbclient
+    from jupyter_client.manager import KernelManager
     CACHE.mkdir(parents=True, exist_ok=True)
     cached, key_file = CACHE / notebook.name, CACHE / (notebook.stem + ".key")
     key = source_hash(notebook)
@@ -109,14 +127,20 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
         log(f"  {notebook.name}: unchanged, executed copy reused")
         return nbformat.read(cached, as_version=4)
     nb = nbformat.read(notebook, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     store_widget_state=True,
-                                     resources={"metadata": {"path": str(notebook.parent)}})
     start = time.perf_counter()
-    try:
-        client.execute()
-    except nbclient.exceptions.CellExecutionError as err:
-        raise BuildError(f"{notebook.name} failed to execute:\n{err}") from None
+    with tempfile.TemporaryDirectory(prefix="lguestbook-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc",
+                           ip=str(Path(sockets) / "kernel"))
+        client = nbclient.NotebookClient(nb, km=km, timeout=600, kernel_name="python3",
+                                         store_widget_state=True,
+                                         resources={"metadata": {"path": str(notebook.parent)}})
+        try:
+            client.execute()
+        except nbclient.exceptions.CellExecutionError as err:
+            raise BuildError(f"{notebook.name} failed to execute:\n{err}") from None
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel()
     log(f"  {notebook.name}: executed in {time.perf_counter() - start:.1f} s")
     nbformat.write(nb, cached)
     key_file.write_text(key)
@@ -190,6 +214,10 @@ tr.untold td { color: #999; }
 .coverage { font: bold 16px sans-serif; }
 .bar { background: #ddd; width: 20rem; height: .8rem; display: inline-block; }
 .bar span { background: #4a7; height: 100%; display: block; }
+p.snapshot { font: 14px sans-serif; background: #fff8e0; border: 1px solid #e6d48a;
+  padding: .5rem .8rem; border-radius: 3px; }
+.highlight a.def { color: inherit; text-decoration: underline dotted #99a; }
+.highlight a.def:hover { text-decoration: underline solid; }
 """
 
 
@@ -215,28 +243,65 @@ def pager(here: Page, all_pages: list[Page]) -> str:
     return f'<div class="lgbook-pager">{prev}{nxt}</div>'
 
 
+def write_stylesheet(out: Path) -> None:
+    """The stylesheet every page links: the book's look and pygments' colours."""
+    css = out / STYLESHEET
+    css.parent.mkdir(parents=True, exist_ok=True)
+    css.write_text(BOOK_CSS + HtmlFormatter().get_style_defs(".highlight") + "\n",
+                   encoding="utf-8")
+
+
 def plain_page(title: str, body: str, here: Page, all_pages: list[Page],
                prefix: str = "") -> str:
     """A page of the book that is not a notebook."""
-    css = BOOK_CSS + HtmlFormatter().get_style_defs(".highlight")
     side = nav(here, all_pages).replace('href="', f'href="{prefix}')
     top = pager(here, all_pages).replace('href="', f'href="{prefix}') \
         if here in all_pages else ""
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f'<title>{html.escape(title)}</title><style>{css}</style></head>'
+            f'<title>{html.escape(title)}</title>'
+            f'<link rel="stylesheet" href="{prefix}{STYLESHEET}"></head>'
             f'<body class="lgbook">{side}<div class="lgbook-main">{top}{body}{top}</div>'
             f'</body></html>')
 
 
 # --- notebook pages -----------------------------------------------------------
 
+SNAPSHOT_NOTE = ("This page is a static snapshot: the views show the machine as it stood "
+                 "when the notebook ran, and the buttons are disabled. To step it yourself, "
+                 "run <code>make lab</code> and open this chapter there{demo}.")
+DEMO_NOTE = " (or <code>make demo CHAPTER={chapter}</code> for its live version alone)"
+SNAPSHOT_TOOLTIP = "static snapshot: run `make lab` to use the buttons"
+
+
+def freeze_buttons(nb) -> int:
+    """Draw every button of the stored widget state disabled, saying why; returns how many.
+
+    The book has no kernel behind it, so a button would do nothing and not
+    say so.
+    """
+    state = nb.metadata.get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    count = 0
+    for model in state.values():
+        if model.get("model_name") == "ButtonModel":
+            model["state"]["disabled"] = True
+            model["state"]["tooltip"] = SNAPSHOT_TOOLTIP
+            count += 1
+    return count
+
+
 def render_notebook(nb, here: Page, all_pages: list[Page]) -> str:
     from nbconvert import HTMLExporter
+    nb = copy.deepcopy(nb)
+    buttons = freeze_buttons(nb)
+    demo = DEMO_NOTE.format(chapter=here.file.removesuffix(".html")) \
+        if here.kind == "notebook" else ""
     exporter = HTMLExporter(template_name="lguestbook", extra_template_basedirs=[str(TEMPLATES)],
                             require_js_url="_static/require.js",
                             widget_renderer_url="_static/html-manager/embed-amd.js")
     resources = {
-        "book_css": BOOK_CSS,
+        "book_stylesheet": STYLESHEET,
+        "book_note": SNAPSHOT_NOTE.format(demo=demo) if buttons else "",
         "book_nav": nav(here, all_pages),
         "book_pager": pager(here, all_pages),
         "metadata": {"name": here.title},
@@ -251,13 +316,20 @@ def source_link(path: str, line: int) -> str:
     return f"src/{path}.html#L-{line}"
 
 
+@lru_cache(maxsize=1)
+def definitions() -> identifiers.Index:
+    """Where every name of the package is defined, found once per build."""
+    return identifiers.build_index(ROOT)
+
+
 def render_passage(p: passages.Passage) -> str:
     prose = mistune.html(p.prose)
     code = ""
     if p.code:
         lexer = get_lexer_by_name(p.language)
         fmt = HtmlFormatter(linenos="inline", linenostart=p.code_line)
-        code = highlight("\n".join(p.code) + "\n", lexer, fmt)
+        code = identifiers.link_names(highlight("\n".join(p.code) + "\n", lexer, fmt), p.path,
+                                      definitions(), source_link)
     return (f'<section class="passage" id="{p.chapter}-{p.number:03d}" data-tag="{p.tag}">'
             f'<a class="tag" href="{source_link(p.path, p.line)}">{p.tag}</a>'
             f'<span class="where">{html.escape(p.path)}:{p.line}</span>'
@@ -286,8 +358,9 @@ def render_source(path: str, here: Page, all_pages: list[Page]) -> str:
     lexer = get_lexer_by_name({".py": "python", ".S": "gas"}.get(Path(path).suffix, "c"))
     fmt = HtmlFormatter(linenos="table", lineanchors="L", anchorlinenos=True)
     depth = "../" * (path.count("/") + 1)
-    body = f'<h1><code>{html.escape(path)}</code></h1><div class="source">' \
-           f'{highlight(text, lexer, fmt)}</div>'
+    code = identifiers.link_names(highlight(text, lexer, fmt), path, definitions(),
+                                  lambda p, line: depth + source_link(p, line))
+    body = f'<h1><code>{html.escape(path)}</code></h1><div class="source">{code}</div>'
     return plain_page(path, body, here, all_pages, prefix=depth)
 
 
@@ -327,6 +400,7 @@ def build(out: Path = OUT, log=print) -> dict:
     all_pages = pages()
     out.mkdir(parents=True, exist_ok=True)
     install_js(out, log)
+    write_stylesheet(out)
 
     notebooks = {name: path for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
                  for name in [path.stem.split("_", 1)[1]]}
@@ -353,7 +427,9 @@ def build(out: Path = OUT, log=print) -> dict:
         if page.kind != "topics":         # the topics page links its tags itself
             text = link_tags(text, tag_pages)
         (out / page.file).write_text(text, encoding="utf-8")
-    sources = sorted({p.path for found in chapters.values() for p in found})
+    # Every file a passage is in, or a name links to.
+    sources = sorted({p.path for found in chapters.values() for p in found}
+                     | definitions().files())
     for path in sources:
         target = out / "src" / f"{path}.html"
         target.parent.mkdir(parents=True, exist_ok=True)

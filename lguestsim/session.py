@@ -5,12 +5,9 @@ A ``Session`` boots one or more Guests on a fresh Host -- the shipped teaching
 Guest, any image the Launcher can load, or a few lines of assembly -- and then
 moves through their life one *step* at a time:
 
-* a step of the CPU: one instruction (Switcher or Guest), or the delivery of
-  one exception or interrupt, exactly ``cpu.step()``;
-* a step of the Host: everything the Host (and, when a read() of /dev/lguest
-  returns, the Launcher) does in Python between two trips into the Guest --
-  ``leave_guest``, the hypercall or the page fault, interrupts, ``enter_guest``
-  -- done at once, as it would be by the real Host with the Guest stopped.
+a step of the CPU (one instruction, or one exception or interrupt delivered)
+or a step of the Host (all it does in Python between two trips into the
+Guest); lguestsim.world owns the machine and that stepping rule.
 
 On top of stepping: ``step_to(kind)`` for the next trace event of a kind
 (world switch, trap, hypercall, interrupt, page fault, DMA, kill, timer),
@@ -25,394 +22,45 @@ last *milestone* before it -- a step whose instruction count and cycle count
 were recorded on the way forward -- then one step at a time.  Nothing is
 copied, so Python generators (the Host's ``guest_steps``) are no obstacle.
 
-Being exact at both speeds needs one rule, which this module owns: when the
-Host's clock is looked at while a Guest runs.  The Host's timer interrupt
-preempts a Guest only once the clock has passed a deadline; the session looks
-at the clock after every ``CHECK_EVERY`` instructions executed in a trip
-(once no deliverable interrupt is waiting), never in between.  ``cpu.run(n)``
-stops at exactly such points, so a replay at full speed passes through the
-same states as stepping.
+The replay is exact because the world steps by one rule at both speeds
+(see lguestsim.world).
 """
 
 from __future__ import annotations
 
-import errno
-import struct
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from . import asm
-from .host import HOST_AREA, LHREQ_INITIALIZE, Host
+from .host import Host
 from .host.core import HOST_IRQ_HANDLER, HOST_RETURN, SWITCHER_ADDR
-from .host.io import Dma
-from .host.lg import LHREQ_BREAK, Lguest
+from .host.lg import Lguest
 from .machine import Machine
-from .symbols import Symbols, guest_symbols, program_symbols, switcher_symbols
+from .pagewalk import guest_walk, read_code, walk_both
+from .symbols import Symbols, switcher_symbols
 from .trace import KINDS, Event, Trace
+from .world import (  # noqa: F401  (re-exported: what to boot, and the world's parts)
+    CHECK_EVERY,
+    FINISHED,
+    MIB,
+    PAGE,
+    ConsoleLog,
+    ImageGuest,
+    Run,
+    TinyGuest,
+    World,
+    shared_key,
+)
 from .x86 import CPU, PhysicalMemory
+from .x86.disasm import disassemble
 
-MIB = 1 << 20
-PAGE = 4096
-CHECK_EVERY = 1024          # instructions between two looks at the Host's clock in a trip
 MILESTONE_EVERY = 2048      # steps between two recorded milestones
-IF = 0x200
 M32 = 0xFFFFFFFF
-HOST_STEP, CPU_STEP, FINISHED = "host", "cpu", "finished"
 
 
 class SessionError(RuntimeError):
     """Something a session cannot do (a bad target, a replay that diverged)."""
 
-
-# ---------------------------------------------------------------------------
-# What to boot.
-
-@dataclass(frozen=True)
-class ImageGuest:
-    """A Guest kernel image the Launcher loads (None: the shipped teaching Guest)."""
-
-    image: str | Path | None = None
-    mem_mb: int = 32
-    cmdline: tuple[str, ...] = ()
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class TinyGuest:
-    """A few lines of assembly run as a Guest kernel (see ``lguestsim.asm.tiny_guest``).
-
-    ``share``: the page just above the Guest's RAM is the machine's shared
-    page (as two Launchers mapping one file), so that Guests can send each
-    other DMA through a key there: ``SHARED_KEY(mem)``.
-    """
-
-    source: str
-    mem: int = 8 * MIB
-    share: bool = False
-    name: str | None = None
-
-
-def shared_key(mem: int = 8 * MIB) -> int:
-    """The DMA key in the shared page of a TinyGuest with ``mem`` bytes of RAM."""
-    return mem + 8
-
-
-class ConsoleLog:
-    """Where a Guest's console output goes: text, with the cycle each piece came at."""
-
-    def __init__(self, clock: Callable[[], int]) -> None:
-        self.clock = clock
-        self.chunks: list[tuple[int, str]] = []
-
-    def write(self, text: str) -> int:
-        self.chunks.append((self.clock(), text))
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    @property
-    def text(self) -> str:
-        return "".join(t for _, t in self.chunks)
-
-
-@dataclass
-class Run:
-    """One Launcher process and its Guest, inside a world."""
-
-    index: int
-    name: str
-    spec: ImageGuest | TinyGuest
-    process: object
-    dev: object
-    symbols: Symbols | None
-    page_offset: int
-    console: ConsoleLog
-    layout: object = None              # the Launcher's GuestLayout (image Guests)
-    program: asm.Program | None = None  # tiny Guests
-    outputs: list[tuple[int, bytes]] = field(default_factory=list)   # (key, bytes) sent out
-    reads: int = 0
-    ended: str | None = None            # why this Launcher stopped (dead Guest, or it gave up)
-
-    @property
-    def lg(self) -> Lguest | None:
-        return self.dev.lg
-
-    @property
-    def guestid(self) -> int:
-        return self.lg.guestid
-
-    @property
-    def runnable(self) -> bool:
-        return self.ended is None
-
-
-# ---------------------------------------------------------------------------
-# A world: machine, Host, Launchers, and the stepping rule.
-
-class World:
-    """Everything one simulation holds; built afresh for every replay."""
-
-    def __init__(self, specs: tuple, direct_traps: bool = True, seed: int = 0,
-                 pgdir_cache: int | None = None) -> None:
-        sizes = 0
-        for spec in specs:
-            if isinstance(spec, ImageGuest):
-                sizes += spec.mem_mb * MIB + 2 * MIB
-            else:
-                sizes += spec.mem + 2 * PAGE
-        self.machine = Machine(HOST_AREA + sizes + 2 * MIB)
-        self.cpu = self.machine.cpu
-        self.host = Host(self.machine, direct_traps=direct_traps, seed=seed)
-        self.mem = self.machine.mem
-        self.shared = None
-        if any(isinstance(s, TinyGuest) and s.share for s in specs):
-            self.shared = self.host.new_shared_memory(PAGE)
-        self.runs: list[Run] = []
-        for i, spec in enumerate(specs):
-            run = self._make_run(i, spec)
-            if pgdir_cache is not None:
-                lg = run.lg
-                lg.pgdirs = (lg.pgdirs + [None] * pgdir_cache)[:max(1, pgdir_cache)]
-            self.runs.append(run)
-        self.current = 0
-        self.gen = None
-        self.steps = 0
-        self.next_check = CHECK_EVERY
-        self.finished = False
-        self.idle_reads = 0
-        self.launcher_log: list[tuple[int, int, str]] = []     # (cycle, guest index, what)
-        self.events_seen = 0
-        self.wanted: frozenset[str] = frozenset()
-        self.wanted_guest: int | None = None
-        self.wanted_match: Callable[[Event], bool] | None = None
-        self.hit: Event | None = None
-        self.host.trace.listeners.append(self._on_event)
-
-    # -- building the Guests
-    def _make_run(self, index: int, spec) -> Run:
-        console = ConsoleLog(lambda: self.cpu.cycles)
-        if isinstance(spec, ImageGuest):
-            return self._make_image_run(index, spec, console)
-        return self._make_tiny_run(index, spec, console)
-
-    def _make_image_run(self, index: int, spec: ImageGuest, console: ConsoleLog) -> Run:
-        from .launcher.devices import device_area_size
-        from .launcher.loader import read_file
-        from .launcher.main import SHIPPED_GUEST, lay_out_guest
-        from .launcher.memory import GuestMemory
-        from .launcher.run import tell_kernel
-        name = str(spec.image) if spec.image is not None else str(SHIPPED_GUEST)
-        image = read_file(name)
-        mem = spec.mem_mb * MIB
-        size = mem + device_area_size(["console"])
-        process = self.host.new_process(size)
-        memory = GuestMemory(process, size)
-        layout = lay_out_guest(memory, mem, image, name, None, list(spec.cmdline),
-                               console_out=console)
-        dev = self.host.open(process)
-        tell_kernel(dev, layout.pfnlimit, layout.pgdir, layout.kernel.start,
-                    layout.kernel.page_offset)
-        symbols = _image_symbols(name, image)
-        return Run(index, spec.name or f"guest{index}", spec, process, dev, symbols,
-                   layout.kernel.page_offset, console, layout=layout)
-
-    def _make_tiny_run(self, index: int, spec: TinyGuest, console: ConsoleLog) -> Run:
-        program = asm.tiny_guest(spec.source)
-        mem = spec.mem
-        process = self.host.new_process(mem + PAGE)
-        if spec.share:
-            process.map_shared(mem, self.shared)
-        process.write(asm.TINY_LOAD, program.code)
-        pgdir = _linear_page_tables(process, mem)
-        dev = self.host.open(process)
-        dev.write(struct.pack("<5I", LHREQ_INITIALIZE, mem // PAGE + 1, pgdir,
-                              asm.PAGE_OFFSET + asm.TINY_LOAD, asm.PAGE_OFFSET))
-        return Run(index, spec.name or f"tiny{index}", spec, process, dev,
-                   program_symbols(program), asm.PAGE_OFFSET, console, program=program)
-
-    # -- the trace
-    def _on_event(self, ev: Event) -> None:
-        self.events_seen += 1
-        if self.hit is None and ev.kind in self.wanted and (
-                self.wanted_guest is None or ev.data.get("guest") == self.wanted_guest) and (
-                self.wanted_match is None or self.wanted_match(ev)):
-            self.hit = ev
-
-    # -- where we are
-    @property
-    def in_trip(self) -> bool:
-        """Is the CPU running a trip into a Guest (the next step is the CPU's)?"""
-        return self.gen is not None and self.cpu.eip != HOST_RETURN
-
-    @property
-    def run(self) -> Run:
-        return self.runs[self.current]
-
-    def _deliverable(self) -> bool:
-        cpu = self.cpu
-        return bool(cpu.pending) and bool(cpu.eflags & IF) and not cpu.inhibit
-
-    # -- one step
-    def step(self) -> str:
-        """One step (see the module's docstring); returns HOST_STEP, CPU_STEP or FINISHED."""
-        if self.finished:
-            return FINISHED
-        cpu = self.cpu
-        if self.gen is None or cpu.eip == HOST_RETURN:
-            self._host_work()
-            return HOST_STEP
-        why = cpu.step()
-        self.steps += 1
-        if cpu.shutdown or (cpu.halted and not self._deliverable()):
-            self.host.cpu_stopped(self.run.lg, why or "hlt")
-        elif cpu.instructions >= self.next_check and cpu.eip != HOST_RETURN \
-                and not self._deliverable():
-            self._look_at_clock()
-        return CPU_STEP
-
-    def _look_at_clock(self) -> None:
-        self.next_check += CHECK_EVERY
-        if self.cpu.cycles >= self.machine.next_deadline():
-            self.host.host_timer_due()
-
-    def run_chunk(self, max_instructions: int) -> None:
-        """Run the CPU at full speed, at most ``max_instructions``, ending exactly where
-        stepping would look at the clock.  Used by replays, where the step count
-        is not needed until the milestone is reached."""
-        cpu = self.cpu
-        if cpu.instructions >= self.next_check:
-            self.step()
-            return
-        k = min(self.next_check - cpu.instructions, max_instructions)
-        why = cpu.run(k)
-        if why in ("hlt", "triple-fault"):
-            self.host.cpu_stopped(self.run.lg, why)
-        elif why == "limit" and cpu.instructions >= self.next_check:
-            self._look_at_clock()
-
-    # -- the Host's and the Launcher's part
-    def _read(self, run: Run):
-        """/dev/lguest's read(), pausing for each trip (``LguestFile.read_steps``)."""
-        return (yield from run.dev.read_steps(8, run.process))
-
-    def _host_work(self) -> None:
-        self.steps += 1
-        if self.gen is not None:
-            try:
-                next(self.gen)
-                self.idle_reads = 0
-                return                   # straight into the next trip
-            except StopIteration as done:
-                self._read_done(self.run, done.value, None)
-            except OSError as err:
-                self._read_done(self.run, None, err)
-            self.gen = None
-            self._schedule()
-        while not self.finished:
-            if self.idle_reads > 2 * len(self.runs):
-                # Every Guest sleeps and nothing can wake one: the end.
-                for run in self.runs:
-                    if run.runnable:
-                        run.ended = "asleep with no timer set, and nothing can wake it"
-                        self._log(run, run.ended)
-                self.finished = True
-                return
-            run = self.run
-            self.gen = self._read(run)
-            try:
-                next(self.gen)
-                self.idle_reads = 0
-                return
-            except StopIteration as done:
-                self._read_done(run, done.value, None)
-            except OSError as err:
-                self._read_done(run, None, err)
-            self.gen = None
-            self._schedule()
-
-    def _schedule(self) -> None:
-        """Round robin at read() boundaries, as Launcher processes on one CPU."""
-        n = len(self.runs)
-        for i in range(1, n + 1):
-            j = (self.current + i) % n
-            if self.runs[j].runnable:
-                self.current = j
-                return
-        self.finished = True
-
-    def _log(self, run: Run, what: str) -> None:
-        self.launcher_log.append((self.cpu.cycles, run.index, what))
-
-    def _read_done(self, run: Run, data: bytes | None, err: OSError | None) -> None:
-        run.reads += 1
-        if data is not None and len(data) == 8:
-            dma, key = struct.unpack("<II", data)
-            self._launcher_output(run, dma, key)
-            return
-        if data is not None or err.errno == errno.ENOENT:
-            raw = data if data is not None else run.dev.read(1023)
-            reason = raw.split(b"\0", 1)[0].decode("utf-8", "replace") or "dead"
-            run.ended = reason
-            self._log(run, f"the Guest died: {reason}")
-            return
-        if err.errno == errno.EAGAIN:
-            # Another Guest's turn, or this one sleeps with no timer: either way
-            # the Launcher reads again later (a session types no console input).
-            self.idle_reads += 1
-            if run.lg.break_out:
-                run.dev.write(struct.pack("<2I", LHREQ_BREAK, 0))
-            self._log(run, f"read() returned EAGAIN: {err.strerror or err}")
-            return
-        run.ended = f"the Launcher stopped: {err.strerror or err}"
-        self._log(run, run.ended)
-
-    def _launcher_output(self, run: Run, dma: int, key: int) -> None:
-        if run.layout is not None:
-            from .launcher.report import LauncherError
-            try:
-                before = len(run.console.chunks)
-                run.layout.devices.handle_output(run.dev, dma, key)
-                text = "".join(t for _, t in run.console.chunks[before:])
-                run.outputs.append((key, text.encode()))
-                self._log(run, f"output to key {key:#x}: {text!r}")
-            except LauncherError as e:
-                run.ended = f"the Launcher refused: {e}"
-                self._log(run, run.ended)
-            return
-        proc = run.process
-        data = b"".join(proc.read(a, n) for a, n in Dma.read(proc, dma).sections())
-        proc.write32(dma, len(data))
-        run.outputs.append((key, data))
-        run.console.write(data.decode("latin-1"))
-        self._log(run, f"output to key {key:#x}: {data!r}")
-
-
-def _linear_page_tables(proc, mem_bytes: int) -> int:
-    """The Launcher's first tables for a tiny Guest: all RAM at PAGE_OFFSET."""
-    pages = mem_bytes // PAGE
-    pgdir = mem_bytes - PAGE
-    linear = pgdir - ((pages + 1023) // 1024) * PAGE
-    proc.write(linear, b"".join(struct.pack("<I", (i * PAGE) | 7) for i in range(pages)))
-    for i in range(0, pages, 1024):
-        proc.write32(pgdir + ((i + asm.PAGE_OFFSET // PAGE) // 1024) * 4, (linear + i * 4) | 7)
-    return pgdir
-
-
-def _image_symbols(name: str, image: bytes) -> Symbols | None:
-    from .guest import BZIMAGE, ELF_IMAGE
-    try:
-        if Path(name).resolve() in (ELF_IMAGE.resolve(), BZIMAGE.resolve()):
-            return guest_symbols()
-    except OSError:
-        pass
-    if image[:4] == b"\x7fELF":
-        try:
-            return Symbols(image)
-        except Exception:
-            return None
-    return None
 
 
 # ---------------------------------------------------------------------------
@@ -597,15 +245,13 @@ class Session:
         """The instruction the CPU executes next (AT&T syntax), or "" in the Host."""
         if not self.world.in_trip:
             return ""
-        from .views.code import disassemble, read_code
         la = (self.cpu.segs["cs"].base + self.cpu.eip) & M32
         raw = read_code(self, la, 16)
-        found = disassemble(raw, la)[:1] if raw else []
+        found = disassemble(raw, la, att=True)[:1] if raw else []
         return found[0][2] if found else "(undecodable)"
 
     def translate(self, vaddr: int, guest: int | None = None) -> dict:
         """Guest virtual -> Guest physical (its own tables) -> host physical (shadow)."""
-        from .views.pagetables import walk_both
         return walk_both(self, vaddr, guest)
 
     # -- observers
@@ -678,7 +324,6 @@ class Session:
         same value changes nothing and is not seen."""
         run = self.runs[guest if guest is not None else self.world.current]
         if space == "virtual":
-            from .views.pagetables import guest_walk
             gpa = guest_walk(self, run, addr)["guest_phys"]
             if gpa is None:
                 raise SessionError(f"{addr:#x} is not mapped in the Guest's page tables")
@@ -819,6 +464,26 @@ class Session:
         """Step until the CPU is about to execute ``where`` (see ``resolve``),
         or a breakpoint or watchpoint stops it first."""
         bp = self.resolve(where, guest)
+        return self._go(max_steps, targets=[bp])
+
+    def to_guest(self, max_steps: int = 5_000_000) -> Stop:
+        """Step to the next world switch into a Guest: stop before the first
+        instruction of ``switch_to_guest``, the Host's registers still loaded."""
+        syms = switcher_symbols()
+        bp = Breakpoint("switch_to_guest", frozenset({syms.address("switch_to_guest")}))
+        return self._go(max_steps, targets=[bp])
+
+    def to_host(self, max_steps: int = 5_000_000) -> Stop:
+        """Step to the next world switch back to the Host: stop before the first
+        instruction of the Switcher's trap stub the processor entered, so the
+        whole way back (``return_to_host`` or ``deliver_to_host``) lies ahead.
+
+        (A ``step_to("switch")`` cannot show that way: the Host records the
+        switch to the Host in the same step of Host work that re-enters the
+        Guest, so the CPU is already at ``switch_to_guest`` again.)"""
+        stubs = switcher_symbols().address("trap_stubs")
+        bp = Breakpoint("the Switcher's trap stubs",
+                        frozenset(stubs + 16 * vector for vector in range(256)))
         return self._go(max_steps, targets=[bp])
 
     def cont(self, max_steps: int = 5_000_000) -> Stop:

@@ -12,6 +12,37 @@ from dataclasses import dataclass, field
 
 KINDS = ("switch", "trap", "hypercall", "interrupt", "pagefault", "dma", "kill", "timer")
 
+# The fields that hold an address or a register's value: a reader sees them in hex.
+HEX_FIELDS = frozenset({"eip", "vaddr", "gpte", "errcode", "trapnum", "dma", "cr2", "key"})
+
+
+class Hex(int):
+    """An address or a register value: an int in every way, shown in hex.
+
+    Event data prints the way the views do (``print(event.data)`` gives
+    ``{'eip': 0xc0100000, ...}``); arithmetic on it gives plain ints."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{int(self):#x}"
+
+    __str__ = __repr__
+
+
+def hexed(name: str, value):
+    """``value`` with its addresses made ``Hex``: a field named in HEX_FIELDS, each
+    argument of a hypercall, each part of a DMA key that names shared memory, the
+    address of each section of a DMA."""
+    if type(value) is int and name in HEX_FIELDS:
+        return Hex(value)
+    if name in ("args", "key") and isinstance(value, tuple):
+        return tuple(Hex(a) if type(a) is int else a for a in value)
+    if name == "sections" and isinstance(value, list):
+        return [(Hex(s[0]), s[1]) if isinstance(s, tuple) and len(s) == 2 and type(s[0]) is int
+                else s for s in value]
+    return value
+
 
 @dataclass(slots=True)
 class Event:
@@ -47,7 +78,7 @@ class Trace:
     def emit(self, kind: str, **data) -> None:
         if not self.enabled:
             return
-        ev = Event(kind, self.clock(), data)
+        ev = Event(kind, self.clock(), {k: hexed(k, v) for k, v in data.items()})
         self.events.append(ev)
         if len(self.events) > self.limit:
             del self.events[: len(self.events) // 2]

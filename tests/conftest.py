@@ -1,12 +1,20 @@
-"""Shared pytest set-up: the hypothesis profiles.
+"""Shared pytest set-up: the hypothesis profiles, and the differential
+case count gathered from every worker.
 
 ``default`` is quick, for a developer's edit-test loop; ``ci`` searches much
 harder. ``HYPOTHESIS_PROFILE`` picks one; without it, ``ci`` is used when
 ``CI=true`` and ``default`` otherwise.
+
+`make test` runs the suite on both cores with pytest-xdist (``-n 2 --dist
+loadfile``: a file's tests stay on one worker, so a module fixture such as the
+built book is made once). Each worker counts the unicorn cases it ran and
+hands the counts to the controller, which prints the one summary line.
 """
 
 import os
 
+import pytest
+import x86env_unicorn as xu
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("default", max_examples=50, deadline=None)
@@ -21,3 +29,19 @@ settings.register_profile(
 
 _fallback = "ci" if os.environ.get("CI", "").lower() == "true" else "default"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _fallback))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    xu.register_summary(config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: report to the controller
+        workeroutput["unicorn_counts"] = dict(xu.COUNTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    for family, n in getattr(node, "workeroutput", {}).get("unicorn_counts", {}).items():
+        xu.COUNTS[family] += n

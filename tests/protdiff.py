@@ -52,7 +52,9 @@ def run_unicorn(env: xe.Env, stop: int, max_steps: int = 400,
     uc.reg_write(x.UC_X86_REG_IDTR, (0, cpu.idt_base, cpu.idt_limit, 0))
     uc.reg_write(x.UC_X86_REG_CR0, uc.reg_read(x.UC_X86_REG_CR0) | 1)
     tr = cpu.tr_cache
-    uc.reg_write(x.UC_X86_REG_TR, (tr.selector, tr.base, tr.limit, tr.access << 8))
+    # QEMU keeps the type TR was loaded with (available: LTR marks only the
+    # table entry busy) and aborts on any other when it reads the TSS.
+    uc.reg_write(x.UC_X86_REG_TR, (tr.selector, tr.base, tr.limit, (tr.access & ~2) << 8))
     if cpu.cr0 & xe.CR0_PG:
         uc.reg_write(x.UC_X86_REG_CR3, cpu.cr3)
         uc.reg_write(x.UC_X86_REG_CR0, uc.reg_read(x.UC_X86_REG_CR0) | xe.CR0_PG)

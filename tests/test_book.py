@@ -6,8 +6,10 @@ from the build's cache), check that every tag in the code appears exactly
 once, in order, and that the topics page counts right, then open the front
 page and the Switcher chapter in headless Chromium with networking off and
 check from the rendered DOM that the live register and page-table views were
-drawn by the widget manager with real values.  Screenshots go to
-``test-artifacts/``.
+drawn by the widget manager with real values, and that their buttons are
+drawn disabled under a note pointing to ``make lab``.  Names in the code
+link to their definitions; every page shares one stylesheet; executing a
+notebook prints no kernel warning.  Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bs4 import BeautifulSoup
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "book"))
 import build  # noqa: E402
+import identifiers  # noqa: E402
 import passages  # noqa: E402
 import topics  # noqa: E402
 
@@ -149,6 +152,49 @@ def test_bad_tags_stop_the_build(tmp_path, files, message):
         passages.gather(root)
 
 
+# --- names linked to their definitions ---------------------------------------------
+
+def test_the_index_finds_python_and_c_definitions(tmp_path):
+    tree(tmp_path, {
+        "a.py": "X = 1\n\ndef run(lg):\n    return helper(lg) + X\n\n"
+                          "class Box:\n    def read(self):\n        pass\n",
+        "b.py": "def helper(lg):\n    return 0\n\ndef read():\n    pass\n\n"
+                          "def run():\n    pass\n",
+        "g.c": "#define LIMIT 4\nstruct box {\n\tint n;\n};\n"
+                         "static int count(int a,\n\t\t int b)\n{\n\treturn a;\n}\n"
+                         "int proto(int);\nstruct box data __attribute__((aligned(8))) = {\n};\n",
+        "s.S": "ENTRY(entry)\nswitch_to:\n\tcall count\n",
+    })
+    index = identifiers.build_index(tmp_path)
+    assert index.target("lguestsim/a.py", "helper") == ("lguestsim/b.py", 1)
+    assert index.target("lguestsim/a.py", "X") == ("lguestsim/a.py", 1)
+    assert index.target("lguestsim/a.py", "Box") == ("lguestsim/a.py", 6)
+    # "run" twice: each file's own; elsewhere, none. "read" twice: none.
+    assert index.target("lguestsim/a.py", "run") == ("lguestsim/a.py", 3)
+    assert index.target("lguestsim/b.py", "run") == ("lguestsim/b.py", 7)
+    assert index.target("lguestsim/x.py", "run") is None
+    assert index.target("lguestsim/a.py", "read") is None
+    # C and assembler share a namespace of their own.
+    assert index.target("lguestsim/s.S", "count") == ("lguestsim/g.c", 5)
+    assert index.target("lguestsim/s.S", "switch_to") == ("lguestsim/s.S", 2)
+    assert index.target("lguestsim/g.c", "LIMIT") == ("lguestsim/g.c", 1)
+    assert index.target("lguestsim/g.c", "box") == ("lguestsim/g.c", 2)
+    assert index.target("lguestsim/g.c", "proto") is None           # a prototype
+    assert index.target("lguestsim/g.c", "__attribute__") is None
+    assert index.target("lguestsim/a.py", "count") is None          # not Python's
+    dot = '<span class="o">.</span>'
+    html_in = (f'<span class="n">helper</span>{dot}<span class="n">read</span> '
+               f'<span class="n">x</span>{dot}<span class="n">helper</span>')
+    assert identifiers.link_names(html_in, "lguestsim/a.py", index,
+                                  lambda p, n: f"{p}#{n}") == (
+        f'<span class="n"><a class="def" href="lguestsim/b.py#1">helper</a></span>'
+        f'{dot}<span class="n"><a class="def" href="lguestsim/a.py#7">read</a></span> '
+        f'<span class="n">x</span>{dot}<span class="n">helper</span>')   # not a.py's
+    html_in = '<span class="no">$switch_to</span>'
+    assert identifiers.link_names(html_in, "lguestsim/s.S", index, lambda p, n: f"{p}#{n}") \
+        == '<span class="no">$<a class="def" href="lguestsim/s.S#2">switch_to</a></span>'
+
+
 def test_topics_table_has_the_145_topics():
     table = topics.read()
     assert len(table) == 145
@@ -219,6 +265,71 @@ def test_topics_page_reports_coverage(book):
     print(f"topics told: {expected}/145")
 
 
+def definition_lines(book: Path, page: str) -> list[tuple[str, str, str]]:
+    """(name, file, line text) for every definition link of a page of the book."""
+    soup = BeautifulSoup((book / page).read_text(), "html.parser")
+    out = []
+    for a in soup.select(".highlight a.def"):
+        target, line = a["href"].rsplit("#L-", 1)
+        path = target.split("src/", 1)[1].removesuffix(".html")
+        assert (book / (page.rsplit("/", 1)[0] + "/" if "/" in page else "") / target).exists()
+        text = (ROOT / path).read_text().splitlines()[int(line) - 1]
+        out.append((a.get_text(), path, text))
+    return out
+
+
+def test_names_in_the_code_link_to_their_definitions(book):
+    links = definition_lines(book, "host-code.html")
+    assert len(links) > 100
+    for name, _path, text in links:
+        assert name in text, f"{name} links to a line without it: {text!r}"
+    by_name = {name: (path, text) for name, path, text in links}
+    assert by_name["kill_guest"] == ("lguestsim/host/lg.py", by_name["kill_guest"][1])
+    assert by_name["kill_guest"][1].lstrip().startswith("def kill_guest(")
+    # C: the Guest's console calls the bus's lguest_send_dma, defined in lguest_bus.c.
+    links = definition_lines(book, "src/lguestsim/guest/console.c.html")
+    by_name = {name: (path, text) for name, path, text in links}
+    assert by_name["lguest_send_dma"][0] == "lguestsim/guest/lguest_bus.c"
+    assert "lguest_send_dma(" in by_name["lguest_send_dma"][1]
+
+
+def test_every_page_shares_one_stylesheet(book):
+    sheet = book / build.STYLESHEET
+    assert ".lgbook-side" in sheet.read_text() and ".highlight" in sheet.read_text()
+    pages = [*book.glob("*.html"), *(book / "src").rglob("*.html")]
+    assert len(pages) > 50
+    for page in pages:
+        soup = BeautifulSoup(page.read_text(), "html.parser")
+        links = [link["href"] for link in soup.select('link[rel="stylesheet"]')]
+        depth = "../" * len(page.relative_to(book).parts[:-1])
+        assert depth + build.STYLESHEET in links, page
+        assert not any(".lgbook-side" in (st.string or "") for st in soup.select("style")), page
+
+
+def test_notebook_pages_say_they_are_a_snapshot_and_disable_their_buttons(book):
+    import json
+    for name in ("index.html", "switcher.html"):
+        soup = BeautifulSoup((book / name).read_text(), "html.parser")
+        note = soup.select_one("p.snapshot")
+        assert note is not None and "make lab" in note.get_text()
+        state = json.loads(soup.select_one(
+            'script[type="application/vnd.jupyter.widget-state+json"]').string)["state"]
+        buttons = [m["state"] for m in state.values() if m["model_name"] == "ButtonModel"]
+        assert buttons and all(b["disabled"] for b in buttons)
+        assert all("make lab" in b["tooltip"] for b in buttons)
+    note = BeautifulSoup((book / "switcher.html").read_text(), "html.parser").select_one(
+        "p.snapshot")
+    assert "make demo CHAPTER=switcher" in note.get_text()
+
+
+def test_executing_a_notebook_prints_no_kernel_warning(tmp_path, monkeypatch, capfd):
+    monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
+    nb = build.execute(build.front_notebook(), log=lambda *a: None)
+    assert any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    err = capfd.readouterr().err
+    assert "WARNING" not in err and "Traceback" not in err, err
+
+
 def test_pages_link_prev_next_and_load_nothing_remote(book):
     names = [p.file for p in build.pages()]
     for i, name in enumerate(names):
@@ -267,6 +378,9 @@ def test_live_views_render_in_headless_chromium(book, tmp_path, page, views):
         text = drawn[-1].get_text(" ")
         assert "cannot show this now" not in text
         assert len(HEX.findall(text)) >= 3, f"{page}: {name} view shows no values: {text[:300]}"
+    # The buttons are drawn, disabled: the book has no kernel behind them.
+    buttons = soup.select("button.widget-button")
+    assert buttons and all(b.has_attr("disabled") for b in buttons), f"{page}: live buttons"
     remote = [s.get("src") for s in soup.select("script[src]")
               if re.match(r"(https?:)?//", s.get("src", ""))]
     assert not remote, f"{page} tried to load {remote}"

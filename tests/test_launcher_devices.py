@@ -347,6 +347,22 @@ def test_console_input_reaches_the_shipped_shell_and_the_answer_comes_back():
     assert out.endswith("Goodbye from the Guest: powering off.\n")
 
 
+def test_the_shell_ignores_arrow_keys_and_says_when_a_line_is_cut():
+    # The Launcher passes a terminal's keys on as they come; the Guest's
+    # terminal in miniature skips their escape sequences, and cuts a line
+    # at 255 characters with a line saying so.
+    arrows = b"\x1b[A\x1b[B\x1bOC\x1b[1;5D"
+    proc = lguest("32", str(SHIPPED), "shell",
+                  stdin=arrows + b"help" + arrows + b"\n" + b"x" * 300 + b"\nquit\n")
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr
+    assert "guest> help\n  help " in out
+    assert "[A" not in out and "OC" not in out and "\x1b" not in out
+    assert ("guest> " + "x" * 255 + "\nconsole: line too long: characters past the 255th "
+            "were dropped\n") in out
+    assert "x" * 256 not in out
+
+
 def test_the_end_of_the_input_is_the_shells_end_too():
     proc = lguest("32", str(SHIPPED), "shell", stdin=b"devices\n")
     assert proc.returncode == 0, proc.stderr
@@ -391,6 +407,34 @@ def test_three_ctrl_c_within_a_second_stop_the_launcher(tmp_path):
         assert launcher.status == EXIT_INTERRUPTED
         assert launcher.reason == "three ^C within a second: the Launcher stops"
         assert launcher.lg.dead is None and launcher.lguest.closed
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_three_ctrl_c_in_one_read_stop_the_launcher(tmp_path):
+    # Keys pressed faster than the Launcher reads arrive together: three ^C
+    # in one read count as three. A read that is not all ^C counts none.
+    elf, _ = tiny_elf(tmp_path, ECHO_GUEST)
+    r, w = os.pipe()
+    try:
+        (launcher,) = start([main.Options(mem_mb=16, image=str(elf), console_in=r,
+                                          console_out=Stream())])
+        source = launcher.devices.devices[0].input
+        source.clock = lambda: 200.0
+        for keys in (b"\x03\x03x", b"\x03\x03"):
+            os.write(w, keys)
+            run_many([launcher], wait=0)
+            assert not launcher.ended
+        os.write(w, b"\x03")                          # the third, in the same second
+        run_many([launcher], wait=0)
+        assert launcher.status == EXIT_INTERRUPTED
+        (launcher,) = start([main.Options(mem_mb=16, image=str(elf), console_in=r,
+                                          console_out=Stream())])
+        os.write(w, b"\x03\x03\x03")
+        run_many([launcher], wait=0)
+        assert launcher.status == EXIT_INTERRUPTED
+        assert launcher.reason == "three ^C within a second: the Launcher stops"
     finally:
         os.close(r)
         os.close(w)
@@ -543,7 +587,7 @@ def test_two_shipped_guests_ping_each_other(tmp_path):
     proc = lguest("--guests=2", f"--sharenet={net}", "32", str(SHIPPED), "shell",
                   stdin=b"net\nping broadcast\nquit\n")
     out = proc.stdout.decode()
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == EXIT_ASLEEP, proc.stderr          # Guest 1 never ended
     assert proc.stderr.decode().splitlines() == [
         "lguest[0]: CRASH: Power down",
         "lguest[1]: the Guest is asleep with no timer set, and nothing can wake it: "

@@ -323,3 +323,31 @@ def test_step_to_dma_between_two_guests_and_back():
     s.back(1)
     assert rx.process is not s.runs[0].process        # a new world, replayed
     assert s.runs[0].process.read(buf, 11) == bytes(11)
+
+
+def test_the_session_knows_nothing_of_screens():
+    """Views import the session, never the other way round (issue 11)."""
+    import subprocess
+    import sys
+    code = ("import sys, lguestsim.session, lguestsim.world, lguestsim.pagewalk; "
+            "print(sorted(m for m in sys.modules if m.startswith('lguestsim.views')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_trace_events_show_addresses_and_register_values_in_hex():
+    import re
+    s = Session.boot()
+    s.finish()
+    kinds = set()
+    for e in s.trace.events:
+        text = repr(e)
+        hexes = r"'(eip|vaddr|gpte|errcode|trapnum|dma|key|cr2)': (?!0x)\d"
+        assert not re.search(hexes, text), text
+        assert not re.search(r"'args': \((?!0x)\d", text), text
+        kinds.add(e.kind)
+    assert {"switch", "hypercall", "pagefault", "trap", "interrupt", "dma"} <= kinds
+    fault = s.trace.of("pagefault")[0]
+    assert repr(fault.data).count("0x") >= 3 and f"{fault.vaddr:#x}" in repr(fault)
+    assert type(fault.vaddr + 0) is int and fault.vaddr == int(fault.vaddr)   # still a number

@@ -50,7 +50,7 @@ def test_registers_show_the_cpu_and_highlight_what_changed(boot):
     s.step()
     after = view.html()
     assert after != before
-    assert f'<span class="chg">{s.cpu.eip:08x}</span>' in after
+    assert f'<span data-reg="eip" class="chg">{s.cpu.eip:08x}</span>' in after
     assert f"{eip:08x}" not in text(after).split("eflags")[0]
     # Segment caches and the Guest's saved registers are there too.
     assert "base 00000000 limit ffffffff code" in after
@@ -177,10 +177,50 @@ def test_dashboard_buttons_move_the_session(boot):
     at = s.steps
     buttons["back"].click()
     assert s.steps == at - 1
-    assert panel.children[2].value == views.RegistersView(s).html()
+    assert views.RegistersView(s).html() in panel.children[1].value
+    assert views.CodeView(s).html() in panel.children[1].value
+
+
+def test_dashboard_steps_both_ways_through_a_world_switch(boot):
+    """Issue 11: "next switch" stopped with the CPU already back in switch_to_guest,
+    so return_to_host could never be watched.  Each direction has its button."""
+    s = boot
+    panel = views.dashboard(s)
+    buttons = {b.description: b for b in panel.children[0].children}
+    into = next(b for name, b in buttons.items() if "into the Guest" in name)
+    back = next(b for name, b in buttons.items() if "back to the Host" in name)
+    into.click()
+    assert s.describe(s.cpu.eip).startswith("switch_to_guest") and s.where == "switcher"
+    assert s.lg.regs.trapnum == 256 and s.cpu.cpl == 0          # still the Host's world
+    back.click()
+    assert s.describe(s.cpu.eip).startswith("trap stub 14") and s.cpu.cr3 != 0x8000
+    seen = []
+    while s.cpu.eip != 0x5000:                                 # the whole way back, watched
+        seen.append(s.describe(s.cpu.eip).split(" (")[0].split("+")[0])
+        s.step()
+    assert "return_to_host" in seen and s.cpu.cr3 == 0x8000
+    assert s.lg.regs.trapnum == 14                              # and the Host has not run yet
+    into.click()
+    assert s.describe(s.cpu.eip).startswith("switch_to_guest")
+    html = views.dashboard_html(s)
+    assert "into the Guest (switch_to_guest)" in html and "back to the Host (trap stub)" in html
 
 
 def test_charts_are_svg():
     svg = views.bar_chart({"a": 1, "b": 3}, "title", "cycles")
     assert svg.startswith("<svg") and "3 cycles" in svg and "title" in svg
     assert "<svg" in views.Chart(svg)._repr_html_()
+
+
+def test_the_host_chapter_says_what_its_outputs_show():
+    """Issue 11: the text promised a 1,000,000 ns tick the output did not show, and
+    put the Guest's registers "on the right" of a view that draws them last."""
+    from pathlib import Path
+    src = (Path(__file__).resolve().parent.parent / "notebooks/src/05_host.py").read_text()
+    assert "on the right" not in src.lower() and "last table, `lguest_regs`" in src
+    s = Session.boot()
+    stop = s.step_to("hypercall", match=lambda e: e.name == "SET_CLOCKEVENT")
+    assert stop.event.args[0] == 1_000_000 and "1,000,000 ns" in src and "0xf4240" in src
+    assert "mark = s.trace.events.index(stop.event)" in src     # the call itself is printed
+    html = views.RegistersView(s).html()
+    assert html.rindex("lguest_regs") > html.rindex("ldtr")       # the Guest's table is last

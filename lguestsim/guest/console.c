@@ -160,10 +160,44 @@ struct lguest_driver console_driver = {
  * The work is done when a program asks for a line, not in the interrupt
  * handler, so input typed ahead while a command runs is echoed just before
  * the program reads it, and a transcript reads in order.  These are its
- * state: the line so far, and whether it is complete. */
+ * state: the line so far, whether it is complete, how many characters did
+ * not fit in it, and where we are in an escape sequence. */
 static char line[256];
-static u32 line_len;
+static u32 line_len, line_dropped;
 static int line_ready, last_was_cr;
+
+/* A terminal sends the arrow keys (and Home, Delete, F1...) as escape
+ * sequences: ESC [ then parameter bytes and one final byte, or ESC O and
+ * one byte.  We have no cursor to move, so the whole sequence is ignored
+ * rather than landing in the line as "[A". */
+enum { ESC_NONE, ESC_SEEN, ESC_CSI, ESC_SS3 };
+static int esc_state;
+
+/* Is this character part of an escape sequence (and so to be ignored)? */
+static int in_escape(char c)
+{
+	switch (esc_state) {
+	case ESC_SEEN:
+		esc_state = c == '[' ? ESC_CSI : c == 'O' ? ESC_SS3 : ESC_NONE;
+		return 1;
+	case ESC_CSI:
+		/* Parameter and intermediate bytes go on; a final byte ends it. */
+		if ((u8)c < 0x40 || (u8)c > 0x7E)
+			return (u8)c >= 0x20;
+		esc_state = ESC_NONE;
+		return 1;
+	case ESC_SS3:
+		esc_state = ESC_NONE;
+		return 1;
+	}
+	if (c == 0x1B) {
+		esc_state = ESC_SEEN;
+		return 1;
+	}
+	return 0;
+}
+
+#define LINE_CUT	"console: line too long: characters past the 255th were dropped\n"
 
 /* Echoed characters are gathered and sent in one DMA. */
 static char echo_buf[64];
@@ -187,13 +221,17 @@ static void echo(const char *s, u32 n)
  * there is, or 0 for end of file.  It is called with interrupts off, by the
  * wait_event() in console_read(), so the ring cannot change under it.
  * The echo is gathered in echo_buf and goes out in DMAs of up to 64
- * characters, not one per keystroke. */
+ * characters, not one per keystroke.  Escape sequences (arrow keys) are
+ * skipped, and a line longer than 255 characters is cut there, with a
+ * line of its own saying so once it ends. */
 static int cook_input(void)
 {
 	char c;
 
 	while (!line_ready && ring_out != ring_in) {
 		c = ring[ring_out++ % RING_SIZE];
+		if (in_escape(c))
+			continue;
 		/* "\r\n" is one end of line, not two. */
 		if (c == '\n' && last_was_cr) {
 			last_was_cr = 0;
@@ -209,15 +247,23 @@ static int cook_input(void)
 			}
 			continue;
 		}
-		/* Other control characters are ignored; so is anything past
-		 * the end of a full line, except its end. */
-		if ((c != '\n' && c != '\t' && (u8)c < ' ') ||
-		    (c != '\n' && line_len == sizeof(line) - 1))
+		/* Other control characters are ignored. */
+		if (c != '\n' && c != '\t' && (u8)c < ' ')
 			continue;
+		/* Past the end of a full line only its end gets in; what was
+		 * dropped is counted, and the line's end says so. */
+		if (c != '\n' && line_len == sizeof(line) - 1) {
+			line_dropped++;
+			continue;
+		}
 		line[line_len++] = c;
 		echo(&c, 1);
-		if (c == '\n')
+		if (c == '\n') {
 			line_ready = 1;
+			if (line_dropped)
+				echo(LINE_CUT, sizeof(LINE_CUT) - 1);
+			line_dropped = 0;
+		}
 	}
 	if (echo_len) {
 		console_write(echo_buf, echo_len);

@@ -59,6 +59,7 @@ Guest has ended; each returned ``Launcher`` has ``status`` and ``reason``.
 
 from .report import (
     EXIT_ASLEEP,
+    EXIT_BROKEN_PIPE,
     EXIT_GUEST_DIED,
     EXIT_INTERRUPTED,
     EXIT_NOT_STARTED,
@@ -80,5 +81,5 @@ def __getattr__(name: str):
 
 
 __all__ = ["LauncherError", "EXIT_POWER_DOWN", "EXIT_GUEST_DIED", "EXIT_NOT_STARTED",
-           "EXIT_ASLEEP", "EXIT_INTERRUPTED", "run_many", "Launcher", "Options", "launch",
-           "start_launchers"]
+           "EXIT_ASLEEP", "EXIT_INTERRUPTED", "EXIT_BROKEN_PIPE", "run_many", "Launcher",
+           "Options", "launch", "start_launchers"]

@@ -14,8 +14,9 @@ Three details come from the real Launcher:
   byte), so every key reaches the Guest as it is pressed and the Guest does
   its own echoing; the old settings come back when the Launcher ends,
   however it ends;
-* three ^C within about a second, each read on its own, end the Launcher
-  (the Guest cannot be told to stop, and ^C no longer sends a signal);
+* three ^C within about a second end the Launcher (the Guest cannot be
+  told to stop, and ^C no longer sends a signal); the real one counts only
+  reads of a lone ^C, lguestsim also the ^C that arrive together in one read;
 * input that arrives when the Guest has no buffer bound is thrown away with
   a warning ("console: no dma buffer!").
 
@@ -175,24 +176,27 @@ class ConsoleInput(InputSource):
         return SERVED
 
     def check_abort(self, data: bytes) -> None:
-        """Three ^C within about a second, each read alone: stop the Launcher.
+        """Three ^C within about a second: stop the Launcher.
 
-        As in the real Launcher, "about a second" counts whole seconds of
-        the clock: the third ^C must come in the same second as the first
-        or the next one.
+        The real Launcher counts reads that are a single ^C. Here every ^C
+        of a read made only of ^C counts, so three that arrive together in
+        one read (keys pressed faster than the Launcher reads, or a pipe)
+        stop it too; any other byte starts the count again. As in the real
+        Launcher, "about a second" counts whole seconds of the clock: the
+        third ^C must come in the same second as the first or the next one.
         """
-        if data != bytes([CTRL_C]):
+        if not data or data.strip(bytes([CTRL_C])):
             self.abort_count = 0
             return
         now = self.clock()
-        self.abort_count += 1
-        if self.abort_count == 1:
+        if self.abort_count and int(now) > int(self.abort_start) + 1:
+            self.abort_count = 0            # the earlier ones came too long ago
+        if self.abort_count == 0:
             self.abort_start = now
-        elif self.abort_count == 3:
-            if int(now) <= int(self.abort_start) + 1:
-                self.close()
-                raise Abort("three ^C within a second: the Launcher stops")
-            self.abort_count = 0
+        self.abort_count += len(data)
+        if self.abort_count >= 3:
+            self.close()
+            raise Abort("three ^C within a second: the Launcher stops")
 
 
 def scatter(devices: DeviceList, iov: list[Section], data: bytes) -> int:

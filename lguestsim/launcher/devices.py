@@ -48,7 +48,17 @@ from .abi import (
 )
 from .loader import map_zeroed_pages
 from .memory import GuestMemory
-from .report import EXIT_GUEST_DIED, LauncherError, Say, ptr, quiet, warn
+from .report import (
+    BROKEN_PIPE,
+    EXIT_BROKEN_PIPE,
+    EXIT_GUEST_DIED,
+    Abort,
+    LauncherError,
+    Say,
+    ptr,
+    quiet,
+    warn,
+)
 
 # Pages of shared memory each kind of device asks for ("sharenet", "tunnet"
 # and "peer" are the three ways of making a network device).
@@ -428,7 +438,8 @@ class Console:
 # bytes and write it out, returning the count for used_len. The bytes go to the
 # binary side of the stream when it has one, so whatever the Guest prints,
 # escape sequences included, arrives unchanged. A failed write returns what a
-# failed writev() would, -1, which as an unsigned 32-bit used_len is 0xFFFFFFFF.
+# failed writev() would, -1, which as an unsigned 32-bit used_len is 0xFFFFFFFF;
+# but a broken pipe (the reader went away) stops the Launcher, as SIGPIPE would.
 def handle_console_output(lguest: DevLguest, iov: list[Section], dev: Device) -> int:
     """Write whatever the Guest sent to standard output; return the bytes written.
 
@@ -446,6 +457,10 @@ def handle_console_output(lguest: DevLguest, iov: list[Section], dev: Device) ->
         else:
             stream.write(data.decode("utf-8", "replace"))
             stream.flush()
+    except BrokenPipeError:
+        # Nobody reads the console any more (``lguest ... | head``): the real
+        # Launcher dies of SIGPIPE here, and every Guest on its stdout stops.
+        raise Abort(BROKEN_PIPE, EXIT_BROKEN_PIPE) from None
     except OSError:
         return 0xFFFFFFFF
     return len(data)

@@ -13,7 +13,11 @@ kernel in. Two kinds of image are understood:
 
 Either way the entry point is found the same way: the Guest's boot code sits
 right after the string "GenuineLguest", so the Launcher scans the loaded
-image for it. An initrd, if asked for, goes at the very top of memory.
+image for it. That is what 2.6.23's Launcher did for an ELF vmlinux too: its
+map_elf() ends with the scan and never looks at the header's e_entry (2.6.24
+replaced the marker by the normal Linux entry point). lguestsim keeps the
+scan, and ``--verbose`` says when e_entry names another address. An initrd,
+if asked for, goes at the very top of memory.
 
 Anything wrong with an image (too short, not what it claims to be, segments
 that do not fit, no marker, no or broken compressed data) ends in a
@@ -134,6 +138,7 @@ class ElfHeader:
     e_phoff: int
     e_phentsize: int
     e_phnum: int
+    e_entry: int          # not what starts the Guest (see map_elf)
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,7 @@ def parse_elf_header(image: bytes, name: str) -> ElfHeader:
     if len(image) < ELF32_EHDR.size:
         raise LauncherError(f"{bad}: the file is only {len(image)} bytes, "
                             f"an ELF header needs {ELF32_EHDR.size}: truncated?")
-    (ident, e_type, e_machine, e_version, _entry, e_phoff, _shoff, _flags, _ehsize,
+    (ident, e_type, e_machine, e_version, e_entry, e_phoff, _shoff, _flags, _ehsize,
      e_phentsize, e_phnum, _shentsize, _shnum, _shstrndx) = ELF32_EHDR.unpack_from(image)
     if ident[:4] != ELFMAG:
         raise LauncherError(f"{bad}: no \\177ELF magic")
@@ -178,7 +183,7 @@ def parse_elf_header(image: bytes, name: str) -> ElfHeader:
     if e_phoff + e_phnum * e_phentsize > len(image):
         raise LauncherError(f"{bad}: the program headers ({e_phnum} at offset "
                             f"{e_phoff:#x}) run past the end of the file: truncated?")
-    return ElfHeader(e_type, e_machine, e_version, e_phoff, e_phentsize, e_phnum)
+    return ElfHeader(e_type, e_machine, e_version, e_phoff, e_phentsize, e_phnum, e_entry)
 
 
 def program_headers(image: bytes, ehdr: ElfHeader) -> list[ProgramHeader]:
@@ -194,6 +199,8 @@ def program_headers(image: bytes, ehdr: ElfHeader) -> list[ProgramHeader]:
 # own code. The C Launcher maps the file there copy-on-write; we copy the bytes
 # in, and a segment's bss needs nothing since the memory is already zeroed. The
 # scan for "GenuineLguest" is bounded by the first and last byte from the file.
+# 2.6.23 starts the Guest where the scan says, not at the ELF header's e_entry
+# (the later Launchers use e_entry); with --verbose we say when the two differ.
 def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
             say: Say = quiet) -> Kernel:
     """Load each PT_LOAD segment of an ELF kernel at its physical address.
@@ -240,6 +247,10 @@ def map_elf(memory: GuestMemory, image: bytes, mem: int, name: str,
     if page_offset is None:
         raise LauncherError(f"{name}: no loadable (PT_LOAD) segment")
     entry = entry_point(memory, start, end, page_offset, name)
+    # e_entry 0 means "no entry point" in ELF: nothing to compare.
+    if ehdr.e_entry not in (0, entry):
+        say(f"ELF entry point {ptr(ehdr.e_entry)} is not the \"GenuineLguest\" "
+            f"entry {ptr(entry)}: starting at {ptr(entry)}, as 2.6.23's Launcher does")
     return Kernel("ELF", entry, page_offset, start, high)
 
 

@@ -36,18 +36,22 @@ cannot be set up, a Host that refused it), 3 when it went to sleep with
 nothing left to wake it (standard input ended and it waits for more), 130
 after three ^C within a second. The reason is always printed, as one line on
 standard error. With several Guests each one's end is printed
-(``lguest[n]: ...``) and the status is the first Guest's.
+(``lguest[n]: ...``) and the status is that of the first Guest (in order)
+that did not power down, so 0 means that every one of them did. When standard
+output is closed under the Launcher (``lguest ... | head``) it stops every
+Guest and exits 141, the status a shell shows for a program killed by SIGPIPE.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .abi import PAGE_SIZE
 from .block import setup_block_file
@@ -59,7 +63,9 @@ from .memory import GuestMemory
 from .net import setup_net_file, setup_peer_net, setup_tun_net
 from .pagetables import linear_pages_needed, setup_pagetables
 from .report import (
+    BROKEN_PIPE,
     EXIT_ASLEEP,
+    EXIT_BROKEN_PIPE,
     EXIT_GUEST_DIED,
     EXIT_INTERRUPTED,
     EXIT_NOT_STARTED,
@@ -93,7 +99,21 @@ The Guest's console is standard output and standard input (a terminal goes
 into raw mode; three ^C within a second stop the Launcher). Exit status: 0
 when the Guest powered down, 1 when it died any other way, 2 when it never
 ran, 3 when it sleeps with nothing left to wake it (its input ended), 130
-after three ^C; the reason is printed on standard error."""
+after three ^C, 141 when standard output was closed; the reason is printed
+on standard error. With --guests=N the status is that of the first Guest
+that did not power down."""
+
+# What a bad command line gets instead of argparse's full usage (five lines):
+# one line for the error, and this.
+USAGE_HINT = (f"usage: {PROG} [options] [MEM_IN_MB [KERNEL_IMAGE [kernel command line...]]]"
+              f" (see {PROG} --help)")
+
+
+class LauncherParser(argparse.ArgumentParser):
+    """argparse, but an error is two lines: what is wrong, and the usage hint."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_NOT_STARTED, f"{PROG}: {message}\n{USAGE_HINT}\n")
 
 
 class DeviceOption(argparse.Action):
@@ -129,7 +149,7 @@ def mem_in_mb(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = LauncherParser(
         prog=PROG, allow_abbrev=False, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Launch a Guest on the simulated lguest Host.")
@@ -428,7 +448,8 @@ def start_launchers(items: list[Any], host: Any = None, host_api: Any = None) ->
 # each (with `--guests=N` there are N, each console line labelled with its
 # Guest's number and only the first reading standard input), run them until
 # all have ended, and print each one's reason. The exit status is the first
-# Guest's.
+# Guest's that did not power down (`group_status`): a run of several Guests
+# where one still sleeps, or died, must not look like a success.
 def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = None,
            console_in: int | None = None) -> int:
     """Lay out the Guest(s), hand them to the Host, and run them; return the exit status.
@@ -463,7 +484,30 @@ def launch(opts: Options, host_api: Any = None, console_out: TextIO | None = Non
             launcher.finish(EXIT_INTERRUPTED, "interrupted")
     for launcher in group:
         print(f"{launcher.name}: {launcher.reason}", file=sys.stderr, flush=True)
-    return group[0].status
+    return group_status(group)
+
+
+def group_status(group: list[Launcher]) -> int:
+    """The exit status of a run: the first that is not a power down, else 0."""
+    for launcher in group:
+        if launcher.status != EXIT_POWER_DOWN:
+            return EXIT_GUEST_DIED if launcher.status is None else launcher.status
+    return EXIT_POWER_DOWN
+
+
+def silence_stdout() -> None:
+    """Standard output went away (``lguest ... | head``): point it at /dev/null.
+
+    Python would otherwise complain once more when it flushes standard
+    output on the way out (the Python manual's advice for SIGPIPE).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 #: L:224 And `main` itself, short because the work is elsewhere: parse the
@@ -479,13 +523,21 @@ def main(argv: list[str] | None = None) -> int:
         if opts.demo:
             from lguestsim.demo import run_demo
             return run_demo(verbose=opts.verbose)
-        return launch(opts, console_in=sys.stdin.fileno() if sys.stdin is not None else None)
+        status = launch(opts, console_in=sys.stdin.fileno() if sys.stdin is not None else None)
+        if status == EXIT_BROKEN_PIPE:
+            silence_stdout()
+        return status
     except LauncherError as err:
         print(f"{PROG}: {err}", file=sys.stderr, flush=True)
         return err.status
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
         return 130
+    except BrokenPipeError:
+        # Closed while the Launcher itself spoke (--verbose), not the Guest.
+        silence_stdout()
+        print(f"{PROG}: {BROKEN_PIPE}", file=sys.stderr, flush=True)
+        return EXIT_BROKEN_PIPE
 
 
 #: M:999 That is the whole Launcher, from the command line to the last read().

@@ -17,7 +17,8 @@ The exit status says how things ended:
   set up, a Host that refused it;
 * ``EXIT_ASLEEP`` (3): the Guest went to sleep with no timer set and nothing
   can ever wake it (its input has ended);
-* ``EXIT_INTERRUPTED`` (130): three ^C within a second on the console.
+* ``EXIT_INTERRUPTED`` (130): three ^C within a second on the console;
+* ``EXIT_BROKEN_PIPE`` (141): standard output was closed (``| head``).
 """
 
 from __future__ import annotations
@@ -88,9 +89,15 @@ def warn(message: str) -> None:
 # * ``EXIT_INTERRUPTED`` (130): three ^C within a second on the console, or
 #   an interrupt of the Launcher itself. The real Launcher exits 2 on the
 #   three ^C; here 2 already means "never ran", so this takes the status a
-#   shell gives a program stopped by ^C.
+#   shell gives a program stopped by ^C;
+# * ``EXIT_BROKEN_PIPE`` (141): standard output was closed under the Launcher
+#   (``lguest ... | head``). The real Launcher dies of SIGPIPE, which a
+#   shell shows as 128 + 13; Python ignores the signal, so the Launcher
+#   stops itself and exits with that status.
 EXIT_ASLEEP = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+BROKEN_PIPE = "standard output was closed (broken pipe): the Launcher stops"
 
 
 class Abort(LauncherError):

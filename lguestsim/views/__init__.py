@@ -24,15 +24,15 @@ Each view is a class over a ``lguestsim.session.Session``:
 ``view.html()`` renders it now (plain HTML, no kernel needed); ``view.widget()``
 is an ipywidgets HTML that redraws itself after every step; evaluating a view
 in a notebook cell shows it as it is at that moment.  ``dashboard(session)``
-puts the main views under a row of buttons (step, step to ..., back).
+puts the main views under a row of buttons (step, into the Guest, back to the
+Host, ..., back), sized for one screen (dashboard.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .base import View, box, esc
 from .code import CodeView
+from .dashboard import dashboard, dashboard_html
 from .devices import DevicePageView, DMAView
 from .guestdata import LguestDataView
 from .pagetables import PageDirectoryView, PageWalkView, TLBView, walk_both
@@ -40,9 +40,6 @@ from .plot import Chart, bar_chart
 from .registers import RegistersView
 from .tables import GDTView, IDTView, TSSView
 from .timeline import TimelineView
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 
 class ConsoleView(View):
@@ -71,31 +68,7 @@ ALL_VIEWS = (RegistersView, PageWalkView, PageDirectoryView, TLBView, GDTView, I
              ConsoleView)
 
 
-def dashboard(session: Session, views: tuple = (CodeView, RegistersView, TimelineView)) -> Any:
-    """Live views under a row of buttons that move the session."""
-    import ipywidgets as w
-
-    def act(fn):
-        def handler(_button) -> None:
-            fn()
-        return handler
-
-    buttons = []
-    for label, fn in (("step", session.step),
-                      ("step 10", lambda: session.step(10)),
-                      ("next switch", lambda: session.step_to("switch")),
-                      ("next hypercall", lambda: session.step_to("hypercall")),
-                      ("next trap", lambda: session.step_to(("trap", "pagefault", "interrupt"))),
-                      ("back", session.back),
-                      ("back 10", lambda: session.back(10))):
-        b = w.Button(description=label, layout=w.Layout(width="auto"))
-        b.on_click(act(fn))
-        buttons.append(b)
-    panes = [v(session).widget() for v in views]
-    return w.VBox([w.HBox(buttons), *panes])
-
-
 __all__ = ["View", "box", "RegistersView", "PageWalkView", "PageDirectoryView", "TLBView",
            "GDTView", "IDTView", "TSSView", "CodeView", "TimelineView", "DMAView",
            "DevicePageView", "LguestDataView", "ConsoleView", "ALL_VIEWS", "dashboard",
-           "walk_both", "bar_chart", "Chart"]
+           "dashboard_html", "walk_both", "bar_chart", "Chart"]

@@ -14,27 +14,41 @@ import html as _html
 from abc import ABC, abstractmethod
 from typing import Any
 
+# One look wherever a view is drawn: alone in a notebook's output (where
+# JupyterLab's rules for rendered HTML centre tables, right-align and pad their
+# cells and stripe their rows, with selectors stronger than ours), inside the
+# dashboard's widget, or in the book.  The properties those rules set are
+# marked !important; ipywidgets' HTML widget sets a 28px line height, which
+# .lgs resets.  Cells wrap at spaces, so a view fits the width it has.
 STYLE = """<style>
 .lgs { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px;
-       color: #1b1f24; margin: 4px 0; }
+       color: #1b1f24; margin: 4px 0; text-align: left; max-width: 100%;
+       line-height: 1.35; }
 .lgs h4 { font-family: system-ui, sans-serif; font-size: 13px; margin: 6px 0 3px 0; }
-.lgs table { border-collapse: collapse; margin: 2px 8px 6px 0; }
-.lgs td, .lgs th { padding: 1px 6px; border-bottom: 1px solid #e3e6ea; text-align: left;
-                   vertical-align: top; white-space: nowrap; }
-.lgs th { background: #f2f4f7; font-weight: 600; }
-.lgs .chg { background: #ffe08a; }
-.lgs .cur { background: #d5ecff; font-weight: 600; }
+.lgs table { border-collapse: collapse; margin: 2px 8px 6px 0 !important;
+             table-layout: auto !important; font-size: 12px !important; }
+.lgs td, .lgs th { padding: 1px 6px !important; border: none !important;
+                   border-bottom: 1px solid #e3e6ea !important; text-align: left !important;
+                   vertical-align: top !important; white-space: normal !important;
+                   line-height: 1.35 !important; max-width: none; }
+.lgs tr, .lgs tbody tr:nth-child(odd), .lgs tbody tr:hover { background: none !important; }
+.lgs th { background: #f2f4f7 !important; font-weight: 600; }
+.lgs .chg { background: #ffe08a !important; }
+.lgs tr.cur { background: #d5ecff !important; font-weight: 600; }
 .lgs .dim { color: #8a939d; }
 .lgs .bad { color: #b3261e; font-weight: 600; }
 .lgs .ok { color: #1e7d32; }
-.lgs .tag { display: inline-block; padding: 0 4px; margin: 0 2px; border-radius: 3px;
+.lgs .tag { display: inline-block; padding: 0 3px; margin: 0 1px; border-radius: 3px;
             background: #eef0f3; }
 .lgs .on { background: #cfe8d0; }
-.lgs .direct { background: #ffd8b0; }
-.lgs .flex { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.lgs tr.direct { background: #ffd8b0 !important; }
+.lgs .flex { display: flex; flex-wrap: wrap; gap: 0 12px; align-items: flex-start; }
 .lgs .src { color: #4a5a6a; font-style: italic; }
-.lgs table.grid td { width: 9px; height: 9px; padding: 0; border: 1px solid #fff;
-                     background: #eceff2; }
+.lgs .nw { white-space: nowrap; }
+.lgs pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.lgs table.grid td { width: 9px; height: 9px; padding: 0 !important;
+                     border: 1px solid #fff !important; background: #eceff2; }
+.lgs svg { max-width: 100%; height: auto; }
 </style>"""
 
 

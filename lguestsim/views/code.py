@@ -10,15 +10,10 @@ through the Guest's own page tables.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-from ..x86 import paging
+from ..pagewalk import read_code
 from ..x86.disasm import disassemble as x86_disassemble
 from .base import View, esc, h8, table
-from .pagetables import guest_walk
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 M32 = 0xFFFFFFFF
 TARGET = re.compile(r"^(call|j\w+|loop\w*)\s+(0x[0-9a-f]+)$")
@@ -27,27 +22,6 @@ TARGET = re.compile(r"^(call|j\w+|loop\w*)\s+(0x[0-9a-f]+)$")
 def disassemble(data: bytes, address: int) -> list[tuple[int, int, str]]:
     """(address, length, AT&T text) of each instruction in ``data``."""
     return x86_disassemble(data, address, att=True)
-
-
-def read_code(session: Session, la: int, n: int) -> bytes | None:
-    """``n`` bytes at linear ``la`` as the machine sees them now (None where unmapped)."""
-    out = b""
-    while n > 0:
-        chunk = min(n, 0x1000 - (la & 0xFFF))
-        if session.in_trip:
-            pa, _ = paging.probe(session.cpu, la)
-            if pa is None or pa + chunk > session.mem.size:
-                return out or None
-            out += session.mem.read(pa, chunk)
-        else:
-            run = session.run
-            gpa = guest_walk(session, run, la)["guest_phys"]
-            if gpa is None or gpa + chunk > run.process.size:
-                return out or None
-            out += run.process.read(gpa, chunk)
-        la = (la + chunk) & M32
-        n -= chunk
-    return out
 
 
 class CodeView(View):

@@ -11,16 +11,12 @@ missing, before the first access faults and the Host fills it in.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..pagewalk import run_of, walk_both
 from ..x86 import paging
 from .base import View, esc, h8, table
 
 P, RW, US, A, D, PS, G = 1, 2, 4, 0x20, 0x40, 0x80, 0x100
 SWITCHER_INDEX = 1023
-
-if TYPE_CHECKING:
-    from ..session import Run, Session
 
 
 def pte_flags(entry: int) -> str:
@@ -31,75 +27,6 @@ def pte_flags(entry: int) -> str:
         if entry & bit:
             bits.append(name)
     return " ".join(bits)
-
-
-def _run(session, guest):
-    return session.runs[guest if guest is not None else session.world.current]
-
-
-def guest_walk(session: Session, run: Run, vaddr: int) -> dict:
-    """The Guest's own walk of ``vaddr``: Guest-physical addresses all the way."""
-    lg = run.lg
-    proc = run.process
-    out = {"vaddr": vaddr, "gpgdir": None, "pde_addr": None, "pde": None, "pte_addr": None,
-           "pte": None, "guest_phys": None}
-    if lg is None:
-        return out
-    pgdir = lg.pgdirs[lg.pgdidx]
-    out["gpgdir"] = gpgdir = pgdir.gpgdir
-    pde_addr = gpgdir + (vaddr >> 22) * 4
-    out["pde_addr"] = pde_addr
-    try:
-        pde = proc.read32(pde_addr)
-    except ValueError:
-        return out
-    out["pde"] = pde
-    if not pde & P:
-        return out
-    pte_addr = (pde & 0xFFFFF000) + ((vaddr >> 12) & 0x3FF) * 4
-    out["pte_addr"] = pte_addr
-    try:
-        pte = proc.read32(pte_addr)
-    except ValueError:
-        return out
-    out["pte"] = pte
-    if pte & P:
-        out["guest_phys"] = (pte & 0xFFFFF000) | (vaddr & 0xFFF)
-    return out
-
-
-def shadow_walk(session: Session, run: Run, vaddr: int) -> dict:
-    """The walk the CPU makes through the Host's shadow tables: host-physical."""
-    lg = run.lg
-    mem = session.mem
-    out = {"spgdir": None, "spde_addr": None, "spde": None, "spte_addr": None, "spte": None,
-           "host_phys": None}
-    if lg is None:
-        return out
-    out["spgdir"] = base = lg.pgdirs[lg.pgdidx].page
-    out["spde_addr"] = a = base + (vaddr >> 22) * 4
-    out["spde"] = spde = mem.read32(a)
-    if not spde & P:
-        return out
-    if spde & PS:
-        out["host_phys"] = (spde & 0xFFC00000) | (vaddr & 0x3FFFFF)
-        return out
-    out["spte_addr"] = b = (spde & 0xFFFFF000) + ((vaddr >> 12) & 0x3FF) * 4
-    out["spte"] = spte = mem.read32(b)
-    if spte & P:
-        out["host_phys"] = (spte & 0xFFFFF000) | (vaddr & 0xFFF)
-    return out
-
-
-def walk_both(session: Session, vaddr: int, guest: int | None = None) -> dict:
-    """Guest virtual -> Guest physical (Guest's tables) -> host physical (shadow tables)."""
-    run = _run(session, guest)
-    d = guest_walk(session, run, vaddr)
-    d.update(shadow_walk(session, run, vaddr))
-    gpa = d["guest_phys"]
-    d["backing"] = run.process.phys(gpa) if gpa is not None and gpa < run.process.size else None
-    d["guest"] = run.index
-    return d
 
 
 class PageWalkView(View):
@@ -163,8 +90,9 @@ class PageWalkView(View):
         notes = []
         if d["backing"] is not None:
             agree = hpa is None or hpa == d["backing"]
+            base = run_of(s, self.guest).process.base
             notes.append(f"The Guest-physical page is host page {h8(d['backing'] & ~0xFFF)} "
-                         f"(Launcher memory starts at host {h8(_run(s, self.guest).process.base)})"
+                         f"(Launcher memory starts at host {h8(base)})"
                          + ("" if agree else
                             ' <span class="bad">but the shadow says otherwise</span>'))
         if d["pte"] is not None and d["spte"] is not None and d["spte"] & P:
@@ -196,7 +124,7 @@ class PageDirectoryView(View):
 
     def entries(self) -> tuple[int | None, list[int]]:
         s = self.session
-        run = _run(s, self.guest)
+        run = run_of(s, self.guest)
         lg = run.lg
         if lg is None:
             return None, []

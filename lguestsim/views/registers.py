@@ -46,8 +46,7 @@ def segment_type(access: int) -> str:
 
 def describe_selector(sel: int) -> str:
     table_name = "LDT" if sel & 4 else "GDT"
-    return (f'{h4(sel)} <span class="dim">(index {sel >> 3}, {table_name}, '
-            f"RPL {sel & 3})</span>")
+    return f'{h4(sel)} <span class="dim">{table_name}[{sel >> 3}] RPL {sel & 3}</span>'
 
 
 class RegistersView(View):
@@ -65,7 +64,7 @@ class RegistersView(View):
         def cell(key: str, value: int, width: int = 8) -> str:
             text = h8(value) if width == 8 else h4(value)
             cls = ' class="chg"' if key in before and before[key] != value else ""
-            return f"<span{cls}>{text}</span>"
+            return f'<span data-reg="{key}"{cls}>{text}</span>'
 
         where = s.where
         eip = now["eip"]
@@ -74,14 +73,18 @@ class RegistersView(View):
                 f'CPL <b class="{"chg" if before.get("cpl") != now["cpl"] else ""}">'
                 f'{now["cpl"]}</b>'
                 f' &middot; {cpu.instructions} instructions &middot; {cpu.cycles} cycles</div>')
-        gprs = [[name, cell(name, now[name])] for name in GPRS]
-        gprs.append(["eip", cell("eip", eip) + f' <span class="dim">{esc(label)}</span>'])
+        # Four rows of two registers, then eip and eflags across: narrow enough
+        # to sit beside the code on one screen.
+        rows = [f"<tr><td>{a}</td><td>{cell(a, now[a])}</td><td>{b}</td><td>{cell(b, now[b])}"
+                "</td></tr>" for a, b in zip(GPRS[:4], GPRS[4:], strict=True)]
         ef = now["eflags"]
         efc = ef ^ before.get("eflags", ef)
-        flags = (f'{cell("eflags", ef)} {flag_tags(ef, EFLAGS_BITS, efc)} '
-                 f'<span class="tag">IOPL {ef >> 12 & 3}</span>')
-        gprs.append(["eflags", flags])
-        left = table(gprs, ["register", "value"])
+        rows.append(f'<tr><td>eip</td><td colspan="3">{cell("eip", eip)} '
+                    f'<span class="dim">{esc(label)}</span></td></tr>')
+        rows.append(f'<tr><td>eflags</td><td colspan="3">{cell("eflags", ef)} '
+                    f'{flag_tags(ef, EFLAGS_BITS, efc)} <span class="tag">IOPL {ef >> 12 & 3}'
+                    "</span></td></tr>")
+        left = "<table>" + "".join(rows) + "</table>"
 
         segrows = []
         for name in SEGS:
@@ -109,18 +112,17 @@ class RegistersView(View):
             ["cr4", f'{cell("cr4", cr4)} {flag_tags(cr4, CR4_BITS, cr4 ^ before.get("cr4", cr4))}'],
             ["gdtr", self._pair("gdtr", cpu.gdtr, before)],
             ["idtr", self._pair("idtr", cpu.idtr, before)],
-            ["tr", describe_selector(cpu.tr)],
-            ["ldtr", describe_selector(cpu.ldtr)],
+            ["tr", f'<span data-reg="tr">{describe_selector(cpu.tr)}</span>'],
+            ["ldtr", f'<span data-reg="ldtr">{describe_selector(cpu.ldtr)}</span>'],
         ]
-        right = table(ctl, ["control", "value"])
+        right = table(ctl)
         guest = self._guest_regs(before)
-        return (f'{head}<div class="flex"><div>{left}</div><div>{segs}{right}</div>'
-                f'<div>{guest}</div></div>')
+        return f"{head}{left}{right}{segs}{guest}"
 
     @staticmethod
     def _pair(key: str, value: tuple[int, int], before: dict) -> str:
         cls = ' class="chg"' if key in before and before[key] != value else ""
-        return f"<span{cls}>base {h8(value[0])} limit {h4(value[1])}</span>"
+        return f'<span data-reg="{key}"{cls}>base {h8(value[0])} limit {h4(value[1])}</span>'
 
     def _guest_regs(self, before: dict) -> str:
         s = self.session
@@ -128,18 +130,22 @@ class RegistersView(View):
         if lg is None:
             return ""
         regs = lg.regs.as_dict()
-        rows = []
+        cells, notes = [], []
         for k, v in regs.items():
             key = f"guest.{k}"
             cls = ' class="chg"' if key in before and before[key] != v else ""
-            note = ""
+            cells.append(f'<td>{k}</td><td><span data-reg="{key}"{cls}>{h8(v)}</span></td>')
             if k == "trapnum":
-                note = {0x1F: "hypercall", 14: "page fault", 13: "general protection",
-                        7: "device not available", 256: "(set before entry)",
-                        255: "(hypercall done)", 0x20: "Host timer"}.get(v, "")
-            if k == "eip" and v:
-                note = s.run.symbols.describe(v) if s.run.symbols else ""
-            rows.append([k, f"<span{cls}>{h8(v)}</span> <span class=\"dim\">{esc(note)}</span>"])
-        title = (f"<div>Guest {lg.guestid}'s registers in its regs page "
-                 f"(host {h8(lg.regs.base)})</div>")
-        return title + table(rows, ["lguest_regs", "value"])
+                what = {0x1F: "hypercall", 14: "page fault", 13: "general protection",
+                        7: "device not available", 256: "set before entry",
+                        255: "hypercall done", 0x20: "Host timer"}.get(v)
+                if what:
+                    notes.append(f"trapnum: {what}")
+            if k == "eip" and v and s.run.symbols:
+                notes.append(f"eip: {s.run.symbols.describe(v)}")
+        third = (len(cells) + 2) // 3
+        rows = ["<tr>" + "".join(cells[i::third]) + "</tr>" for i in range(third)]
+        title = (f"<div>Guest {lg.guestid}'s registers in its regs page, "
+                 f"<b>lguest_regs</b> (host {h8(lg.regs.base)})</div>")
+        note = f'<div class="dim">{esc("; ".join(notes))}</div>' if notes else ""
+        return title + "<table>" + "".join(rows) + "</table>" + note

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from . import interrupts, paging, segments, timing
 from .faults import GP, SS, CPUFault, TripleFault
-from .flags import AC, ARITH, FIXED_ONE, IF, TF, VM, WRITABLE, materialize
+from .flags import AC, ARITH, FIXED_ONE, IF, IOPL, TF, VM, WRITABLE, materialize
 from .memory import PhysicalMemory
 from .segments import SegmentCache
 from .x87 import FPU
@@ -187,7 +187,7 @@ class CPU:
         old = self._ef
         self._ef = (value & (WRITABLE | VM)) | FIXED_ONE
         self.fo = 0
-        if (old ^ self._ef) & (IF | TF | AC):
+        if (old ^ self._ef) & (IF | TF | AC | VM | IOPL):
             self._mode_changed()
 
     es, cs, ss, ds, fs, gs = (_selector_property(i) for i in range(6))
@@ -199,7 +199,13 @@ class CPU:
 
     @property
     def protected(self) -> bool:
-        return bool(self._cr0 & CR0_PE)
+        """Protected mode's segment rules: CR0.PE set and not virtual-8086 mode."""
+        return bool(self._cr0 & CR0_PE) and not self._ef & VM
+
+    @property
+    def v86(self) -> bool:
+        """Virtual-8086 mode: EFLAGS.VM (only ever set with CR0.PE)."""
+        return bool(self._ef & VM)
 
     @property
     def tsc(self) -> int:
@@ -325,8 +331,11 @@ class CPU:
                 flat |= 1 << i
         code32 = s[1].big if self.protected else False
         cs_flat = s[1].base == 0 and s[1].limit == M32
+        # In virtual-8086 mode with IOPL < 3, pushf must fault (#GP(0)), so the
+        # translator needs to know; every other sensitive instruction is a helper.
+        self.v86_trap = bool(self._ef & VM) and self._ef & IOPL != IOPL
         key = (flat | (code32 << 6) | (bool(s[2].big) << 7) | (cs_flat << 8)
-               | (self.protected << 9))
+               | (self.protected << 9) | (self.v86_trap << 10))
         self.mode_key = key
         self.flat_mask = flat
         self.code32 = code32
@@ -420,7 +429,7 @@ class CPU:
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
         """Segmentation for a non-flat segment: checks, then base + offset."""
         s = self.sregs[sreg]
-        if self._cr0 & CR0_PE:
+        if self._cr0 & CR0_PE and not self._ef & VM:
             vec = SS if sreg == 2 else GP
             if not s.valid:
                 raise CPUFault(vec, 0)

@@ -12,18 +12,23 @@ contributory faults, or a page fault followed by a contributory fault or a
 page fault, make a double fault (#DF, vector 8); a fault while delivering #DF
 is a triple fault, and the processor shuts down.
 
+An IDT entry may also be a task gate (task_switch.py does the rest), and an
+interrupt out of virtual-8086 mode (v86.py) also pushes ES, DS, FS and GS
+and enters ring 0 with them null.
+
 Real mode uses the interrupt vector table instead: a far pointer per vector.
 """
 
 from __future__ import annotations
 
-from . import segments, timing
+from . import segments, task_switch, timing, v86
 from .faults import CONTRIBUTORY, DF, GP, HAS_ERROR_CODE, NP, PF, TS, CPUFault, TripleFault
 from .flags import AC, IF, NT, RF, TF, VM
 from .segments import (
     CONFORMING_OR_DOWN,
     INTR_GATE16,
     INTR_GATE32,
+    TASK_GATE,
     TRAP_GATE16,
     TRAP_GATE32,
     SegmentCache,
@@ -48,11 +53,11 @@ def _is_double(first: int, second: int) -> bool:
 # an external interrupt counts as benign, so `int $14` from ring 1 through a
 # DPL 0 gate is a plain #GP(14*8+2), never a double fault, and `int $8` is
 # not a double fault being delivered.  A fault while delivering the real
-# double fault is a triple fault: the
-# CPU shuts down (`cpu.shutdown`) and `run()` returns "triple-fault".  A real
-# PC resets at that point, so lguest's Switcher must never let it happen
-# while a Guest's tables are loaded; if a broken Switcher does it anyway,
-# lguestsim's Host kills the Guest rather than hang (S:015).
+# double fault is a triple fault: the CPU shuts down (`cpu.shutdown`) and
+# `run()` returns "triple-fault".  A real PC resets at that point, so
+# lguest's Switcher must never let it happen while a Guest's tables are
+# loaded; if a broken Switcher does it anyway, lguestsim's Host kills the
+# Guest rather than hang (S:015).
 def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int | None = None,
                       software: bool = False, external: bool = False) -> None:
     """Deliver an exception or interrupt, applying the double/triple fault rules."""
@@ -80,7 +85,8 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
 
 
 #: P:036 Delivering an exception or interrupt in protected mode.  The IDT
-# entry for the vector must be an interrupt or trap gate; a software `int n`
+# entry for the vector must be an interrupt or trap gate (or a task gate,
+# P:044); a software `int n`
 # must also pass the gate's DPL (a Guest's `int $0x1f` hypercall works only
 # because the Switcher's IDT gives that one vector DPL 1), and the gate must
 # be present.  The gate names a code segment and an offset.  If that segment
@@ -96,7 +102,7 @@ def deliver_exception(cpu, vector: int, error_code: int | None, return_eip: int 
 def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
              software: bool, external: bool) -> None:
     cpu.cycles += timing.EXCEPTION_DELIVERY
-    if not cpu.protected:
+    if not cpu.cr0 & 1:
         _deliver_real(cpu, vector, return_eip)
         return
     # EXT: the event being delivered did not come from an int n / int3 / into.
@@ -107,12 +113,16 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     raw = cpu.read_sup((cpu.idt_base + vector * 8) & 0xFFFFFFFF, 8)
     gate = segments.Descriptor(int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
     gtype = gate.type if gate.system else -1
-    if gtype not in (INTR_GATE16, INTR_GATE32, TRAP_GATE16, TRAP_GATE32):
+    if gtype not in (INTR_GATE16, INTR_GATE32, TRAP_GATE16, TRAP_GATE32, TASK_GATE):
         raise CPUFault(GP, gate_err)
     if software and gate.dpl < cpu.cpl:
         raise CPUFault(GP, gate_err)
     if not gate.present:
         raise CPUFault(NP, gate_err)
+    if gtype == TASK_GATE:
+        _deliver_through_task_gate(cpu, vector, error_code, return_eip, gate, software, ext)
+        return
+    from_v86 = cpu.v86
     selector = gate.gate_selector
     offset = gate.gate_offset
     gate32 = gtype in (INTR_GATE32, TRAP_GATE32)
@@ -124,6 +134,8 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     sel_err = (selector & 0xFFFC) | ext
     if not code.is_code or code.dpl > cpu.cpl:
         raise CPUFault(GP, sel_err)
+    if from_v86 and (code.dpl != 0 or code.type & CONFORMING_OR_DOWN):
+        raise CPUFault(GP, sel_err)     # from virtual-8086 mode, only to ring 0
     if not code.present:
         raise CPUFault(NP, sel_err)
     eflags = cpu.eflags
@@ -140,6 +152,9 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
         ss_desc = check_stack_segment(cpu, ss_sel, new_cpl, TS, ext)
         ss_cache = ss_desc.cache(ss_sel)
         frame = [cpu.sregs[2].selector, cpu.esp, eflags_image, old_cs, return_eip]
+        if from_v86:    # the 8086 segment registers go on the ring 0 stack too
+            frame[:0] = [cpu.sregs[i].selector for i in (5, 4, 3, 0)]
+            cpu.cycles += timing.V86_INTERRUPT
         cpu.cycles += timing.PRIVILEGE_CHANGE
     elif code.type & CONFORMING_OR_DOWN or code.dpl == cpu.cpl:
         new_cpl = cpu.cpl
@@ -165,6 +180,10 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     for la, value in writes:
         cpu.write_priv(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), user)
     segments.set_accessed(cpu, selector, code)
+    if from_v86:
+        cpu.eflags = eflags & ~VM
+        for i in (0, 3, 4, 5):
+            cpu.set_segment(i, SegmentCache(0, 0, 0, 0, False, False, False))
     if new_cpl != old_cpl:
         cpu.set_segment(2, ss_cache)
     cpu.esp = (esp & ~mask) | sp if mask == 0xFFFF else sp
@@ -176,6 +195,19 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     cpu.eflags = eflags & ~cleared
     cpu.last_exception = (vector, error_code if vector in HAS_ERROR_CODE and not software else None)
     cpu.halted = False
+
+
+def _deliver_through_task_gate(cpu, vector: int, error_code: int | None, return_eip: int,
+                               gate: segments.Descriptor, software: bool, ext: int) -> None:
+    """An interrupt or exception whose IDT entry is a task gate: switch tasks (nested),
+    then push the error code, if any, on the new task's stack."""
+    sel, desc = task_switch.task_gate_target(cpu, gate, ext)
+    task_switch.switch_tasks(cpu, sel, desc, "int", return_eip)
+    pushes = error_code is not None and vector in HAS_ERROR_CODE and not software
+    cpu.last_exception = (vector, error_code if pushes else None)
+    cpu.halted = False
+    if pushes:
+        task_switch.push_error_code(cpu, error_code)
 
 
 def _stack_linear(cpu, ss: SegmentCache, sp: int, size: int, cpl: int, ext: int) -> int:
@@ -221,8 +253,11 @@ def _deliver_real(cpu, vector: int, return_eip: int) -> None:
 # And the IF rule is why the Guest kernel cannot return from its own
 # interrupt handlers with a bare `iret`: in ring 1 the popped IF would be
 # ignored, so it has `lguest_iret` (G:045).
-def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
-    """iret / lret in protected mode: to the same ring or to an outer one."""
+def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0,
+               return_eip: int = 0) -> None:
+    """iret / lret: to the same ring or to an outer one, to another task (iret
+    with NT), into virtual-8086 mode (iret at CPL 0), and in real and v86 mode.
+    ``return_eip`` is the EIP after the instruction, saved if the task changes."""
     size = 4 if op32 else 2
     ss = cpu.sregs[2]
     smask = 0xFFFFFFFF if ss.big else 0xFFFF
@@ -233,9 +268,22 @@ def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
         off = (sp + i * size) & smask
         return int.from_bytes(cpu.read_seg(2, off, size), "little")
 
+    if cpu.v86:
+        if is_iret:
+            v86.iret(cpu, op32)
+        else:
+            v86.far_return(cpu, op32, pop_extra)
+        return
+    if is_iret and cpu.protected and cpu.eflags & NT:
+        task_switch.task_return(cpu, return_eip)
+        return
     vals = [pop_at(i) for i in range(count)]
     new_eip, new_cs = vals[0], vals[1] & 0xFFFF
     new_flags = vals[2] if is_iret else None
+    if is_iret and op32 and new_flags & VM and cpu.cpl == 0 and cpu.protected:
+        v86.enter_from_iret(cpu, sp, smask)
+        cpu.cycles += timing.PRIVILEGE_CHANGE
+        return
     if not cpu.protected:
         cs = cpu.sregs[1]
         cpu.set_cs(SegmentCache(new_cs, new_cs << 4, cs.limit, cs.access, cs.big), 0)
@@ -244,8 +292,6 @@ def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0) -> None:
         if is_iret:
             _restore_flags(cpu, new_flags, op32, 0)
         return
-    if is_iret and cpu.eflags & NT:
-        raise CPUFault(TS, cpu.tr_cache.selector & 0xFFFC)  # task return: not modelled
     rpl = new_cs & 3
     if rpl < cpu.cpl:
         raise CPUFault(GP, new_cs & 0xFFFC)

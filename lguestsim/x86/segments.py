@@ -8,9 +8,10 @@ lguest leans on this: its Guest kernel runs in ring 1 with segments whose DPL
 the Host checks and fixes, and returning to a less privileged ring clears the
 data segment registers that ring may not use.
 
-Task gates, call gates and hardware task switches are not modelled (Linux's
-lguest Guest never uses them); a far transfer through a system descriptor
-raises #GP with the selector, which is what a CPU without them would do.
+Far transfers through call gates are call_gates.py's, task switches
+task_switch.py's, and virtual-8086 mode's segments (base = selector * 16)
+v86.py's; Linux's lguest Guest uses none of them, but a Guest may put them
+in the GDT it hands the Host, so the core does what a 386 does with them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ from .faults import GP, NP, SS, TS, CPUFault
 ACCESSED, WRITABLE_OR_READABLE, CONFORMING_OR_DOWN, CODE, S_BIT, PRESENT = 1, 2, 4, 8, 0x10, 0x80
 # System descriptor types (S = 0).
 TSS32_AVAIL, LDT_TYPE, TSS32_BUSY = 0x9, 0x2, 0xB
+TSS16_AVAIL, TSS16_BUSY = 0x1, 0x3
 INTR_GATE16, TRAP_GATE16, INTR_GATE32, TRAP_GATE32, TASK_GATE = 0x6, 0x7, 0xE, 0xF, 0x5
+CALL_GATE16, CALL_GATE32 = 0x4, 0xC
+BUSY = 0x2                # the bit that marks a TSS type busy
+
+
+def v86_segment(selector: int, code: bool = False) -> SegmentCache:
+    """A segment register in virtual-8086 mode: base = selector * 16, 64 KiB, ring 3."""
+    return SegmentCache(selector, selector << 4, 0xFFFF, 0xFB if code else 0xF3,
+                        False, False, True)
 
 
 #: P:030 A segment register is more than the 16-bit selector a program
@@ -184,6 +194,9 @@ def load_data_segment(cpu, sreg: int, selector: int) -> None:
     """mov/pop/lds into DS, ES, FS or GS: the protected-mode checks (SDM MOV)."""
     selector &= 0xFFFF
     if not cpu.protected:
+        if cpu.v86:
+            cpu.set_segment(sreg, v86_segment(selector))
+            return
         cpu.set_segment(sreg, SegmentCache(selector, selector << 4, cpu.sregs[sreg].limit,
                                            cpu.sregs[sreg].access, cpu.sregs[sreg].big))
         return
@@ -221,6 +234,9 @@ def load_ss(cpu, selector: int) -> None:
     """mov ss / pop ss / lss."""
     selector &= 0xFFFF
     if not cpu.protected:
+        if cpu.v86:
+            cpu.set_segment(2, v86_segment(selector))
+            return
         s = cpu.sregs[2]
         cpu.set_segment(2, SegmentCache(selector, selector << 4, s.limit, s.access, s.big))
         return
@@ -298,12 +314,16 @@ def load_ldtr(cpu, selector: int) -> None:
 # `lguest_regs` (H:010).  `esp1`/`ss1` are the Guest kernel's own stack, set
 # by hypercall (H:265), so that a system call from Guest user mode can go
 # through a gate straight to the Guest's ring 1 handler with no Host involved
-# (H:260).  A TSS too short to hold the pair is a #TS.
+# (H:260).  A TSS too short to hold the pair is a #TS.  (A 286 TSS holds
+# 16-bit SP:SS pairs at offsets 2, 6 and 10.)
 def tss_stack(cpu, ring: int, ext: int) -> tuple[int, int]:
-    """The ss:esp for ``ring`` from the current 32-bit TSS (#TS if it is too short)."""
+    """The ss:esp for ``ring`` from the current TSS (#TS if it is too short)."""
     tr = cpu.tr_cache
-    off = 4 + ring * 8
-    if not tr.valid or off + 7 > tr.limit:
+    wide = tr.access & 8
+    off, size = (4 + ring * 8, 8) if wide else (2 + ring * 4, 4)
+    if not tr.valid or off + size - 1 > tr.limit:
         raise CPUFault(TS, (tr.selector & 0xFFFC) | ext)
-    raw = cpu.read_sup((tr.base + off) & 0xFFFFFFFF, 8)
+    raw = cpu.read_sup((tr.base + off) & 0xFFFFFFFF, size)
+    if not wide:
+        return int.from_bytes(raw[2:4], "little"), int.from_bytes(raw[:2], "little")
     return int.from_bytes(raw[4:6], "little"), int.from_bytes(raw[:4], "little")

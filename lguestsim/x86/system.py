@@ -12,7 +12,7 @@ otherwise the block moves EIP past the instruction.
 
 from __future__ import annotations
 
-from . import interrupts, paging, segments, timing, x87
+from . import call_gates, interrupts, paging, segments, v86, x87
 from . import operands as O
 from .decode import Insn
 from .faults import BP, DE, GP, NM, OF, UD, CPUFault
@@ -64,12 +64,14 @@ def privileged(cpu) -> None:
 # it leaves IF alone without a word (`popf()` below), and outside ring 0 it
 # cannot change IOPL at all, so a Guest cannot grant itself the right.
 def iopl_ok(cpu) -> bool:
-    return not cpu.protected or cpu.cpl <= (cpu._ef & IOPL) >> 12
+    """CPL <= IOPL (always in real mode; in virtual-8086 mode, CPL is 3)."""
+    return not cpu.cr0 & 1 or cpu.cpl <= (cpu._ef & IOPL) >> 12
 
 
 def check_io(cpu, port: int, size: int) -> None:
-    """in/out above IOPL: the TSS I/O permission bitmap must allow every byte."""
-    if iopl_ok(cpu):
+    """in/out above IOPL, and always in virtual-8086 mode: the TSS I/O permission
+    bitmap must allow every byte."""
+    if iopl_ok(cpu) and not cpu.v86:
         return
     tr = cpu.tr_cache
     if not tr.valid or tr.limit < 0x67:
@@ -182,67 +184,28 @@ def load_far_pointer(cpu, insn: Insn):
     return None
 
 
-def far_target(cpu, insn: Insn) -> tuple[int, int]:
-    op = insn.operands[0]
-    if op[0] == "p":
-        return op[2], op[3]
-    size = 4 if insn.op32 else 2
-    raw = cpu.read_linear(O.linear(cpu, insn, (size + 2) * 8, False), size + 2)
-    return int.from_bytes(raw[size:], "little"), int.from_bytes(raw[:size], "little")
-
-
-def _enter_code(cpu, sel: int, off: int) -> None:
-    if not cpu.protected:
-        cs = cpu.sregs[1]
-        cpu.set_cs(segments.SegmentCache(sel, sel << 4, cs.limit, cs.access, cs.big), 0)
-        cpu.eip = off
-        return
-    desc = segments.check_code_segment(cpu, sel)
-    if off > desc.limit:
-        raise CPUFault(GP, 0)
-    segments.set_accessed(cpu, sel, desc)
-    cpu.cycles += timing.SEGMENT_LOAD
-    cpu.set_cs(desc.cache((sel & 0xFFFC) | cpu.cpl), cpu.cpl)
-    cpu.eip = off
-
-
 @helper("ljmp")
 def far_jmp(cpu, insn: Insn):
-    sel, off = far_target(cpu, insn)
-    _enter_code(cpu, sel, off & (M32 if insn.op32 else 0xFFFF))
+    call_gates.far_transfer(cpu, insn, call=False)
     return True
 
 
 @helper("lcall")
 def far_call(cpu, insn: Insn):
-    sel, off = far_target(cpu, insn)
-    size = 4 if insn.op32 else 2
-    old_cs, ret = cpu.sregs[1].selector, next_eip(cpu, insn)
-    if cpu.protected:
-        desc = segments.check_code_segment(cpu, sel)
-        if (off & (M32 if insn.op32 else 0xFFFF)) > desc.limit:
-            raise CPUFault(GP, 0)
-    saved = cpu.r[4]
-    O.push(cpu, size, old_cs)
-    try:
-        O.push(cpu, size, ret)
-        _enter_code(cpu, sel, off & (M32 if insn.op32 else 0xFFFF))
-    except CPUFault:
-        cpu.r[4] = saved
-        raise
+    call_gates.far_transfer(cpu, insn, call=True)
     return True
 
 
 @helper("lret")
 def far_ret(cpu, insn: Insn):
     extra = insn.operands[0][2] if insn.operands else 0
-    interrupts.far_return(cpu, insn.op32, False, extra)
+    interrupts.far_return(cpu, insn.op32, False, extra, next_eip(cpu, insn))
     return True
 
 
 @helper("iret", "iretd")
 def iret(cpu, insn: Insn):
-    interrupts.far_return(cpu, insn.op32, True)
+    interrupts.far_return(cpu, insn.op32, True, 0, next_eip(cpu, insn))
     return True
 
 
@@ -326,6 +289,7 @@ def verr_verw(cpu, insn: Insn):
 # -------------------------------------------------------------- interrupts
 @helper("int")
 def int_n(cpu, insn: Insn):
+    v86.sensitive(cpu)     # INT n (not INT3 or INTO) needs IOPL 3 in virtual-8086 mode
     cpu.deliver(insn.operands[0][2], None, return_eip=next_eip(cpu, insn), software=True)
     return True
 
@@ -379,12 +343,13 @@ def sti(cpu, insn: Insn):
 
 @helper("popf", "popfd")
 def popf(cpu, insn: Insn):
+    v86.sensitive(cpu)
     size = 4 if insn.op32 else 2
     new = O.peek(cpu, size)
     O.pop(cpu, size)
     old = cpu.eflags
     changeable = WRITABLE & ~(RF | VM)
-    if cpu.protected and cpu.cpl > 0:
+    if cpu.cr0 & 1 and cpu.cpl > 0:
         changeable &= ~IOPL
         if cpu.cpl > (old & IOPL) >> 12:
             changeable &= ~IF

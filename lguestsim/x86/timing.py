@@ -34,6 +34,18 @@ PRIVILEGE_CHANGE = 20
 REP_SETUP = 5
 IRET_SAME = 10
 FAR_TRANSFER = 12
+# The 386's protection machinery, from the Intel386 DX data sheet's clock
+# counts (rounded; the data sheet's own figures for a 386 at zero wait states):
+# a CALL through a call gate costs about 52 clocks at the same privilege
+# (CALL_GATE on top of lcall's base), 86 to an inner ring and 4 more for each
+# parameter copied; a task switch through a 386 TSS about 300, whatever
+# started it; an interrupt from virtual-8086 mode to ring 0 about 120 (the
+# four extra segment pushes and nulls on top of EXCEPTION_DELIVERY and
+# PRIVILEGE_CHANGE).
+CALL_GATE = 34
+CALL_GATE_PARAMETER = 4
+TASK_SWITCH = 300
+V86_INTERRUPT = 40
 
 # Base cost by mnemonic (register forms).  Grouped as the SDM groups them.
 BASE = {

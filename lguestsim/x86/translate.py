@@ -492,6 +492,10 @@ class Emitter:
         self.set_reg(size, 5, v)
 
     def op_pushf(self, insn: Insn) -> None:
+        if self.cpu.v86_trap:       # virtual-8086 mode, IOPL < 3 (v86.py)
+            self.may_fault()
+            self.emit(f"raise CPUFault({GP}, 0)")
+            return
         v = self.tmp("v")
         # VM and RF are never pushed (they read as zero in the image).
         self.emit(f"{v} = ((cpu._ef & {~ARITH & M32:#x}) | {self.arith_flags()}) & 0xfcffff")

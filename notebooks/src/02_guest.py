@@ -23,10 +23,10 @@ from IPython.display import display
 
 import lguestsim.guest
 from lguestsim import views
-from lguestsim.exercises import Exercises
+from lguestsim.exercises.guest import GuestExercises
 from lguestsim.session import Session
 
-ex = Exercises("guest", STUDENT)
+ex = GuestExercises(STUDENT)
 s = Session.boot()
 PAGE_OFFSET = s.run.page_offset
 syms = s.run.symbols
@@ -195,44 +195,13 @@ views.dashboard(s, (views.CodeView, views.RegistersView, views.LguestDataView))
 # ## Exercises
 
 # %%
-K = ex.choice([2, 3, 4, 5, 6])
-N = ex.choice([1, 2, 3])
-print("1. What is lguest_data.irq_enabled (a number) just after the step that records")
-print(f"   the Guest's hypercall number {K} (counting LGUEST_INIT as 1)?")
-print(f"2. What is the system call number (eax) of system call number {N} the user program makes?")
-print("3. How many hypercalls were waiting in the asynchronous ring when the Guest made")
-print("   its first FLUSH_ASYNC? (s.step_to(..., match=...), s.back(1), LguestDataView)")
+print(ex)
 
 # %%
 ANSWER_1 = None
 ANSWER_2 = None
 ANSWER_3 = None
 
-
-def _irq_after(k):
-    ref = Session.boot()
-    for _ in range(k):
-        ref.step_to("hypercall")
-    return ref.mem.read32(ref.run.process.phys(ld))
-
-
-def _syscall(n):
-    ref = Session.boot()
-    for _ in range(n):
-        ref.run_to("system_call")
-    ref.back(1)
-    return ref.cpu.eax
-
-
-def _ring():
-    from lguestsim.views.guestdata import read_lguest_data
-    ref = Session.boot()
-    ref.step_to("hypercall", match=lambda e: e.name == "FLUSH_ASYNC")
-    ref.back(1)
-    return len(read_lguest_data(ref.run)["ring"])
-
-
-display(ex.check(1, ANSWER_1, lambda: _irq_after(K), hint="0x200 is X86_EFLAGS_IF"))
-display(ex.check(2, ANSWER_2, lambda: _syscall(N),
-                 hint="run_to('system_call') N times, then back(1)"))
-display(ex.check(3, ANSWER_3, _ring))
+display(ex.check(1, ANSWER_1))
+display(ex.check(2, ANSWER_2))
+display(ex.check(3, ANSWER_3))

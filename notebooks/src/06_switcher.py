@@ -23,10 +23,10 @@ STUDENT = ""   # your name: it picks your variant of the exercises
 from IPython.display import display
 
 from lguestsim import views
-from lguestsim.exercises import Exercises
+from lguestsim.exercises.switcher import SwitcherExercises
 from lguestsim.session import Session
 
-ex = Exercises("switcher", STUDENT)
+ex = SwitcherExercises(STUDENT)
 s = Session.boot()
 
 
@@ -211,7 +211,10 @@ print(f"{len(trips)} trips into the Guest; the shortest took {min(trips)} cycles
 # ## Your turn
 #
 # Back to the first world switch: step through it with the buttons and watch
-# `gdtr`, `idtr`, `tr`, `cr3` and CPL change.
+# `gdtr`, `idtr`, `tr`, `cr3` and CPL change.  Two buttons name a direction:
+# "into the Guest" stops before `switch_to_guest` runs, "back to the Host"
+# stops at the trap stub the processor entered, with `return_to_host` still
+# ahead (`s.to_guest()` and `s.to_host()` in a cell do the same).
 
 # %%
 s.goto(1)
@@ -221,45 +224,13 @@ views.dashboard(s, (views.CodeView, views.RegistersView, views.PageDirectoryView
 # ## Exercises
 
 # %%
-WHAT = ex.choice([("movl %edx, %esp", "esp"), ("movl %ebx, %cr3", "cr3"),
-                  ("lidt", "idtr base"), ("ltr", "tr"), ("popl %ebx", "esp")])
-print(f"1. Step the first world switch to just after the instruction `{WHAT[0]}`.")
-print(f"   What is {WHAT[1]} then? (a number)")
-print("2. How many instructions does the CPU execute from switch_to_guest up to and")
-print("   including the iret into the Guest, on the first world switch?")
-print("3. On the Guest's first trap back to the Host, which vector's stub does the CPU")
-print("   enter, and what error code does the processor push? Answer as a pair (vector, code).")
+print(ex)
 
 # %%
 ANSWER_1 = None
 ANSWER_2 = None
 ANSWER_3 = None
 
-
-def _value_after(text, reg):
-    t = Session.boot()
-    t.step_to("switch")
-    stop_before(t, text)
-    t.step()
-    return {"esp": t.cpu.esp, "cr3": t.cpu.cr3, "idtr base": t.cpu.idtr[0],
-            "tr": t.cpu.tr}[reg]
-
-
-def _count():
-    t = Session.boot()
-    t.step_to("switch")
-    n = t.cpu.instructions
-    t.step_until(lambda u: u.where == "guest")
-    return t.cpu.instructions - n
-
-
-def _first_trap():
-    t = Session.boot()
-    t.step_to("switch")
-    t.step_to("switch")
-    return (t.lg.regs.trapnum, t.lg.regs.errcode)
-
-
-display(ex.check(1, ANSWER_1, lambda: _value_after(*WHAT)))
-display(ex.check(2, ANSWER_2, _count, hint="s.cpu.instructions counts them"))
-display(ex.check(3, ANSWER_3, _first_trap, hint="the regs page, after the trip"))
+display(ex.check(1, ANSWER_1))
+display(ex.check(2, ANSWER_2))
+display(ex.check(3, ANSWER_3))

@@ -23,11 +23,11 @@ STUDENT = ""   # your name: it picks your variant of the exercises
 
 from IPython.display import display
 
-from lguestsim.exercises import Exercises
+from lguestsim.exercises.mastery import MasteryExercises
 from lguestsim.session import Session
 from lguestsim.views import Chart, TimelineView, bar_chart
 
-ex = Exercises("mastery", STUDENT)
+ex = MasteryExercises(STUDENT)
 
 
 def measure(session):
@@ -316,22 +316,13 @@ views.dashboard(one, (views.CodeView, views.TimelineView))
 # ## Exercises
 
 # %%
-N2 = ex.choice([5, 8, 12, 20])
-SLOTS = ex.choice([1, 2, 3, 5])
-SEED = ex.randint(0, 9)
-print(f"1. With direct traps off, how many world switches do {N2} system calls of the first")
-print("   Guest cost (count the 'switch' events between begin and end)?")
-print(f"2. With {SLOTS} shadow directory slot(s) and seed {SEED}, how many page faults does the")
-print("   Host handle between begin and end in the address-space experiment?")
-print(f"3. How many cycles does one synchronous SET_PTE round trip cost? (The loop of {CALLS}")
-print("   calls in SYNC, integer division.)")
+print(ex)
 
 # %%
 ANSWER_1 = None
 ANSWER_2 = None
 ANSWER_3 = None
 
-display(ex.check(1, ANSWER_1, lambda: measure(Session.tiny(SYSCALLS.format(n=N2),
-                                                           direct_traps=False))[1]["switch"]))
-display(ex.check(2, ANSWER_2, lambda: measure(spaces(SLOTS, SEED))[1]["pagefault"]))
-display(ex.check(3, ANSWER_3, lambda: measure(Session.tiny(SYNC.format(n=CALLS)))[0] // CALLS))
+display(ex.check(1, ANSWER_1, SYSCALLS))
+display(ex.check(2, ANSWER_2, SPACES))
+display(ex.check(3, ANSWER_3, SYNC))

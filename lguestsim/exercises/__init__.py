@@ -8,6 +8,11 @@ students sitting side by side work on different addresses, but each gets the
 same ones every time.  ``check`` compares an answer with the value the
 simulation itself computes and says so, without raising: an unanswered
 exercise (``None``) simply reports that it is waiting.
+
+A chapter's questions and the code that computes their answers live in a
+module of this package (``exercises.host``, ``exercises.switcher``, ...), one
+``Chapter`` subclass each, so that reading a notebook does not give the
+answers away: the notebook only shows the questions and calls ``check``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import html
 import random
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 
@@ -99,3 +106,67 @@ class Exercises:
         done = sum(1 for f in self.results.values() if f.ok)
         return Feedback(0, "right" if done == len(self.results) and done else "waiting",
                         f"{done} of {len(self.results)} exercises right for {self.student}.")
+
+
+class Chapter(Exercises, ABC):
+    """The exercises of one chapter: the variant drawn, the questions, the answers.
+
+    A subclass sets ``chapter``, draws its variant in ``draw()`` (always in
+    the same order, so each student keeps theirs), and defines
+    ``questions()`` and ``expected(number, *inputs)``.  ``inputs`` are
+    objects of the chapter's own story that a question is about (a tiny
+    Guest's source, a function that builds a pair of Guests), passed by the
+    notebook as they stand, so a reader who changes them is judged by them.
+    """
+
+    chapter = ""
+    hints: dict[int, str] = {}
+
+    def __init__(self, student: str = "") -> None:
+        super().__init__(self.chapter, student)
+        self.draw()
+
+    def draw(self) -> None:
+        """Draw this student's variant (numbers, names) from ``self.random``."""
+
+    @abstractmethod
+    def questions(self) -> list[str]:
+        """The questions, in order, worded for this student's variant."""
+
+    @abstractmethod
+    def expected(self, number: int, *inputs: Any) -> Any:
+        """The right answer to question ``number``, as the simulation computes it."""
+
+    def check(self, number: int, answer: Any, *inputs: Any) -> Feedback:  # type: ignore[override]
+        """Judge ``answer`` to question ``number`` against the simulation's own value."""
+        if not 1 <= number <= len(self.questions()):
+            raise ValueError(f"the {self.chapter} chapter has exercises 1 to "
+                             f"{len(self.questions())}, not {number}")
+        return super().check(number, answer, lambda: self.expected(number, *inputs),
+                             self.hints.get(number, ""))
+
+    def __str__(self) -> str:
+        return "\n".join(f"{i}. {q}" for i, q in enumerate(self.questions(), 1))
+
+    def _repr_html_(self) -> str:
+        items = "".join(f"<li>{html.escape(q)}</li>" for q in self.questions())
+        return (f'<div style="font-family:system-ui,sans-serif"><b>Exercises for '
+                f"{html.escape(self.student)}</b><ol>{items}</ol></div>")
+
+
+def cached(fn: Callable) -> Callable:
+    """Answers are pure functions of the variant: compute each once per process."""
+    return lru_cache(maxsize=None)(fn)
+
+
+def nth(session: Any, kind: str, n: int,
+        match: Callable[[Any], bool] | None = None) -> Any:
+    """Step to the ``n``-th event of ``kind`` from now (1 is the next one)."""
+    seen = []
+
+    def counted(event) -> bool:
+        if match is not None and not match(event):
+            return False
+        seen.append(event)
+        return len(seen) == n
+    return session.step_to(kind, match=counted)
