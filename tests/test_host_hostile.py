@@ -189,3 +189,74 @@ m:      .asciz "survived"
 tls:    .quad 0x00cf9a000000ffff, 0x0000e90010000067, 0
 """)
     assert run_to_death(dev)[0] == "bad GDT entry 7: system descriptor type 9"
+
+
+# A Guest that jumps to a TSS of its own: the task switch loads every register
+# from it, here ring-0 code (LGUEST_CS) running with the Host's page tables,
+# which writes a word into a Host frame no Guest owns, and halts.
+TSS_ESCAPE = """
+        movl $0xc0100000, %esp
+        HCALL 1, lguest_data-PO
+        HCALL 3, gdt-PO, 32
+        ljmp $0x71, $0
+        HCALL 2, m-PO
+m:      .asciz "no task switch"
+ring0:  movl $0x4f574e44, {target}
+        hlt
+        .p2align 3
+gdt:    .fill 12, 8, 0
+        .quad 0x00cf9a000000ffff, 0x00cf92000000ffff
+entry:  .quad 0
+        .fill 17, 8, 0
+        .p2align 7
+tss:    .fill 104, 1, 0
+"""
+
+
+def tss_escape(host, old_rules: bool, monkeypatch):
+    """Boot TSS_ESCAPE; with ``old_rules``, the Host checks the GDT as 2.6.23 did."""
+    from lguestsim.host import segments
+
+    if old_rules:
+        def check_2_6_23(lg, i, a, b):       # DPL 0 -> 1, "accessed" bit, and keep it
+            lg.gdt[i] = (a, b | (1 << 13 if b & 0x6000 == 0 else 0) | 0x100)
+        monkeypatch.setattr(segments, "check_system_descriptor", check_2_6_23)
+    target = core.HOST_AREA - 8                      # the pool's last frame, never handed out
+    _, dev, lg, proc = boot(TSS_ESCAPE.replace("{target}", hex(target)), host=host)
+    machine = proc.base - 0xC0000000                 # Guest virtual -> machine, for the guess
+    tss = bytearray(104)
+    struct.pack_into("<II", tss, 0x1C, core.HOST_PGDIR, proc.symbols["ring0"] + machine)
+    struct.pack_into("<I", tss, 0x24, 0x2)           # eflags
+    struct.pack_into("<I", tss, 0x38, proc.base + 0x100000)          # esp
+    struct.pack_into("<IIII", tss, 0x48, 0x58, 0x50, 0x58, 0x58)     # es, cs, ss, ds
+    struct.pack_into("<H", tss, 0x66, 104)
+    proc.write(proc.symbols["tss"] - 0xC0000000, bytes(tss))
+    proc.write(proc.symbols["entry"] - 0xC0000000,
+               system_descriptor(0x9, 0, proc.symbols["tss"]))
+    return dev, target
+
+
+def test_on_a_386_the_2_6_23_gdt_rules_let_a_guest_tss_into_ring_0(monkeypatch):
+    """What the Mastery chapter tells: a 386 has no CR0.WP, so the task switch may save
+    the old state into the read-only TSS page, and the Guest's TSS takes ring 0."""
+    host = Host(Machine(HOST_AREA + 2 * (MEM + 4096)))
+    host.cpu.cr0 = host.cpu.cr0 & ~0x10000           # no write protection in ring 0
+    dev, target = tss_escape(host, True, monkeypatch)
+    died, _ = run_to_death(dev)
+    assert died.startswith("CPU stopped (hlt)"), died
+    assert host.mem.read32(target) == 0x4f574e44     # ring 0 wrote into the Host
+    # With WP, as on a 486 and later, the save into the read-only TSS faults first.
+    host = Host(Machine(HOST_AREA + 2 * (MEM + 4096)))
+    dev, target = tss_escape(host, True, monkeypatch)
+    died, _ = run_to_death(dev)
+    assert died.startswith("unhandled trap 14"), died
+    assert host.mem.read32(target) == 0
+
+
+def test_lguestsims_rule_stops_the_tss_escape_at_load_gdt(monkeypatch):
+    host = Host(Machine(HOST_AREA + 2 * (MEM + 4096)))
+    host.cpu.cr0 = host.cpu.cr0 & ~0x10000
+    dev, target = tss_escape(host, False, monkeypatch)
+    died, _ = run_to_death(dev)
+    assert died == "bad GDT entry 14: system descriptor type 9"
+    assert host.mem.read32(target) == 0
