@@ -513,9 +513,10 @@ def system_descriptor(kind: int, dpl: int, tss: int) -> bytes:
 
 
 def _int_case(ring: int, n: int, handler: bool) -> Case:
+    """Every one must end the Guest: killed, or its handler's CRASH."""
     if ring == 1:
-        return Case(INT_RING1, "" if n != 0x1F else None, patch={"vector": bytes([0xCD, n])})
-    return Case(INT_RING3, None,
+        return Case(INT_RING1, "", patch={"vector": bytes([0xCD, n])})
+    return Case(INT_RING3, "",
                 patch={"vector": bytes([0xCD, n]),
                        "idtnum": bytes([0xBB]) + (n if handler else 0).to_bytes(4, "little")})
 
