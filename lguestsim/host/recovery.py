@@ -9,9 +9,10 @@ reach it.  So the Host keeps an image of everything the world switch shares
 between Guests -- its own GDT, IDT, TSS and page tables, the Switcher's code,
 its page tables and this CPU's `lguest_pages` -- taken once at start-up, and
 checks the CPU after every trip.  A trip that did not come back to the
-Host's world exactly, or came back with a trap frame from ring 0 (so the trap
-happened in the Switcher, not in the Guest), kills that Guest with the
-reason, puts every shared byte back from the image, and reloads the CPU's
+Host's world exactly, or came back with signs that the Switcher itself
+faulted (a trap frame from ring 0, registers saved below `struct
+lguest_regs`, a write through the Host's view of the regs slot), kills that
+Guest with the reason, puts every shared byte back from the image, and reloads the CPU's
 Host context.  The next Guest to run finds a Host as good as new.
 
 Where it sits: core.py calls `check()` in leave_guest() and `recover()` when
@@ -25,8 +26,7 @@ from dataclasses import dataclass
 from .. import switcher as switcher_mod
 from .lg import GDT_ENTRIES, GDT_ENTRY_TSS, PAGE_SIZE, REGS_OFFSET, Lguest, kill_guest
 
-# A 32-bit TSS descriptor's type byte (P=1, DPL 0, type 9 or 11) and its busy bit.
-TSS_BUSY = 0x02
+TSS_BUSY = 0x02          # in the type byte of a TSS descriptor (type 9 free, 11 busy)
 # What lies just below struct lguest_regs in every regs page (S:019).
 CANARY = b"\xa5\x5a" * 32
 HOST_VIEW_OF_REGS = "per-CPU regs page (Host's view)"
