@@ -1,9 +1,10 @@
 """The hostile-Guest corpus: each case runs beside a neighbour that must not notice.
 
-tests/hostile.py holds the corpus and the harness.  The normal suite runs
-every case of the small categories and a seeded sample of the large ones
-(``int n`` from ring 1 and 3, a fault at each Switcher instruction and in
-each trap stub); ``make hostile`` runs all of them and prints the report.
+tests/hostile.py holds the corpus (1,579 cases) and the harness.  The
+normal suite runs every case of the small categories and a seeded sample of
+40 of each large one (``int n`` from ring 1 and 3, a fault at each Switcher
+instruction and in each trap stub): 248 cases, about half a minute.  ``make
+hostile`` runs all of them and prints the report.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import Counter
 import pytest
 from hostile import CORPUS, category, judge, run_case, sample
 
-PER_CATEGORY = 24
+PER_CATEGORY = 40
 NAMES = sample(sorted(CORPUS), PER_CATEGORY)
 
 
@@ -24,7 +25,7 @@ def test_the_corpus_has_every_category_and_over_200_cases():
     assert counts["int-ring1"] == counts["int-ring3"] == 256
     assert counts["switcher-stub"] > 2 * 256          # every instruction of every stub
     assert sum(counts.values()) >= 200
-    assert len(NAMES) >= 150
+    assert len(NAMES) >= 200
 
 
 @pytest.mark.parametrize("name", NAMES)
