@@ -4,9 +4,12 @@
 # make test   the whole test suite, then the linter
 # make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
 #             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
-# make bench  the benchmarks: the core's speed, rep strings, stores near code, lguest's
-#             figures, and DMA vs virtio (stdout, benchmarks/out/)
+# make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
+#             a flushing Guest, lguest's figures, and DMA vs virtio
+#             (stdout, benchmarks/out/)
 # make lint   the linter alone
+# make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
+#             a neighbour) and its report; `make test` runs a seeded sample of each category
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
 #             browser is started, so it works on a server (PORT=8888, IP=127.0.0.1)
@@ -38,7 +41,7 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test ss386 bench lint book lab demo clean x87-corpus
+.PHONY: run test ss386 bench lint book hostile lab demo clean x87-corpus
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -55,7 +58,11 @@ bench: $(INSTALL)
 	$(PY) benchmarks/bench_strings.py
 	$(PY) benchmarks/bench_smc.py
 	$(PY) benchmarks/bench_lguest.py
+	$(PY) benchmarks/bench_host.py
 	$(PY) benchmarks/bench_virtio.py
+
+hostile: $(INSTALL)
+	PYTHONPATH=tests $(PY) tests/hostile.py
 
 lint: $(INSTALL)
 	$(VENV)/bin/ruff check .

@@ -2,7 +2,8 @@
 
 Read in this order: lg.py (struct lguest), core.py (the Host and run_guest),
 lguest_user.py (/dev/lguest), hypercalls.py, interrupts_and_traps.py,
-page_tables.py, segments.py, io.py, and cost.py (what Host work costs).
+page_tables.py, segments.py, io.py, cost.py (what Host work costs), and
+recovery.py (what lguestsim adds: a failed world switch undone).
 """
 
 from .core import HOST_AREA, Host, Process

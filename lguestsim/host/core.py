@@ -53,6 +53,7 @@ from .lg import (
     lgwrite_u32,
 )
 from .page_tables import PageTables
+from .recovery import Recovery
 
 #: P:400 core.py is the centre of the Host: `Host` is what loading lguest's
 # module sets up, `run_guest()` is the loop every read() of `/dev/lguest` spins
@@ -68,6 +69,7 @@ from .page_tables import PageTables
 # just one pair of pages.
 HOST_GDT, HOST_IDT, HOST_TSS = 0x1000, 0x2000, 0x3000
 HOST_IRQ_HANDLER = 0x4000          # the Host's interrupt handler: a lone iret
+HOST_FAULT_HANDLER = 0x4010        # the Host's exception handler: an oops (hlt)
 HOST_RETURN = 0x5000               # where the far call returns: Python, not x86
 HOST_STACK_TOP = 0x8000
 HOST_PGDIR = 0x8000
@@ -88,6 +90,7 @@ RO_GUEST_IDT_DESC, RO_GUEST_GDT_DESC, RO_GUEST_TSS = 24, 32, 40
 RO_GUEST_IDT, RO_GUEST_GDT = 144, 2192
 HOST_TIMER_VECTOR = 0x20
 TIME_SLICE = 2_000_000             # cycles a Guest runs before another gets the CPU
+SWITCHER_WATCHDOG = 10_000         # instructions in ring 0 after which a switch is stuck
 MSR_SYSENTER_CS = 0x174
 CR0_TS = 8
 
@@ -232,19 +235,24 @@ class Host:
         self.default_idt = []
         self._init_host_world()
         self._map_switcher()
+        self.recovery = Recovery(self)
 
     # -- the Host's own world
     #: H:005 Everything a Linux Host would already have when lguest loads:
     # a GDT with the kernel's flat segments and the two LGUEST ones, an IDT
-    # whose every vector leads to a lone `iret` (the Host's "handler": by then
-    # the Python Host has done the real work), a TSS with the Host's kernel
-    # stack, and page tables mapping all RAM one-to-one with 4 MiB pages plus
-    # the Switcher's last 4 MiB.  The CPU is then put in that world, in ring 0.
+    # whose every interrupt vector leads to a lone `iret` (the Host's
+    # "handler": by then the Python Host has done the real work) and whose
+    # exception vectors (0 to 31) lead to a `hlt`: an exception in the Host's
+    # own world can only come from a broken world switch, and Linux would
+    # oops; the CPU stops and the Host recovers (S:015).  Then a TSS with the
+    # Host's kernel stack, and page tables mapping all RAM one-to-one with
+    # 4 MiB pages plus the Switcher's last 4 MiB.  The CPU is then put in that
+    # world, in ring 0 (`load_host_context()`, which recovery uses too).
     # Note that cr4 has PSE but not PGE: lguest's init turned global pages off,
     # because a global Host mapping would survive the Switcher's change of cr3
     # and show up inside the Guest.
     def _init_host_world(self) -> None:
-        mem, cpu = self.mem, self.cpu
+        mem = self.mem
         gdt = bytearray(GDT_ENTRIES * 8)
         flat_code, flat_data = encode(0, 0xFFFFF, 0x9B), encode(0, 0xFFFFF, 0x93)
         for entry, desc in ((GDT_ENTRY_LGUEST_CS, flat_code), (GDT_ENTRY_LGUEST_DS, flat_data),
@@ -252,20 +260,27 @@ class Host:
                             (GDT_ENTRY_TSS, encode(HOST_TSS, 0x67, 0x89, 0))):
             gdt[entry * 8:entry * 8 + 8] = desc
         mem.write(HOST_GDT, bytes(gdt))
-        gate_lo = (KERNEL_CS << 16) | (HOST_IRQ_HANDLER & 0xFFFF)
-        gate_hi = (HOST_IRQ_HANDLER & 0xFFFF0000) | 0x8E00
-        mem.write(HOST_IDT, struct.pack("<II", gate_lo, gate_hi) * 256)
+        idt = b"".join(struct.pack("<II", (KERNEL_CS << 16) | (handler & 0xFFFF),
+                                   (handler & 0xFFFF0000) | 0x8E00)
+                       for handler in [HOST_FAULT_HANDLER] * 32 + [HOST_IRQ_HANDLER] * 224)
+        mem.write(HOST_IDT, idt)
         tss = bytearray(104)
         struct.pack_into("<II", tss, 4, HOST_STACK_TOP, KERNEL_DS)
         struct.pack_into("<H", tss, 0x66, 104)
         mem.write(HOST_TSS, bytes(tss))
         mem.write(HOST_IRQ_HANDLER, b"\xcf")          # iret
+        mem.write(HOST_FAULT_HANDLER, b"\xf4")        # hlt
         # Host page tables: all RAM identity-mapped with 4 MiB pages, and the Switcher.
         pgdir = bytearray(PAGE_SIZE)
         for i in range(min(1023, (mem.size + (4 << 20) - 1) >> 22)):
             struct.pack_into("<I", pgdir, i * 4, (i << 22) | 0x1E3)   # P RW A D PS, global off
         struct.pack_into("<I", pgdir, 1023 * 4, HOST_SWITCHER_PTE | 0x063)
         mem.write(HOST_PGDIR, bytes(pgdir))
+        self.load_host_context()
+
+    def load_host_context(self) -> None:
+        """The CPU as the Host runs: its tables loaded, ring 0, on its own stack."""
+        cpu = self.cpu
         cpu.reset_flat32()
         cpu.gdtr = (HOST_GDT, GDT_ENTRIES * 8 - 1)
         cpu.idtr = (HOST_IDT, 256 * 8 - 1)
@@ -277,6 +292,9 @@ class Host:
             cpu.load_segment(s, KERNEL_DS)
         cpu.load_segment("fs", 0)
         cpu.load_segment("gs", 0)
+        # ltr refuses a busy TSS: free the Host's descriptor first (it is busy
+        # again once loaded), in case we come here to recover.
+        self.mem.write8(HOST_GDT + GDT_ENTRY_TSS * 8 + 5, 0x89)
         cpu.load_tr(GDT_ENTRY_TSS * 8)
         cpu.esp = HOST_STACK_TOP
         cpu.eflags = 0x2
@@ -355,10 +373,11 @@ class Host:
     #: H:015 The Host's page allocator, standing in for the kernel's
     # `get_zeroed_page()`: a list of free frames between 1 MiB and 16 MiB,
     # handed out zeroed.  Shadow page tables and regs pages come from here.
-    # When it runs dry the caller gets `None` and must cope (initialize fails
-    # with ENOMEM).
+    # When it runs dry, a shadow page table is taken back from the Guest
+    # holding most (H:457); only if no Guest has one to spare does the caller
+    # get `None` and must cope (initialize fails with ENOMEM).
     def alloc_page(self) -> int | None:
-        if not self.free_frames:
+        if not self.free_frames and not self.page_tables.reclaim_from_hoarder():
             return None
         page = self.free_frames.pop()
         self.mem.fill(page, PAGE_SIZE)
@@ -601,29 +620,54 @@ class Host:
     # Host timer interrupt then pulls the Guest out, and we carry on running
     # until the Switcher is back.  A CPU that halts or shuts down on the way
     # is the only other way out.
+    #
+    # A Guest never runs in ring 0, and the Switcher's way through takes some
+    # sixty instructions.  So when the run stops at a deadline in ring 0, the
+    # CPU is given a budget of SWITCHER_WATCHDOG instructions to get out of
+    # it; one that spends them all is going round in the Switcher (a fault
+    # delivered again and again) and counts as stopped.  Without any timer,
+    # the run still stops every time slice to look.
     def run_cpu_until_exit(self, lg: Lguest) -> None:
         cpu, machine = self.cpu, self.machine
         while True:
-            why = cpu.run(deadline=machine.next_deadline())
+            why = cpu.run(deadline=min(machine.next_deadline(), cpu.cycles + self.time_slice))
+            if why == "deadline" and cpu.cpl == 0:
+                why = self.watch_switcher()
             if why == "exit":
                 return
             if why == "deadline":
-                self.host_timer_due()
+                if cpu.cycles >= machine.next_deadline():
+                    self.host_timer_due()
                 continue
             self.cpu_stopped(lg, why)
             return
 
+    def watch_switcher(self) -> str:
+        """Step the CPU out of ring 0: "exit", "deadline" (in the Guest), or why it stopped."""
+        cpu = self.cpu
+        for _ in range(SWITCHER_WATCHDOG):
+            if cpu.eip == HOST_RETURN:
+                return "exit"
+            if cpu.cpl != 0:
+                return "deadline"
+            why = cpu.step()
+            if why is not None:
+                return why
+        return "stuck in ring 0"
+
     #: S:015 A correct Switcher never halts or triple-faults the CPU, and a
     # Guest cannot (it runs in ring 1, so `hlt` traps).  If it happens anyway,
-    # say in an exercise that broke the Switcher, the simulation must not hang:
-    # the Guest is killed with the address where it happened, the Host's own
-    # tables and CPU state are rebuilt from scratch, and the trip "returns".
+    # say in an exercise that broke the Switcher, a fault that reached the
+    # Host's own exception handler (H:005), or a Guest that handed the
+    # Switcher a frame it could not use, the simulation must not hang or
+    # take other Guests down: the Guest is killed with the address where it
+    # happened, every byte the Guests share and the CPU's Host context are put
+    # back as they were (recovery.py), and the trip "returns".
     def cpu_stopped(self, lg: Lguest, why: str) -> None:
         """A halted or shut-down CPU in the middle of a world switch is a Host bug:
         report it as the Guest's death rather than hang."""
-        kill_guest(lg, f"CPU stopped ({why}) during the world switch at {self.cpu.eip:#x}")
-        self._recover_host_world()
-        self.cpu.eip = HOST_RETURN
+        self.recovery.recover(lg, f"CPU stopped ({why}) during the world switch "
+                                  f"at {self.cpu.eip:#x}")
 
     #: S:016 Back from the Switcher: undo what `enter_guest()` changed for
     # the Guest.  A Host timer interrupt still pending has done its job (the
@@ -633,6 +677,10 @@ class Host:
     # the Python Host takes no interrupts, so `guest_steps()` reads it next.
     def leave_guest(self, lg: Lguest) -> None:
         cpu = self.cpu
+        if lg.dead is None:
+            failed = self.recovery.check(lg)
+            if failed is not None:
+                self.recovery.recover(lg, failed)
         cpu.exit_eip = None
         if HOST_TIMER_VECTOR in cpu.pending:
             cpu.pending.remove(HOST_TIMER_VECTOR)
@@ -642,12 +690,6 @@ class Host:
         lg.world_switches += 1
         self.trace.emit("switch", guest=lg.guestid, to="host", trapnum=lg.regs.trapnum,
                         errcode=lg.regs.errcode, eip=lg.regs.eip)
-
-    def _recover_host_world(self) -> None:
-        cpu = self.cpu
-        cpu.shutdown = None
-        cpu.halted = False
-        self._init_host_world()
 
     #: H:030 Here is the Host's main loop, entered each time the Launcher reads
     # `/dev/lguest`.  It runs the Guest again and again until something
@@ -716,6 +758,8 @@ class Host:
             self.enter_guest(lg)
             yield lg
             self.leave_guest(lg)
+            if lg.dead is not None:
+                break
             regs = lg.regs
             trapnum = regs.trapnum
             cr2 = cpu.cr2 if trapnum == 14 else 0
@@ -793,3 +837,4 @@ class Host:
         self.trace.emit("trap", guest=lg.guestid, vector=13, emulated="in" if op in
                         (0xE4, 0xE5, 0xEC, 0xED) else "out", eip=eip)
         return True
+

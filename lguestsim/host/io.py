@@ -43,6 +43,7 @@ from .lg import (
 
 LGUEST_MAX_DMA_SECTIONS = 16
 DMA_SIZE = 100
+MAX_DMAS_PER_BINDING = 256      # buffers in one bound array (L:345)
 HASH_BUCKETS = 61
 
 
@@ -167,6 +168,15 @@ class IO:
                 self.unlink(info)
             return 1 if found else 0
         if len(lg.dma) >= LGUEST_MAX_DMA:
+            return 0
+        #: L:345 A sender to this key will search the array for a free
+        # buffer, and its time is its own, not the receiver's to spend: an
+        # array of sixteen million entries, or one running out of the
+        # receiver's memory, would make every send to it crawl.  lguestsim
+        # refuses (0 in %eax) an array of more than 256 buffers or one not
+        # wholly inside the Guest's memory, so a send looks at 256 at most.
+        if not 0 < numdmas <= MAX_DMAS_PER_BINDING \
+                or not lguest_address_ok(lg, dmas, numdmas * DMA_SIZE):
             return 0
         info = DmaInfo(lg, key, dmas, numdmas, 0, interrupt)
         lg.dma.append(info)

@@ -134,10 +134,29 @@ class GuestRegs:
 # A Guest keeps a few of these in `Lguest.pgdirs`, so that switching back to a
 # process it ran recently finds its shadow already built instead of faulting
 # every page in again (`new_pgdir` in page_tables.py picks which to reuse).
+#
+# `tables` lists the directory's present entries: entry index to the Host
+# frame of the shadow page table behind it.  It says nothing the directory
+# page does not, but it lets a flush or a reclaim visit only the entries in
+# use instead of reading all 1023 (H:445, H:455).
 @dataclass
 class ShadowPgdir:
     gpgdir: int          # the Guest's cr3 (Guest-physical)
     page: int            # host-physical address of our shadow page directory
+    tables: dict[int, int] = field(default_factory=dict)   # present entries: index -> frame
+
+
+#: H:311 What one Guest's shadow page tables cost the Host, in frames of its
+# pool: `pages` held now (directories and page tables), the most it ever held,
+# how many it was given, and how many the Host took back from it to give to
+# itself or to another Guest (H:455).  Plain numbers, for the views and the
+# Host chapter.
+@dataclass
+class ShadowAccount:
+    pages: int = 0
+    peak: int = 0
+    allocated: int = 0
+    reclaimed: int = 0
 
 
 #: P:403 What 2.6.24 changed in the Host's notebook: everything about one
@@ -208,6 +227,7 @@ class Lguest:
     noirq_end: int = 0
     dead: str | None = None
     pgdirs: list = field(default_factory=lambda: [None] * 4)
+    shadow: ShadowAccount = field(default_factory=ShadowAccount)
     gdt: list = field(default_factory=lambda: [(0, 0)] * GDT_ENTRIES)
     idt: list = field(default_factory=lambda: [(0, 0)] * IDT_ENTRIES)
     syscall_idt: tuple = (0, 0)

@@ -63,6 +63,8 @@ def lg_cpu_start(host, lg: Lguest, id: int, start_ip: int) -> LgCpu:
     regs_page = host.alloc_page()
     if regs_page is None:
         raise _err(errno.ENOMEM, "no memory for the regs page")
+    # The canary under the registers, by which recovery tells a failed switch.
+    host.recovery.arm(regs_page)
     cpu = LgCpu(id=id, regs_page=regs_page, regs=GuestRegs(host.mem, regs_page + REGS_OFFSET),
                 lg=lg)
     lg.cpus.append(cpu)

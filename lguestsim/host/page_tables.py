@@ -26,7 +26,17 @@ directory; a Guest that tries to reach it there is killed.
 
 from __future__ import annotations
 
-from .lg import PAGE_SIZE, Lguest, ShadowPgdir, kill_guest, lgread_u32, lgwrite_u32
+from dataclasses import dataclass
+
+from .lg import (
+    PAGE_SIZE,
+    Lguest,
+    ShadowAccount,
+    ShadowPgdir,
+    kill_guest,
+    lgread_u32,
+    lgwrite_u32,
+)
 
 #: H:300 The page table code.  The Guest uses the classic two-level i386
 # layout (no PAE): a page directory of 1024 entries, each pointing at a page
@@ -45,6 +55,19 @@ from .lg import PAGE_SIZE, Lguest, ShadowPgdir, kill_guest, lgread_u32, lgwrite_
 P, RW, US, PWT, PCD, A, D, PS, G = 1, 2, 4, 8, 0x10, 0x20, 0x40, 0x80, 0x100
 PAGE_TABLE_FLAGS = P | RW | US | A | D    # 0x067: what a Guest PDE may carry
 SWITCHER_PGD_INDEX = 1023
+QUOTA_SHARES = 4          # a Guest may hold a quarter of the pool before it pays itself
+
+
+#: H:312 The Host-wide view of the frame pool's use, for the views and the Host
+# chapter: how many frames the pool has, how many are free, the quota past
+# which a Guest's own shadows are reclaimed to pay for new ones, and each
+# Guest's account (H:311), by Guest id.
+@dataclass
+class ShadowAccounting:
+    pool: int
+    free: int
+    quota: int
+    guests: dict[int, ShadowAccount]
 
 
 #: H:320 Two helpers split a 32-bit virtual address the way the processor
@@ -67,6 +90,8 @@ class PageTables:
     def __init__(self, host) -> None:
         self.host = host
         self.mem = host.machine.mem
+        self.pool = len(host.free_frames)
+        self.quota = self.pool // QUOTA_SHARES
 
     # -- the shadow directories
     #: H:323 Where the shadow directory entry for an address lives: in slot
@@ -178,12 +203,13 @@ class PageTables:
             self.check_gpgd(lg, gpgd)
             if lg.dead:
                 return False
-            page = self.host.alloc_page()
+            page = self.alloc_shadow_page(lg)
             if page is None:
                 kill_guest(lg, "out of memory allocating pte page")
                 return False
             spde = page | (gpgd & 0xFFF)
             mem.write32(spgd, spde)
+            lg.pgdirs[lg.pgdidx].tables[pgd_index(vaddr)] = page
         gpte_addr = (gpgd & 0xFFFFF000) + pte_index(vaddr) * 4
         gpte = lgread_u32(lg, mem, gpte_addr)
         if not gpte & P:
@@ -256,20 +282,91 @@ class PageTables:
     # fault again, and demand_page() rebuilds what the Guest still uses.
     # (lguest also walked the table, dropping its reference on each page
     # mapped; lguestsim takes no references, so freeing the table is enough.)
+    # The entry also leaves the directory's list of tables and the Guest's
+    # account.
     def release_pgd(self, lg: Lguest, spgd: int) -> None:
         spde = self.mem.read32(spgd)
         if spde & P:
-            self.host.free_page(spde & 0xFFFFF000)
+            for pgdir in lg.pgdirs:
+                if pgdir is not None and pgdir.page == spgd & ~0xFFF:
+                    pgdir.tables.pop((spgd & 0xFFF) >> 2, None)
+            self.free_shadow_page(lg, spde & 0xFFFFF000)
             self.mem.write32(spgd, 0)
 
     #: H:440 (v) Flushing.  Every directory entry below `page_offset`, the
     # user half of the address space, is released in the shadow in slot
     # `idx`; the kernel half, the same in every address space, stays.
     # new_pgdir() does this to a slot it recycles for another address space.
+    # Only the entries the shadow holds are visited (its `tables`), so a
+    # flush costs what the shadow holds, not the 768 entries of the user half.
     def flush_user_mappings(self, lg: Lguest, idx: int) -> None:
-        base = lg.pgdirs[idx].page
-        for i in range(pgd_index(lg.page_offset)):
-            self.release_pgd(lg, base + i * 4)
+        pgdir = lg.pgdirs[idx]
+        limit = pgd_index(lg.page_offset)
+        for index in [i for i in pgdir.tables if i < limit]:
+            self.release_pgd(lg, pgdir.page + index * 4)
+
+    #: H:455 Frames for shadows, and taking them back.  Any shadow page table
+    # can be dropped at any moment: demand_page() builds it again on the next
+    # fault.  So no Guest's hoard need ever make another Guest fail.  Each
+    # Guest's frames are counted (`lg.shadow`, H:311), and a Guest that
+    # already holds its quota (a quarter of the pool) pays for a new frame by
+    # giving back one of its own tables first: a hoarder slows itself down
+    # with refaults, and nobody else notices.  If the pool is empty all the
+    # same (many Guests, each within its quota), Host.alloc_page() reclaims
+    # from whichever Guest holds most (H:015).  Only when no Guest has a table
+    # to spare does the caller get None.
+    def alloc_shadow_page(self, lg: Lguest) -> int | None:
+        """A zeroed frame for one of ``lg``'s shadows, charged to its account."""
+        account = lg.shadow
+        if account.pages >= self.quota:
+            self.reclaim(lg)
+        page = self.host.alloc_page()
+        if page is None:
+            return None
+        account.pages += 1
+        account.allocated += 1
+        account.peak = max(account.peak, account.pages)
+        return page
+
+    def free_shadow_page(self, lg: Lguest, page: int) -> None:
+        lg.shadow.pages -= 1
+        self.host.free_page(page)
+
+    #: H:456 Which table to give back.  Shadows of address spaces the Guest is
+    # not running now go first, the current one last; in each, the table that
+    # was built longest ago (a dict keeps its order of insertion).  The tables
+    # holding the Guest's kernel stack are never taken, in any shadow: they
+    # are pinned (H:260), and a switch back to a cached shadow does not pin
+    # again.  Directory pages are not reclaimed, only page tables: a Guest has
+    # at most four directories.  The cost is bounded by the Guest's own
+    # shadows, at most four times 1023 entries.
+    def reclaim(self, lg: Lguest) -> bool:
+        """Give back one of ``lg``'s shadow page tables; False if it has none to spare."""
+        pinned = {pgd_index((lg.esp1 - 1 - i * PAGE_SIZE) & 0xFFFFFFFF)
+                  for i in range(lg.stack_pages)}
+        current = lg.pgdirs[lg.pgdidx]
+        order = [p for p in lg.pgdirs if p is not None and p is not current] + [current]
+        for pgdir in order:
+            for index in pgdir.tables:
+                if index not in pinned:
+                    self.release_pgd(lg, pgdir.page + index * 4)
+                    lg.shadow.reclaimed += 1
+                    return True
+        return False
+
+    #: H:457 The Host's last resort when its pool is empty: take a table from
+    # the Guest holding the most frames (the hoarder), or the next one if all
+    # of the hoarder's are pinned.
+    def reclaim_from_hoarder(self) -> bool:
+        for lg in sorted(self.host.lguests, key=lambda g: -g.shadow.pages):
+            if lg.pgdirs[lg.pgdidx] is not None and self.reclaim(lg):
+                return True
+        return False
+
+    #: H:458 The accounting the views read (H:312).
+    def accounting(self) -> ShadowAccounting:
+        return ShadowAccounting(self.pool, len(self.host.free_frames), self.quota,
+                                {lg.guestid: lg.shadow for lg in self.host.lguests})
 
     # -- the hypercalls
     #: H:445 LHCALL_FLUSH_TLB with 0: the Guest changed user mappings, where a
@@ -284,12 +381,15 @@ class PageTables:
     # Switcher's, entry 1023).  That is slow, but rare; LGUEST_INIT does it
     # too, to start clean.  (lguest's release_all_pagetables() is the loop
     # here; free_guest_pagetable() has its own copy.)  The Guest's kernel stack
-    # went with everything else, so it is pinned again at once.
+    # went with everything else, so it is pinned again at once.  As with a
+    # user flush, only the entries each shadow holds are visited: a Guest
+    # that flushes thousands of times pays for what it rebuilds, not for a
+    # walk of four whole directories each time.
     def guest_pagetable_clear_all(self, lg: Lguest) -> None:
         for pgdir in lg.pgdirs:
             if pgdir is not None:
-                for j in range(SWITCHER_PGD_INDEX):
-                    self.release_pgd(lg, pgdir.page + j * 4)
+                for index in list(pgdir.tables):
+                    self.release_pgd(lg, pgdir.page + index * 4)
         self.pin_stack_pages(lg)
 
     #: H:432 A Guest has four shadow directories cached, one for each address
@@ -317,7 +417,7 @@ class PageTables:
         nxt = self.host.random.randrange(len(lg.pgdirs))
         blank = False
         if lg.pgdirs[nxt] is None:
-            page = self.host.alloc_page()
+            page = self.alloc_shadow_page(lg)
             if page is None:
                 nxt = lg.pgdidx
             else:
@@ -408,7 +508,7 @@ class PageTables:
     # slot, which flush_user_mappings() relies on, comes earlier, in
     # /dev/lguest's initialize().
     def init_guest_pagetable(self, lg: Lguest, gpgdir: int) -> bool:
-        page = self.host.alloc_page()
+        page = self.alloc_shadow_page(lg)
         if page is None:
             return False
         lg.pgdidx = 0
@@ -422,9 +522,9 @@ class PageTables:
     def free_guest_pagetable(self, lg: Lguest) -> None:
         for i, pgdir in enumerate(lg.pgdirs):
             if pgdir is not None:
-                for j in range(SWITCHER_PGD_INDEX):
-                    self.release_pgd(lg, pgdir.page + j * 4)
-                self.host.free_page(pgdir.page)
+                for index in list(pgdir.tables):
+                    self.release_pgd(lg, pgdir.page + index * 4)
+                self.free_shadow_page(lg, pgdir.page)
                 lg.pgdirs[i] = None
 
     #: H:480 (vi) Mapping the Switcher, just before each run, from
@@ -446,12 +546,12 @@ class PageTables:
 
 
 #: M:008 Every shadow page table and directory is a frame from the Host's
-# pool (Host.alloc_page() in core.py), and while the Guest lives, nothing
-# takes one back unless the Guest itself flushes or switches: a Guest that
-# touches many 4 MiB regions in several address spaces just keeps them.  When
-# the pool runs dry, demand_page() kills the Guest.  Yet any shadow page table
-# may be dropped at any moment, since demand_page() rebuilds it on the next
-# fault.  Try a reclaimer: when alloc_page() fails, release page tables from
-# the shadows not in use (sparing the pinned stack), then try again, and count
-# the faults it costs.  (lguest's own note here was about the Guest's pages,
-# which get_user_pages() kept pinned so that Linux could never swap them.)
+# pool, and H:455 takes them back when a Guest holds too many or the pool
+# runs dry.  The choice of victim is simple: oldest first, other address
+# spaces before the current one.  Try least-recently-used instead (the
+# accessed bits of the shadow directory entries say which tables the CPU
+# walked since the last look; clear them as you read them), run the frame
+# hoarder from tests/hostile.py beside the teaching Guest, and count the
+# teaching Guest's refaults under each policy.  (lguest's own note here was
+# about the Guest's pages, which get_user_pages() kept pinned so that Linux
+# could never swap them.)

@@ -39,6 +39,7 @@ from .lg import (
     lgread,
 )
 
+S_BIT, PRESENT = 0x1000, 0x8000           # in a descriptor's high word
 IGNORED = {GDT_ENTRY_TSS, GDT_ENTRY_LGUEST_CS, GDT_ENTRY_LGUEST_DS, GDT_ENTRY_DOUBLEFAULT_TSS}
 
 
@@ -60,19 +61,44 @@ def ignored_gdt(num: int) -> bool:
 # raise DPL 0 to 1.  And the
 # accessed bit is set ahead of time: the processor sets it itself, in the
 # GDT, the first time a segment is loaded, but the GDT it uses sits in the
-# Switcher's read-only page, where that write would fault.  Nothing else is
+# Switcher's read-only page, where that write would fault.  System
+# descriptors are refused (H:612).  Nothing else is
 # checked (no base or limit checks): paging, not segmentation, keeps the
 # Guest inside its memory.
 def fixup_gdt_table(lg: Lguest, start: int, end: int) -> None:
-    """DPL 0 becomes GUEST_PL; the accessed bit is always set."""
+    """DPL 0 becomes GUEST_PL; the accessed bit is always set; no system descriptors."""
     for i in range(start, end):
         if ignored_gdt(i):
             continue
         a, b = lg.gdt[i]
+        if not b & S_BIT:
+            check_system_descriptor(lg, i, a, b)
+            continue
         if b & 0x6000 == 0:
             b |= GUEST_PL << 13
         b |= 0x100
         lg.gdt[i] = (a, b)
+
+
+#: H:612 A descriptor with the S bit clear is not a segment but a system
+# descriptor: an LDT, a TSS, or a call, task, interrupt or trap gate.  None of
+# them belongs in a Guest's GDT, and some are keys to ring 0.  A TSS
+# descriptor the Guest may jump to starts a hardware task switch, which loads
+# every register from a TSS the Guest wrote, %cs included: name LGUEST_CS
+# there (entry 10, the Switcher's ring-0 code, present in every Guest's GDT)
+# and the Guest runs its own code in ring 0.  A task gate leads to the same
+# switch, and a call gate's target selector can name LGUEST_CS directly, with
+# the stack for ring 0 taken from the TSS that ends in the Switcher's regs
+# page.  Raising the DPL to 1 does not help: it only makes the gate or TSS
+# reachable from ring 1.  So a present system descriptor kills the Guest, as
+# lguest kills for any table it cannot trust; one that is not present could
+# never be used, and is simply emptied, so that nothing but segments ever
+# reaches the processor's GDT.  (The all-zero entries every GDT is full of are
+# such not-present descriptors.)
+def check_system_descriptor(lg: Lguest, i: int, a: int, b: int) -> None:
+    if b & PRESENT:
+        kill_guest(lg, f"bad GDT entry {i}: system descriptor type {(b >> 8) & 0xF}")
+    lg.gdt[i] = (0, 0)
 
 
 #: H:615 A new Guest's GDT, before it loads one of its own: the kernel's flat

@@ -191,6 +191,30 @@ views.TimelineView(bad, last=8)
 # Only this Guest is gone: its memory, its shadow tables and its regs page go
 # back to the Host when the Launcher closes `/dev/lguest`.
 #
+# ## Who holds the Host's frames
+#
+# Shadow page directories and page tables are frames of the Host's own pool
+# (H:015), and one Guest must not be able to take them all.  The Host keeps
+# an account per Guest (H:311): the frames it holds now, the most it ever
+# held, how many it was given, and how many were taken back from it.  A Guest
+# at its quota (a quarter of the pool) pays for each new table with one of
+# its own; an empty pool takes a table from whoever holds most (H:455 to
+# H:457).  Any shadow table may go, since the next fault rebuilds it: the
+# hoarder only slows itself down.  Here is the pool after the boot so far:
+
+# %%
+acct = s.host.page_tables.accounting()
+print(f"pool: {acct.pool} frames, {acct.free} free; quota {acct.quota} frames per Guest")
+for guestid, account in acct.guests.items():
+    print(f"Guest {guestid}: {account}")
+
+# %% [markdown]
+# The teaching Guest holds a handful of frames: a shadow directory for each
+# address space it used lately, and the page tables under them.  The hostile
+# Guests of `tests/hostile.py` include a hoarder that points every entry of
+# three page directories at its memory and touches every 4 MiB; beside it, its
+# account stops at the quota and `reclaimed` climbs into the thousands.
+#
 # ## Your turn
 #
 # The boot session is back at a timer interrupt.  Step to the next page fault

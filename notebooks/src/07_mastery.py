@@ -10,7 +10,9 @@
 # 2. **the asynchronous hypercall ring**: batching hypercalls so that many
 #    cost one trip;
 # 3. **the shadow page-directory cache**: how many address spaces the Host
-#    keeps shadows for, and what a miss costs.
+#    keeps shadows for, and what a miss costs;
+#
+# and then looks at a fourth, a check lguest 2.6.23 left out.
 #
 # Times are in cycles of the simulated machine (1 cycle = 1 ns here).  The
 # Switcher and the Guest are counted instruction by instruction; the Host's
@@ -266,6 +268,42 @@ display(Chart(bar_chart(cost, "Cycles for the whole loop", "cycles")))
 one = spaces(4, 0)
 measure(one)
 TimelineView(one, last=12, kinds=("hypercall", "pagefault"))
+
+# %% [markdown]
+# ## 4. What the 2.6.23 GDT rules let through
+#
+# The Guest hands the Host its whole GDT (LHCALL_LOAD_GDT), and lguest 2.6.23
+# checked it lightly: every entry the Guest wrote was kept, except the four the
+# Host owns; a privilege level of 0 was raised to 1, and bit 8 of the high
+# word was set everywhere, meant as the "accessed" bit of a segment.  Nothing
+# looked at the S bit, which tells a segment from a *system* descriptor.
+# Every 386 has call gates, task gates and hardware task switches, and
+# against those the rules leave a door open:
+#
+# - **A TSS descriptor.**  Type 9 survives the "accessed" bit unchanged, and
+#   with DPL 1 the Guest may `ljmp` to it from ring 1.  A task switch loads
+#   every register from the TSS, which the Guest wrote in its own memory:
+#   `cs` may be entry 10, the Switcher's ring-0 code segment, which every
+#   Guest GDT holds, and `cr3` the Host's own page directory.
+# - **A task gate** (type 5, also unchanged) leads to the same task switch.
+# - **A 16-bit call gate** (type 4) turns into type 5 when bit 8 is set: a
+#   task gate again.  A 32-bit call gate (type 12) turns into 13, which is
+#   reserved and only faults; an LDT descriptor (type 2) becomes a busy
+#   16-bit TSS, which a jump refuses.
+#
+# What closes the door is an accident of layout.  Before it loads the new
+# task, the processor saves the old one into the TSS that `tr` names, and the
+# Guest's TSS lives in the Switcher's read-only page.  From the 486 on, with
+# CR0.WP set, as Linux sets it, that write faults, and the Guest merely gets a
+# page fault.  A 386 has no WP: ring 0 writes through read-only pages, the save
+# succeeds, and the Guest runs its own code in ring 0 with the Host's page
+# tables.  `tests/test_host_hostile.py` shows both, with 2.6.23's rules put
+# back for the test: on a "386" the Guest writes a word into a Host frame.
+#
+# lguestsim's Host does not rely on the accident: a present system descriptor
+# anywhere in the Guest's GDT, or in the three TLS entries, kills the Guest,
+# and one that is not present is emptied (H:612).  The hostile corpus tries
+# each type at DPL 0, 1 and 3 beside a neighbour Guest.
 
 # %% [markdown]
 # ## Your turn
