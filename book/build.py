@@ -59,7 +59,7 @@ CACHE = BOOK / "_build" / "cache"
 TEMPLATES = BOOK / "templates"
 # The chapters in lguest's reading order: letter, notebook name, title.
 CHAPTERS = [("P", "preparation"), ("G", "guest"), ("D", "drivers"), ("L", "launcher"),
-            ("H", "host"), ("S", "switcher"), ("M", "mastery")]
+            ("H", "host"), ("S", "switcher"), ("V", "virtio"), ("M", "mastery")]
 # What the pages load, relative to the book's root, and where npm puts it.
 STATIC_JS = {"_static/require.js": "requirejs/require.js",
              "_static/html-manager": "@jupyter-widgets/html-manager/dist"}
@@ -397,6 +397,7 @@ def build(out: Path = OUT, log=print) -> dict:
     start = time.perf_counter()
     chapters = passages.gather()                 # first: a reused tag stops the build
     table = topics.read()
+    tags_2625 = topics.read_2625()
     all_pages = pages()
     out.mkdir(parents=True, exist_ok=True)
     install_js(out, log)
@@ -422,7 +423,7 @@ def build(out: Path = OUT, log=print) -> dict:
         elif page.kind == "code":
             text = render_code_page(page.letter, chapters[page.letter], page, all_pages)
         else:
-            text = plain_page(page.title, topics.render(table, chapters, code_page_of),
+            text = plain_page(page.title, topics.render(table, chapters, code_page_of, tags_2625),
                               page, all_pages)
         if page.kind != "topics":         # the topics page links its tags itself
             text = link_tags(text, tag_pages)
@@ -438,11 +439,13 @@ def build(out: Path = OUT, log=print) -> dict:
     _no_remote_urls(out)
 
     told, total = topics.coverage(table, chapters)
+    told_2625, total_2625 = topics.coverage_2625(tags_2625, chapters)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     figures = {"seconds": round(time.perf_counter() - start, 1), "bytes": size,
                "pages": len(all_pages), "source_pages": len(sources),
                "passages": sum(len(v) for v in chapters.values()),
-               "topics_told": told, "topics": total}
+               "topics_told": told, "topics": total,
+               "topics_2625_told": told_2625, "topics_2625": total_2625}
     (out.parent / "figures.json").write_text(json.dumps(figures, indent=1) + "\n")
     return figures
 

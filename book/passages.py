@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = {"P": "Preparation", "G": "Guest", "D": "Drivers", "L": "Launcher",
-            "H": "Host", "S": "Switcher", "M": "Mastery"}
+            "H": "Host", "S": "Switcher", "V": "Virtio", "M": "Mastery"}
 CODE_SUFFIXES = (".py", ".c", ".h", ".S")
 
 PY_TAG = re.compile(r"^(\s*)#: ([A-Z]):(\d+)\b ?(.*)$")

@@ -314,7 +314,7 @@ def test_every_switcher_step_asked_about_is_one_moment():
 
 # -- Mastery -----------------------------------------------------------------
 
-MASTERY = notebook_strings("07_mastery")
+MASTERY = notebook_strings("08_mastery")
 
 
 def counted(session: Session) -> tuple[int, list]:
@@ -420,7 +420,7 @@ def test_answers_are_judged_without_raising():
 
 def test_the_mastery_checker_measures_the_chapters_own_experiment():
     from lguestsim.exercises import mastery
-    text = (SRC / "07_mastery.py").read_text()
+    text = (SRC / "08_mastery.py").read_text()
     assert re.search(rf"^CALLS = {mastery.CALLS}$", text, re.M)
     k, rounds, mem = re.search(r"^K, ROUNDS, MEM = (.+)$", text, re.M).group(1).split(", ")
     assert (int(k), int(rounds), mem) == (mastery.K, mastery.ROUNDS, f"{mastery.MEM >> 20} << 20")

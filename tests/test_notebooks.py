@@ -26,7 +26,7 @@ TIMES: dict[str, float] = {}
 
 def test_there_are_chapters():
     names = {p.stem.split("_", 1)[1] for p in NOTEBOOKS}
-    assert {"launcher", "drivers", "host", "switcher"} <= names
+    assert {"launcher", "drivers", "host", "switcher", "virtio"} <= names
 
 
 def test_notebooks_match_their_sources():

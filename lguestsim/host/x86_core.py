@@ -83,6 +83,16 @@ SWITCHER_WATCHDOG = 10_000         # instructions in ring 0 after which a switch
 MSR_SYSENTER_CS = 0x174
 CR0_TS = 8
 
+#: H:040 The x86 half of setting up and running a Guest, as 2.6.25 cut it out
+# of the Host's core.  What stays in core.py (`run_guest`'s loop, hypercalls,
+# interrupts, shadow page tables) would be the same on any processor; what is
+# here could only be an x86's: the Host's GDT, IDT and TSS, mapping the
+# Switcher's pages at the top of every address space, copying the Guest's
+# registers into the Switcher's per-CPU page, the far call through the
+# Switcher and back, and decoding the few instructions (in, out) a Guest may
+# run only by having the Host emulate them.  The Host inherits it, so the
+# rest of the Host reads as before.
+
 
 class X86Core:
     """The x86-specific part of the Host (inherited by core.Host)."""

@@ -574,6 +574,13 @@ def silence_stdout() -> None:
         os.close(devnull)
 
 
+#: L:240 The end of the Launcher's story.  It is a plain user program: it
+# laid out the Guest's memory, told the Host about it, and from then on
+# only ran round read() serving devices, until the Guest powered off, crashed
+# or (in 2.6.25) asked to be started again.  Everything else -- switching
+# worlds, shadow page tables, trapping and reflecting interrupts -- is the
+# Host's, the harder half of the journey, which comes next.
+
 #: L:224 And `main` itself, short because the work is elsewhere: parse the
 # command line, run the processor demonstration if `--demo` asked for it, and
 # otherwise launch. A `LauncherError` becomes one line on standard error and

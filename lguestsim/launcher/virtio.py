@@ -29,6 +29,16 @@ from dataclasses import dataclass, field
 from .abi import PAGE_SIZE
 from .report import EXIT_GUEST_DIED, LauncherError
 
+#: V:010 The Virtio chapter, told on the running machine: the notebook
+# boots both generations and runs the same block write and ping on each.
+# Where each step of a virtio request lives in the code: the Guest's
+# `add_buf` (D:730), its kick (D:740) and NOTIFY (D:780); the Host's NOTIFY
+# (H:129) leaving read() (L:238); the Launcher finding the queue
+# (`handle_notify`, L:225), taking the chain and serving it (L:226, L:235);
+# the used ring and the interrupt back; the Guest's `get_buf` (D:750).  The
+# device page is L:225 and D:800; the boot through `hardware_subarch` G:021;
+# the restart L:230 and L:231.
+
 VIRTQUEUE_NUM = 128                 # entries in each of the Launcher's vrings
 VRING_DESC_F_NEXT = 1               # the chain goes on in "next"
 VRING_DESC_F_WRITE = 2              # the Launcher writes this piece (Guest reads it)

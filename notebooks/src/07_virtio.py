@@ -1,0 +1,278 @@
+# %% [markdown]
+# # Virtio: the 2.6.25 generation
+#
+# The journey so far is lguest 2.6.23's.  Two kernels later, in 2.6.25, lguest
+# threw away its own I/O scheme -- `BIND_DMA`, `SEND_DMA`, keys, the Host
+# copying between Guests -- and took up **virtio**, the device interface
+# Linux was growing for every hypervisor.  What changed:
+#
+# * A device is a set of **virtqueues**: rings in the *Guest's* memory, where
+#   the Guest's driver offers buffers (`add_buf`) and the Launcher, which maps
+#   that memory too, takes them, serves them and hands them back in a "used"
+#   ring.  The Host copies nothing: it only carries the Guest's **kick**, the
+#   `NOTIFY` hypercall, out of `read()` to the Launcher.
+# * The device page above Guest memory holds virtio descriptors: type,
+#   number of queues, feature bits, configuration, and a status byte the
+#   driver writes.
+# * The Guest boots through the standard x86 entry: the boot header's
+#   `hardware_subarch` is 1, and `startup_32` jumps to lguest's entry.
+# * A Guest can ask to be restarted: `SHUTDOWN` with "restart", and the
+#   Launcher starts afresh.
+#
+# Both generations run on this simulator, with the same shell commands.  Let
+# us run them side by side.
+
+# %%
+STUDENT = ""   # your name: it picks your variant of the exercises
+
+import io
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from IPython.display import HTML, display
+
+from lguestsim import views
+from lguestsim.exercises.virtio import VirtioExercises
+from lguestsim.launcher.main import Options, start_launchers
+from lguestsim.launcher.run import run_many
+from lguestsim.session import Session
+
+ex = VirtioExercises(STUDENT)
+
+
+class Console(io.StringIO):
+    """A Guest's console output (the Launcher writes bytes to .buffer)."""
+
+    def __init__(self):
+        super().__init__()
+        self.buffer = io.BytesIO()
+
+    def text(self):
+        return self.buffer.getvalue().decode("latin-1") + self.getvalue()
+
+
+# %% [markdown]
+# ## The same work on both generations
+#
+# For each generation we start two Guests on one Host, the way `lguest
+# --guests` would: the first has a disk and both share a network.  The first
+# Guest runs its shell; we type `write 1 hello` (one block request) and then
+# `ping broadcast 1` (one echo request to the other Guest).  Around each
+# command we read the first Guest's counters -- hypercalls, world switches,
+# its Launcher's trips round `read()`, cycles -- and the Host's trace: the
+# events of that Guest during the command, by kind.  `dma` events are copies
+# the Host made; `notify` and `vring` events are virtio's kicks and the
+# Launcher's ring work.
+
+# %%
+COMMANDS = {"write 1 hello": "wrote", "ping broadcast 1": "bytes from"}
+
+
+def generation(virtio, tmp):
+    """Run COMMANDS on one generation; what each cost, measured."""
+    disk = Path(tmp, f"disk-{virtio}.img")
+    disk.write_bytes(bytes(64 * 1024))
+    net = str(Path(tmp, f"net-{virtio}"))
+    rfd, wfd = os.pipe()
+    outs = [Console(), Console()]
+    items = [Options(virtio=virtio, mem_mb=16, cmdline=["shell"],
+                     devices=([("block", str(disk))] if i == 0 else []) + [("sharenet", net)],
+                     console_out=outs[i], console_in=rfd if i == 0 else None)
+             for i in range(2)]
+    group = start_launchers(items)
+    launcher = group[0]
+    run_many(group, wait=0, until=lambda: "reading commands" in outs[0].text())
+    lg, cpu, trace = launcher.lg, launcher.machine.cpu, launcher.lguest.host.trace
+    measured = {}
+    for command, done in COMMANDS.items():
+        first, mark = len(trace.events), len(outs[0].text())
+        before = (lg.hypercalls, lg.world_switches, launcher.turns, cpu.cycles)
+        os.write(wfd, f"{command}\n".encode())
+        run_many(group, wait=0,
+                 until=lambda done=done, mark=mark: done in outs[0].text()[mark:])
+        after = (lg.hypercalls, lg.world_switches, launcher.turns, cpu.cycles)
+        events = [e for e in trace.events[first:] if e.data.get("guest", 0) == lg.guestid]
+        measured[command] = {
+            "counts": dict(zip(("hypercalls", "world switches", "Launcher round trips",
+                                "cycles"), (a - b for a, b in zip(after, before, strict=True)),
+                               strict=True)),
+            "kinds": Counter(e.kind for e in events),
+            "events": events,
+            "output": outs[0].text()[mark:].strip()}
+    os.write(wfd, b"quit\n")
+    os.close(wfd)
+    run_many(group, wait=5, until=lambda: launcher.ended)
+    os.close(rfd)
+    for other in group:
+        other.finish(0, "the chapter is done with it")
+    return measured
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    runs = {"2.6.23 (DMA)": generation(False, tmp), "2.6.25 (virtio)": generation(True, tmp)}
+
+
+def comparison(runs):
+    names = list(runs)
+    rows = []
+    for command in COMMANDS:
+        kinds = sorted(set().union(*(runs[n][command]["kinds"] for n in names)))
+        for what in list(runs[names[0]][command]["counts"]) + [f"{k} events" for k in kinds]:
+            cells = []
+            for n in names:
+                r = runs[n][command]
+                value = (r["counts"][what] if what in r["counts"]
+                         else r["kinds"].get(what.removesuffix(" events"), 0))
+                cells.append(f"<td style='text-align:right'>{value:,}</td>")
+            rows.append(f"<tr><td>{command}</td><td>{what}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{n}</th>" for n in names)
+    return HTML(f"<table><tr><th>command</th><th>measured</th>{head}</tr>{''.join(rows)}"
+                "</table>")
+
+
+display(comparison(runs))
+for name, r in runs.items():
+    print(f"{name}: {r['write 1 hello']['output']!r} / {r['ping broadcast 1']['output']!r}")
+
+# %% [markdown]
+# Read the `dma` row against the `notify` and `vring` rows.  In 2.6.23 every
+# block request and every packet is a `SEND_DMA` the Host checks and copies
+# (to the Launcher, or straight into the other Guest's bound buffer).  In
+# 2.6.25 the Host copies nothing: a request is a chain of descriptors in the
+# Guest's own memory, the kick is a `NOTIFY` that leaves `read()`, and the
+# Launcher reads and writes the buffers itself before putting the chain in the
+# used ring.  The cost moves from the Host to the Launcher: more round trips
+# through `read()`, and the cycles of the Guest waiting for its reply (a
+# ping's cycles include the time the Guest halts until the answer comes).
+#
+# Here is the block write on each generation, event by event, side by side:
+
+# %%
+def side_by_side(runs, command, kinds=("hypercall", "dma", "notify", "vring", "interrupt")):
+    columns = []
+    for name, r in runs.items():
+        lines = [f"{e.cycle:>10,}  {e.kind:<9} {dict(e.data)}"
+                 for e in r[command]["events"] if e.kind in kinds]
+        columns.append(f"<td style='vertical-align:top'><b>{name}</b><pre>"
+                       + "\n".join(lines) + "</pre></td>")
+    return HTML(f"<table><tr>{''.join(columns)}</tr></table>")
+
+
+side_by_side(runs, "write 1 hello")
+
+# %% [markdown]
+# ## One request through a virtqueue
+#
+# The 2.6.25 block write above went: the driver's `add_buf` put a chain of
+# three descriptors in the ring (the request header, the data, the status
+# byte the Launcher writes); `kick` made a `NOTIFY` hypercall with the
+# queue's address; the Host left `read()` with it (the `notify` event); the
+# Launcher took the chain (`vring` op `avail`), wrote the sector, put the
+# head in the used ring (`vring` op `used`) and raised the queue's
+# interrupt; the Guest's interrupt handler ran `get_buf` and found its reply.
+#
+# Now the same steps with the ring in view, in a session of the virtio Guest
+# (its console's output queue: a session's Guest has a console only).  First,
+# the first kick, before the Launcher has looked at the ring:
+
+# %%
+s = Session.boot(virtio=True)
+stop = s.step_to("notify")
+print(stop)
+views.VirtqueueView(s)
+
+# %% [markdown]
+# The Launcher takes the chain the Guest offered (ownership moves from Guest
+# to Launcher), serves it, and returns it in the used ring:
+
+# %%
+stop = s.step_to("vring", match=lambda e: e.data["op"] == "avail")
+print(stop)
+views.VirtqueueView(s)
+
+# %%
+stop = s.step_to("vring", match=lambda e: e.data["op"] == "used")
+print(stop)
+views.VirtqueueView(s)
+
+# %% [markdown]
+# ## The device page, as the Guest reads it
+#
+# Above the Guest's memory the Launcher wrote one descriptor per device: its
+# virtio type, its number of virtqueues (each a `lguest_vqconfig`: size,
+# interrupt, ring page), its feature bits (the device's, then the ones the
+# driver accepts), its configuration bytes, and the status byte the driver
+# writes as it goes: ACKNOWLEDGE 1, DRIVER 2, DRIVER_OK 4.  The session's
+# Guest has finished its drivers' setup by now:
+
+# %%
+views.DevicePageView(s)
+
+# %% [markdown]
+# And the boot: the Launcher wrote `hardware_subarch` = 1 at offset 0x23c of
+# the boot header; the Guest's `startup_32` reads it and jumps to lguest's
+# entry.  The header is at Guest-physical 0, where `%esi` points as the Guest
+# starts:
+
+# %%
+t = Session.boot(virtio=True)
+t.step_to("switch")
+entry = t.trace.of("switch")[0]
+print(f"first entry into the Guest at {entry.data['eip']:#x} ({t.describe(entry.data['eip'])}), "
+      f"%esi = {t.cpu.esi:#x}")
+print("hardware_subarch =", t.run.process.read32(t.cpu.esi + 0x23c))
+
+# %% [markdown]
+# ## A restart
+#
+# In 2.6.25 a Guest can ask for a reboot: `SHUTDOWN` with `LGUEST_SHUTDOWN_RESTART`.
+# The Host ends the Guest's `read()` with an error the Launcher recognizes,
+# and the Launcher starts afresh: the real one closes its files and exec()s
+# itself; ours lays the Guest out again on the same Host and attaches to it.
+# We type `reboot`, and then `devices` in the new Guest:
+
+# %%
+with tempfile.TemporaryDirectory() as tmp:
+    rfd, wfd = os.pipe()
+    out = Console()
+    [launcher] = start_launchers([Options(virtio=True, mem_mb=16, cmdline=["shell"],
+                                          console_out=out, console_in=rfd)])
+    first = launcher.lg
+    run_many([launcher], wait=0, until=lambda: "reading commands" in out.text())
+    os.write(wfd, b"reboot\n")
+    run_many([launcher], wait=0, until=lambda: launcher.restarts == 1
+             and out.text().count("reading commands") == 2)
+    trace = launcher.lguest.host.trace
+    os.write(wfd, b"quit\n")
+    os.close(wfd)
+    run_many([launcher], wait=5, until=lambda: launcher.ended)
+    os.close(rfd)
+print("restart events:", [dict(e.data) for e in trace.of("restart")])
+print("Launcher restarts:", launcher.restarts, "/ a new struct lguest:", launcher.lg is not first)
+print("exit:", launcher.status, launcher.reason)
+
+# %% [markdown]
+# ## Your turn
+#
+# The session `s` stands at the Launcher's first returned chain.  Step on
+# (`s.step_to("notify")`, `s.step_to("vring")`) and watch the rings.
+
+# %%
+views.dashboard(s, (views.VirtqueueView, views.TimelineView))
+
+# %% [markdown]
+# ## Exercises
+
+# %%
+print(ex)
+
+# %%
+ANSWER_1 = None
+ANSWER_2 = None
+ANSWER_3 = None
+
+display(ex.check(1, ANSWER_1))
+display(ex.check(2, ANSWER_2))
+display(ex.check(3, ANSWER_3))
