@@ -29,6 +29,7 @@ from lguestsim.exercises.launcher import LauncherExercises
 from lguestsim.exercises.mastery import MasteryExercises
 from lguestsim.exercises.preparation import PreparationExercises
 from lguestsim.exercises.switcher import STEPS, SwitcherExercises, switcher_listing
+from lguestsim.exercises.virtio import VirtioExercises
 from lguestsim.host.core import HOST_RETURN
 from lguestsim.host.lg import HCALL_NAMES
 from lguestsim.pagewalk import guest_walk
@@ -353,10 +354,43 @@ def test_mastery(student):
     judge(ex, 3, mastery_cycles(), mastery_cycles() + 1, MASTERY["SYNC"])
 
 
+# -- Virtio ------------------------------------------------------------------
+
+@functools.cache
+def virtio_stepped(kind: str, upto: int) -> list:
+    """What a student reads stepping a virtio session to each ``kind`` event in
+    turn: the event the session stopped at, 1 to ``upto``."""
+    s = Session.boot(virtio=True)
+    seen = []
+    for _ in range(upto):
+        s.step_to(kind)
+        seen.append(s.trace.of(kind)[-1])
+    return seen
+
+
+@functools.cache
+def virtio_counted() -> dict[str, int]:
+    s = Session.boot(virtio=True)
+    s.finish()
+    return {kind: sum(1 for e in s.trace.events if e.kind == kind)
+            for kind in ("notify", "vring", "interrupt", "hypercall")}
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_virtio(student):
+    ex = VirtioExercises(student)
+    addr = int(virtio_stepped("notify", 12)[ex.notify - 1].data["addr"])
+    judge(ex, 1, hex(addr), addr + 4)          # as the view shows it, in hex
+    head = int(virtio_stepped("vring", 16)[ex.vring - 1].data["head"])
+    judge(ex, 2, head, head + 1)
+    count = virtio_counted()[ex.kind]
+    judge(ex, 3, count, count - 1)
+
+
 # -- all chapters ------------------------------------------------------------
 
 CHAPTERS = (PreparationExercises, GuestExercises, DriversExercises, LauncherExercises,
-            HostExercises, SwitcherExercises, MasteryExercises)
+            HostExercises, SwitcherExercises, VirtioExercises, MasteryExercises)
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda c: c.chapter)
