@@ -212,7 +212,7 @@ def test_missing_topics_file_is_a_clear_error(tmp_path):
 def code_tags() -> dict[str, str]:
     """Every tag in the code, by a scan independent of the extractor: tag -> place."""
     found = {}
-    pattern = re.compile(r"^\s*(?:#|/\*): ([PGDLHSM]):(\d{3})\b")
+    pattern = re.compile(r"^\s*(?:#|/\*): ([PGDLHSVM]):(\d{3})\b")
     for path in sorted((ROOT / "lguestsim").rglob("*")):
         if path.suffix not in (".py", ".c", ".h", ".S"):
             continue
@@ -253,16 +253,63 @@ def test_every_tag_appears_once_in_the_book_in_order(book):
         {t: p for t, p in seen.items() if len(p) > 1}
 
 
+def seed_2625_tags() -> list[str]:
+    """The 2.6.25 journey's tags, by a scan independent of topics.py: every
+    "/*" in the seed followed by a tag (the patch's lines carry the old and the
+    new telling of a passage; a tag is counted once)."""
+    text = topics.SEED_2625.read_text(encoding="utf-8")
+    found = []
+    for line in text.splitlines():
+        for m in re.finditer(r"/\*:?\s*([A-Z]):(\d{3})", line):
+            tag = f"{m.group(1)}:{m.group(2)}"
+            if tag not in found:
+                found.append(tag)
+    return found
+
+
 def test_topics_page_reports_coverage(book):
     soup = BeautifulSoup((book / "topics.html").read_text(), "html.parser")
-    cov = soup.select_one(".coverage")
+    cov = soup.select_one('.coverage[data-generation="2.6.23"]')
     table = {t.tag for t in topics.read()}
-    expected = len(table & set(code_tags()))
+    ours = code_tags()
+    expected = len(table & set(ours))
     assert int(cov["data-total"]) == 145 and int(cov["data-told"]) == expected
     rows = soup.select("tr[data-topic]")
-    assert len(rows) == 145
-    assert sum(1 for r in rows if "told" in r["class"]) == expected
-    print(f"topics told: {expected}/145")
+    old = [r for r in rows if r["data-generation"] in ("2.6.23", "both")]
+    assert len(old) == 145
+    assert sum(1 for r in old if "told" in r["class"]) == expected
+    print(f"2.6.23 topics told: {expected}/145")
+    # 2.6.25: counted from the seed itself; a tag naming another topic there is
+    # told by the passage topics.TOLD_2625_BY names, which must say "2.6.25".
+    new = seed_2625_tags()
+    told_2625 = [t for t in new if topics.TOLD_2625_BY.get(t, t) in ours]
+    cov = soup.select_one('.coverage[data-generation="2.6.25"]')
+    assert (int(cov["data-told"]), int(cov["data-total"])) == (len(told_2625), len(new))
+    assert {r["data-topic"] for r in rows if r["data-generation"] in ("2.6.25", "both")} \
+        == set(new)
+    assert {r["data-topic"] for r in rows if r["data-generation"] == "both"} == set(new) & table
+    assert len(rows) == len(table | set(new))
+    for tag, by in topics.TOLD_2625_BY.items():
+        place = ours[by].split(":")
+        line = (ROOT / place[0]).read_text().splitlines()[int(place[1]) - 1]
+        assert "2.6.25" in line, f"{by} tells {tag}'s 2.6.25 topic but does not say so: {line}"
+        assert f"#{by[0]}-{by[2:]}" in str(soup.select_one(f'tr[data-topic="{tag}"]'))
+    print(f"2.6.25 topics told: {len(told_2625)}/{len(new)}")
+
+
+def test_the_generation_column_and_counts_on_a_made_up_journey(tmp_path):
+    table = [topics.Topic("P:010", "a.c", "-"), topics.Topic("H:100", "b.c", "f()")]
+    gathered = passages.gather(tree(tmp_path, {
+        "a.py": "#: P:010 old and new\nx = 1\n\n#: H:041 2.6.25's own\ny = 2\n"}))
+    page = topics.render(table, gathered, {"P": "p.html", "H": "h.html"}, ["P:010", "H:041"])
+    soup = BeautifulSoup(page, "html.parser")
+    gens = {r["data-topic"]: r["data-generation"] for r in soup.select("tr[data-topic]")}
+    assert gens == {"P:010": "both", "H:100": "2.6.23", "H:041": "2.6.25"}
+    counts = {c["data-generation"]: (c["data-told"], c["data-total"])
+              for c in soup.select(".coverage")}
+    assert counts == {"2.6.23": ("1", "2"), "2.6.25": ("2", "2")}
+    with pytest.raises(topics.TopicsError, match="not found"):
+        topics.read_2625(Path("/nonexistent/seed.txt"))
 
 
 def definition_lines(book: Path, page: str) -> list[tuple[str, str, str]]:
@@ -363,7 +410,8 @@ HEX = re.compile(r"\b[0-9a-f]{8}\b")
 
 
 @pytest.mark.parametrize("page, views", [("index.html", ("registers", "pagewalk")),
-                                         ("switcher.html", ("registers", "pagedir"))])
+                                         ("switcher.html", ("registers", "pagedir")),
+                                         ("virtio.html", ("virtqueues", "timeline"))])
 def test_live_views_render_in_headless_chromium(book, tmp_path, page, views):
     url = (book / page).as_uri()
     done = chromium(tmp_path, "--dump-dom", url)
@@ -388,8 +436,8 @@ def test_live_views_render_in_headless_chromium(book, tmp_path, page, views):
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / f"book-{Path(page).stem}.png"
     shot.unlink(missing_ok=True)
-    # The front page's views are on its first screen; the Switcher's are further
-    # down a long page, so that one is taken whole.
+    # The front page's views are on its first screen; the Switcher's and the
+    # Virtio chapter's are further down a long page, so those are taken whole.
     height = 1600 if page == "index.html" else 16000
     done = chromium(tmp_path, f"--screenshot={shot}", f"--window-size=1400,{height}",
                     "--hide-scrollbars", url)
