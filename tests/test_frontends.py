@@ -170,7 +170,7 @@ def test_make_demo_names_the_chapters_when_one_is_unknown():
                           timeout=60)
     assert proc.returncode != 0
     assert ("make demo: no chapter 'nosuch'; CHAPTER= one of: preparation guest drivers "
-            "launcher host switcher mastery") in proc.stderr
+            "launcher host switcher virtio mastery") in proc.stderr
 
 
 def lab_settings(tmp_path: Path) -> dict[str, str]:
