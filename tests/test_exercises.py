@@ -379,10 +379,10 @@ def virtio_counted() -> dict[str, int]:
 @pytest.mark.parametrize("student", STUDENTS)
 def test_virtio(student):
     ex = VirtioExercises(student)
-    addr = int(virtio_stepped("notify", 12)[ex.notify - 1].data["addr"])
+    addr = int(virtio_stepped("notify", 16)[ex.notify - 1].data["addr"])
     judge(ex, 1, hex(addr), addr + 4)          # as the view shows it, in hex
-    head = int(virtio_stepped("vring", 16)[ex.vring - 1].data["head"])
-    judge(ex, 2, head, head + 1)
+    idx = int(virtio_stepped("vring", 16)[ex.vring - 1].data["idx"])
+    judge(ex, 2, idx, idx + 1)
     count = virtio_counted()[ex.kind]
     judge(ex, 3, count, count - 1)
 

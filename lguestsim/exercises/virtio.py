@@ -38,11 +38,11 @@ class VirtioExercises(Chapter):
     chapter = "virtio"
     hints = {1: "s.step_to('notify') as many times as the question says; the event's data",
              2: "each vring event is the Launcher taking ('avail') or returning ('used') a "
-                "chain: its 'head'",
+                "chain, and the ring's index that got to: its 'idx'",
              3: "finish a session and count s.trace.of(kind)"}
 
     def draw(self) -> None:
-        self.notify = self.randint(1, 12)
+        self.notify = self.randint(8, 16)
         self.vring = self.randint(1, 16)
         self.kind = self.choice(COUNTED)
 
@@ -51,7 +51,8 @@ class VirtioExercises(Chapter):
                 f"number {self.notify}. Which address (Guest-physical) does the Guest hand "
                 "the Host?",
                 f"In the same boot, at the Launcher's ring event (kind 'vring') number "
-                f"{self.vring}, which descriptor head does the Launcher take or return?",
+                f"{self.vring}, which index has that ring reached (the event's idx: the "
+                "available index read, or the used index written)?",
                 f"How many '{self.kind}' events does the 2.6.25 Guest's whole life put in "
                 "the trace?"]
 
@@ -59,5 +60,5 @@ class VirtioExercises(Chapter):
         if number == 1:
             return int(nth_of("notify", self.notify).data["addr"])
         if number == 2:
-            return int(nth_of("vring", self.vring).data["head"])
+            return int(nth_of("vring", self.vring).data["idx"])
         return len(whole_boot().of(self.kind))

@@ -138,9 +138,11 @@ for name, r in runs.items():
 
 # %% [markdown]
 # Read the `dma` row against the `notify` and `vring` rows.  In 2.6.23 every
-# block request and every packet is a `SEND_DMA` the Host checks and copies
-# (to the Launcher, or straight into the other Guest's bound buffer).  In
-# 2.6.25 the Host copies nothing: a request is a chain of descriptors in the
+# block request, console line and packet is a `SEND_DMA` the Host checks
+# section by section: one meant for the Launcher comes out of `read()` and
+# the Launcher reads the sections itself; one meant for another Guest the
+# Host copies straight into a buffer that Guest bound.  In 2.6.25 the Host
+# copies nothing and checks nothing but the hypercall: a request is a chain of descriptors in the
 # Guest's own memory, the kick is a `NOTIFY` that leaves `read()`, and the
 # Launcher reads and writes the buffers itself before putting the chain in the
 # used ring.  The cost moves from the Host to the Launcher: more round trips
@@ -174,18 +176,30 @@ side_by_side(runs, "write 1 hello")
 # interrupt; the Guest's interrupt handler ran `get_buf` and found its reply.
 #
 # Now the same steps with the ring in view, in a session of the virtio Guest
-# (its console's output queue: a session's Guest has a console only).  First,
-# the first kick, before the Launcher has looked at the ring:
+# (its console's output queue: a session's Guest has a console only).  Not
+# every NOTIFY is a kick: before its console driver is up, the Guest prints
+# through NOTIFY with the address of a string in its own memory (the early
+# console, D:820), and the Launcher prints it.  A kick names a page of a
+# vring, above the Guest's memory.  We step to the first of those, before the
+# Launcher has looked at the ring:
 
 # %%
 s = Session.boot(virtio=True)
-stop = s.step_to("notify")
-print(stop)
+rings = {vq.ring.base: f"{dev.name} queue {q}" for dev in s.run.layout.devices.devices
+         for q, vq in enumerate(dev.vqs)}
+stop = s.step_to("notify", match=lambda e: e.data["addr"] in rings)
+early = [e for e in s.trace.of("notify") if e.data["addr"] not in rings]
+print(f"{len(early)} early-console NOTIFYs first (strings at {early[0].data['addr']:#x}); then")
+print(stop, "->", rings[s.trace.of("notify")[-1].data["addr"]])
 views.VirtqueueView(s)
 
 # %% [markdown]
-# The Launcher takes the chain the Guest offered (ownership moves from Guest
-# to Launcher), serves it, and returns it in the used ring:
+# The first kick is usually the console's *input* queue: the driver offers
+# empty buffers for the Launcher to fill when a key is typed, and they stay
+# offered (the view's "owner" column) until then.  The *output* queue's kicks
+# follow, one for each line printed: the Launcher takes the chain the Guest
+# offered (ownership moves from Guest to Launcher), writes it out, and returns
+# it in the used ring:
 
 # %%
 stop = s.step_to("vring", match=lambda e: e.data["op"] == "avail")
