@@ -36,9 +36,9 @@ def nth_of(kind: str, n: int) -> Any:
 
 class VirtioExercises(Chapter):
     chapter = "virtio"
-    hints = {1: "s.step_to('notify') as many times as the question says; the event's data",
-             2: "each vring event is the Launcher taking ('avail') or returning ('used') a "
-                "chain, and the ring's index that got to: its 'idx'",
+    hints = {1: "step on until s.trace.of('notify') holds that many; that one's addr",
+             2: "step on until s.trace.of('vring') holds that many (one step of the Launcher "
+                "can bring two: taking a chain, giving it back); that one's idx",
              3: "finish a session and count s.trace.of(kind)"}
 
     def draw(self) -> None:
