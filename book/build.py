@@ -476,8 +476,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"book: {figures['pages']} pages and {figures['source_pages']} source pages in "
           f"{args.out}, {figures['bytes'] / 1e6:.1f} MB, built in {figures['seconds']} s; "
-          f"{figures['passages']} passages; topics told {figures['topics_told']}/"
-          f"{figures['topics']}")
+          f"{figures['passages']} passages; topics told: 2.6.23 {figures['topics_told']}/"
+          f"{figures['topics']}, 2.6.25 {figures['topics_2625_told']}/{figures['topics_2625']}")
     return 0
 
 

@@ -59,19 +59,38 @@ class Console(io.StringIO):
 # For each generation we start two Guests on one Host, the way `lguest
 # --guests` would: the first has a disk and both share a network.  The first
 # Guest runs its shell; we type `write 1 hello` (one block request) and then
-# `ping broadcast 1` (one echo request to the other Guest).  Around each
-# command we read the first Guest's counters -- hypercalls, world switches,
-# its Launcher's trips round `read()`, cycles -- and the Host's trace: the
-# events of that Guest during the command, by kind.  `dma` events are copies
-# the Host made; `notify` and `vring` events are virtio's kicks and the
-# Launcher's ring work.
+# `ping PEER 1` (one echo request to the other Guest, whose address we learn
+# from a broadcast first).  Around each command -- from the Guest idle at its
+# prompt to the Guest idle again after the answer -- we read the first
+# Guest's counters (hypercalls, world switches, its Launcher's trips round
+# `read()`, cycles) and the Host's trace: that Guest's events, by kind.
+# `dma` events are 2.6.23's SEND_DMA transfers; `notify` and `vring` events
+# are virtio's kicks and the Launcher's ring work.
 
 # %%
-COMMANDS = {"write 1 hello": "wrote", "ping broadcast 1": "bytes from"}
+def type_and_wait(group, wfd, out, line, done):
+    """Type ``line`` into the first Guest's console; run until ``done`` is printed
+    and the Guest has gone idle again (halted, waiting for input)."""
+    mark = len(out.text())
+    os.write(wfd, f"{line}\n".encode())
+    run_many(group, wait=0, until=lambda: done in out.text()[mark:] and "guest> " in
+             out.text()[mark:].split(done, 1)[1] and group[0].lg.halted)
+    return out.text()[mark:]
+
+
+def in_guest(events):
+    """Cycles spent running the Guest: from each switch into it to the switch out."""
+    total, entered = 0, None
+    for e in events:
+        if e.kind == "switch" and e.data["to"] == "guest":
+            entered = e.cycle
+        elif e.kind == "switch" and entered is not None:
+            total, entered = total + e.cycle - entered, None
+    return total
 
 
 def generation(virtio, tmp):
-    """Run COMMANDS on one generation; what each cost, measured."""
+    """Run a block write and a ping on one generation; what each cost, measured."""
     disk = Path(tmp, f"disk-{virtio}.img")
     disk.write_bytes(bytes(64 * 1024))
     net = str(Path(tmp, f"net-{virtio}"))
@@ -83,24 +102,29 @@ def generation(virtio, tmp):
              for i in range(2)]
     group = start_launchers(items)
     launcher = group[0]
-    run_many(group, wait=0, until=lambda: "reading commands" in outs[0].text())
+    run_many(group, wait=0, until=lambda: "reading commands" in outs[0].text()
+             and launcher.lg.halted)
+    # The other Guest's address: the one that answers a broadcast (not measured:
+    # after a broadcast a Guest waits the whole timeout for more answers).
+    answer = type_and_wait(group, wfd, outs[0], "ping broadcast 1", "bytes from")
+    peer = answer.split("bytes from ", 1)[1].split(": ", 1)[0]
     lg, cpu, trace = launcher.lg, launcher.machine.cpu, launcher.lguest.host.trace
     measured = {}
-    for command, done in COMMANDS.items():
-        first, mark = len(trace.events), len(outs[0].text())
+    for command, done in (("write 1 hello", "wrote"), (f"ping {peer} 1", "bytes from")):
+        first = len(trace.events)
         before = (lg.hypercalls, lg.world_switches, launcher.turns, cpu.cycles)
-        os.write(wfd, f"{command}\n".encode())
-        run_many(group, wait=0,
-                 until=lambda done=done, mark=mark: done in outs[0].text()[mark:])
+        output = type_and_wait(group, wfd, outs[0], command, done)
         after = (lg.hypercalls, lg.world_switches, launcher.turns, cpu.cycles)
         events = [e for e in trace.events[first:] if e.data.get("guest", 0) == lg.guestid]
-        measured[command] = {
-            "counts": dict(zip(("hypercalls", "world switches", "Launcher round trips",
-                                "cycles"), (a - b for a, b in zip(after, before, strict=True)),
-                               strict=True)),
+        counts = dict(zip(("hypercalls", "world switches", "Launcher round trips",
+                           "cycles, idle included"),
+                          (a - b for a, b in zip(after, before, strict=True)), strict=True))
+        counts["cycles in the Guest"] = in_guest(events)
+        measured[command.split()[0]] = {
+            "counts": counts,
             "kinds": Counter(e.kind for e in events),
             "events": events,
-            "output": outs[0].text()[mark:].strip()}
+            "output": output.strip()}
     os.write(wfd, b"quit\n")
     os.close(wfd)
     run_many(group, wait=5, until=lambda: launcher.ended)
@@ -117,7 +141,7 @@ with tempfile.TemporaryDirectory() as tmp:
 def comparison(runs):
     names = list(runs)
     rows = []
-    for command in COMMANDS:
+    for command in runs[names[0]]:
         kinds = sorted(set().union(*(runs[n][command]["kinds"] for n in names)))
         for what in list(runs[names[0]][command]["counts"]) + [f"{k} events" for k in kinds]:
             cells = []
@@ -134,7 +158,7 @@ def comparison(runs):
 
 display(comparison(runs))
 for name, r in runs.items():
-    print(f"{name}: {r['write 1 hello']['output']!r} / {r['ping broadcast 1']['output']!r}")
+    print(f"{name}: {r['write']['output']!r} / {r['ping']['output']!r}")
 
 # %% [markdown]
 # Read the `dma` row against the `notify` and `vring` rows.  In 2.6.23 every
@@ -142,12 +166,17 @@ for name, r in runs.items():
 # section by section: one meant for the Launcher comes out of `read()` and
 # the Launcher reads the sections itself; one meant for another Guest the
 # Host copies straight into a buffer that Guest bound.  In 2.6.25 the Host
-# copies nothing and checks nothing but the hypercall: a request is a chain of descriptors in the
-# Guest's own memory, the kick is a `NOTIFY` that leaves `read()`, and the
-# Launcher reads and writes the buffers itself before putting the chain in the
-# used ring.  The cost moves from the Host to the Launcher: more round trips
-# through `read()`, and the cycles of the Guest waiting for its reply (a
-# ping's cycles include the time the Guest halts until the answer comes).
+# copies nothing and checks nothing but the hypercall: a request is a chain
+# of descriptors in the Guest's own memory, the kick is a `NOTIFY` that
+# leaves `read()`, and the Launcher reads and writes the buffers itself
+# before putting the chain in the used ring; a packet for the other Guest
+# goes through both Launchers.  The work moves from the Host to the
+# Launchers: more round trips through `read()` and more world switches.
+# "Cycles, idle included" runs from typing the line to the Guest idle again,
+# so it is mostly the Guest halted, waiting for its Launcher's next turn;
+# "cycles in the Guest" counts only the stretches between a switch into the
+# Guest and the switch out (the trace's `switch` events).  The ping's own
+# `time=` is the round trip as the Guest's clock saw it.
 #
 # Here is the block write on each generation, event by event, side by side:
 
@@ -162,7 +191,7 @@ def side_by_side(runs, command, kinds=("hypercall", "dma", "notify", "vring", "i
     return HTML(f"<table><tr>{''.join(columns)}</tr></table>")
 
 
-side_by_side(runs, "write 1 hello")
+side_by_side(runs, "write")
 
 # %% [markdown]
 # ## One request through a virtqueue
