@@ -274,26 +274,26 @@ print("hardware_subarch =", t.run.process.read32(t.cpu.esi + 0x23c))
 # The Host ends the Guest's `read()` with an error the Launcher recognizes,
 # and the Launcher starts afresh: the real one closes its files and exec()s
 # itself; ours lays the Guest out again on the same Host and attaches to it.
-# We type `reboot`, and then `devices` in the new Guest:
+# We type `reboot`, wait for the new Guest's prompt, and type `quit`:
 
 # %%
-with tempfile.TemporaryDirectory() as tmp:
-    rfd, wfd = os.pipe()
-    out = Console()
-    [launcher] = start_launchers([Options(virtio=True, mem_mb=16, cmdline=["shell"],
-                                          console_out=out, console_in=rfd)])
-    first = launcher.lg
-    run_many([launcher], wait=0, until=lambda: "reading commands" in out.text())
-    os.write(wfd, b"reboot\n")
-    run_many([launcher], wait=0, until=lambda: launcher.restarts == 1
-             and out.text().count("reading commands") == 2)
-    trace = launcher.lguest.host.trace
-    os.write(wfd, b"quit\n")
-    os.close(wfd)
-    run_many([launcher], wait=5, until=lambda: launcher.ended)
-    os.close(rfd)
+rfd, wfd = os.pipe()
+out = Console()
+[launcher] = start_launchers([Options(virtio=True, mem_mb=16, cmdline=["shell"],
+                                      console_out=out, console_in=rfd)])
+first = launcher.lg
+run_many([launcher], wait=0, until=lambda: "reading commands" in out.text())
+os.write(wfd, b"reboot\n")
+run_many([launcher], wait=0, until=lambda: launcher.restarts == 1
+         and out.text().count("reading commands") == 2)
+trace = launcher.lguest.host.trace
+os.write(wfd, b"quit\n")
+os.close(wfd)
+run_many([launcher], wait=5, until=lambda: launcher.ended)
+os.close(rfd)
 print("restart events:", [dict(e.data) for e in trace.of("restart")])
 print("Launcher restarts:", launcher.restarts, "/ a new struct lguest:", launcher.lg is not first)
+print("boots of the Guest seen on its console:", out.text().count("lguestsim teaching Guest"))
 print("exit:", launcher.status, launcher.reason)
 
 # %% [markdown]
