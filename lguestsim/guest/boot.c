@@ -236,7 +236,10 @@ static void lguest_set_lazy_mode(int lazy)
  * real processor at our code) and keeps a copy.  It keeps the first 64
  * vectors (the processor's 32 exceptions and the Guest's 32 interrupt
  * lines) plus the system call vector 0x80, and silently drops the few it
- * reserves for itself.  traps.c's `trap_init()` is the caller. */
+ * reserves for itself.  traps.c's `trap_init()` is the caller.  The split
+ * into halves is unchanged in 2.6.25, whose telling remarks on it: the
+ * 32-bit kernel of the day passed its descriptors around as two words, so
+ * two hypercall arguments were the natural shape. */
 static void lguest_write_idt_entry(unsigned int vector, u32 lo, u32 hi)
 {
 	hcall(LHCALL_LOAD_IDT_ENTRY, vector, lo, hi);
@@ -409,7 +412,11 @@ static void lguest_power_off(void)
  * the kernel will reuse; then we point every op in `pv` at the Guest
  * versions above.  Linux's lguest_init() does the same to its many paravirt
  * structures, and then both hand over to `start_kernel()` (main.c), which
- * boots as if on bare metal, reaching the Host only through these ops. */
+ * boots as if on bare metal, reaching the Host only through these ops.
+ * The 2.6.25 Guest (guest-virtio.elf) arrives here differently and finds the
+ * same work: no signature, but the boot header's hardware_subarch (G:021)
+ * and `lguest_entry`'s LGUEST_INIT (G:022); the ops it fills are the same,
+ * the points Linux's pv_ops give for every privileged routine. */
 void lguest_init(const u8 *boot) __attribute__((noreturn));
 void lguest_init(const u8 *boot)
 {
