@@ -144,10 +144,12 @@ class Session:
     # -- constructors
     @classmethod
     def boot(cls, image: str | Path | None = None, mem_mb: int = 32, cmdline: Iterable[str] = (),
-             virtio: bool = False, **options) -> Session:
+             virtio: bool = False, block: str | Path | None = None, **options) -> Session:
         """The shipped teaching Guest (or ``image``), ready for its first step;
-        ``virtio``: the 2.6.25 generation (guest-virtio.elf unless ``image``)."""
-        return cls((ImageGuest(image, mem_mb, tuple(cmdline), virtio=virtio),), **options)
+        ``virtio``: the 2.6.25 generation (guest-virtio.elf unless ``image``);
+        ``block``: a disk image file the Guest gets as its first disk."""
+        return cls((ImageGuest(image, mem_mb, tuple(cmdline), virtio=virtio, block=block),),
+                   **options)
 
     @classmethod
     def tiny(cls, source: str, mem: int = 8 * MIB, **options) -> Session:

@@ -59,6 +59,7 @@ class ImageGuest:
     cmdline: tuple[str, ...] = ()
     name: str | None = None
     virtio: bool = False              # the 2.6.25 generation (guest-virtio.elf by default)
+    block: str | Path | None = None   # a disk image file (kept its size), as --block=FILE
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class Run:
     outputs: list[tuple[int, bytes]] = field(default_factory=list)   # (key, bytes) sent out
     reads: int = 0
     ended: str | None = None            # why this Launcher stopped (dead Guest, or it gave up)
+    disks: list = field(default_factory=list)   # the Launcher's open disk files (block=)
 
     @property
     def lg(self) -> Lguest | None:
@@ -191,11 +193,21 @@ class World:
         name = str(spec.image) if spec.image is not None else str(shipped)
         image = read_file(name)
         mem = spec.mem_mb * MIB
-        size = mem + (DEVICE_PAGES * PAGE if spec.virtio else device_area_size(["console"]))
+        kinds = ["console"] + (["block"] if spec.block is not None else [])
+        size = mem + (DEVICE_PAGES * PAGE if spec.virtio else device_area_size(kinds))
         process = self.host.new_process(size)
         memory = GuestMemory(process, size)
+        disks: list = []
+
+        def add_disk(devices) -> None:
+            # The same set-up as the command line's --block, before the console.
+            from .launcher import block, virtio_devices
+            setup = virtio_devices.setup_block_file if spec.virtio else block.setup_block_file
+            disks.append(setup(devices, str(spec.block)))
+
         layout = lay_out_guest(memory, mem, image, name, None, list(spec.cmdline),
-                               console_out=console, virtio=spec.virtio)
+                               console_out=console, virtio=spec.virtio,
+                               add_devices=add_disk if spec.block is not None else None)
         dev = self.host.open(process, virtio=spec.virtio)
         if spec.virtio:
             # What 2.6.25 changed: the other four numbers; ring operations traced.
@@ -208,7 +220,7 @@ class World:
                         layout.kernel.page_offset)
         symbols = _image_symbols(name, image)
         return Run(index, spec.name or f"guest{index}", spec, process, dev, symbols,
-                   layout.kernel.page_offset, console, layout=layout)
+                   layout.kernel.page_offset, console, layout=layout, disks=disks)
 
     def _make_tiny_run(self, index: int, spec: TinyGuest, console: ConsoleLog) -> Run:
         program = asm.tiny_guest(spec.source)

@@ -205,40 +205,67 @@ side_by_side(runs, "write")
 # interrupt; the Guest's interrupt handler ran `get_buf` and found its reply.
 #
 # Now the same steps with the ring in view, in a session of the virtio Guest
-# (its console's output queue: a session's Guest has a console only).  Not
-# every NOTIFY is a kick: before its console driver is up, the Guest prints
-# through NOTIFY with the address of a string in its own memory (the early
-# console, D:820), and the Launcher prints it.  A kick names a page of a
-# vring, above the Guest's memory.  We step to the first of those, before the
-# Launcher has looked at the ring:
+# given a disk (`Session.boot(virtio=True, block=FILE)`, the session's
+# `--block`).  Without `shell` on its command line the Guest's program reads
+# sector 0 of its first disk by itself, so there is one block request to
+# follow.  Not every NOTIFY is a kick: before its console driver is up, the
+# Guest prints through NOTIFY with the address of a string in its own memory
+# (the early console, D:820), and the Launcher prints it.  A kick names a
+# page of a vring, above the Guest's memory.  We step to the kick of the
+# disk's queue:
 
 # %%
-s = Session.boot(virtio=True)
+disk = Path(tempfile.mkdtemp()) / "disk.img"
+disk.write_bytes(b"sector zero, read through a virtqueue".ljust(64 * 1024, b"\0"))
+s = Session.boot(virtio=True, block=disk)
 rings = {vq.ring.base: f"{dev.name} queue {q}" for dev in s.run.layout.devices.devices
          for q, vq in enumerate(dev.vqs)}
-stop = s.step_to("notify", match=lambda e: e.data["addr"] in rings)
+block_vq = next(vq for dev in s.run.layout.devices.devices if dev.name == "block"
+                for vq in dev.vqs)
+block_ring = block_vq.ring.base
+stop = s.step_to("notify", match=lambda e: e.data["addr"] == block_ring)
 early = [e for e in s.trace.of("notify") if e.data["addr"] not in rings]
-print(f"{len(early)} early-console NOTIFYs first (strings at {early[0].data['addr']:#x}); then")
-print(stop, "->", rings[s.trace.of("notify")[-1].data["addr"]])
+print(f"{len(early)} early-console NOTIFYs first (strings at {early[0].data['addr']:#x});",
+      f"then {len(s.trace.of('notify')) - len(early) - 1} console kicks; then")
+print(stop, "->", rings[block_ring])
+
+# %% [markdown]
+# That one step of the session is the whole round trip on the Launcher's
+# side: the Host left `read()` with the ring's address, and the Launcher took
+# the chain the Guest offered (`vring` op `avail`: three pieces, the
+# request header, the 512-byte sector and the status byte), read the sector
+# from the file into the Guest's buffer, and gave the chain back in the used
+# ring with the length it wrote (`used`: 512 data bytes and the status
+# byte), then raised the queue's interrupt (the `irq` of its
+# `lguest_vqconfig`).  The events of that step, from the trace, from the
+# Guest's NOTIFY hypercall on:
+
+# %%
+events = list(s.trace.events)
+kick = max(i for i, e in enumerate(events) if e.kind == "hypercall" and e.data["call"] == 17)
+for e in events[kick:]:
+    if e.kind != "vring" or e.data["ring"] == block_ring:
+        print(f"{e.cycle:>10,}  {e.kind:<9} {dict(e.data)}")
+
+# %% [markdown]
+# The ring as it stands now: the disk's queue has its `avail` and `used`
+# indices equal again (nothing is waiting), and the descriptors still hold
+# the chain the Launcher has just returned.  The console's input queue keeps
+# its empty buffers offered to the Launcher (the view's "owner" column) until
+# a key is typed.
+
+# %%
 views.VirtqueueView(s)
 
 # %% [markdown]
-# The first kick is usually the console's *input* queue: the driver offers
-# empty buffers for the Launcher to fill when a key is typed, and they stay
-# offered (the view's "owner" column) until then.  The *output* queue's kicks
-# follow, one for each line printed: the Launcher takes the chain the Guest
-# offered (ownership moves from Guest to Launcher), writes it out, and returns
-# it in the used ring:
+# The interrupt and the switch back are the last events above: the Guest
+# resumes in its handler for that line, which runs `get_buf`, finds the used
+# entry, and the driver wakes the program waiting for the sector, which
+# prints it:
 
 # %%
-stop = s.step_to("vring", match=lambda e: e.data["op"] == "avail")
-print(stop)
-views.VirtqueueView(s)
-
-# %%
-stop = s.step_to("vring", match=lambda e: e.data["op"] == "used")
-print(stop)
-views.VirtqueueView(s)
+s.finish()
+print(s.run.console.text[s.run.console.text.index("sector 0"):][:160])
 
 # %% [markdown]
 # ## The device page, as the Guest reads it
