@@ -70,8 +70,8 @@ class BlockFile:
 # speaks unless spoken to; output is watched at the page's own address. The
 # randomness flag tells the Guest that the device's timing is unpredictable
 # enough to feed its entropy pool.
-def setup_block_file(devices: DeviceList, filename: str, say: Say = quiet) -> BlockFile:
-    """Open ``filename`` read-write and make it the Guest's next block device."""
+def open_disk(filename: str) -> tuple[int, int]:
+    """Open a disk file read-write (either generation's --block): its fd and size."""
     try:
         fd = os.open(filename, os.O_RDWR)
     except OSError as err:
@@ -79,7 +79,17 @@ def setup_block_file(devices: DeviceList, filename: str, say: Say = quiet) -> Bl
                             EXIT_NOT_STARTED) from None
     try:
         # The safe way to learn the size: it could be a file or a real disk.
-        size = os.lseek(fd, 0, os.SEEK_END)
+        return fd, os.lseek(fd, 0, os.SEEK_END)
+    except OSError as err:
+        os.close(fd)
+        raise LauncherError(f"Failed to find the size of {filename}: {err.strerror or err}",
+                            EXIT_NOT_STARTED) from None
+
+
+def setup_block_file(devices: DeviceList, filename: str, say: Say = quiet) -> BlockFile:
+    """Open ``filename`` read-write and make it the Guest's next block device."""
+    fd, size = open_disk(filename)
+    try:
         # One page, no input (a disk has nothing to say unasked), output
         # watched at the page itself; its timing makes it a randomness source.
         dev = devices.new_device("block", LGUEST_DEVICE_T_BLOCK, 1,

@@ -25,13 +25,12 @@ the Waker and the input sources use it the same way.
 from __future__ import annotations
 
 import struct
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from .abi import PAGE_SIZE
-from .devices import DeviceList, DevLguest
+from .devices import DeviceList, DevLguest, write_out
 from .loader import map_zeroed_pages
 from .report import EXIT_GUEST_DIED, LauncherError, ptr, warn
 from .virtio import VIRTQUEUE_NUM, Virtqueue, VringLayout, vring_size
@@ -47,20 +46,6 @@ assert (DESC_HEADER.size, VQCONFIG.size) == (5, 8)
 DEVICE_PAGES = 256
 
 VqHandler = Callable[[DevLguest, Virtqueue], None]
-
-
-def write_out(out: TextIO | None, data: bytes) -> None:
-    """Console bytes to ``out`` (None: standard output), unchanged where it has
-    a binary side."""
-    stream = out if out is not None else sys.stdout
-    binary = getattr(stream, "buffer", None)
-    if binary is not None:
-        stream.flush()
-        binary.write(data)
-        binary.flush()
-    else:
-        stream.write(data.decode("utf-8", "replace"))
-        stream.flush()
 
 
 @dataclass

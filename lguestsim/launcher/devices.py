@@ -434,6 +434,20 @@ class Console:
     out: TextIO | None = None
 
 
+def write_out(out: TextIO | None, data: bytes) -> None:
+    """Console bytes to ``out`` (None: standard output), unchanged where it has
+    a binary side (both generations' consoles write through here)."""
+    stream = out if out is not None else sys.stdout
+    binary = getattr(stream, "buffer", None)
+    if binary is not None:
+        stream.flush()
+        binary.write(data)
+        binary.flush()
+    else:
+        stream.write(data.decode("utf-8", "replace"))
+        stream.flush()
+
+
 #: L:213 The console's output handler: gather the sections into one run of
 # bytes and write it out, returning the count for used_len. The bytes go to the
 # binary side of the stream when it has one, so whatever the Guest prints,
@@ -447,16 +461,8 @@ def handle_console_output(lguest: DevLguest, iov: list[Section], dev: Device) ->
     a failed writev() returns, -1, which as a u32 is 0xFFFFFFFF.
     """
     data = dev.read_iov(iov)
-    stream = dev.priv.out if dev.priv is not None and dev.priv.out is not None else sys.stdout
     try:
-        binary = getattr(stream, "buffer", None)
-        if binary is not None:
-            stream.flush()
-            binary.write(data)
-            binary.flush()
-        else:
-            stream.write(data.decode("utf-8", "replace"))
-            stream.flush()
+        write_out(dev.priv.out if dev.priv is not None else None, data)
     except BrokenPipeError:
         # Nobody reads the console any more (``lguest ... | head``): the real
         # Launcher dies of SIGPIPE here, and every Guest on its stdout stops.

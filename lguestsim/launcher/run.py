@@ -249,14 +249,7 @@ class Launcher:
     def restart(self) -> None:
         """The Guest asked for a reboot: let everything go and boot it afresh."""
         self.say("Guest: restarting")
-        self.waker.cancel()
-        self.devices.close()
-        for resource in self.resources:
-            try:
-                resource.close()
-            except OSError:
-                pass
-        self.lguest.close()
+        self._let_go()
         self.restarts += 1
         self.relaunch()
 
@@ -311,6 +304,10 @@ class Launcher:
         if self.ended:
             return
         self.status, self.reason, self.error = status, reason, error
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Stop the Waker, close the devices and their files, and close /dev/lguest."""
         self.waker.cancel()
         self.devices.close()
         for resource in self.resources:

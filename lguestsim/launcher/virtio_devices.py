@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from .abi import SECTOR_SIZE
+from .block import open_disk
 from .console import ConsoleInput, Terminal
 from .device_page import (
     VIRTIO_ID_BLOCK,
@@ -34,7 +35,7 @@ from .device_page import (
     write_out,
 )
 from .devices import BUSY, DISCARDED, NOTHING, SERVED, Console, DevLguest, InputSource
-from .report import EXIT_GUEST_DIED, EXIT_NOT_STARTED, LauncherError, Say, quiet, warn
+from .report import EXIT_GUEST_DIED, LauncherError, Say, quiet, warn
 from .virtio import VIRTQUEUE_NUM, Virtqueue
 
 DISCARD_SIZE = 256
@@ -249,13 +250,8 @@ def service_io(lguest: DevLguest, vq: Virtqueue) -> None:
 
 def setup_block_file(devices: VirtioDevices, filename: str, say: Say = quiet) -> VirtioBlock:
     """Open ``filename`` read-write: the Guest's next virtio disk."""
+    fd, size = open_disk(filename)
     try:
-        fd = os.open(filename, os.O_RDWR)
-    except OSError as err:
-        raise LauncherError(f"Failed to open {filename}: {err.strerror or err}",
-                            EXIT_NOT_STARTED) from None
-    try:
-        size = os.lseek(fd, 0, os.SEEK_END)
         dev = devices.new_virtio_device("block", VIRTIO_ID_BLOCK)
         devices.add_virtqueue(dev, service_io).owner_dev = dev
         devices.add_feature(dev, VIRTIO_BLK_F_SEG_MAX)
