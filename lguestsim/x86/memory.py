@@ -36,7 +36,12 @@ class PhysicalMemory:
         # Views over the same bytes, used by the CPU's aligned fast paths.
         self.m16 = memoryview(self.ram).cast("H")
         self.m32 = memoryview(self.ram).cast("I")
-        self._watchers: list[Callable[[], Callable[[int, int], None] | None]] = []
+        self._watchers: list[tuple[weakref.ref | None, Callable]] = []
+        # The weak reference to the object of the only watcher, when there is
+        # just one and it is a method (the usual case: one CPU).  That CPU
+        # may then store to a page it knows holds no translated code without
+        # calling itself to be told so (PhysicalMemory.sole_watcher).
+        self.sole_ref: weakref.ref | None = None
 
     def watch(self, callback: Callable[[int, int], None]) -> None:
         """Call ``callback(addr, n)`` after every write through this object.
@@ -44,39 +49,57 @@ class PhysicalMemory:
         A bound method is held by a weak reference, so watching does not keep
         its object alive; a plain function is held until ``unwatch``.
         """
+        # Each watcher is (weak reference to the object or None, function):
+        # calling the function with the object is what WeakMethod does, less
+        # a Python-level call on every write (writes are the hot path here).
         if hasattr(callback, "__self__") and hasattr(callback, "__func__"):
-            ref = weakref.WeakMethod(callback)
+            entry = (weakref.ref(callback.__self__), callback.__func__)
         else:
-            def ref(f=callback):
-                return f
+            entry = (None, callback)
         # Forget the watchers whose objects are gone, so the list cannot grow.
-        self._watchers = [r for r in self._watchers if r() is not None]
-        self._watchers.append(ref)
+        self._watchers = [w for w in self._watchers if _alive(w)]
+        self._watchers.append(entry)
+        self._rewatched()
 
     def unwatch(self, callback: Callable[[int, int], None]) -> None:
         """Stop calling ``callback``; a callback not watching is an error."""
-        for i, ref in enumerate(self._watchers):
-            if ref() == callback:
+        for i, w in enumerate(self._watchers):
+            if _bound(w) == callback:
                 del self._watchers[i]
+                self._rewatched()
                 return
         raise ValueError(f"{callback!r} is not watching this memory")
 
     @property
     def watchers(self) -> list[Callable[[int, int], None]]:
         """The live watchers (those whose objects still exist)."""
-        self._watchers = [ref for ref in self._watchers if ref() is not None]
-        return [f for f in (ref() for ref in self._watchers) if f is not None]
+        self._watchers = [w for w in self._watchers if _alive(w)]
+        self._rewatched()
+        return [f for f in (_bound(w) for w in self._watchers) if f is not None]
 
     def _notify(self, addr: int, n: int) -> None:
         dead = False
-        for ref in self._watchers:
-            watch = ref()
-            if watch is None:
+        for ref, func in self._watchers:
+            if ref is None:
+                func(addr, n)
+                continue
+            obj = ref()
+            if obj is None:
                 dead = True
             else:
-                watch(addr, n)
+                func(obj, addr, n)
         if dead:
-            self._watchers = [ref for ref in self._watchers if ref() is not None]
+            self._watchers = [w for w in self._watchers if _alive(w)]
+            self._rewatched()
+
+    def _rewatched(self) -> None:
+        w = self._watchers
+        self.sole_ref = w[0][0] if len(w) == 1 else None
+
+    def sole_watcher(self, obj: object) -> bool:
+        """Whether ``obj`` is the only one watching (its method is the only watcher)."""
+        ref = self.sole_ref
+        return ref is not None and ref() is obj
 
     def written(self, addr: int, n: int) -> None:
         """Tell the watchers that ``n`` bytes at ``addr`` were written straight
@@ -120,3 +143,16 @@ class PhysicalMemory:
 
     def fill(self, addr: int, n: int, byte: int = 0) -> None:
         self.write(addr, bytes((byte,)) * n)
+
+
+def _alive(watcher: tuple) -> bool:
+    return watcher[0] is None or watcher[0]() is not None
+
+
+def _bound(watcher: tuple) -> Callable[[int, int], None] | None:
+    """The watcher as the callable that was registered (None if its object is gone)."""
+    ref, func = watcher
+    if ref is None:
+        return func
+    obj = ref()
+    return None if obj is None else func.__get__(obj)
