@@ -1,21 +1,33 @@
-"""Physical memory: the machine's RAM as one bytearray.
+"""Physical memory: the machine's RAM as one anonymous mapping.
 
 Everything lives here: the Host's tables, the Switcher, every Guest's memory.
 Accesses are little-endian.  Writes made from Python (the Host, the Launcher,
 tests) are reported to whoever watches, so the CPU can throw away decoded code
-that the write changed; the CPU's own fast paths write the bytearray directly
-and keep their own books.
+that the write changed; the CPU's own fast paths write the RAM directly and
+keep their own books.
 """
 
 from __future__ import annotations
 
+import mmap
+import sys
 import weakref
 from collections.abc import Callable
 
+# Linux's MADV_DONTNEED on a private anonymous mapping hands the pages back
+# and makes them read as zeros again; elsewhere zeroing means writing zeros.
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None) if sys.platform.startswith("linux") else None
+_PRIVATE = mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0)
+_CHUNK = 1 << 20          # zeros are written at most this many bytes at a time
 
-#: P:014 Physical memory is a single `bytearray`, plus two `memoryview`s
-# over the same bytes so that generated code can read or write an aligned
-# 16- or 32-bit word with one indexing operation.  Reads beyond the end give
+
+#: P:014 Physical memory is a single anonymous `mmap`, plus two
+# `memoryview`s over the same bytes so that generated code can read or write
+# an aligned 16- or 32-bit word with one indexing operation.  Like lguest's
+# mmap of /dev/zero, the kernel hands out its pages zeroed and only when first
+# written, so a machine with 2 GiB of RAM costs the Python process what its
+# Host and Guests have touched, not 2 GiB (it indexes and slices as a
+# bytearray does, but never changes size).  Reads beyond the end give
 # 0xFF and writes there are lost, which is what an empty bus does.  Python
 # code writes RAM directly all the time: the Launcher loading a Guest's
 # kernel, the Host pushing an interrupt frame onto a Guest's stack, a test
@@ -32,7 +44,9 @@ class PhysicalMemory:
         if size <= 0 or size % 4096:
             raise ValueError(f"memory size must be a positive multiple of 4096, not {size}")
         self.size = size
-        self.ram = bytearray(size)
+        # Private, not mmap's default of shared: only then does MADV_DONTNEED
+        # give zeros back (a shared mapping keeps its pages in shmem).
+        self.ram = mmap.mmap(-1, size, flags=_PRIVATE)
         # Views over the same bytes, used by the CPU's aligned fast paths.
         self.m16 = memoryview(self.ram).cast("H")
         self.m32 = memoryview(self.ram).cast("I")
@@ -142,7 +156,30 @@ class PhysicalMemory:
         self.write(addr, (value & 0xFFFFFFFF).to_bytes(4, "little"))
 
     def fill(self, addr: int, n: int, byte: int = 0) -> None:
-        self.write(addr, bytes((byte,)) * n)
+        """Set ``n`` bytes at ``addr`` to ``byte``; whole pages of zeros are given back."""
+        if n <= 0:
+            return
+        if not (0 <= addr and addr + n <= self.size):
+            self.write(addr, bytes((byte,)) * n)
+            return
+        start, end = addr, addr + n
+        if byte == 0 and _DONTNEED is not None:
+            # The whole pages inside the range go back to the kernel (they
+            # read as zeros, and cost nothing until written again).
+            first = (start + 0xFFF) & ~0xFFF
+            last = end & ~0xFFF
+            if first < last:
+                self.ram[start:first] = bytes(first - start)
+                self.ram.madvise(_DONTNEED, first, last - first)
+                self.ram[last:end] = bytes(end - last)
+                self._notify(addr, n)
+                return
+        chunk = bytes((byte,)) * min(n, _CHUNK)
+        while start < end:
+            k = min(_CHUNK, end - start)
+            self.ram[start:start + k] = chunk[:k]
+            start += k
+        self._notify(addr, n)
 
 
 def _alive(watcher: tuple) -> bool:
