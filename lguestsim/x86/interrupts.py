@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from . import segments, task_switch, timing, v86
 from .faults import CONTRIBUTORY, DF, GP, HAS_ERROR_CODE, NP, PF, TS, CPUFault, TripleFault
-from .flags import AC, IF, NT, RF, TF, VM
+from .flags import AC, ID, IF, IOPL, NT, RF, TF, VIF, VIP, VM, WRITABLE
 from .segments import (
     CONFORMING_OR_DOWN,
     INTR_GATE16,
@@ -110,8 +110,8 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     gate_err = vector * 8 + 2 + ext
     if vector * 8 + 7 > cpu.idt_limit:
         raise CPUFault(GP, gate_err)
-    raw = cpu.read_sup((cpu.idt_base + vector * 8) & 0xFFFFFFFF, 8)
-    gate = segments.Descriptor(int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
+    raw = segments.read_table_entry(cpu, (cpu.idt_base + vector * 8) & 0xFFFFFFFF)
+    gate = segments.Descriptor(raw & 0xFFFFFFFF, raw >> 32)
     gtype = gate.type if gate.system else -1
     if gtype not in (INTR_GATE16, INTR_GATE32, TRAP_GATE16, TRAP_GATE32, TASK_GATE):
         raise CPUFault(GP, gate_err)
@@ -344,7 +344,6 @@ def _set_sp(cpu, value: int, smask: int) -> None:
 
 def _restore_flags(cpu, new: int, op32: bool, cpl: int) -> None:
     """EFLAGS from an iret: IOPL only at CPL 0, IF only when CPL <= IOPL."""
-    from .flags import ID, IOPL, VIF, VIP, WRITABLE
     old = cpu.eflags
     keep = 0
     if not op32:
