@@ -433,10 +433,15 @@ class CPU:
         off = la & 0xFFF
         if off + n <= 0x1000:
             tlb = self.tlb
-            p = (tlb.uw if user else tlb.sw).get(la >> 12)
+            fast = tlb.uw if user else tlb.sw
+            p = fast.get(la >> 12)
             if p is None:
-                self._write_phys(paging.translate(self, la, True, user), data)
-            elif self.mem.sole_watcher(self):
+                pa = paging.translate(self, la, True, user)
+                p = fast.get(la >> 12)      # the walk may have made it a fast page
+                if p is None:
+                    self._write_phys(pa, data)
+                    return
+            if self.mem.sole_watcher(self):
                 # A fast-dict page holds no translated code (P:029), and no
                 # one else is watching: the store needs to tell nobody.
                 p |= off
