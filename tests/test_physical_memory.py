@@ -41,3 +41,10 @@ def test_ram_costs_only_what_is_touched():
     assert mem.read32(64 * MIB) == 0
     assert resident_bytes() - before < 64 * MIB
     assert mem.m32[0] == 0 and len(mem.ram) == 1024 * MIB
+
+
+def test_writes_take_any_byte_values_as_a_bytearray_did():
+    mem = PhysicalMemory(8192)
+    mem.write(10, [1, 2, 3])
+    mem.write(8190, [9, 9, 9])              # the byte past the end is lost
+    assert mem.read(10, 3) == b"\x01\x02\x03" and mem.read(8190, 3) == b"\x09\x09\xff"

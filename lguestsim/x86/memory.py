@@ -129,7 +129,10 @@ class PhysicalMemory:
     def write(self, addr: int, data: bytes) -> None:
         n = len(data)
         if 0 <= addr and addr + n <= self.size:
-            self.ram[addr:addr + n] = data
+            try:
+                self.ram[addr:addr + n] = data
+            except TypeError:       # a list of byte values: an mmap takes only buffers
+                self.ram[addr:addr + n] = bytes(data)
         else:
             for i, b in enumerate(data):
                 if 0 <= addr + i < self.size:
