@@ -65,7 +65,7 @@ def test_run_and_step_agree_on_compiled_code(workload):
     for _ in range(n):
         assert slow.step() is None
     assert snapshot(fast) == snapshot(slow)
-    assert fmem.ram == smem.ram
+    assert bytes(fmem.ram) == bytes(smem.ram)
 
 
 def test_run_in_random_slices_agrees_with_one_run(workload):
@@ -78,7 +78,7 @@ def test_run_in_random_slices_agrees_with_one_run(workload):
         pass
     assert why == "hlt"
     assert snapshot(sliced) == snapshot(whole)
-    assert smem.ram == wmem.ram
+    assert bytes(smem.ram) == bytes(wmem.ram)
 
 
 def test_self_modifying_code_takes_effect():

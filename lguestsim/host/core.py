@@ -178,6 +178,16 @@ class Process:
             self.mem.write(self.phys(a), data[done:done + k])
             done += k
 
+    def zero(self, addr: int, n: int) -> None:
+        """Clear ``n`` bytes at ``addr``, as a fresh mmap of /dev/zero would read:
+        private pages go back to the machine's RAM, paid for again when written."""
+        self._check(addr, n)
+        if not self.shared:
+            self.mem.fill(self.base + addr, n)
+            return
+        for a, k in self._chunks(addr, n):
+            self.mem.fill(self.phys(a), k)
+
     def read32(self, addr: int) -> int:
         return int.from_bytes(self.read(addr, 4), "little")
 

@@ -309,10 +309,8 @@ class X86Core:
         cpu.msr[MSR_SYSENTER_CS] = 0
         # eflags, the Host's code segment and a return address where no code
         # lives: the frame an interrupt would push, which the Switcher irets to.
-        sp = cpu.esp
-        for value in (cpu.eflags, KERNEL_CS, HOST_RETURN):
-            sp -= 4
-            mem.write32(sp, value)
+        sp = cpu.esp - 12                      # pushed in this order, so lowest last
+        mem.write(sp, struct.pack("<III", HOST_RETURN, KERNEL_CS, cpu.eflags))
         cpu.esp = sp
         cpu.eax = PAGES                                  # this CPU's lguest_pages
         cpu.ebx = lg.pgdirs[lg.pgdidx].page              # the shadow page directory

@@ -88,7 +88,13 @@ class GuestMemory:
         self.backing.write(addr, bytes(data))
 
     def zero(self, addr: int, n: int) -> None:
-        self.write(addr, bytes(n))
+        self.check(addr, n)
+        zero = getattr(self.backing, "zero", None)
+        if zero is not None:            # the Host's process: pages handed back, not written
+            zero(addr, n)
+            return
+        for start in range(addr, addr + n, 1 << 20):   # no n-byte buffer of zeros at once
+            self.backing.write(start, bytes(min(1 << 20, addr + n - start)))
 
     def read8(self, addr: int) -> int:
         return self.read(addr, 1)[0]

@@ -37,6 +37,9 @@ SEG_NAMES = ("es", "cs", "ss", "ds", "fs", "gs")
 MAX_BLOCK = 48
 SINGLE = 1 << 20   # mode-key bit of the caches of one-instruction blocks
 ALIGNMENT = {2: 2, 4: 4, 8: 8, 10: 8}   # what #AC checks, by access size
+# What _mode_changed() folds in besides the segment registers (and CPL).
+_CR0_MODE = CR0_PE | CR0_AM
+_EF_MODE = VM | IOPL | AC
 
 
 def _gpr_property(i: int) -> property:
@@ -191,7 +194,7 @@ class CPU:
         old = self._ef
         self._ef = (value & (WRITABLE | VM)) | FIXED_ONE
         self.fo = 0
-        if (old ^ self._ef) & (IF | TF | AC | VM | IOPL):
+        if (old ^ self._ef) & _EF_MODE:      # (IF and TF are not part of the mode)
             self._mode_changed()
 
     es, cs, ss, ds, fs, gs = (_selector_property(i) for i in range(6))
@@ -307,10 +310,25 @@ class CPU:
 
     def set_segment(self, sreg: int, cache: SegmentCache) -> None:
         self.sregs[sreg] = cache
+        # A data segment matters to the mode only through flat(), SS also
+        # through its B bit: when neither differs from what the mode already
+        # assumes, and nothing else it folds in has moved since, recomputing
+        # it would give the same answer (a world switch loads ~10 segments).
+        if (cache.flat() == bool(self.flat_mask >> sreg & 1) and sreg != 1
+                and (sreg != 2 or bool(cache.big) == self.stack32)
+                and self._mode_inputs == (self.cpl, self._cr0 & _CR0_MODE, self._ef & _EF_MODE)):
+            return
         self._mode_changed()
 
     def set_cs(self, cache: SegmentCache, cpl: int) -> None:
         self.sregs[1] = cache
+        # As in set_segment: skip the recomputation when it cannot change
+        # anything (an iret back into the ring and code segment it left).
+        if (cpl == self.cpl and self.cs_flat == (cache.base == 0 and cache.limit == M32)
+                and self.code32 == (cache.big if self._mode_inputs[1] & CR0_PE
+                                    and not self._mode_inputs[2] & VM else False)
+                and self._mode_inputs == (cpl, self._cr0 & _CR0_MODE, self._ef & _EF_MODE)):
+            return
         self.cpl = cpl
         self._mode_changed()
 
@@ -342,6 +360,7 @@ class CPU:
                | (self.protected << 9) | (self.v86_trap << 10))
         self.mode_key = key
         self.flat_mask = flat
+        self._mode_inputs = (self.cpl, self._cr0 & _CR0_MODE, self._ef & _EF_MODE)
         self.code32 = code32
         self.stack32 = bool(s[2].big)
         self.cs_flat = cs_flat
@@ -364,7 +383,17 @@ class CPU:
     # ----------------------------------------------------------------- memory
     # Slow paths: any size, any alignment, page crossings, faults.
     def _phys(self, la: int, write: bool, user: bool) -> int:
-        return paging.translate(self, la & M32, write, user)
+        # The TLB's fast dicts first: an entry there is one paging.translate
+        # would find and pass without a side effect (it is how it got there).
+        la &= M32
+        tlb = self.tlb
+        if write:
+            p = (tlb.uw if user else tlb.sw).get(la >> 12)
+        else:
+            p = (tlb.ur if user else tlb.sr).get(la >> 12)
+        if p is not None:
+            return p | (la & 0xFFF)
+        return paging.translate(self, la, write, user)
 
     def read_priv(self, la: int, n: int, user: bool) -> bytes:
         """Read ``n`` bytes at linear ``la`` with the given privilege (a counted access)."""
@@ -385,8 +414,14 @@ class CPU:
 
     def _read(self, la: int, n: int, user: bool) -> bytes:
         la &= M32
-        if (la & 0xFFF) + n <= 0x1000:
-            return self.mem.read(self._phys(la, False, user), n)
+        off = la & 0xFFF
+        if off + n <= 0x1000:
+            tlb = self.tlb
+            p = (tlb.ur if user else tlb.sr).get(la >> 12)
+            if p is not None:       # a page of RAM the fast dicts already allow
+                p |= off
+                return bytes(self.ram[p:p + n])
+            return self.mem.read(paging.translate(self, la, False, user), n)
         first = 0x1000 - (la & 0xFFF)
         pa1 = self._phys(la, False, user)
         pa2 = self._phys(la + first, False, user)
@@ -395,8 +430,24 @@ class CPU:
     def _write(self, la: int, data: bytes, user: bool) -> None:
         la &= M32
         n = len(data)
-        if (la & 0xFFF) + n <= 0x1000:
-            self._write_phys(self._phys(la, True, user), data)
+        off = la & 0xFFF
+        if off + n <= 0x1000:
+            tlb = self.tlb
+            fast = tlb.uw if user else tlb.sw
+            p = fast.get(la >> 12)
+            if p is None:
+                pa = paging.translate(self, la, True, user)
+                p = fast.get(la >> 12)      # the walk may have made it a fast page
+                if p is None:
+                    self._write_phys(pa, data)
+                    return
+            if self.mem.sole_watcher(self):
+                # A fast-dict page holds no translated code (P:029), and no
+                # one else is watching: the store needs to tell nobody.
+                p |= off
+                self.ram[p:p + n] = data
+            else:
+                self._write_phys(p | off, data)
             return
         first = 0x1000 - (la & 0xFFF)
         pa1 = self._phys(la, True, user)
@@ -442,7 +493,7 @@ class CPU:
                 raise CPUFault(vec, 0)
             if not write and acc & 8 and not acc & 2:
                 raise CPUFault(vec, 0)
-            if s.expand_down:
+            if acc & 0x1C == 0x14:      # s.expand_down, without the call
                 upper = M32 if s.big else 0xFFFF
                 if off <= s.limit or off + size - 1 > upper:
                     raise CPUFault(vec, 0)
@@ -452,11 +503,22 @@ class CPU:
             raise CPUFault(SS if sreg == 2 else GP, 0)
         return (s.base + off) & M32
 
+    # read_linear/write_linear's work, inline: stacks and descriptors come here.
     def read_seg(self, sreg: int, off: int, size: int) -> bytes:
-        return self.read_linear(self.seg_lin(sreg, off, size, False), size)
+        la = self.seg_lin(sreg, off, size, False)
+        user = self.cpl == 3
+        self.tlb.accesses += 1
+        if user and self.align_check:
+            self._check_alignment(la, size)
+        return self._read(la, size, user)
 
     def write_seg(self, sreg: int, off: int, data: bytes) -> None:
-        self.write_linear(self.seg_lin(sreg, off, len(data), True), data)
+        la = self.seg_lin(sreg, off, len(data), True)
+        user = self.cpl == 3
+        self.tlb.accesses += 1
+        if user and self.align_check:
+            self._check_alignment(la, len(data))
+        self._write(la, data, user)
 
     #: P:029 Code that is written over, whether by itself or by a Launcher
     # loading a new kernel, must not go on running from a stale translation.

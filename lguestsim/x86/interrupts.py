@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from . import segments, task_switch, timing, v86
 from .faults import CONTRIBUTORY, DF, GP, HAS_ERROR_CODE, NP, PF, TS, CPUFault, TripleFault
-from .flags import AC, IF, NT, RF, TF, VM
+from .flags import AC, ID, IF, IOPL, NT, RF, TF, VIF, VIP, VM, WRITABLE
 from .segments import (
     CONFORMING_OR_DOWN,
     INTR_GATE16,
@@ -110,14 +110,16 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     gate_err = vector * 8 + 2 + ext
     if vector * 8 + 7 > cpu.idt_limit:
         raise CPUFault(GP, gate_err)
-    raw = cpu.read_sup((cpu.idt_base + vector * 8) & 0xFFFFFFFF, 8)
-    gate = segments.Descriptor(int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
-    gtype = gate.type if gate.system else -1
+    raw = segments.read_table_entry(cpu, (cpu.idt_base + vector * 8) & 0xFFFFFFFF)
+    gate = segments.Descriptor(raw & 0xFFFFFFFF, raw >> 32)
+    # (Descriptor's properties, inline: every trap and interrupt comes here.)
+    ghigh = gate.high
+    gtype = (ghigh >> 8) & 0xF if not ghigh & 0x1000 else -1
     if gtype not in (INTR_GATE16, INTR_GATE32, TRAP_GATE16, TRAP_GATE32, TASK_GATE):
         raise CPUFault(GP, gate_err)
-    if software and gate.dpl < cpu.cpl:
+    if software and (ghigh >> 13) & 3 < cpu.cpl:
         raise CPUFault(GP, gate_err)
-    if not gate.present:
+    if not ghigh & 0x8000:
         raise CPUFault(NP, gate_err)
     if gtype == TASK_GATE:
         _deliver_through_task_gate(cpu, vector, error_code, return_eip, gate, software, ext)
@@ -132,11 +134,14 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
         raise CPUFault(GP, ext)
     code = fetch_descriptor(cpu, selector, GP, ext)
     sel_err = (selector & 0xFFFC) | ext
-    if not code.is_code or code.dpl > cpu.cpl:
+    chigh = code.high
+    cdpl = (chigh >> 13) & 3
+    ctype = (chigh >> 8) & 0xF
+    if not (chigh & 0x1000 and ctype & 8) or cdpl > cpu.cpl:      # not code.is_code
         raise CPUFault(GP, sel_err)
-    if from_v86 and (code.dpl != 0 or code.type & CONFORMING_OR_DOWN):
+    if from_v86 and (cdpl != 0 or ctype & CONFORMING_OR_DOWN):
         raise CPUFault(GP, sel_err)     # from virtual-8086 mode, only to ring 0
-    if not code.present:
+    if not chigh & 0x8000:
         raise CPUFault(NP, sel_err)
     eflags = cpu.eflags
     if not software and not external and vector not in (1, 3, 4):
@@ -146,8 +151,8 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
     old_cs = cpu.sregs[1].selector
     old_cpl = cpu.cpl
     size = 4 if gate32 else 2
-    if not code.type & CONFORMING_OR_DOWN and code.dpl < cpu.cpl:
-        new_cpl = code.dpl
+    if not ctype & CONFORMING_OR_DOWN and cdpl < cpu.cpl:
+        new_cpl = cdpl
         ss_sel, esp = segments.tss_stack(cpu, new_cpl, ext)
         ss_desc = check_stack_segment(cpu, ss_sel, new_cpl, TS, ext)
         ss_cache = ss_desc.cache(ss_sel)
@@ -156,7 +161,7 @@ def _deliver(cpu, vector: int, error_code: int | None, return_eip: int,
             frame[:0] = [cpu.sregs[i].selector for i in (5, 4, 3, 0)]
             cpu.cycles += timing.V86_INTERRUPT
         cpu.cycles += timing.PRIVILEGE_CHANGE
-    elif code.type & CONFORMING_OR_DOWN or code.dpl == cpu.cpl:
+    elif ctype & CONFORMING_OR_DOWN or cdpl == cpu.cpl:
         new_cpl = cpu.cpl
         ss_cache = cpu.sregs[2]
         esp = cpu.esp
@@ -264,10 +269,6 @@ def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0,
     sp = cpu.esp & smask
     count = 3 if is_iret else 2
 
-    def pop_at(i: int) -> int:
-        off = (sp + i * size) & smask
-        return int.from_bytes(cpu.read_seg(2, off, size), "little")
-
     if cpu.v86:
         if is_iret:
             v86.iret(cpu, op32)
@@ -277,7 +278,8 @@ def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0,
     if is_iret and cpu.protected and cpu.eflags & NT:
         task_switch.task_return(cpu, return_eip)
         return
-    vals = [pop_at(i) for i in range(count)]
+    vals = [int.from_bytes(cpu.read_seg(2, (sp + i * size) & smask, size), "little")
+            for i in range(count)]
     new_eip, new_cs = vals[0], vals[1] & 0xFFFF
     new_flags = vals[2] if is_iret else None
     if is_iret and op32 and new_flags & VM and cpu.cpl == 0 and cpu.protected:
@@ -298,14 +300,16 @@ def far_return(cpu, op32: bool, is_iret: bool, pop_extra: int = 0,
     code = fetch_descriptor(cpu, new_cs) if new_cs & 0xFFFC else None
     if code is None:
         raise CPUFault(GP, 0)
-    if not code.is_code:
+    chigh = code.high               # (Descriptor's properties, inline)
+    ctype, cdpl = (chigh >> 8) & 0xF, (chigh >> 13) & 3
+    if not (chigh & 0x1000 and ctype & 8):
         raise CPUFault(GP, new_cs & 0xFFFC)
-    if code.type & CONFORMING_OR_DOWN:
-        if code.dpl > rpl:
+    if ctype & CONFORMING_OR_DOWN:
+        if cdpl > rpl:
             raise CPUFault(GP, new_cs & 0xFFFC)
-    elif code.dpl != rpl:
+    elif cdpl != rpl:
         raise CPUFault(GP, new_cs & 0xFFFC)
-    if not code.present:
+    if not chigh & 0x8000:
         raise CPUFault(NP, new_cs & 0xFFFC)
     mask = 0xFFFFFFFF if op32 else 0xFFFF
     new_eip &= mask
@@ -344,7 +348,6 @@ def _set_sp(cpu, value: int, smask: int) -> None:
 
 def _restore_flags(cpu, new: int, op32: bool, cpl: int) -> None:
     """EFLAGS from an iret: IOPL only at CPL 0, IF only when CPL <= IOPL."""
-    from .flags import ID, IOPL, VIF, VIP, WRITABLE
     old = cpu.eflags
     keep = 0
     if not op32:

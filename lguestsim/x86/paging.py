@@ -135,7 +135,10 @@ def walk(cpu, la: int, write: bool, user: bool) -> TLBEntry:
     err = (2 if write else 0) | (4 if user else 0)
     wp = cpu._cr0 & CR0_WP
     pde_addr = (cpu._cr3 & 0xFFFFF000) | ((la >> 20) & 0xFFC)
-    pde = mem.read32(pde_addr)
+    # Entries are aligned words: one index into the word view (as read32, an
+    # entry past the end of RAM reads as all ones).
+    m32, size = mem.m32, mem.size
+    pde = m32[pde_addr >> 2] if pde_addr < size else 0xFFFFFFFF
     if not pde & P:
         raise page_fault(cpu, la, err)
     if pde & PS and cpu._cr4 & CR4_PSE:
@@ -144,15 +147,15 @@ def walk(cpu, la: int, write: bool, user: bool) -> TLBEntry:
         _check(cpu, la, err, write, user, ok_user, ok_write, wp)
         new = pde | A | (D if write else 0)
         if new != pde:
-            mem.write32(pde_addr, new)
+            _set_entry(cpu, pde_addr, new)
         page = (pde & 0xFFC00000) | (la & 0x3FF000)
         return TLBEntry(la >> 12, page, ok_user, ok_write, bool(new & D),
                         bool(pde & G and cpu._cr4 & CR4_PGE), True)
     if not pde & A:
         pde |= A
-        mem.write32(pde_addr, pde)
+        _set_entry(cpu, pde_addr, pde)
     pte_addr = (pde & 0xFFFFF000) | ((la >> 10) & 0xFFC)
-    pte = mem.read32(pte_addr)
+    pte = m32[pte_addr >> 2] if pte_addr < size else 0xFFFFFFFF
     if not pte & P:
         raise page_fault(cpu, la, err)
     ok_user = bool(pde & pte & US)
@@ -160,9 +163,20 @@ def walk(cpu, la: int, write: bool, user: bool) -> TLBEntry:
     _check(cpu, la, err, write, user, ok_user, ok_write, wp)
     new = pte | A | (D if write else 0)
     if new != pte:
-        mem.write32(pte_addr, new)
+        _set_entry(cpu, pte_addr, new)
     return TLBEntry(la >> 12, pte & 0xFFFFF000, ok_user, ok_write, bool(new & D),
                     bool(pte & G and cpu._cr4 & CR4_PGE), False)
+
+
+def _set_entry(cpu, addr: int, value: int) -> None:
+    """Write back a paging entry's accessed/dirty bits.  Entries are aligned
+    words; when the CPU is the memory's only watcher and the page holds no
+    translated code, telling the watcher would do nothing, so one store does."""
+    mem = cpu.mem
+    if addr < mem.size and addr & ~0xFFF not in cpu.tlb.code_pages and mem.sole_watcher(cpu):
+        mem.m32[addr >> 2] = value
+    else:
+        mem.write32(addr, value)
 
 
 def _check(cpu, la, err, write, user, ok_user, ok_write, wp) -> None:

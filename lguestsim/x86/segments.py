@@ -143,8 +143,14 @@ class Descriptor:
         return (self.low & 0xFFFF) | (self.high & 0xFFFF0000)
 
     def cache(self, selector: int) -> SegmentCache:
-        return SegmentCache(selector, self.base, self.limit, self.access, self.big,
-                            bool(self.high & 0x800000), True)
+        # The properties above, computed inline: every segment load comes here.
+        low, high = self.low, self.high
+        raw = (low & 0xFFFF) | (high & 0xF0000)
+        gran = bool(high & 0x800000)
+        return SegmentCache(selector,
+                            (low >> 16) | ((high & 0xFF) << 16) | (high & 0xFF000000),
+                            (raw << 12) | 0xFFF if gran else raw, (high >> 8) & 0xFF,
+                            bool(high & 0x400000), gran, True)
 
 
 def encode(base: int, limit: int, access: int, flags: int = 0xC) -> bytes:
@@ -166,8 +172,21 @@ def fetch_descriptor(cpu, selector: int, vector: int = GP, ext: int = 0) -> Desc
         if index + 7 > cpu.gdt_limit:
             raise CPUFault(vector, (selector & 0xFFFC) | ext)
         base = cpu.gdt_base
-    raw = cpu.read_sup((base + index) & 0xFFFFFFFF, 8)
-    return Descriptor(int.from_bytes(raw[:4], "little"), int.from_bytes(raw[4:], "little"))
+    raw = read_table_entry(cpu, (base + index) & 0xFFFFFFFF)
+    return Descriptor(raw & 0xFFFFFFFF, raw >> 32)
+
+
+def read_table_entry(cpu, la: int) -> int:
+    """The 8 bytes at linear ``la`` as a supervisor reads them (cpu.read_sup), as
+    one integer: straight from RAM when the TLB's fast dict has the page, as
+    it has for a GDT or IDT already used since the last flush."""
+    tlb = cpu.tlb
+    p = tlb.sr.get(la >> 12)
+    if p is not None and la & 0xFFF <= 0xFF8:
+        tlb.accesses += 1
+        p |= la & 0xFFF
+        return int.from_bytes(cpu.ram[p:p + 8], "little")
+    return int.from_bytes(cpu.read_sup(la, 8), "little")
 
 
 def set_accessed(cpu, selector: int, desc: Descriptor) -> None:
@@ -205,12 +224,17 @@ def load_data_segment(cpu, sreg: int, selector: int) -> None:
         return
     desc = fetch_descriptor(cpu, selector)
     err = selector & 0xFFFC
-    if desc.system or (desc.is_code and not desc.type & WRITABLE_OR_READABLE):
+    # Descriptor's properties, inline (a world switch loads ten segments).
+    high = desc.high
+    typ = (high >> 8) & 0xF
+    is_code = high & 0x1000 and typ & CODE
+    if not high & 0x1000 or (is_code and not typ & WRITABLE_OR_READABLE):
         raise CPUFault(GP, err)
-    if not (desc.is_code and desc.type & CONFORMING_OR_DOWN):
-        if (selector & 3) > desc.dpl or cpu.cpl > desc.dpl:
+    if not (is_code and typ & CONFORMING_OR_DOWN):
+        dpl = (high >> 13) & 3
+        if (selector & 3) > dpl or cpu.cpl > dpl:
             raise CPUFault(GP, err)
-    if not desc.present:
+    if not high & 0x8000:
         raise CPUFault(NP, err)
     set_accessed(cpu, selector, desc)
     cpu.set_segment(sreg, desc.cache(selector))

@@ -152,8 +152,11 @@ def pop_special(cpu, insn: Insn):
         # (E)SP steps by the stack it was popped from: POP SS through a 16-bit
         # stack moves SP only, even if the new SS is a 32-bit one.
         mask = M32 if cpu.sregs[2].big else 0xFFFF
-        sel = O.peek(cpu, size) & 0xFFFF
-        cpu.load_segment(op[2], sel)
+        sel = int.from_bytes(cpu.read_seg(2, cpu.r[4] & mask, size), "little") & 0xFFFF
+        if op[2] == 2:          # (O.peek and cpu.load_segment, one call each fewer)
+            segments.load_ss(cpu, sel)
+        else:
+            segments.load_data_segment(cpu, op[2], sel)
         cpu.r[4] = (cpu.r[4] & ~mask & M32) | ((cpu.r[4] + size) & mask)
         if op[2] == 2:
             cpu.inhibit = True

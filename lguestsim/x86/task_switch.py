@@ -156,6 +156,7 @@ def _load_state(cpu, new: TSSLayout, image: bytes, new_flags: int) -> None:
     for i, sel in enumerate(sels):
         cpu.sregs[i] = SegmentCache(sel, 0, 0, 0, False, False, False)
     cpu.ldtr_cache = SegmentCache(ldt, 0, 0, 0, False, False, False)
+    cpu._mode_changed()     # set_segment/set_cs compare with the mode: make it match
     v86 = bool(cpu.eflags & VM)
     cpl = 3 if v86 else sels[1] & 3
     cpu.set_cs(SegmentCache(sels[1], 0, 0, 0x9B, False, False, False), cpl)

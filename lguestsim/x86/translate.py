@@ -1132,6 +1132,17 @@ def memory_kind(insn: Insn | None) -> int:
 # generated text: print one to see all of this in a dozen lines.
 def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fault,
               code32: bool, loops: bool) -> str:
+    if n_inline == 0 and helper_insn is not None and fault is None and not loops:
+        # A helper alone (the Switcher is mostly these: segment loads, lgdt,
+        # iret): nothing inline can fault or change a register, so the
+        # general form's set-up and write-back would do nothing but cost.
+        nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
+        return "\n".join([
+            "def block(cpu, budget, cycle_budget):",
+            "    cpu.tlb.accesses += 1",
+            f"    cpu.eip = {helper_insn.eip:#x}",
+            f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}",
+            "    cpu.cycles += HCOST; cpu.instructions += 1"]) + "\n"
     out = ["def block(cpu, budget, cycle_budget):",
            "    R = cpu.r",
            "    eax, ecx, edx, ebx, esp, ebp, esi, edi = R",
