@@ -481,6 +481,10 @@ void lguest_init(const u8 *boot)
  * it on every fault.  Give it a PV_SITE() in guest.h (its result comes back
  * in %eax, like `save_fl`'s), a replacement in patch.S and a line in
  * patch.c's table, rebuild with `python -m lguestsim.guest.build`, and boot
- * it twice in a Session, once with "nopatch" on the command line: compare
- * `session.cpu.instructions` at the end, and count the faults to see what
- * each patched site saves. */
+ * it twice in a Session, once with "nopatch" on the command line and once
+ * with another word of seven letters (the program prints its command
+ * line, so the two boots should print as much).  Compare the instructions
+ * from `start_kernel` to the end (`session.run_to("start_kernel")`, then
+ * `session.cpu.instructions`) and count the faults, to see what each
+ * patched site saves.  Then look at the instructions before
+ * `start_kernel`: apply_patches() has a price, paid once. */

@@ -3,8 +3,9 @@
  *
  * The Guest is a tiny kernel laid out like Linux's lguest Guest: head.S is
  * where the Launcher starts it, boot.c is where it learns it is a Guest and
- * fills in its "paravirt ops", and main.c then boots it with nothing but
- * those ops, as a native kernel would with its own.  Each other file is one
+ * fills in its "paravirt ops" (patch.c then rewrites the hottest calls of
+ * them in place), and main.c then boots it with nothing but those ops, as
+ * a native kernel would with its own.  Each other file is one
  * concept: traps.c and entry.S (interrupts and traps), mm.c (memory and page
  * tables), time.c (the clock), lguest_bus.c (finding devices) and one file
  * per driver (console.c, block.c, net.c), process.c (the user program's
