@@ -37,10 +37,6 @@ ROW = re.compile(r"^\|\s*([A-Z]):(\d{3})\s*\|\s*([^|]+?)\s*\|\s*(.*?)\s*\|\s*$")
 # Why a topic is not told, where the reason is that lguestsim does not have the
 # mechanism at all (shown only while the topic stays untold).
 NOT_SIMULATED = {
-    "G:050": "lguestsim's Guest calls every paravirt op through its table and patches "
-             "no call sites (M:040 is the exercise)",
-    "G:055": "no patch templates: the Guest does no patching",
-    "G:060": "no lguest_patch(): the Guest does no patching",
     "H:460": "the Host takes no page references, so there is none to release "
              "(H:450 says so)",
 }

@@ -84,7 +84,7 @@ static u32 lguest_save_fl(void)
 	return lguest_data.irq_enabled;
 }
 
-static void lguest_restore_fl(u32 flags)
+static PV_REGPARM void lguest_restore_fl(u32 flags)
 {
 	barrier();
 	lguest_data.irq_enabled = flags;
@@ -461,6 +461,7 @@ void lguest_init(const u8 *boot)
 #ifdef CONFIG_VIRTIO
 	pv.restart = lguest_restart;
 #endif
+	apply_patches();
 
 	/*: G:070 Back in `lguest_init()`, with every op seen.  Linux's
 	 * version has a long list of boot details left at this point
@@ -473,12 +474,17 @@ void lguest_init(const u8 *boot)
 	start_kernel();
 }
 
-/*: M:040 An exercise: patching.  Every privileged operation in this kernel
- * is an indirect call through `pv`, even `irq_disable`, which is a single
- * store.  Linux's lguest Guest (2.6.23) goes further: at boot it rewrites
- * the hottest call sites (cli, sti, pushf, popf) with the few instructions
- * of the Guest's version, so the call disappears.  Try a simple form of it
- * here: replace `pv.irq_disable()` and friends with inline functions (or
- * macros) that store to `lguest_data.irq_enabled` directly, rebuild the
- * image with `python -m lguestsim.guest.build`, and count how many
- * instructions the boot takes before and after. */
+/*: M:040 An exercise: patching one more op.  Only the four interrupt flag
+ * ops are patched (G:050 - G:060); every other op is still an indirect
+ * call.  `read_cr2` is a good next one: `lguest_read_cr2()` above is a
+ * single load from `lguest_data.cr2`, and mm.c's page fault handler calls
+ * it on every fault.  Give it a PV_SITE() in guest.h (its result comes back
+ * in %eax, like `save_fl`'s), a replacement in patch.S and a line in
+ * patch.c's table, rebuild with `python -m lguestsim.guest.build`, and boot
+ * it twice in a Session, once with "nopatch" on the command line and once
+ * with another word of seven letters (the program prints its command
+ * line, so the two boots should print as much).  Compare the instructions
+ * from `start_kernel` to the end (`session.run_to("start_kernel")`, then
+ * `session.cpu.instructions`) and count the faults, to see what each
+ * patched site saves.  Then look at the instructions before
+ * `start_kernel`: apply_patches() has a price, paid once. */

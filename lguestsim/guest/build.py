@@ -43,7 +43,7 @@ SIGNATURE = b"GenuineLguest"
 # link order fixes the layout, so it is spelled out rather than globbed.
 USER_SOURCES = ("user.S", "user.c", "shell.c", "ulib.c")
 KERNEL_SOURCES = (
-    "head.S", "boot.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
+    "head.S", "boot.c", "patch.S", "patch.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
     "lguest_bus.c", "console.c", "block.c", "net.c", "process.c", "user_image.S", "lib.c",
 )
 # The 2.6.25 (virtio) Guest, guest-virtio.elf: the same kernel where the two
@@ -52,7 +52,7 @@ KERNEL_SOURCES = (
 # virtio drivers for lguest_bus.c, block.c and net.c).  It is linked with
 # its physical entry point, as a vmlinux is, and has no bzImage.
 KERNEL_SOURCES_VIRTIO = (
-    "i386_head.S", "boot.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
+    "i386_head.S", "boot.c", "patch.S", "patch.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
     "lguest_device.c", "virtio_ring.c", "console.c", "virtio_console.c", "virtio_blk.c",
     "virtio_net.c", "process.c", "user_image.S", "lib.c",
 )

@@ -3,8 +3,9 @@
  *
  * The Guest is a tiny kernel laid out like Linux's lguest Guest: head.S is
  * where the Launcher starts it, boot.c is where it learns it is a Guest and
- * fills in its "paravirt ops", and main.c then boots it with nothing but
- * those ops, as a native kernel would with its own.  Each other file is one
+ * fills in its "paravirt ops" (patch.c then rewrites the hottest calls of
+ * them in place), and main.c then boots it with nothing but those ops, as
+ * a native kernel would with its own.  Each other file is one
  * concept: traps.c and entry.S (interrupts and traps), mm.c (memory and page
  * tables), time.c (the clock), lguest_bus.c (finding devices) and one file
  * per driver (console.c, block.c, net.c), process.c (the user program's
@@ -69,15 +70,21 @@
  * with one-instruction functions ("cli", "mov %eax,%cr3"), a Guest fills
  * them with its own.  lguest's lguest_init() is where that happens.  Linux
  * then goes further and patches the hottest call sites with the Guest's
- * instructions inline; this small kernel does not bother.  It keeps the
- * table, so that main.c and the rest boot without knowing they are a
- * Guest, and every call that would be privileged can be found here. */
+ * instructions inline, and so does this kernel, for the four interrupt
+ * flag ops (G:050 below, patch.c).  It keeps the table, so that main.c and
+ * the rest boot without knowing they are a Guest, and every call that
+ * would be privileged can be found here. */
+/* The patchable ops take their argument in %eax, not on the stack, so a
+ * call site and the instruction that replaces it agree on where the value
+ * is (Linux's i386 kernel passed every argument in registers). */
+#define PV_REGPARM	__attribute__((regparm(1)))
+
 struct pv_ops {
 	const char *name;
 
 	/* Interrupts on and off (boot.c, G:033). */
 	u32 (*save_fl)(void);
-	void (*restore_fl)(u32 flags);
+	void (*restore_fl)(u32 flags) PV_REGPARM;
 	void (*irq_disable)(void);
 	void (*irq_enable)(void);
 	/* Wait for an interrupt (which turns interrupts on). */
@@ -117,6 +124,81 @@ struct pv_ops {
 #endif
 };
 extern struct pv_ops pv;
+
+/*: G:050 Patching.  The table makes every privileged operation an
+ * indirect call, and an indirect call is not free: the processor must load
+ * the pointer before it knows where it is going, and the function it
+ * reaches here does a single store to `lguest_data.irq_enabled`.  Turning
+ * interrupts off and on, and saving and restoring the flag, are what a
+ * kernel does most often, so those four call sites are worth rewriting:
+ * at boot, each is overwritten with the very instruction the Guest's
+ * version would have executed, and the call vanishes.  A native kernel
+ * would rewrite them to `cli`, `sti`, `pushf; pop %eax` and
+ * `push %eax; popf` the same way.
+ *
+ * To be rewritten a site has to be found, and it has to be big enough.
+ * PV_SITE() emits the call between two labels and records where it starts,
+ * which op it calls and how many bytes it has, in the section
+ * `.parainstructions` (guest.ld gathers all the records into one array).
+ * The site saves %ecx and %edx, the registers a C function may clobber
+ * besides %eax, around the call: that tells the compiler the sequence
+ * changes nothing but %eax, which stays true after patching, and pads
+ * the site to ten bytes, enough for a `movl $imm, mem` (patch.S has the
+ * replacements, patch.c does the rewriting, G:055 and G:060). */
+#define PATCH_irq_disable	0
+#define PATCH_irq_enable	1
+#define PATCH_save_fl		2
+#define PATCH_restore_fl	3
+#define NR_PATCHES		4
+
+struct paravirt_patch_site {
+	u8 *instr;	/* where the site starts */
+	u8 type;	/* which op: PATCH_irq_disable ... */
+	u8 len;		/* how many bytes may be rewritten */
+	u16 pad;
+};
+extern struct paravirt_patch_site __parainstructions[], __parainstructions_end[];
+
+#define PV_SITE								\
+	"771:\tpushl %%ecx\n\tpushl %%edx\n"				\
+	"\tcall *%c[op]\n"						\
+	"\tpopl %%edx\n\tpopl %%ecx\n772:\n"				\
+	"\t.pushsection .parainstructions, \"a\"\n"			\
+	"\t.balign 4\n\t.long 771b\n"					\
+	"\t.byte %c[type], 772b - 771b\n\t.short 0\n"			\
+	"\t.popsection\n"
+
+static inline void irq_disable(void)
+{
+	asm volatile(PV_SITE : : [op] "i" (&pv.irq_disable), [type] "i" (PATCH_irq_disable)
+		     : "eax", "memory", "cc");
+}
+
+static inline void irq_enable(void)
+{
+	asm volatile(PV_SITE : : [op] "i" (&pv.irq_enable), [type] "i" (PATCH_irq_enable)
+		     : "eax", "memory", "cc");
+}
+
+static inline u32 save_fl(void)
+{
+	u32 flags;
+
+	asm volatile(PV_SITE : "=a" (flags) : [op] "i" (&pv.save_fl), [type] "i" (PATCH_save_fl)
+		     : "memory", "cc");
+	return flags;
+}
+
+static inline void restore_fl(u32 flags)
+{
+	asm volatile(PV_SITE : "+a" (flags) : [op] "i" (&pv.restore_fl),
+		     [type] "i" (PATCH_restore_fl) : "memory", "cc");
+}
+
+/* patch.c: rewrite the sites above, unless the command line says
+ * "nopatch"; how many were rewritten and how many kept their call. */
+extern unsigned int patched_sites, unpatched_sites;
+void apply_patches(void);
 
 /* A segment descriptor: base, limit (20 bits) and the access flags in the
  * Linux way, 0xGA0P: G = granularity and size bits, A = the access byte. */
@@ -201,14 +283,14 @@ u32 tsc_to_ns(u32 cycles);
  * Host wakes us for it.  Interrupts end up as they were before. */
 #define wait_event(condition)					\
 	do {							\
-		u32 __flags = pv.save_fl();			\
+		u32 __flags = save_fl();			\
 		for (;;) {					\
-			pv.irq_disable();			\
+			irq_disable();				\
 			if (condition)				\
 				break;				\
 			pv.safe_halt();				\
 		}						\
-		pv.restore_fl(__flags);				\
+		restore_fl(__flags);				\
 	} while (0)
 
 /* lguest_bus.c */

@@ -65,7 +65,7 @@ void start_kernel(void)
 	 * Then ask for a few timer interrupts, halting while we wait
 	 * (time.c). */
 	time_init();
-	pv.irq_enable();
+	irq_enable();
 	for (i = 0; i < DEMO_TICKS; i++) {
 		pv.set_next_event(TICK_NS);
 		wait_for_tick();

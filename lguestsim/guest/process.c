@@ -123,9 +123,9 @@ int run_init_process(void)
 	       (void *)USER_HEAP_START);
 
 	/* Into ring 3, until the program exits (entry.S). */
-	flags = pv.save_fl();
+	flags = save_fl();
 	code = enter_user_mode(&kernel_context, USER_CODE_ADDR, esp);
-	pv.restore_fl(flags);
+	restore_fl(flags);
 
 	/* Back on the first task's stack, but still in the process's address
 	 * space: give back the kernel stack, the FPU and the memory. */

@@ -49,12 +49,12 @@ void wait_for_tick(void)
 	u32 seen = jiffies;
 
 	for (;;) {
-		pv.irq_disable();
+		irq_disable();
 		if (jiffies != seen)
 			break;
 		pv.safe_halt();
 	}
-	pv.irq_enable();
+	irq_enable();
 }
 
 /*: G:133 Reading the time.  The processor's time stamp counter counts

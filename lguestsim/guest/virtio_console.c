@@ -26,14 +26,14 @@ void console_write_phys(u32 phys, u32 len)
 		lguest_early_console(__va(phys), len);
 		return;
 	}
-	flags = pv.save_fl();
-	pv.irq_disable();
+	flags = save_fl();
+	irq_disable();
 	if (vring_add_buf(out_vq, &sg, 1, 0, (void *)1) == 0) {
 		vring_kick(out_vq);
 		while (!vring_get_buf(out_vq, &used) && !out_vq->broken)
 			barrier();
 	}
-	pv.restore_fl(flags);
+	restore_fl(flags);
 }
 
 void console_write(const char *buf, u32 len)

@@ -89,8 +89,8 @@ static int start_xmit(const void *frame, u32 len)
 	sg[0].len = sizeof(vnet.tx_hdr);
 	sg[1].phys = __pa(frame);
 	sg[1].len = len;
-	flags = pv.save_fl();
-	pv.irq_disable();
+	flags = save_fl();
+	irq_disable();
 	if (vring_add_buf(vnet.svq, sg, 2, 0, (void *)frame) == 0) {
 		vring_kick(vnet.svq);
 		while (!vring_get_buf(vnet.svq, &used) && !vnet.svq->broken)
@@ -98,7 +98,7 @@ static int start_xmit(const void *frame, u32 len)
 		ok = !vnet.svq->broken;
 		vnet.tx_packets += ok;
 	}
-	pv.restore_fl(flags);
+	restore_fl(flags);
 	return ok;
 }
 
