@@ -1,0 +1,145 @@
+"""The live book (book/lite.py): a JupyterLite site that runs lguestsim in the browser.
+
+The site is built once per session (reused while its inputs are unchanged),
+served from its folder on 127.0.0.1, and opened in Debian's headless
+Chromium through Playwright.  Every other host is unreachable (Chromium's
+resolver maps them to nothing) and every request the page, its workers and
+its service worker make is recorded: none may leave 127.0.0.1.  In that
+browser the Switcher chapter's kernel starts, lguestsim is imported from its
+wheel, the shipped Guest boots and the CPU steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "book"))
+import lite  # noqa: E402
+
+ARTIFACTS = ROOT / "test-artifacts"
+# What the site is built from: a change to any of these rebuilds it.
+INPUTS = [ROOT / "book" / "lite.py", ROOT / "book" / "package-lock.json",
+          ROOT / "pyproject.toml", *sorted((ROOT / "lguestsim").rglob("*.py")),
+          *lite.chapters()]
+# Chromium's own traffic (updates, sync, field trials, safe browsing) is off,
+# and every host but this machine resolves to nothing.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-sync",
+                 "--disable-component-update", "--disable-default-apps",
+                 "--disable-domain-reliability", "--disable-client-side-phishing-detection",
+                 "--no-first-run", "--metrics-recording-only",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+# The cell the test runs in the chapter: the shipped Guest boots and the
+# Switcher's first instructions run on the simulated CPU.
+CELL = """\
+import time
+t0 = time.monotonic()
+from lguestsim.session import Session
+s = Session.boot()
+stop = s.step_to("switch")
+before = s.cpu.eip
+s.step()
+print("LITE-OK", stop.event.data, hex(before), hex(s.cpu.eip), round(time.monotonic() - t0, 1))
+"""
+
+
+def _key() -> str:
+    h = hashlib.sha256()
+    for path in INPUTS:
+        h.update(str(path.relative_to(ROOT)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    stamp = lite.OUT / ".lguestsim-inputs"
+    key = _key()
+    if not (stamp.exists() and stamp.read_text() == key):
+        lite.build(lite.OUT, log=lambda *a: None)
+        stamp.write_text(key)
+    return lite.OUT
+
+
+@pytest.fixture(scope="module")
+def served(site: Path):
+    server = lite.server(site)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_site_holds_every_chapter_and_no_remote_url(site: Path) -> None:
+    shipped = sorted(p.name for p in (site / "files").glob("*.ipynb"))
+    assert shipped == [p.name for p in lite.chapters()]
+    lock = json.loads((site / "static" / "pyodide" / "pyodide-lock.json").read_text())
+    for entry in lock["packages"].values():
+        wheel = site / "static" / "pyodide" / entry["file_name"]
+        assert wheel.exists(), f"the lock names {entry['file_name']}, which the site lacks"
+        assert hashlib.sha256(wheel.read_bytes()).hexdigest() == entry["sha256"]
+    assert {"lguestsim", "ipywidgets", "micropip", "ipython"} <= set(lock["packages"])
+    assert lite.remote_urls(site) == []
+    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file()) / 1e6
+    print(f"live book size: {size:.1f} MB")
+    assert size <= 60
+
+
+def test_remote_url_check_catches_a_cdn(tmp_path: Path) -> None:
+    (tmp_path / "jupyter-lite.json").write_text(json.dumps(
+        {"jupyter-config-data": {"pyodideUrl": "https://cdn.jsdelivr.net/pyodide/pyodide.mjs"}}))
+    assert lite.remote_urls(tmp_path) == ["jupyter-lite.json: https://cdn.jsdelivr.net"]
+
+
+def test_switcher_chapter_boots_the_guest_in_chromium(served: str) -> None:
+    from playwright.sync_api import sync_playwright
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed (apt-get install chromium)"
+    requests: list[str] = []
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.on("request", lambda r: requests.append(r.url))
+        page = context.new_page()
+        start = time.monotonic()
+        page.goto(f"{served}/notebooks/index.html?path=06_switcher.ipynb")
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+        # The kernel is ready when the status icon turns to its success mark.
+        page.wait_for_selector(".jp-KernelStatus-success", timeout=120_000)
+        ready = time.monotonic() - start
+        # A new cell above the chapter's first, typed and run as a reader would.
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        page.keyboard.press("Escape")
+        page.keyboard.press("a")
+        page.keyboard.press("Enter")
+        page.keyboard.insert_text(CELL)
+        page.keyboard.press("Shift+Enter")
+        out = page.wait_for_selector(".jp-OutputArea-output:has-text('LITE-OK'), "
+                                     ".jp-OutputArea-output[data-mime-type="
+                                     "'application/vnd.jupyter.stderr']",
+                                     timeout=180_000)
+        text = out.inner_text()
+        booted = time.monotonic() - start
+        page.screenshot(path=str(ARTIFACTS / "lite-switcher.png"))
+        browser.close()
+    print(f"kernel idle after {ready:.1f} s; Guest booted and stepped after {booted:.1f} s")
+    assert "LITE-OK" in text, text
+    # The first stop is the Host's switch into Guest 0, at the Switcher's
+    # first byte; one step later the CPU has run its first instruction.
+    assert "'to': 'guest'" in text and "0xffc00000" in text, text
+    outside = [u for u in requests
+               if urlparse(u).scheme not in ("data", "blob")
+               and urlparse(u).hostname != "127.0.0.1"]
+    assert outside == [], outside
+    assert len(requests) > 20  # the recorder saw the page load at all
