@@ -52,6 +52,30 @@ print("LITE-OK", stop.event.data, hex(before), hex(s.cpu.eip), round(time.monoto
 """
 
 
+# Run All has finished when no code cell is waiting or running ([*]) and the
+# first has run.
+CELLS_DONE = """() => {
+    const prompts = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+        .map(e => e.textContent.trim());
+    return prompts.length > 0 && /\\[\\d+\\]/.test(prompts[0])
+        && !prompts.some(p => p.includes('*'));
+}"""
+# Each code cell's prompt and its error output, if any.
+CELL_STATE = """cells => cells.map(c => [
+    c.querySelector('.jp-InputPrompt').textContent,
+    [...c.querySelectorAll(".jp-OutputArea-output[data-mime-type="
+                           + "'application/vnd.jupyter.stderr']")]
+        .map(e => e.textContent).join('\\n')])"""
+
+
+def native_free_cells(chapter: str) -> int:
+    """How many code cells open the chapter before the first that assembles a
+    tiny Guest with GNU as, which the browser does not have."""
+    nb = json.loads((ROOT / "notebooks" / chapter).read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    return next(i for i, src in enumerate(code) if "Session.tiny(" in src)
+
+
 def _key() -> str:
     h = hashlib.sha256()
     for path in INPUTS:
@@ -118,22 +142,42 @@ def test_switcher_chapter_boots_the_guest_in_chromium(served: str) -> None:
         # The kernel is ready when the status icon turns to its success mark.
         page.wait_for_selector(".jp-KernelStatus-success", timeout=120_000)
         ready = time.monotonic() - start
-        # A new cell above the chapter's first, typed and run as a reader would.
+        # Run All, as a reader would: every cell up to the first that needs
+        # GNU as (a tiny Guest assembled from text) must run without an error.
+        page.locator(".jp-Notebook .jp-Cell").first.click()
+        page.get_by_text("Run", exact=True).first.click()
+        page.get_by_text("Run All Cells").first.click()
+        page.wait_for_function(CELLS_DONE, timeout=240_000)
+        cells = page.eval_on_selector_all(".jp-Notebook .jp-CodeCell", CELL_STATE)
+        views = page.eval_on_selector_all(
+            ".jp-Notebook .jp-OutputArea-output[data-mime-type='text/html']",
+            "els => els.map(e => e.textContent)")
+        ran_all = time.monotonic() - start
+        # Then a new cell above the chapter's first, typed and run.
         page.locator(".jp-Notebook .jp-Cell").first.click()
         page.keyboard.press("Escape")
         page.keyboard.press("a")
         page.keyboard.press("Enter")
         page.keyboard.insert_text(CELL)
         page.keyboard.press("Shift+Enter")
-        out = page.wait_for_selector(".jp-OutputArea-output:has-text('LITE-OK'), "
-                                     ".jp-OutputArea-output[data-mime-type="
-                                     "'application/vnd.jupyter.stderr']",
-                                     timeout=180_000)
-        text = out.inner_text()
+        out = page.locator(".jp-Notebook .jp-CodeCell").first.locator(".jp-OutputArea-output")
+        out.first.wait_for(timeout=180_000)
+        text = out.first.inner_text()
         booted = time.monotonic() - start
         page.screenshot(path=str(ARTIFACTS / "lite-switcher.png"))
         browser.close()
-    print(f"kernel idle after {ready:.1f} s; Guest booted and stepped after {booted:.1f} s")
+    print(f"kernel idle after {ready:.1f} s; Run All through the booted chapter after "
+          f"{ran_all:.1f} s; a fresh boot and step after {booted:.1f} s; {len(views)} views")
+    clean = native_free_cells("06_switcher.ipynb")
+    assert clean >= 10
+    for i, (prompt, error) in enumerate(cells[:clean]):
+        assert prompt.strip() not in ("[ ]:", "[*]:", ""), f"code cell {i} did not run: {prompt}"
+        assert not error, f"code cell {i} failed in the browser:\n{error}"
+    # The code, register, GDT, TSS and page-directory views drew themselves.
+    # (Their disassembly is not yet right in the browser: capstone has no
+    # Pyodide wheel, and the core's fallback gives no AT&T text; README.)
+    assert len(views) >= 8, f"{len(views)} views rendered"
+    assert any("eip" in v.lower() for v in views), "no registers view in the page"
     assert "LITE-OK" in text, text
     # The first stop is the Host's switch into Guest 0, at the Switcher's
     # first byte; one step later the CPU has run its first instruction.
