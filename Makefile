@@ -10,7 +10,12 @@
 # make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
 #             a neighbour) and its report; `make test` runs a seeded sample of each category
-# make book   the HTML book into book/_build/html (needs npm for the widget JavaScript)
+# make book   the HTML book into book/_build/html (needs npm for the widget JavaScript),
+#             then the live book (make lite)
+# make lite   the live book: the chapters as a JupyterLite site with the Pyodide kernel in
+#             book/_build/lite, everything it loads inside the folder (npm's pyodide, wheels
+#             from PyPI and lguestsim's own); tests/test_lite.py opens it in Chromium
+# make live   serve book/_build/lite on IP:PORT (127.0.0.1:8000) and print its URL
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
 #             browser is started, so it works on a server (PORT=8888, IP=127.0.0.1)
 # make demo CHAPTER=switcher
@@ -41,7 +46,7 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test ss386 bench lint book hostile lab demo clean x87-corpus
+.PHONY: run test ss386 bench lint book lite live hostile lab demo clean x87-corpus
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -70,6 +75,13 @@ lint: $(INSTALL)
 
 book: $(INSTALL)
 	$(PY) book/build.py
+	$(PY) book/lite.py
+
+lite: $(INSTALL)
+	$(PY) book/lite.py
+
+live: $(INSTALL)
+	$(PY) book/lite.py --serve $(IP):$(or $(PORT),8000)
 
 # JupyterLab listens on IP only (localhost by default) and keeps Jupyter's
 # random token, printed in the URL: a notebook server runs any code it is
