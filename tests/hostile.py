@@ -42,7 +42,7 @@ SLICE = 200_000                 # a short time slice, so a spinning Guest yields
 # -- the neighbour
 # It walks 5 MiB of its memory one page in sixteen (PDE 768 and 769: shadow
 # page tables the Host must find frames for), writes k*7 into page k and adds
-# it up, then prints the sum as "sum=XXXXXXXX" and powers down.
+# it up, then prints the sum as "sum=" and eight hex digits and powers down.
 NEIGHBOUR_PAGES = 80
 NEIGHBOUR = """
         movl $stack_top, %esp
