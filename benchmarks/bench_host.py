@@ -61,28 +61,15 @@ stack:  .fill 4096, 1, 0
 stack_top:
 """
 
-# 50 batches of 60: each writes 60 calls into the ring of struct lguest_data,
-# going round its 64 slots (status at +20, one byte a slot; the calls at +84,
-# 16 bytes a slot), and traps once with FLUSH_ASYNC so the Host drains them.
-ASYNC = """
+
+def async_source() -> str:
+    """3,000 FLUSH_TLB(1) through the asynchronous ring (tests/hostile.py's loop)."""
+    from hostile import ASYNC_FLUSHES
+    return """
         movl $stack_top, %esp
         HCALL 1, lguest_data-PO
         HCALL 7, 0x69, stack_top, 1
-        xorl %edi, %edi                    # the ring's next slot, round and round
-        movl $50, %esi
-1:      movl $60, %ecx
-2:      movl %edi, %eax
-        shll $4, %eax
-        movl $5, lguest_data+84(%eax)      # FLUSH_TLB
-        movl $1, lguest_data+88(%eax)      # (1): kernel mappings too
-        movb $0, lguest_data+20(%edi)      # the slot waits
-        incl %edi
-        andl $63, %edi
-        loop 2b
-        HCALL 0
-        decl %esi
-        jnz 1b
-        HCALL 2, msg-PO
+""" + ASYNC_FLUSHES + """        HCALL 2, msg-PO
 msg:    .asciz "done"
         .p2align 12
 stack:  .fill 4096, 1, 0
@@ -122,7 +109,7 @@ def main() -> None:
     host_part(MAPPER, "a Guest with its code, stack and 5 MiB mapped", CALLS)
     host_part(HOARDER, "a Guest holding its whole quota", 30)
     guest_part(SYNC, "one hypercall each")
-    guest_part(ASYNC, "60 a trip through the async ring")
+    guest_part(async_source(), "60 a trip through the async ring")
 
 
 if __name__ == "__main__":

@@ -326,6 +326,28 @@ bound:  .asciz "bound"
 """
 
 # Bad hypercall arguments (these were tests/test_host_hostile.py's list).
+# 50 batches of 60: each writes 60 calls into the ring of struct lguest_data,
+# going round its 64 slots (status at +20, one byte a slot; the calls at +84,
+# 16 bytes a slot), and traps once with FLUSH_ASYNC so the Host drains them:
+# 3,000 FLUSH_TLB(1) as a Guest in lazy mode sends them (also benchmarks/bench_host.py).
+ASYNC_FLUSHES = """
+        xorl %edi, %edi                    # the ring's next slot, round and round
+        movl $50, %esi
+1:      movl $60, %ecx
+2:      movl %edi, %eax
+        shll $4, %eax
+        movl $5, lguest_data+84(%eax)      # FLUSH_TLB
+        movl $1, lguest_data+88(%eax)      # (1): kernel mappings too
+        movb $0, lguest_data+20(%edi)      # the slot waits
+        incl %edi
+        andl $63, %edi
+        loop 2b
+        HCALL 0
+        decl %esi
+        jnz 1b
+"""
+
+
 HYPERCALLS = {
     "init_outside_memory": ("HCALL 1, 0x800c00", "bad guest page 0x800c00"),
     "crash_message_outside": ("HCALL 1, lguest_data-PO\nHCALL 2, 0x900000",
@@ -364,21 +386,7 @@ HYPERCALLS = {
     # cost the Host what the Guest's shadows hold, not four whole directories.
     "hypercall_storm_flush_all": ("""HCALL 1, lguest_data-PO
         HCALL 7, 0x69, 0xc0100000, 1       # a stack to pin again after each flush
-        xorl %edi, %edi                    # the ring's next slot, round and round
-        movl $50, %esi
-1:      movl $60, %ecx
-2:      movl %edi, %eax
-        shll $4, %eax
-        movl $5, lguest_data+84(%eax)      # FLUSH_TLB
-        movl $1, lguest_data+88(%eax)      # (1): kernel mappings too
-        movb $0, lguest_data+20(%edi)      # the slot waits
-        incl %edi
-        andl $63, %edi
-        loop 2b
-        HCALL 0
-        decl %esi
-        jnz 1b
-        HCALL 2, m-PO
+""" + ASYNC_FLUSHES + """        HCALL 2, m-PO
 m:      .asciz "flushed"
 """, "CRASH: flushed"),
 }

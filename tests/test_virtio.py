@@ -96,7 +96,9 @@ def test_boot_devices_block_reboot_quit(tmp_path):
     assert "sector 1 of lgba:" in after and "|TEXT............|" in after
 
 
-def test_two_virtio_guests_ping_each_other(tmp_path):
+def two_guests_on_one_network(tmp_path, script: bytes):
+    """Two virtio shell Guests on one --sharenet; the first reads ``script``
+    from a pipe; run until it ends. Returns the Launchers and their consoles."""
     net = str(tmp_path / "net")
     rfd, wfd = os.pipe()
     outs = [Stream(), Stream()]
@@ -105,7 +107,7 @@ def test_two_virtio_guests_ping_each_other(tmp_path):
              for i in range(2)]
     group = start_launchers(items)
     try:
-        os.write(wfd, b"net\nping 02:00:00:00:00:02 2\nping broadcast\nquit\n")
+        os.write(wfd, script)
         os.close(wfd)
         wfd = -1
         run_many(group, wait=5, until=lambda: group[0].ended)
@@ -115,6 +117,12 @@ def test_two_virtio_guests_ping_each_other(tmp_path):
         os.close(rfd)
         for launcher in group:
             launcher.finish(1, "test over")
+    return group, outs
+
+
+def test_two_virtio_guests_ping_each_other(tmp_path):
+    group, outs = two_guests_on_one_network(
+        tmp_path, b"net\nping 02:00:00:00:00:02 2\nping broadcast\nquit\n")
     first, second = outs[0].text(), outs[1].text()
     assert group[0].status == 0, (group[0].reason, first[-2000:])
     assert "slot 0: 02:00:00:00:00:01 (this Guest)" in first
@@ -275,25 +283,8 @@ def test_a_guest_has_one_lg_cpu_and_the_offset_names_it():
 
 
 def test_a_rebooted_guest_rejoins_the_network_with_a_new_address(tmp_path):
-    net = str(tmp_path / "net")
-    rfd, wfd = os.pipe()
-    outs = [Stream(), Stream()]
-    items = [Options(virtio=True, mem_mb=16, cmdline=["shell"], devices=[("sharenet", net)],
-                     console_out=outs[i], console_in=rfd if i == 0 else None)
-             for i in range(2)]
-    group = start_launchers(items)
-    try:
-        # A pipe is typed a line at a time as the Guest asks (L:239).
-        os.write(wfd, b"reboot\nnet\nping broadcast\nquit\n")
-        os.close(wfd)
-        wfd = -1
-        run_many(group, wait=5, until=lambda: group[0].ended)
-    finally:
-        if wfd >= 0:
-            os.close(wfd)
-        os.close(rfd)
-        for launcher in group:
-            launcher.finish(1, "test over")
+    # A pipe is typed a line at a time as the Guest asks (L:239).
+    group, outs = two_guests_on_one_network(tmp_path, b"reboot\nnet\nping broadcast\nquit\n")
     first = outs[0].text()
     assert group[0].status == 0 and group[0].restarts == 1, (group[0].reason, first[-1500:])
     after = first[first.index("Restarting the Guest."):]
