@@ -9,16 +9,11 @@
  * 2.6.25 card sees no slots and no other Guests' addresses, only frames.
  */
 #include "virtio.h"
+#include "ether.h"
 
-#define ETH_ALEN	6
-#define ETH_HLEN	14
-#define ETH_FRAME_LEN	1514
 #define NUM_RX		8
 #define VIRTIO_NET_F_MAC	5
 #define PING_TIMEOUT_NS	10000000	/* 10 ms, as in net.c */
-#define ETH_P_LGPING	0x88B5
-#define PING_REQUEST	1
-#define PING_REPLY	2
 
 struct virtio_net_hdr {
 	u8 flags;
@@ -36,18 +31,6 @@ struct rx_buf {
 	u8 frame[ETH_FRAME_LEN];
 };
 
-struct ping_frame {
-	u8 h_dest[ETH_ALEN];
-	u8 h_source[ETH_ALEN];
-	u16 h_proto;
-	u8 op;
-	u8 zero;
-	u16 seq;
-	u32 stamp;
-	char text[38];
-} __attribute__((packed));
-_Static_assert(sizeof(struct ping_frame) == 60, "ping frame size");
-
 static struct {
 	struct virtqueue *rvq, *svq;
 	u8 mac[ETH_ALEN];
@@ -62,17 +45,6 @@ static struct {
 	volatile unsigned int got;
 	struct lg_ping *result;
 } ping;
-
-static u16 htons(u16 x)
-{
-	return (u16)((x << 8) | (x >> 8));
-}
-
-static void mac_to_str(char buf[18], const u8 *mac)
-{
-	snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x",
-		 mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-}
 
 /*: D:880 Transmitting: the header and the frame as two readable pieces,
  * a kick, and (like the console) a wait for the Launcher to hand the chain
