@@ -23,12 +23,38 @@ static const struct {
 } status_bits[] = {
 	{ 1, "ACKNOWLEDGE" }, { 2, "DRIVER" }, { 4, "DRIVER_OK" }, { 0x80, "FAILED" },
 };
+#else
+static const char *const type_names[] = { "(empty)", "console", "network", "block" };
 
+/* The status bits, named as in lguest_launcher.h. */
+static const struct {
+	u32 bit;
+	const char *name;
+} status_bits[] = {
+	{ 1, "ACKNOWLEDGE" }, { 2, "DRIVER" }, { 4, "DRIVER_OK" },
+	{ 8, "REMOVED" }, { 16, "REMOVED_ACK" }, { 128, "FAILED" },
+};
+#endif
+
+/* A device's status byte as the names of its bits. */
+static void add_status(struct line *l, u32 status)
+{
+	u32 b;
+
+	for (b = 0; b < sizeof(status_bits) / sizeof(status_bits[0]); b++) {
+		if (status & status_bits[b].bit) {
+			add(l, " ");
+			add(l, status_bits[b].name);
+		}
+	}
+}
+
+#ifdef CONFIG_VIRTIO
 static void cmd_devices(char *args)
 {
 	struct lg_device table[16];
 	struct line l = { .len = 0 };
-	u32 i, b, q, n;
+	u32 i, q, n;
 
 	(void)args;
 	n = lguest_devices(table);
@@ -47,12 +73,7 @@ static void cmd_devices(char *args)
 		add_number(&l, table[i].accepted, 16);
 		add(&l, ", status ");
 		add_number(&l, table[i].status, 16);
-		for (b = 0; b < sizeof(status_bits) / sizeof(status_bits[0]); b++) {
-			if (table[i].status & status_bits[b].bit) {
-				add(&l, " ");
-				add(&l, status_bits[b].name);
-			}
-		}
+		add_status(&l, table[i].status);
 		send(&l);
 		add(&l, "  ");
 		for (q = 0; q < table[i].num_vq && q < 2; q++) {
@@ -75,22 +96,11 @@ static void cmd_reboot(char *args)
 	say("reboot failed");
 }
 #else
-static const char *const type_names[] = { "(empty)", "console", "network", "block" };
-
-/* The status bits, named as in lguest_launcher.h. */
-static const struct {
-	u32 bit;
-	const char *name;
-} status_bits[] = {
-	{ 1, "ACKNOWLEDGE" }, { 2, "DRIVER" }, { 4, "DRIVER_OK" },
-	{ 8, "REMOVED" }, { 16, "REMOVED_ACK" }, { 128, "FAILED" },
-};
-
 static void cmd_devices(char *args)
 {
 	struct lg_device table[16];
 	struct line l = { .len = 0 };
-	u32 i, b, n;
+	u32 i, n;
 
 	(void)args;
 	n = lguest_devices(table);
@@ -114,12 +124,7 @@ static void cmd_devices(char *args)
 		}
 		add(&l, ", status ");
 		add_number(&l, table[i].status, 16);
-		for (b = 0; b < sizeof(status_bits) / sizeof(status_bits[0]); b++) {
-			if (table[i].status & status_bits[b].bit) {
-				add(&l, " ");
-				add(&l, status_bits[b].name);
-			}
-		}
+		add_status(&l, table[i].status);
 		send(&l);
 	}
 }
