@@ -678,51 +678,69 @@ class CPU:
             self.stop_cycles = 1 << 62
 
     def _run(self, limit: int, deadline: int) -> str:
+        # Dense on purpose: this loop runs once per block.  A block returns
+        # True when it ended in a helper (P:027), which may have changed
+        # anything: the mode (so the block caches and TLB dicts held in
+        # locals), CS, a pending interrupt, the trap flag, hlt.  Only then,
+        # after a fault and with breakpoints set, are the careful checks made;
+        # a block of inline code changes none of those things.
         first = True
+        careful = True
         bps = self.breakpoints
         segs = self.sregs
+        exit_eip = self.exit_eip
         while True:
-            if self.eip == self.exit_eip:
+            eip = self.eip
+            if careful:
+                exit_eip = self.exit_eip
+            if eip == exit_eip:
                 return "exit"
-            # Anything unusual goes one instruction at a time, carefully.
-            if self.pending or self.halted or self.shutdown or self.inhibit or self._ef & TF \
-                    or (bps and not first):
-                if self.shutdown:
-                    return "triple-fault"
-                if self.pending and self._ef & IF and not self.inhibit:
-                    self._take_interrupt()
-                    continue
-                if self.halted:
-                    return "hlt"
-                if self.instructions + self.partial_reps >= limit:
-                    return "limit"
-                if bps and not first and (segs[1].base + self.eip) & M32 in bps:
-                    return "breakpoint"
-                if self.inhibit or self._ef & TF or self.pending:
-                    self._execute(True)
-                    continue
-            first = False
+            if careful:
+                # Anything unusual goes one instruction at a time, carefully.
+                if self.pending or self.halted or self.shutdown or self.inhibit \
+                        or self._ef & TF or (bps and not first):
+                    if self.shutdown:
+                        return "triple-fault"
+                    if self.pending and self._ef & IF and not self.inhibit:
+                        self._take_interrupt()
+                        continue
+                    if self.halted:
+                        return "hlt"
+                    if self.instructions + self.partial_reps >= limit:
+                        return "limit"
+                    if bps and not first and (segs[1].base + eip) & M32 in bps:
+                        return "breakpoint"
+                    if self.inhibit or self._ef & TF or self.pending:
+                        self._execute(True)
+                        continue
+                first = False
+                careful = bool(bps)
+                TR = self.TR
+                bcache = self.bcache
+                cs = segs[1]
             left = limit - self.instructions - self.partial_reps
             if left <= 0:
                 return "limit"
             # The fast path: find the block by physical address and call it.
-            eip = self.eip
-            if self.cycles >= deadline:
+            cycles = self.cycles
+            if cycles >= deadline:
                 return "deadline"
-            la = (segs[1].base + eip) & M32
+            la = (cs.base + eip) & M32
             try:
-                p = self.TR.get(la >> 12)
+                p = TR.get(la >> 12)
                 pa = (p | (la & 0xFFF)) if p is not None else paging.translate(self, la, False, self.cpl == 3)
-                blk = self.bcache.get(pa)
+                blk = bcache.get(pa)
                 if blk is None or blk.eip != eip:
                     blk = self.translate_block(eip, pa, False)
                 if blk.count > left or (bps and self._bp_inside(blk)):
                     blk = self.scache.get(pa)
                     if blk is None or blk.eip != eip:
                         blk = self.translate_block(eip, pa, True)
-                blk.fn(self, left // blk.count, deadline - self.cycles)
+                if blk.fn(self, left // blk.count, deadline - cycles):
+                    careful = True
             except CPUFault as f:
                 self.deliver(f.vector, f.error_code)
+                careful = True
 
     def _bp_inside(self, blk: Block) -> bool:
         base = self.sregs[1].base

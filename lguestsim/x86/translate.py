@@ -21,6 +21,8 @@ complete state back to the CPU object.
 
 from __future__ import annotations
 
+import re
+
 from . import flags as F
 from . import shifts, system, timing
 from .decode import DecodeError, Insn, NeedBytes, decode
@@ -164,15 +166,15 @@ class Emitter:
         self.mem_accesses += 1
         if size == 8:
             self.emit(f"p = TR.get({la} >> 12)")
-            self.emit(f"{dest} = RAM[p | ({la} & 0xfff)] if p is not None else rd({la}, 1)")
+            self.emit(f"{dest} = RAM[p | ({la} & 0xfff)] if p is not None else cpu.rd({la}, 1)")
         elif size == 16:
             self.emit(f"p = TR.get({la} >> 12)")
             self.emit(f"{dest} = M16[(p | ({la} & 0xfff)) >> 1] if p is not None and not {la} & 1 "
-                      f"else rd({la}, 2)")
+                      f"else cpu.rd({la}, 2)")
         else:
             self.emit(f"p = TR.get({la} >> 12)")
             self.emit(f"{dest} = M32[(p | ({la} & 0xfff)) >> 2] if p is not None and not {la} & 3 "
-                      f"else rd({la}, 4)")
+                      f"else cpu.rd({la}, 4)")
 
     def store(self, la: str, size: int, expr: str) -> None:
         self.mem_accesses += 1
@@ -187,7 +189,7 @@ class Emitter:
             self.emit(f"if p is not None and not {la} & 3:")
             self.emit(f"    M32[(p | ({la} & 0xfff)) >> 2] = {expr}")
         self.emit("else:")
-        self.emit(f"    wr({la}, {size // 8}, {expr})")
+        self.emit(f"    cpu.wr({la}, {size // 8}, {expr})")
 
     def read(self, insn: Insn, op: tuple, dest: str, la: str | None = None, write: bool = False) -> str | None:
         """Emit code leaving the operand's value in ``dest``; returns the la for memory."""
@@ -1142,22 +1144,46 @@ def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fau
             "    cpu.tlb.accesses += 1",
             f"    cpu.eip = {helper_insn.eip:#x}",
             f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}",
-            "    cpu.cycles += HCOST; cpu.instructions += 1"]) + "\n"
-    out = ["def block(cpu, budget, cycle_budget):",
-           "    R = cpu.r",
-           "    eax, ecx, edx, ebx, esp, ebp, esi, edi = R",
-           "    TR = cpu.TR; TW = cpu.TW; RAM = cpu.ram; M16 = cpu.mem.m16; M32 = cpu.mem.m32",
-           "    rd = cpu.rd; wr = cpu.wr",
-           "    n = 0; tk = 0; it = 0"]
+            "    cpu.cycles += HCOST; cpu.instructions += 1",
+            "    return True"]) + "\n"
+    text = "\n".join(em.lines)
+    # Only what the body uses is fetched, and only the registers it assigns
+    # are written back: a short block's set-up costs as much as its body.
+    used_set, written_set = set(_REG_USE.findall(text)), set(_REG_SET.findall(text))
+    used = [r for r in REGS if r in used_set]
+    written = [r for r in REGS if r in written_set]
+    out = ["def block(cpu, budget, cycle_budget):"]
+    if used:
+        out.append("    R = cpu.r")
+        if len(used) > 3:
+            out.append("    eax, ecx, edx, ebx, esp, ebp, esi, edi = R")
+        else:
+            out.append("    " + "; ".join(f"{r} = R[{REGS.index(r)}]" for r in used))
+    fetch = [f"{name} = {src}" for name, src in _FETCH if name + "[" in text or name + ".get" in text]
+    if fetch:
+        out.append("    " + "; ".join(fetch))
+    out.append("    n = 0; tk = 0; it = 0")
+    if len(written) > 4:
+        writeback = "R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)"
+    else:
+        writeback = "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written)
     body = em.lines + ["        pass"]
     if loops:
-        out.append("    gen = cpu.code_generation")
+        # Each iteration that carries on took the backward branch, so it cost
+        # exactly total + BRANCH_TAKEN cycles: the cycle budget becomes an
+        # iteration count, worked out once.  Only a slow-path access can reach
+        # a page of code (the fast dicts hold none), so only a body with one
+        # needs to watch for its own translation being dropped.
+        out.append(f"    lim = min(budget, -(-cycle_budget // {total + timing.BRANCH_TAKEN}))")
+        watch = "cpu.rd(" in text or "cpu.wr(" in text
+        if watch:
+            out.append("    gen = cpu.code_generation")
         out.append("    try:")
         out.append("      while True:")
         out.extend("  " + ln for ln in body)
         out.append("          it += 1")
-        out.append(f"          if nxt != {eip:#x} or it >= budget or it * {total} + tk >= cycle_budget"
-                   " or cpu.code_generation != gen: break")
+        out.append(f"          if nxt != {eip:#x} or it >= lim"
+                   + (" or cpu.code_generation != gen" if watch else "") + ": break")
     else:
         out.append("    try:")
         out.extend(body)
@@ -1166,13 +1192,15 @@ def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fau
             out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
     # Fault handler: write back the state at instruction n of iteration it.
     out.append("    except CPUFault:")
-    out.append("        R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
+    if writeback:
+        out.append("        " + writeback)
     out.extend(_flag_stores(em, "n", 8, loops))
     out.append(f"        cpu.eip = EIPS[n]; cpu.cycles += CYC[n] + it * {total} + tk; "
                f"cpu.instructions += n + it * {n_inline}")
     out.append(f"        cpu.tlb.accesses += {em.mem_accesses + 1} * (it + 1)")
     out.append("        raise")
-    out.append("    R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)")
+    if writeback:
+        out.append("    " + writeback)
     out.extend(_flag_stores(em, None, 4, loops))
     if loops:
         out.append(f"    cpu.cycles += it * {total} + tk; cpu.instructions += it * {n_inline}")
@@ -1185,11 +1213,19 @@ def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fau
         out.append(f"    cpu.eip = {helper_insn.eip:#x}")
         out.append(f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}")
         out.append("    cpu.cycles += HCOST; cpu.instructions += 1")
+        out.append("    return True")
     elif em.end_eip is not None:
         out.append(f"    cpu.eip = {em.end_eip}")
     else:
         out.append("    cpu.eip = EIPS[-1]")
     return "\n".join(out) + "\n"
+
+
+_REG_USE = re.compile(r"\b(eax|ecx|edx|ebx|esp|ebp|esi|edi)\b")
+_REG_SET = re.compile(r"^ *(eax|ecx|edx|ebx|esp|ebp|esi|edi) = ", re.M)
+# What a block's body may use of the CPU, by the local name it uses.
+_FETCH = (("TR", "cpu.TR"), ("TW", "cpu.TW"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
+          ("M32", "cpu.mem.m32"))
 
 
 def _flag_stores(em: Emitter, nvar: str | None, indent: int, loops: bool = False) -> list[str]:
