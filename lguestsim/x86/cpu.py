@@ -21,10 +21,12 @@ SDM puts it.
 from __future__ import annotations
 
 from . import interrupts, paging, segments, timing
+from .blocks import Block
 from .faults import GP, SS, CPUFault, TripleFault
 from .flags import AC, ARITH, FIXED_ONE, IF, IOPL, TF, VM, WRITABLE, materialize
 from .memory import PhysicalMemory
 from .segments import SegmentCache
+from .translate import translate
 from .x87 import FPU
 
 M32 = 0xFFFFFFFF
@@ -66,20 +68,6 @@ class SegmentRegisters:
 
     def __len__(self) -> int:
         return 6
-
-
-class Block:
-    """A translated run of instructions: its compiled function and where it came from."""
-
-    __slots__ = ("fn", "eip", "count", "end", "page", "source")
-
-    def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
-        self.fn = fn
-        self.eip = eip
-        self.count = count
-        self.end = end          # EIP just past the last instruction
-        self.page = page
-        self.source = source    # the generated Python, for the curious
 
 
 #: P:015 The processor's state is plain Python attributes.  The eight
@@ -142,6 +130,7 @@ class CPU:
         self._caches: dict[int, dict[int, Block]] = {}
         self.code_generation = 0            # bumped whenever translations are dropped
         self._page_blocks: dict[int, list] = {}
+        self.rewritten: dict[int, int] = {}   # block address -> times a write dropped it
         mem.watch(self._memory_written)     # weakly: a dropped CPU stops watching
         self.reset()
 
@@ -436,10 +425,14 @@ class CPU:
             fast = tlb.uw if user else tlb.sw
             p = fast.get(la >> 12)
             if p is None:
+                p = (tlb.cuw if user else tlb.cw).get(la >> 12)
+                if p is not None:           # a page of code: the TLB allows the store
+                    self._write_code(p | off, data)
+                    return
                 pa = paging.translate(self, la, True, user)
                 p = fast.get(la >> 12)      # the walk may have made it a fast page
                 if p is None:
-                    self._write_phys(pa, data)
+                    self._write_code(pa, data)
                     return
             if self.mem.sole_watcher(self):
                 # A fast-dict page holds no translated code (P:029), and no
@@ -457,6 +450,16 @@ class CPU:
 
     def _write_phys(self, pa: int, data: bytes) -> None:
         self.mem.write(pa, data)   # the watcher drops stale translations
+
+    def _write_code(self, pa: int, data: bytes) -> None:
+        """A store to a page that may hold code: what mem.write does, and its
+        one watcher told, without the trip through the memory's watcher list."""
+        n = len(data)
+        if pa + n <= self.mem.size and self.mem.sole_watcher(self):
+            self.ram[pa:pa + n] = data
+            self._memory_written(pa, n)
+        else:
+            self.mem.write(pa, data)
 
     def read_linear(self, la: int, n: int) -> bytes:
         return self.read_priv(la, n, self.cpl == 3)
@@ -542,11 +545,17 @@ class CPU:
                 blocks = self._page_blocks.get(page, [])
                 hit = [b for b in blocks if b[2] < end and addr < b[3]]
                 if hit:
+                    # A running loop checks this, and stops: a block whose
+                    # immediates alone were written reads them afresh (P:059).
                     self.code_generation += 1
-                    for cache, key, _, _ in hit:
+                    hit = [b for b in hit if not any(s <= addr and end <= e for s, e in b[4])]
+                if hit:
+                    rewritten = self.rewritten
+                    for cache, key, *_ in hit:
                         if cache.get(key) is not None:
                             del cache[key]
-                    blocks = [b for b in blocks if not (b[2] < end and addr < b[3])]
+                        rewritten[key] = rewritten.get(key, 0) + 1
+                    blocks = [b for b in blocks if b not in hit]
                     self._page_blocks[page] = blocks
                 if not blocks:
                     self.invalidate_page(page)
@@ -555,16 +564,17 @@ class CPU:
     def invalidate_page(self, page: int) -> None:
         """Drop every translation of code on ``page``."""
         self.code_generation += 1
-        for cache, key, _, _ in self._page_blocks.pop(page, ()):
+        for cache, key, *_ in self._page_blocks.pop(page, ()):
             cache.pop(key, None)
-        self.tlb.code_pages.discard(page)
+        self.tlb.unprotect_code_page(page)
 
     def flush_translations(self) -> None:
         self.code_generation += 1
         for cache in self._caches.values():
             cache.clear()
         self._page_blocks.clear()
-        self.tlb.code_pages.clear()
+        for page in list(self.tlb.code_pages):
+            self.tlb.unprotect_code_page(page)
 
     # ----------------------------------------------------------- interrupts
     def raise_interrupt(self, vector: int) -> None:
@@ -584,7 +594,6 @@ class CPU:
 
     # ------------------------------------------------------------ execution
     def translate_block(self, eip: int, pa: int, single: bool) -> Block:
-        from .translate import translate
         return translate(self, eip, pa, 1 if single else MAX_BLOCK)
 
     def _block_at(self, single: bool) -> Block:

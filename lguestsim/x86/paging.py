@@ -65,6 +65,10 @@ class TLB:
         self.sw: dict[int, int] = {}
         self.ur: dict[int, int] = {}
         self.uw: dict[int, int] = {}
+        # The write entries held back from sw/uw because their page holds
+        # code: a store there must tell the CPU (P:029), but need not walk.
+        self.cw: dict[int, int] = {}
+        self.cuw: dict[int, int] = {}
         self.misses = 0
         self.accesses = 0       # memory accesses made (counted per block)
         self.code_pages: set[int] = set()   # physical page bases holding translated code
@@ -81,6 +85,8 @@ class TLB:
         self.sw.clear()
         self.ur.clear()
         self.uw.clear()
+        self.cw.clear()
+        self.cuw.clear()
 
     def flush(self, keep_global: bool = False) -> None:
         if keep_global:
@@ -98,17 +104,24 @@ class TLB:
                    if v != vpn and (e := self.map.get(v)) is not None and e.large]
         for v in doomed:
             self.map.pop(v, None)
-            for d in (self.sr, self.sw, self.ur, self.uw):
+            for d in (self.sr, self.sw, self.ur, self.uw, self.cw, self.cuw):
                 d.pop(v, None)
+
+    def unprotect_code_page(self, page: int) -> None:
+        """``page`` holds no code any more: its stores may take the fast path again."""
+        self.code_pages.discard(page)
+        for held, d in ((self.cw, self.sw), (self.cuw, self.uw)):
+            for vpn in [v for v, p in held.items() if p == page]:
+                d[vpn] = held.pop(vpn)
 
     def protect_code_page(self, page: int) -> None:
         """Keep writes to ``page`` off the fast path from now on."""
         if page in self.code_pages:
             return
         self.code_pages.add(page)
-        for d in (self.sw, self.uw):
+        for d, held in ((self.sw, self.cw), (self.uw, self.cuw)):
             for vpn in [v for v, p in d.items() if p == page]:
-                del d[vpn]
+                held[vpn] = d.pop(vpn)
 
 
 #: P:034 The page-table walk, as an i386 does it.  CR3 gives the page
@@ -201,6 +214,8 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
             tlb.sr[vpn] = tlb.ur[vpn] = page
             if page not in tlb.code_pages:
                 tlb.sw[vpn] = tlb.uw[vpn] = page
+            else:
+                tlb.cw[vpn] = tlb.cuw[vpn] = page
         return la
     e = tlb.map.get(vpn)
     if e is None or (write and not e.dirty):
@@ -214,11 +229,12 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
         tlb.sr[vpn] = page
         if e.user:
             tlb.ur[vpn] = page
-        if e.dirty and page not in tlb.code_pages:
+        if e.dirty:
+            sw, uw = (tlb.sw, tlb.uw) if page not in tlb.code_pages else (tlb.cw, tlb.cuw)
             if e.writable or not cpu._cr0 & CR0_WP:
-                tlb.sw[vpn] = page
+                sw[vpn] = page
             if e.writable and e.user:
-                tlb.uw[vpn] = page
+                uw[vpn] = page
     return page | (la & 0xFFF)
 
 

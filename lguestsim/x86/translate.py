@@ -21,10 +21,9 @@ complete state back to the CPU object.
 
 from __future__ import annotations
 
-import re
-
 from . import flags as F
 from . import shifts, system, timing
+from .blocks import Block, assemble, compiled, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .faults import DE, GP, CPUFault
 from .flags import ARITH, PARITY
@@ -72,7 +71,7 @@ class Emitter:
         self.ind = 2
         self.consts: dict[str, object] = {}
         self.producer = None     # (kind, size, a, b, r) of an in-block lazy producer, or "cpu"
-        self.stores: list = []   # (index, lines storing the lazy flags) per producer
+        self.stores: list = []   # (index, (op code, a, b, r) or None) per producer
         self.flat = cpu.flat_mask
         self.stack32 = cpu.stack32
         self.code32 = cpu.code32
@@ -82,6 +81,8 @@ class Emitter:
         self.end_eip: str | None = None   # expression of the next EIP if the block ends here
         self.taken_extra = False
         self.reads_entry_flags = False   # some instruction reads flags set before the block
+        self.live: dict[int, str] = {}   # instruction index -> its immediate's name (live_immediates)
+        self.prologue: list[str] = []    # lines run once at the block's entry
 
     # ---- plumbing
     def emit(self, line: str) -> None:
@@ -212,7 +213,7 @@ class Emitter:
         if op[0] == "r":
             return self.get_reg(op[1], op[2])
         if op[0] == "i":
-            return f"{op[2]:#x}"
+            return self.live.get(self.idx) or f"{op[2]:#x}"
         self.read(insn, op, dest)
         return dest
 
@@ -260,8 +261,7 @@ class Emitter:
     def lazy(self, kind: int, size: int, a: str, b: str, r: str) -> None:
         self.producer = (kind, size, a, b, r)
         code = F.op_code(kind, size)
-        self.stores.append((self.idx, [f"cpu.fo = {code}", f"cpu.fa = {a}", f"cpu.fb = {b}",
-                                       f"cpu.fr = {r}"]))
+        self.stores.append((self.idx, (code, a, b, r)))
 
     def flags_stored(self) -> None:
         """The instruction just emitted put the flags in the CPU object itself."""
@@ -460,7 +460,7 @@ class Emitter:
             return self.helper(insn)
         v = self.tmp("v")
         if op[0] == "i":
-            expr = f"{op[2] & ((1 << size) - 1):#x}"
+            expr = self.live.get(self.idx) or f"{op[2] & ((1 << size) - 1):#x}"
         else:
             expr = self.value(insn, op, v)
             if expr != v:
@@ -969,7 +969,7 @@ def uses_helper(insn: Insn) -> bool:
     return False
 
 
-BASE_GLOBALS = {"CPUFault": CPUFault, "PARITY": PARITY}
+BASE_GLOBALS = {"CPUFault": CPUFault, "PARITY": PARITY, "UNWIND": unwind}
 
 
 def fetch_bytes(cpu, pa: int) -> bytes:
@@ -994,7 +994,6 @@ def fetch_bytes(cpu, pa: int) -> bytes:
 # it is the hot path of the whole project.
 def translate(cpu, eip: int, pa: int, limit: int):
     """Decode from ``eip`` (physical ``pa``) and compile the block; see the module docstring."""
-    from .cpu import Block
     code32 = cpu.code32
     emask = M32 if code32 else 0xFFFF
     page = pa & ~0xFFF
@@ -1036,6 +1035,9 @@ def translate(cpu, eip: int, pa: int, limit: int):
             break
 
     em = Emitter(cpu)
+    live = ()
+    if not cross and fault is None and cpu.rewritten.get(pa, 0) >= REWRITTEN and pa + off <= cpu.mem.size:
+        live = live_immediates(em, insns, pa)
     eips, cycles_before = [], []
     total = 0
     helper_insn = None
@@ -1062,7 +1064,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     # no trip through the CPU's dispatcher per iteration.
     loops = (helper_insn is None and fault is None and limit > 1 and insns
              and not em.reads_entry_flags and _targets(insns[-1]) == eip)
-    src = _assemble(em, n_inline, eip, total, helper_insn, fault, code32, loops)
+    src, meta = assemble(em, n_inline, eip, total, helper_insn, fault, code32, loops)
     ns = dict(BASE_GLOBALS)
     ns.update(em.consts)
     if helper_insn is not None:
@@ -1070,9 +1072,8 @@ def translate(cpu, eip: int, pa: int, limit: int):
         ns["HINSN"] = helper_insn
         ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
     ns["EIPS"] = tuple(eips)
-    ns["CYC"] = tuple(cycles_before)
-    code = compile(src, f"<block {eip:#010x}>", "exec")
-    exec(code, ns)  # noqa: S102 - our own generated source
+    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before))
+    exec(compiled(src, f"<block {eip:#010x}>"), ns)  # noqa: S102 - our own generated source
     blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
     if not cross and fault is None:
         cache = cpu.bcache if limit > 1 else cpu.scache
@@ -1080,10 +1081,47 @@ def translate(cpu, eip: int, pa: int, limit: int):
         # A block replacing another at the same address (code reached through
         # two aliases) replaces its entry too, so the list cannot grow forever.
         entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != pa]
-        entries.append((cache, pa, pa, pa + off))
+        entries.append((cache, pa, pa, pa + off, live))
         cpu._page_blocks[page] = entries
         cpu.tlb.protect_code_page(page)
     return blk
+
+
+#: P:059 Code that rewrites itself mostly rewrites data kept in its own
+# instructions: a constant in a `mov`, a `cmp` or a `push`.  Translating the
+# block again after every such store costs a `compile()`, a thousand times
+# what the store does.  So a block that writes have thrown away `REWRITTEN`
+# times is translated once more with its immediates live: they are read from
+# RAM, into locals, each time the block is entered (so within one run of it the
+# block still sees the bytes it started with, as a prefetch queue would), and
+# a later store that lands wholly inside one of them leaves the block in place
+# (`CPU._memory_written`).  Only immediates the translator pastes in as they
+# are qualify (moves, arithmetic, `test`, `push`, `imul`); a store to an
+# opcode, a displacement, a shift count or a jump still drops the block.
+REWRITTEN = 2
+LIVE = ("mov", "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp", "test", "push", "imul")
+SIGN_EXTENDED_IMM8 = (0x83, 0x6A, 0x6B)
+
+
+def live_immediates(em: Emitter, insns: list[Insn], pa: int) -> tuple:
+    """Read the block's immediates from RAM at entry; returns their byte ranges."""
+    ranges = []
+    at = pa
+    for i, insn in enumerate(insns):
+        ops = insn.operands
+        if (insn.mnemonic in LIVE and ops and ops[-1][0] == "i"
+                and sum(o[0] == "i" for o in ops) == 1 and not uses_helper(insn)):
+            size = ops[-1][1]
+            k = 1 if insn.opcode in SIGN_EXTENDED_IMM8 else size // 8
+            start = at + insn.length - k
+            name = em.live[i] = f"I{i}"
+            value = f'int.from_bytes(cpu.ram[{start:#x}:{start + k:#x}], "little")'
+            if k == 1 and size > 8:
+                value = f"(({value} ^ 0x80) - 0x80) & {MASK[size]}"
+            em.prologue.append(f"{name} = {value}")
+            ranges.append((start, start + k))
+        at += insn.length
+    return tuple(ranges)
 
 
 def _targets(insn: Insn) -> int | None:
@@ -1117,149 +1155,3 @@ def memory_kind(insn: Insn | None) -> int:
     if ops and ops[0][0] == "m" and insn.mnemonic not in ("cmp", "test", "push", "bt", "mov"):
         return 2
     return 1
-
-
-#: P:024 The shape of every block, and why.  The function copies the eight
-# registers out of `cpu.r` into local variables, because a Python local is
-# much cheaper than a list item or an attribute, and writes them back once at
-# the end; it does the same for the TLB dicts and the views of RAM.  The body
-# is the instructions' code in order, and before anything that may fault,
-# `n` is set to the instruction's index.  If one does fault, the handler
-# writes back the registers, the lazy flags of the last instruction before
-# `n`, and EIP and the cycle count as they stood before instruction `n`: the
-# state the SDM promises, as if the earlier instructions had run one by one
-# and the faulting one had never started.  Cycles are summed while
-# translating and added once.  An instruction left to a Python helper runs
-# last, after the state has been handed back.  `Block.source` keeps the
-# generated text: print one to see all of this in a dozen lines.
-def _assemble(em: Emitter, n_inline: int, eip: int, total: int, helper_insn, fault,
-              code32: bool, loops: bool) -> str:
-    if n_inline == 0 and helper_insn is not None and fault is None and not loops:
-        # A helper alone (the Switcher is mostly these: segment loads, lgdt,
-        # iret): nothing inline can fault or change a register, so the
-        # general form's set-up and write-back would do nothing but cost.
-        nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
-        return "\n".join([
-            "def block(cpu, budget, cycle_budget):",
-            "    cpu.tlb.accesses += 1",
-            f"    cpu.eip = {helper_insn.eip:#x}",
-            f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}",
-            "    cpu.cycles += HCOST; cpu.instructions += 1",
-            "    return True"]) + "\n"
-    text = "\n".join(em.lines)
-    # Only what the body uses is fetched, and only the registers it assigns
-    # are written back: a short block's set-up costs as much as its body.
-    used_set, written_set = set(_REG_USE.findall(text)), set(_REG_SET.findall(text))
-    used = [r for r in REGS if r in used_set]
-    written = [r for r in REGS if r in written_set]
-    out = ["def block(cpu, budget, cycle_budget):"]
-    if used:
-        out.append("    R = cpu.r")
-        if len(used) > 3:
-            out.append("    eax, ecx, edx, ebx, esp, ebp, esi, edi = R")
-        else:
-            out.append("    " + "; ".join(f"{r} = R[{REGS.index(r)}]" for r in used))
-    fetch = [f"{name} = {src}" for name, src in _FETCH if name + "[" in text or name + ".get" in text]
-    if fetch:
-        out.append("    " + "; ".join(fetch))
-    out.append("    n = 0; tk = 0; it = 0")
-    if len(written) > 4:
-        writeback = "R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)"
-    else:
-        writeback = "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written)
-    body = em.lines + ["        pass"]
-    if loops:
-        # Each iteration that carries on took the backward branch, so it cost
-        # exactly total + BRANCH_TAKEN cycles: the cycle budget becomes an
-        # iteration count, worked out once.  Only a slow-path access can reach
-        # a page of code (the fast dicts hold none), so only a body with one
-        # needs to watch for its own translation being dropped.
-        out.append(f"    lim = min(budget, -(-cycle_budget // {total + timing.BRANCH_TAKEN}))")
-        watch = "cpu.rd(" in text or "cpu.wr(" in text
-        if watch:
-            out.append("    gen = cpu.code_generation")
-        out.append("    try:")
-        out.append("      while True:")
-        out.extend("  " + ln for ln in body)
-        out.append("          it += 1")
-        out.append(f"          if nxt != {eip:#x} or it >= lim"
-                   + (" or cpu.code_generation != gen" if watch else "") + ": break")
-    else:
-        out.append("    try:")
-        out.extend(body)
-        if fault is not None:
-            out.append(f"        n = {n_inline}")
-            out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
-    # Fault handler: write back the state at instruction n of iteration it.
-    out.append("    except CPUFault:")
-    if writeback:
-        out.append("        " + writeback)
-    out.extend(_flag_stores(em, "n", 8, loops))
-    out.append(f"        cpu.eip = EIPS[n]; cpu.cycles += CYC[n] + it * {total} + tk; "
-               f"cpu.instructions += n + it * {n_inline}")
-    out.append(f"        cpu.tlb.accesses += {em.mem_accesses + 1} * (it + 1)")
-    out.append("        raise")
-    if writeback:
-        out.append("    " + writeback)
-    out.extend(_flag_stores(em, None, 4, loops))
-    if loops:
-        out.append(f"    cpu.cycles += it * {total} + tk; cpu.instructions += it * {n_inline}")
-        out.append(f"    cpu.tlb.accesses += it * {em.mem_accesses + 1}")
-    else:
-        out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
-        out.append(f"    cpu.tlb.accesses += {em.mem_accesses + 1}")  # + the fetch
-    if helper_insn is not None:
-        nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
-        out.append(f"    cpu.eip = {helper_insn.eip:#x}")
-        out.append(f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}")
-        out.append("    cpu.cycles += HCOST; cpu.instructions += 1")
-        out.append("    return True")
-    elif em.end_eip is not None:
-        out.append(f"    cpu.eip = {em.end_eip}")
-    else:
-        out.append("    cpu.eip = EIPS[-1]")
-    return "\n".join(out) + "\n"
-
-
-_REG_USE = re.compile(r"\b(eax|ecx|edx|ebx|esp|ebp|esi|edi)\b")
-_REG_SET = re.compile(r"^ *(eax|ecx|edx|ebx|esp|ebp|esi|edi) = ", re.M)
-# What a block's body may use of the CPU, by the local name it uses.
-_FETCH = (("TR", "cpu.TR"), ("TW", "cpu.TW"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
-          ("M32", "cpu.mem.m32"))
-
-
-def _flag_stores(em: Emitter, nvar: str | None, indent: int, loops: bool = False) -> list[str]:
-    """Store the lazy flags of the last producer (before instruction ``nvar`` if given)."""
-    pad = " " * indent
-    lines = []
-    stores = em.stores
-    if not stores:
-        return lines
-    if nvar is None:
-        idx, st = stores[-1]
-        if st is not None:
-            if any("cfin" in x for x in st):
-                lines.append(pad + "cfin = cpu.eflags & 1")
-            lines.append(pad + "; ".join(st))
-        return lines
-    last_cf = "cpu.eflags & 1"
-    if stores[-1][1] is not None and em.producer not in (None, "cpu"):
-        last_cf = F.flag_exprs(*em.producer)["CF"]
-        if "cfin" in last_cf:
-            last_cf = "cpu.eflags & 1"
-    first = True
-    for idx, st in reversed(stores):
-        kw = "if" if first else "elif"
-        first = False
-        body = "; ".join(st) if st is not None else "pass"
-        if "cfin" in body:
-            body = f"cfin = (cpu.eflags & 1) if not it else (1 if {last_cf} else 0); {body}"
-        lines.append(f"{pad}{kw} {nvar} > {idx}: {body}")
-    last = stores[-1][1]
-    if loops and last is not None:
-        # faulting before this iteration's first producer: the previous iteration's last one counts
-        body = "; ".join(last)
-        if "cfin" in body:
-            body = f"cfin = cpu.eflags & 1; {body}"
-        lines.append(f"{pad}elif it: {body}")
-    return lines

@@ -1,0 +1,213 @@
+"""Blocks: the shape of a translated block's function, and its way back from a fault.
+
+translate.py writes the instructions' code; this module wraps it in the
+function every block is (set-up, body, write-back), keeps the compiled
+result as a `Block`, and holds `unwind()`, the one function every block calls
+when an instruction faults, to hand the CPU the precise state of that
+instruction's boundary.  Compiled code is shared through `compiled()`: the
+same source is compiled once per process, however many CPUs, sessions or
+replays translate it.  Dense on purpose: this is the hot path's frame.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .flags import materialize
+from .timing import BRANCH_TAKEN
+
+M32 = 0xFFFFFFFF
+REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
+
+
+class Block:
+    """A translated run of instructions: its compiled function and where it came from."""
+
+    __slots__ = ("fn", "eip", "count", "end", "page", "source")
+
+    def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
+        self.fn = fn
+        self.eip = eip
+        self.count = count
+        self.end = end          # EIP just past the last instruction
+        self.page = page
+        self.source = source    # the generated Python, for the curious
+
+
+# Compiled code by source text.  Two CPUs booting the same Guest (a session's
+# replay, the next test, a second Guest on the Host) write the same source for
+# the same block, and compile() is most of what translating costs.
+_CODE: dict[str, object] = {}
+_CODE_MAX = 50_000
+
+
+def compiled(src: str, name: str):
+    """The code object of ``src``, compiled once per process."""
+    code = _CODE.get(src)
+    if code is None:
+        if len(_CODE) >= _CODE_MAX:
+            _CODE.clear()
+        code = _CODE[src] = compile(src, name, "exec")
+    return code
+
+
+_REG_USE = re.compile(r"\b(eax|ecx|edx|ebx|esp|ebp|esi|edi)\b")
+_REG_SET = re.compile(r"^ *(eax|ecx|edx|ebx|esp|ebp|esi|edi) = ", re.M)
+# What a block's body may use of the CPU, by the local name it uses.
+_FETCH = (("TR", "cpu.TR"), ("TW", "cpu.TW"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
+          ("M32", "cpu.mem.m32"))
+
+
+#: P:024 The shape of every block, and why.  The function copies the
+# registers its body uses out of `cpu.r` into local variables, because a
+# Python local is much cheaper than a list item or an attribute, and writes
+# back once, at the end, those it assigns; it does the same for the TLB dicts
+# and the views of RAM it needs.  The body is the instructions' code in
+# order, and before anything that may fault, `n` is set to the instruction's
+# index.  If one does fault, `unwind()` below is handed the block's locals and
+# writes back the registers, the lazy flags of the last instruction before
+# `n`, and EIP and the cycle count as they stood before instruction `n`: the
+# state the SDM promises, as if the earlier instructions had run one by one
+# and the faulting one had never started.  (Keeping that work out of every
+# block's text makes a block cheaper to compile, which is most of what a
+# boot's fresh code costs.)  Cycles are summed while translating and added
+# once.  An instruction left to a Python helper runs last, after the state
+# has been handed back, and the block then returns True to tell `run()` that
+# anything may have changed.  `Block.source` keeps the generated text: print
+# one to see all of this in a dozen lines.
+def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
+             code32: bool, loops: bool) -> tuple[str, tuple]:
+    """The block function's source around the emitter's body, and unwind()'s table."""
+    if n_inline == 0 and helper_insn is not None and fault is None and not loops:
+        # A helper alone (the Switcher is mostly these: segment loads, lgdt,
+        # iret): nothing inline can fault or change a register, so the
+        # general form's set-up and write-back would do nothing but cost.
+        nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
+        return "\n".join([
+            "def block(cpu, budget, cycle_budget):",
+            "    cpu.tlb.accesses += 1",
+            f"    cpu.eip = {helper_insn.eip:#x}",
+            f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}",
+            "    cpu.cycles += HCOST; cpu.instructions += 1",
+            "    return True"]) + "\n", ()
+    text = "\n".join(em.lines)
+    # Only what the body uses is fetched, and only the registers it assigns
+    # are written back: a short block's set-up costs as much as its body.
+    used_set, written_set = set(_REG_USE.findall(text)), set(_REG_SET.findall(text))
+    used = [r for r in REGS if r in used_set]
+    written = [r for r in REGS if r in written_set]
+    out = ["def block(cpu, budget, cycle_budget):"]
+    if used:
+        out.append("    R = cpu.r")
+        if len(used) > 3:
+            out.append("    eax, ecx, edx, ebx, esp, ebp, esi, edi = R")
+        else:
+            out.append("    " + "; ".join(f"{r} = R[{REGS.index(r)}]" for r in used))
+    fetch = [f"{name} = {src}" for name, src in _FETCH if name + "[" in text or name + ".get" in text]
+    if fetch:
+        out.append("    " + "; ".join(fetch))
+    out.extend("    " + ln for ln in em.prologue)
+    out.append("    n = 0; tk = 0; it = 0")
+    if len(written) > 4:
+        writeback = "R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)"
+    else:
+        writeback = "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written)
+    body = em.lines + ["        pass"]
+    if loops:
+        # Each iteration that carries on took the backward branch, so it cost
+        # exactly total + BRANCH_TAKEN cycles: the cycle budget becomes an
+        # iteration count, worked out once.  Only a slow-path access can reach
+        # a page of code (the fast dicts hold none), so only a body with one
+        # needs to watch for its own translation being dropped.
+        out.append(f"    lim = min(budget, -(-cycle_budget // {total + BRANCH_TAKEN}))")
+        watch = "cpu.rd(" in text or "cpu.wr(" in text
+        if watch:
+            out.append("    gen = cpu.code_generation")
+        out.append("    try:")
+        out.append("      while True:")
+        out.extend("  " + ln for ln in body)
+        out.append("          it += 1")
+        out.append(f"          if nxt != {eip:#x} or it >= lim"
+                   + (" or cpu.code_generation != gen" if watch else "") + ": break")
+    else:
+        out.append("    try:")
+        out.extend(body)
+        if fault is not None:
+            out.append(f"        n = {n_inline}")
+            out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
+    out.append("    except CPUFault:")
+    out.append("        UNWIND(cpu, locals(), META)")
+    out.append("        raise")
+    if writeback:
+        out.append("    " + writeback)
+    if em.stores and em.stores[-1][1] is not None:
+        code, a, b, r = em.stores[-1][1]
+        if b == "cfin":
+            out.append("    cfin = cpu.eflags & 1")
+        out.append(f"    cpu.fo = {code}; cpu.fa = {a}; cpu.fb = {b}; cpu.fr = {r}")
+    if loops:
+        out.append(f"    cpu.cycles += it * {total} + tk; cpu.instructions += it * {n_inline}")
+        out.append(f"    cpu.tlb.accesses += it * {em.mem_accesses + 1}")
+    else:
+        out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
+        out.append(f"    cpu.tlb.accesses += {em.mem_accesses + 1}")  # + the fetch
+    if helper_insn is not None:
+        nxt = (helper_insn.eip + helper_insn.length) & (M32 if code32 else 0xFFFF)
+        out.append(f"    cpu.eip = {helper_insn.eip:#x}")
+        out.append(f"    if not HELPER(cpu, HINSN): cpu.eip = {nxt:#x}")
+        out.append("    cpu.cycles += HCOST; cpu.instructions += 1")
+        out.append("    return True")
+    elif em.end_eip is not None:
+        out.append(f"    cpu.eip = {em.end_eip}")
+    else:
+        out.append("    cpu.eip = EIPS[-1]")
+    # (translate() adds the EIPs and cycle counts before each instruction)
+    meta = (tuple((REGS.index(r), r) for r in written), tuple(em.stores), loops, total,
+            n_inline, em.mem_accesses + 1)
+    return "\n".join(out) + "\n", meta
+
+
+def unwind(cpu, L: dict, meta: tuple) -> None:
+    """A block's instruction ``L['n']`` faulted: leave the CPU at that boundary.
+
+    ``L`` is the block's locals, ``meta`` what assemble() knew of it: the
+    registers it assigns, its flag producers ``(index, (op code, a, b, r))``
+    (``None`` for one that stored EFLAGS itself), whether it loops, its
+    cycles and instructions per pass, its memory accesses (with the fetch),
+    and the EIP and cycles so far before each of its instructions.
+    """
+    written, stores, loops, total, n_inline, accesses, eips, cycles = meta
+    R = cpu.r
+    for i, name in written:
+        R[i] = L[name]
+    n, it, tk = L["n"], L["it"], L["tk"]
+    # The flags are those of the last producer before instruction n; in a
+    # loop past its first pass with none yet, the previous pass's last one.
+    chosen, entry = None, True
+    for idx, st in reversed(stores):
+        if n > idx:
+            chosen, entry = st, False
+            break
+    else:
+        if loops and it and stores:
+            chosen = stores[-1][1]
+    if chosen is not None:
+        code, a, b, r = chosen
+        if b == "cfin":
+            # INC/DEC keep the carry they found: the block's entry flags, or
+            # in a later pass of a loop the carry its last producer left.
+            last = stores[-1][1]
+            if entry or not it or last is None or last[2] == "cfin":
+                fb = cpu.eflags & 1
+            else:
+                fb = materialize(last[0], L[last[1]], L[last[2]], L[last[3]]) & 1
+        else:
+            fb = L[b]
+        cpu.fo = code
+        cpu.fa = L[a]
+        cpu.fb = fb
+        cpu.fr = L[r]
+    cpu.eip = eips[n]
+    cpu.cycles += cycles[n] + it * total + tk
+    cpu.instructions += n + it * n_inline
+    cpu.tlb.accesses += accesses * (it + 1)
