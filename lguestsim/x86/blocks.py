@@ -11,8 +11,6 @@ replays translate it.  Dense on purpose: this is the hot path's frame.
 
 from __future__ import annotations
 
-import re
-
 from .flags import materialize
 from .timing import BRANCH_TAKEN
 
@@ -23,16 +21,21 @@ REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 class Block:
     """A translated run of instructions: its compiled function and where it came from."""
 
-    __slots__ = ("fn", "eip", "count", "end", "page", "source")
+    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat")
 
     def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
         self.fn = fn
+        self.heat = 0           # runs left before it becomes a region's entry (0: never)
         self.eip = eip
         self.count = count
         self.end = end          # EIP just past the last instruction
         self.page = page
         self.source = source    # the generated Python, for the curious
 
+
+MAX_BLOCK = 48          # instructions in one block
+# Runs of a plain block before run() makes it the entry of a region (regions.py).
+HOT = 1024
 
 # Compiled code by source text.  Two CPUs booting the same Guest (a session's
 # replay, the next test, a second Guest on the Host) write the same source for
@@ -51,10 +54,8 @@ def compiled(src: str, name: str):
     return code
 
 
-_REG_USE = re.compile(r"\b(eax|ecx|edx|ebx|esp|ebp|esi|edi)\b")
-_REG_SET = re.compile(r"^ *(eax|ecx|edx|ebx|esp|ebp|esi|edi) = ", re.M)
 # What a block's body may use of the CPU, by the local name it uses.
-_FETCH = (("TR", "cpu.TR"), ("TW", "cpu.TW"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
+FETCH = (("TR", "cpu.TR"), ("TW", "cpu.TW"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
           ("M32", "cpu.mem.m32"))
 
 
@@ -93,9 +94,10 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
     text = "\n".join(em.lines)
     # Only what the body uses is fetched, and only the registers it assigns
     # are written back: a short block's set-up costs as much as its body.
-    used_set, written_set = set(_REG_USE.findall(text)), set(_REG_SET.findall(text))
-    used = [r for r in REGS if r in used_set]
-    written = [r for r in REGS if r in written_set]
+    # (No other name in generated code contains a register's name, and every
+    # assignment to one is a line of its own: plain substring tests suffice.)
+    used = [r for r in REGS if r in text]
+    written = [r for r in REGS if f" {r} = " in text]
     out = ["def block(cpu, budget, cycle_budget):"]
     if used:
         out.append("    R = cpu.r")
@@ -103,7 +105,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
             out.append("    eax, ecx, edx, ebx, esp, ebp, esi, edi = R")
         else:
             out.append("    " + "; ".join(f"{r} = R[{REGS.index(r)}]" for r in used))
-    fetch = [f"{name} = {src}" for name, src in _FETCH if name + "[" in text or name + ".get" in text]
+    fetch = [f"{name} = {src}" for name, src in FETCH if name + "[" in text or name + ".get" in text]
     if fetch:
         out.append("    " + "; ".join(fetch))
     out.extend("    " + ln for ln in em.prologue)
@@ -119,7 +121,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         # iteration count, worked out once.  Only a slow-path access can reach
         # a page of code (the fast dicts hold none), so only a body with one
         # needs to watch for its own translation being dropped.
-        out.append(f"    lim = min(budget, -(-cycle_budget // {total + BRANCH_TAKEN}))")
+        out.append(f"    lim = min(budget // {n_inline}, -(-cycle_budget // {total + BRANCH_TAKEN}))")
         watch = "cpu.rd(" in text or "cpu.wr(" in text
         if watch:
             out.append("    gen = cpu.code_generation")
@@ -177,6 +179,10 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
     and the EIP and cycles so far before each of its instructions.
     """
     written, stores, loops, total, n_inline, accesses, eips, cycles = meta
+    if "ins_" in L:     # a region's blocks before this one (regions.py)
+        cpu.instructions += L["ins_"]
+        cpu.cycles += L["cyc_"]
+        cpu.tlb.accesses += L["acc_"]
     R = cpu.r
     for i, name in written:
         R[i] = L[name]

@@ -21,10 +21,11 @@ SDM puts it.
 from __future__ import annotations
 
 from . import interrupts, paging, segments, timing
-from .blocks import Block
+from .blocks import MAX_BLOCK, Block
 from .faults import GP, SS, CPUFault, TripleFault
 from .flags import AC, ARITH, FIXED_ONE, IF, IOPL, TF, VM, WRITABLE, materialize
 from .memory import PhysicalMemory
+from .regions import form_region
 from .segments import SegmentCache
 from .translate import translate
 from .x87 import FPU
@@ -36,7 +37,6 @@ CR4_TSD, CR4_PSE, CR4_PGE = 4, 0x10, 0x80
 MSR_SYSENTER_CS, MSR_SYSENTER_ESP, MSR_SYSENTER_EIP, MSR_TSC = 0x174, 0x175, 0x176, 0x10
 REG_NAMES = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 SEG_NAMES = ("es", "cs", "ss", "ds", "fs", "gs")
-MAX_BLOCK = 48
 SINGLE = 1 << 20   # mode-key bit of the caches of one-instruction blocks
 ALIGNMENT = {2: 2, 4: 4, 8: 8, 10: 8}   # what #AC checks, by access size
 # What _mode_changed() folds in besides the segment registers (and CPL).
@@ -741,11 +741,15 @@ class CPU:
                 blk = bcache.get(pa)
                 if blk is None or blk.eip != eip:
                     blk = self.translate_block(eip, pa, False)
+                if blk.heat:
+                    blk.heat -= 1
+                    if not blk.heat:
+                        blk = form_region(self, blk, pa)
                 if blk.count > left or (bps and self._bp_inside(blk)):
                     blk = self.scache.get(pa)
                     if blk is None or blk.eip != eip:
                         blk = self.translate_block(eip, pa, True)
-                if blk.fn(self, left // blk.count, deadline - cycles):
+                if blk.fn(self, left, deadline - cycles):
                     careful = True
             except CPUFault as f:
                 self.deliver(f.vector, f.error_code)

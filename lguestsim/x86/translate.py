@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from . import flags as F
 from . import shifts, system, timing
-from .blocks import Block, assemble, compiled, unwind
+from .blocks import HOT, Block, assemble, compiled, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .faults import DE, GP, CPUFault
 from .flags import ARITH, PARITY
@@ -997,6 +997,56 @@ def translate(cpu, eip: int, pa: int, limit: int):
     code32 = cpu.code32
     emask = M32 if code32 else 0xFFFF
     page = pa & ~0xFFF
+    insns, fault, cross, off = decode_run(cpu, eip, pa, limit)
+    em = Emitter(cpu)
+    live = ()
+    if not cross and fault is None and cpu.rewritten.get(pa, 0) >= REWRITTEN and pa + off <= cpu.mem.size:
+        live = live_immediates(em, insns, pa)
+    total, helper_insn, eips, cycles_before = emit_run(em, insns)
+    n_inline = len(insns) - (1 if helper_insn is not None else 0)
+    end = (insns[-1].eip + insns[-1].length) & emask if insns else eip
+    if fault is not None:
+        eips = [eip]
+        cycles_before = [0]
+    else:
+        eips.append(end)
+        cycles_before.append(total)
+    # A block whose last instruction jumps back to its own start loops inside
+    # its function (bounded by the instruction budget): tight loops then cost
+    # no trip through the CPU's dispatcher per iteration.
+    loops = bool(helper_insn is None and fault is None and limit > 1 and insns
+                 and not em.reads_entry_flags and _targets(insns[-1]) == eip)
+    src, meta = assemble(em, n_inline, eip, total, helper_insn, fault, code32, loops)
+    ns = dict(BASE_GLOBALS)
+    ns.update(em.consts)
+    if helper_insn is not None:
+        ns["HELPER"] = system.HELPERS.get(helper_insn.mnemonic, system.undefined)
+        ns["HINSN"] = helper_insn
+        ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
+    ns["EIPS"] = tuple(eips)
+    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before))
+    exec(compiled(src, f"<block {eip:#010x}>"), ns)  # noqa: S102 - our own generated source
+    blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
+    if not cross and fault is None:
+        cache = cpu.bcache if limit > 1 else cpu.scache
+        cache[pa] = blk
+        # A block replacing another at the same address (code reached through
+        # two aliases) replaces its entry too, so the list cannot grow forever.
+        entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != pa]
+        entries.append((cache, pa, pa, pa + off, live))
+        cpu._page_blocks[page] = entries
+        cpu.tlb.protect_code_page(page)
+        # A plain block that may lead on to others on its page, run often,
+        # becomes the entry of a region (regions.py).
+        if limit > 1 and helper_insn is None and not loops and not live:
+            blk.heat = HOT
+    return blk
+
+
+def decode_run(cpu, eip: int, pa: int, limit: int) -> tuple[list[Insn], tuple | None, bool, int]:
+    """Decode up to ``limit`` instructions from ``eip``: (insns, fault, crosses a page, bytes)."""
+    code32 = cpu.code32
+    emask = M32 if code32 else 0xFFFF
     buf = fetch_bytes(cpu, pa)
     insns: list[Insn] = []
     fault: tuple[int, int | None] | None = None
@@ -1033,11 +1083,12 @@ def translate(cpu, eip: int, pa: int, limit: int):
         cur = (cur + insn.length) & emask
         if ends_block(insn) or cross or off >= len(buf):
             break
+    return insns, fault, cross, off
 
-    em = Emitter(cpu)
-    live = ()
-    if not cross and fault is None and cpu.rewritten.get(pa, 0) >= REWRITTEN and pa + off <= cpu.mem.size:
-        live = live_immediates(em, insns, pa)
+
+def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int], list[int]]:
+    """Emit the inline instructions: (cycles, the helper ending the run or None,
+    each one's EIP, the cycles before each)."""
     eips, cycles_before = [], []
     total = 0
     helper_insn = None
@@ -1051,40 +1102,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
         em.emit(f"# {insn.eip:08x}: {insn.mnemonic}")
         getattr(em, "op_" + INLINE[insn.mnemonic])(insn)
         total += timing.cost(timing_key(insn), memory_kind(insn))
-    n_inline = len(insns) - (1 if helper_insn is not None else 0)
-    end = (insns[-1].eip + insns[-1].length) & emask if insns else eip
-    if fault is not None:
-        eips = [eip]
-        cycles_before = [0]
-    else:
-        eips.append(end)
-        cycles_before.append(total)
-    # A block whose last instruction jumps back to its own start loops inside
-    # its function (bounded by the instruction budget): tight loops then cost
-    # no trip through the CPU's dispatcher per iteration.
-    loops = (helper_insn is None and fault is None and limit > 1 and insns
-             and not em.reads_entry_flags and _targets(insns[-1]) == eip)
-    src, meta = assemble(em, n_inline, eip, total, helper_insn, fault, code32, loops)
-    ns = dict(BASE_GLOBALS)
-    ns.update(em.consts)
-    if helper_insn is not None:
-        ns["HELPER"] = system.HELPERS.get(helper_insn.mnemonic, system.undefined)
-        ns["HINSN"] = helper_insn
-        ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
-    ns["EIPS"] = tuple(eips)
-    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before))
-    exec(compiled(src, f"<block {eip:#010x}>"), ns)  # noqa: S102 - our own generated source
-    blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
-    if not cross and fault is None:
-        cache = cpu.bcache if limit > 1 else cpu.scache
-        cache[pa] = blk
-        # A block replacing another at the same address (code reached through
-        # two aliases) replaces its entry too, so the list cannot grow forever.
-        entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != pa]
-        entries.append((cache, pa, pa, pa + off, live))
-        cpu._page_blocks[page] = entries
-        cpu.tlb.protect_code_page(page)
-    return blk
+    return total, helper_insn, eips, cycles_before
 
 
 #: P:059 Code that rewrites itself mostly rewrites data kept in its own
