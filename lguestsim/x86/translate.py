@@ -1105,6 +1105,11 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
     return total, helper_insn, eips, cycles_before
 
 
+REWRITTEN = 2
+LIVE = ("mov", "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp", "test", "push", "imul")
+SIGN_EXTENDED_IMM8 = (0x83, 0x6A, 0x6B)
+
+
 #: P:059 Code that rewrites itself mostly rewrites data kept in its own
 # instructions: a constant in a `mov`, a `cmp` or a `push`.  Translating the
 # block again after every such store costs a `compile()`, a thousand times
@@ -1116,11 +1121,6 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
 # (`CPU._memory_written`).  Only immediates the translator pastes in as they
 # are qualify (moves, arithmetic, `test`, `push`, `imul`); a store to an
 # opcode, a displacement, a shift count or a jump still drops the block.
-REWRITTEN = 2
-LIVE = ("mov", "add", "or", "adc", "sbb", "and", "sub", "xor", "cmp", "test", "push", "imul")
-SIGN_EXTENDED_IMM8 = (0x83, 0x6A, 0x6B)
-
-
 def live_immediates(em: Emitter, insns: list[Insn], pa: int) -> tuple:
     """Read the block's immediates from RAM at entry; returns their byte ranges."""
     ranges = []
