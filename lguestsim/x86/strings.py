@@ -21,7 +21,7 @@ from . import timing
 from .decode import ES, Insn
 from .flags import DF, IF, SUB, TF, op_code
 from .system import check_io
-from .translate import memory_kind, timing_key
+from .timing import memory_kind, timing_key
 
 M32 = 0xFFFFFFFF
 NEVER = 1 << 62
@@ -289,3 +289,9 @@ def _copy(cpu, ps: int, pd: int, nbytes: int, size: int, step: int) -> bytes | N
     pattern = src[nbytes - ahead:]
     reps = pattern * (nbytes // ahead + 1)
     return reps[len(reps) - nbytes:]
+
+
+# The string instructions' helper, by mnemonic (translate.py merges this table
+# with system.py's).
+HELPERS = {op + s: string_op for op in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs")
+           for s in "bwd"}

@@ -378,16 +378,6 @@ def port_io(cpu, insn: Insn):
     return None
 
 
-def _string(cpu, insn):
-    from .strings import string_op
-    return string_op(cpu, insn)
-
-
-for _op in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs"):
-    for _s in "bwd":
-        HELPERS[_op + _s] = _string
-
-
 # -------------------------------------------------------- system registers
 @helper("lgdt", "lidt")
 def load_table_register(cpu, insn: Insn):

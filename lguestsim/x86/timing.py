@@ -12,6 +12,11 @@ rep prefix cost REP_SETUP plus their base per iteration.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .decode import Insn
+
 #: P:022 Every cycle the simulation counts comes from this file, so this is
 # where to look when a trace says a world switch took so many nanoseconds.
 # An instruction costs its base figure from `BASE` below, by mnemonic, in the
@@ -108,3 +113,30 @@ def cost(mnemonic: str, memory: int = 0) -> int:
     if memory == 2:
         return base + MEMORY_WRITE
     return base
+
+
+def timing_key(insn: Insn | None) -> str:
+    if insn is None:
+        return "nop"
+    m = insn.mnemonic
+    if m.startswith("j") and insn.cc is not None:
+        return "jcc"
+    if m.startswith("set"):
+        return "setcc"
+    if m.startswith("cmov"):
+        return "cmove"
+    if insn.operands and m == "mov" and (insn.operands[0][0] == "c" or insn.operands[-1][0] == "c"):
+        return "mov_cr"
+    for s in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs"):
+        if m.startswith(s) and len(m) == len(s) + 1:
+            return s
+    return m
+
+
+def memory_kind(insn: Insn | None) -> int:
+    if insn is None or insn.mem is None or insn.mnemonic == "lea":
+        return 0
+    ops = insn.operands
+    if ops and ops[0][0] == "m" and insn.mnemonic not in ("cmp", "test", "push", "bt", "mov"):
+        return 2
+    return 1

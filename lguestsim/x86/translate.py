@@ -22,11 +22,12 @@ complete state back to the CPU object.
 from __future__ import annotations
 
 from . import flags as F
-from . import shifts, system, timing
+from . import shifts, strings, system, timing
 from .blocks import HOT, Block, assemble, compiled, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .faults import DE, GP, CPUFault
 from .flags import ARITH, PARITY
+from .timing import memory_kind, timing_key
 
 M32 = 0xFFFFFFFF
 MASK = {8: "0xff", 16: "0xffff", 32: "0xffffffff"}
@@ -969,6 +970,9 @@ def uses_helper(insn: Insn) -> bool:
     return False
 
 
+# Every instruction left to Python, by mnemonic: the system ones and the string ones.
+HELPERS = {**system.HELPERS, **strings.HELPERS}
+
 BASE_GLOBALS = {"CPUFault": CPUFault, "PARITY": PARITY, "UNWIND": unwind}
 
 
@@ -1020,7 +1024,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
     ns = dict(BASE_GLOBALS)
     ns.update(em.consts)
     if helper_insn is not None:
-        ns["HELPER"] = system.HELPERS.get(helper_insn.mnemonic, system.undefined)
+        ns["HELPER"] = HELPERS.get(helper_insn.mnemonic, system.undefined)
         ns["HINSN"] = helper_insn
         ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
     ns["EIPS"] = tuple(eips)
@@ -1146,30 +1150,3 @@ def _targets(insn: Insn) -> int | None:
     if INLINE.get(insn.mnemonic) in ("jmp", "jcc", "loop", "jcxz") and insn.operands[0][0] == "j":
         return insn.operands[0][2]
     return None
-
-
-def timing_key(insn: Insn | None) -> str:
-    if insn is None:
-        return "nop"
-    m = insn.mnemonic
-    if m.startswith("j") and insn.cc is not None:
-        return "jcc"
-    if m.startswith("set"):
-        return "setcc"
-    if m.startswith("cmov"):
-        return "cmove"
-    if insn.operands and m == "mov" and (insn.operands[0][0] == "c" or insn.operands[-1][0] == "c"):
-        return "mov_cr"
-    for s in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs"):
-        if m.startswith(s) and len(m) == len(s) + 1:
-            return s
-    return m
-
-
-def memory_kind(insn: Insn | None) -> int:
-    if insn is None or insn.mem is None or insn.mnemonic == "lea":
-        return 0
-    ops = insn.operands
-    if ops and ops[0][0] == "m" and insn.mnemonic not in ("cmp", "test", "push", "bt", "mov"):
-        return 2
-    return 1
