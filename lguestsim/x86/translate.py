@@ -398,7 +398,8 @@ class Emitter:
             # The carry in comes from before the block; fetch it only if someone reads it.
             b = "cfin"
         else:
-            self.emit(f"{b} = 1 if {self.flag('CF')} else 0")
+            cf = self.flag("CF")
+            self.emit(f"{b} = 0" if cf == "(0)" else f"{b} = 1 if {cf} else 0")
         op = "+" if m == "inc" else "-"
         self.emit(f"{r} = ({a} {op} 1) & {mask}")
         self.write(insn, dst, r, la)
@@ -417,12 +418,18 @@ class Emitter:
             else:
                 self.write(insn, ("m", 16), v)
             return
+        if dst[0] == "r" and dst[1] == 32 and src[0] == "m":
+            self.read(insn, src, REGS[dst[2]])      # straight into the register
+            return
         v = self.tmp("v")
         expr = self.value(insn, src, v)
         self.write(insn, dst, expr)
 
     def op_movzx(self, insn: Insn) -> None:
         dst, src = insn.operands
+        if dst[1] == 32 and src[0] == "m":
+            self.read(insn, src, REGS[dst[2]])
+            return
         v = self.tmp("v")
         self.set_reg(dst[1], dst[2], self.value(insn, src, v))
 
