@@ -148,7 +148,8 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
             out.append("    cfin = cpu.eflags & 1")
         out.append(f"    cpu.fo = {code}; cpu.fa = {a}; cpu.fb = {b}; cpu.fr = {r}")
     if loops:
-        out.append(f"    cpu.cycles += it * {total} + tk; cpu.instructions += it * {n_inline}")
+        out.append(f"    cpu.cycles += it * {total + BRANCH_TAKEN} - (nxt != {eip:#x}) * {BRANCH_TAKEN};"
+                   f" cpu.instructions += it * {n_inline}")
         out.append(f"    cpu.tlb.accesses += it * {em.mem_accesses + 1}")
     else:
         out.append(f"    cpu.cycles += {total} + tk; cpu.instructions += {n_inline}")
@@ -187,6 +188,8 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
     for i, name in written:
         R[i] = L[name]
     n, it, tk = L["n"], L["it"], L["tk"]
+    if loops:           # each pass before this one took the branch back (translate.py)
+        tk = it * BRANCH_TAKEN
     # The flags are those of the last producer before instruction n; in a
     # loop past its first pass with none yet, the previous pass's last one.
     chosen, entry = None, True
