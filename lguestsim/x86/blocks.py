@@ -114,7 +114,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         writeback = "R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)"
     else:
         writeback = "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written)
-    body = em.lines + ["        pass"]
+    body = [ln for ln in em.lines if ln] + ["        pass"]     # (prune() leaves blanks)
     if loops:
         # Each iteration that carries on took the backward branch, so it cost
         # exactly total + BRANCH_TAKEN cycles: the cycle budget becomes an

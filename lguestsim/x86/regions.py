@@ -11,7 +11,7 @@ region.  Dense on purpose: it is the hot path.
 from __future__ import annotations
 
 from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled
-from .translate import BASE_GLOBALS, INLINE, Emitter, decode_run, emit_run, uses_helper
+from .translate import BASE_GLOBALS, INLINE, Emitter, decode_run, emit_run, prune, uses_helper
 
 M32 = 0xFFFFFFFF
 MAX_PARTS = 6           # blocks in one region
@@ -81,6 +81,7 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         em = Emitter(cpu)
         em.ind = 4
         total, _, eips, cycles = emit_run(em, insns)
+        prune(em)
         parts.append((eip, em, insns, total, eips + [end], cycles + [total], end, off))
         n_insns += len(insns)
         queue.extend(nexts)
@@ -126,7 +127,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     metas = []
     for k, (eip, em, insns, total, eips, cycles, end, _) in enumerate(parts):
         # Each block's constants get names of their own in the shared namespace.
-        body = "\n".join(em.lines)
+        body = "\n".join(ln for ln in em.lines if ln)
         for name, value in em.consts.items():
             new = f"{name}_{k}"
             body = body.replace(name + "(", new + "(")

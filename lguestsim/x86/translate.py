@@ -21,6 +21,8 @@ complete state back to the CPU object.
 
 from __future__ import annotations
 
+import re
+
 from . import flags as F
 from . import shifts, strings, system, timing
 from .blocks import HOT, Block, assemble, compiled, unwind
@@ -84,6 +86,7 @@ class Emitter:
         self.reads_entry_flags = False   # some instruction reads flags set before the block
         self.live: dict[int, str] = {}   # instruction index -> its immediate's name (live_immediates)
         self.prologue: list[str] = []    # lines run once at the block's entry
+        self.starts: list[int] = []      # where each instruction's lines begin (prune)
 
     # ---- plumbing
     def emit(self, line: str) -> None:
@@ -1032,7 +1035,8 @@ def translate(cpu, eip: int, pa: int, limit: int):
         # counted once, from the passes made, instead of on each (blocks.py).
         taken = f"tk += {timing.BRANCH_TAKEN}"
         last = max(i for i, ln in enumerate(em.lines) if ln.strip() == taken)
-        del em.lines[last]
+        em.lines[last] = ""
+        prune(em)       # worth its cost where the body runs many times
     src, meta = assemble(em, n_inline, eip, total, helper_insn, fault, code32, loops)
     ns = dict(BASE_GLOBALS)
     ns.update(em.consts)
@@ -1116,10 +1120,77 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
         if uses_helper(insn):
             helper_insn = insn
             break
+        em.starts.append(len(em.lines))
         em.emit(f"# {insn.eip:08x}: {insn.mnemonic}")
         getattr(em, "op_" + INLINE[insn.mnemonic])(insn)
         total += timing.cost(timing_key(insn), memory_kind(insn))
+    em.starts.append(len(em.lines))
     return total, helper_insn, eips, cycles_before
+
+
+_DEF = re.compile(r"^( *)([abr]\d+) = (.+)$")
+_SIMPLE = re.compile(r"^(eax|ecx|edx|ebx|esp|ebp|esi|edi|0x[0-9a-f]+|\d+)$")
+_ASSIGNED = re.compile(r"^ *([\w, ]+?) = ", re.M)
+
+
+def prune(em: Emitter) -> None:
+    """Drop the copies a flag producer makes for flags no one will read (in
+    loops and regions, whose bodies run many times: elsewhere the saving does
+    not repay the looking).
+
+    A producer's operands and result are kept in temporaries (``a3 = eax``)
+    only so that its flags can be worked out later.  When a later producer
+    overwrites them before anything can read them (no flag test, and no
+    instruction that may fault, whose unwinding would store them), the copies
+    are dead: the instruction then works on the registers themselves
+    (``eax = (eax + ebx) & 0xffffffff``).
+    """
+    stores = em.stores
+    faults = {int(ln.split("=")[1]) for ln in em.lines if ln.lstrip().startswith("n = ")}
+    lines = em.lines
+    for j in range(len(stores) - 1):
+        idx, st = stores[j]
+        if st is None or idx + 1 >= len(em.starts):
+            continue
+        if any(idx < m <= stores[j + 1][0] for m in faults):
+            continue
+        lo, hi = em.starts[idx], em.starts[idx + 1]
+        names = [t for t in st[1:] if t != "cfin"]
+        outside = "\n".join(lines[:lo] + lines[hi:])
+        if any(re.search(rf"\b{t}\b", outside) for t in names):
+            continue
+        for t in names:
+            _propagate(lines, lo, hi, t)
+
+
+def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
+    """Within lines[lo:hi], replace temporary ``t`` by what it was given, if safe."""
+    word = re.compile(rf"\b{t}\b")
+    defs = [i for i in range(lo, hi) if (m := _DEF.match(lines[i])) and m.group(2) == t]
+    if len(defs) != 1:
+        return
+    d = defs[0]
+    indent, _, value = _DEF.match(lines[d]).groups()
+    if len(indent) != len(lines[lo]) - len(lines[lo].lstrip()):
+        return              # inside an if of the instruction's own: leave it be
+    uses = [i for i in range(d + 1, hi) if word.search(lines[i])]
+    if not uses:
+        return
+    if _SIMPLE.match(value):
+        # a register may not change between the copy and its last use
+        between = "\n".join(lines[d + 1:uses[-1]])
+        if any(value in {n.strip() for n in m.split(",")} for m in _ASSIGNED.findall(between)):
+            return
+        for i in uses:
+            lines[i] = word.sub(value, lines[i])
+    elif len(uses) == 1 and uses[0] == d + 1 \
+            and re.match(rf"^{indent}(eax|ecx|edx|ebx|esp|ebp|esi|edi) = {t}$", lines[d + 1]):
+        # the result goes straight into its register (r3 = ...; eax = r3)
+        lines[d + 1] = lines[d + 1][:-len(t)] + value
+    else:
+        return
+    del lines[d]
+    lines.insert(d, "")         # keep the instruction ranges where they were
 
 
 REWRITTEN = 2
