@@ -41,7 +41,7 @@ HOT = 1024
 # replay, the next test, a second Guest on the Host) write the same source for
 # the same block, and compile() is most of what translating costs.
 _CODE: dict[str, object] = {}
-_CODE_MAX = 50_000
+_CODE_MAX = 4096        # about seven boots' worth; a few tens of MB at most
 
 
 def compiled(src: str, name: str):
