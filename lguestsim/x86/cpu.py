@@ -659,7 +659,10 @@ class CPU:
     # read dict gives its physical page, and a dict keyed by physical address
     # gives the compiled block, translated on a miss.  Then it calls the
     # block, which may run dozens of instructions, or a tight loop many times
-    # over.  Whenever an exact instruction boundary matters (an interrupt
+    # over; a block it has called a thousand times becomes a region, which
+    # goes on to the blocks after it by itself (P:058).  Only a block that ended
+    # in a helper, or a fault, can change what the loop must watch, so only
+    # then does it look again.  Whenever an exact instruction boundary matters (an interrupt
     # pending, the trap flag or an interrupt shadow after `sti`, a breakpoint
     # or the instruction limit inside the block) it goes one instruction at a
     # time instead.  It stops only between blocks: at `hlt`, a triple fault, a
