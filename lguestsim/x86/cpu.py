@@ -457,7 +457,7 @@ class CPU:
         n = len(data)
         if pa + n <= self.mem.size and self.mem.sole_watcher(self):
             self.ram[pa:pa + n] = data
-            self._memory_written(pa, n)
+            self._memory_written(pa, n, True)
         else:
             self.mem.write(pa, data)
 
@@ -533,7 +533,7 @@ class CPU:
     # every iteration; once a page has no block left, it is a data page again
     # and gets its fast writes back.  Pages of plain data never pay for any of
     # this.
-    def _memory_written(self, addr: int, n: int) -> None:
+    def _memory_written(self, addr: int, n: int, by_code: bool = False) -> None:
         """A write reached RAM: forget translations of the bytes it touched."""
         code = self.tlb.code_pages
         if not code:
@@ -543,18 +543,29 @@ class CPU:
         while page < end:
             if page in code:
                 blocks = self._page_blocks.get(page, [])
-                hit = [b for b in blocks if b[2] < end and addr < b[3]]
-                if hit:
+                touched = False
+                hit = []
+                for b in blocks:
+                    if b[2] < end and addr < b[3]:
+                        touched = True
+                        for s, e in b[4]:
+                            if s <= addr and end <= e:
+                                break       # only its live immediates (P:059)
+                        else:
+                            hit.append(b)
+                if touched:
                     # A running loop checks this, and stops: a block whose
-                    # immediates alone were written reads them afresh (P:059).
+                    # immediates alone were written reads them afresh.
                     self.code_generation += 1
-                    hit = [b for b in hit if not any(s <= addr and end <= e for s, e in b[4])]
                 if hit:
+                    # Only stores by the code itself count towards live
+                    # immediates: a Launcher loading a kernel again does not.
                     rewritten = self.rewritten
                     for cache, key, *_ in hit:
                         if cache.get(key) is not None:
                             del cache[key]
-                        rewritten[key] = rewritten.get(key, 0) + 1
+                        if by_code:
+                            rewritten[key] = rewritten.get(key, 0) + 1
                     blocks = [b for b in blocks if b not in hit]
                     self._page_blocks[page] = blocks
                 if not blocks:
