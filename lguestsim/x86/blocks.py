@@ -55,8 +55,8 @@ def compiled(src: str, name: str):
 
 
 # What a block's body may use of the CPU, by the local name it uses.
-FETCH = (("TR", "cpu.TR"), ("TW", "cpu.TW"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
-          ("M32", "cpu.mem.m32"))
+FETCH = (("TRD", "cpu.TRD"), ("TWD", "cpu.TWD"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
+         ("M32", "cpu.mem.m32"))
 
 
 #: P:024 The shape of every block, and why.  The function copies the

@@ -364,10 +364,11 @@ class CPU:
         # access takes the slow path, which checks; empty dicts make it so.
         self.align_check = user and bool(self._cr0 & CR0_AM) and bool(self._ef & AC)
         if self.align_check:
-            self.TR, self.TW = {}, {}
+            self.TR, self.TW, self.TRD, self.TWD = {}, {}, {}, {}
         else:
-            self.TR = self.tlb.ur if user else self.tlb.sr
-            self.TW = self.tlb.uw if user else self.tlb.sw
+            tlb = self.tlb
+            self.TR, self.TW = (tlb.ur, tlb.uw) if user else (tlb.sr, tlb.sw)
+            self.TRD, self.TWD = (tlb.dur, tlb.duw) if user else (tlb.dsr, tlb.dsw)
 
     # ----------------------------------------------------------------- memory
     # Slow paths: any size, any alignment, page crossings, faults.

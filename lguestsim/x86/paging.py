@@ -69,6 +69,12 @@ class TLB:
         # code: a store there must tell the CPU (P:029), but need not walk.
         self.cw: dict[int, int] = {}
         self.cuw: dict[int, int] = {}
+        # The same four as deltas, page - (vpn << 12), for generated code: the
+        # physical address of a linear one is then one addition (P:025).
+        self.dsr: dict[int, int] = {}
+        self.dsw: dict[int, int] = {}
+        self.dur: dict[int, int] = {}
+        self.duw: dict[int, int] = {}
         self.misses = 0
         self.accesses = 0       # memory accesses made (counted per block)
         self.code_pages: set[int] = set()   # physical page bases holding translated code
@@ -87,6 +93,10 @@ class TLB:
         self.uw.clear()
         self.cw.clear()
         self.cuw.clear()
+        self.dsr.clear()
+        self.dsw.clear()
+        self.dur.clear()
+        self.duw.clear()
 
     def flush(self, keep_global: bool = False) -> None:
         if keep_global:
@@ -104,24 +114,27 @@ class TLB:
                    if v != vpn and (e := self.map.get(v)) is not None and e.large]
         for v in doomed:
             self.map.pop(v, None)
-            for d in (self.sr, self.sw, self.ur, self.uw, self.cw, self.cuw):
+            for d in (self.sr, self.sw, self.ur, self.uw, self.cw, self.cuw,
+                      self.dsr, self.dsw, self.dur, self.duw):
                 d.pop(v, None)
 
     def unprotect_code_page(self, page: int) -> None:
         """``page`` holds no code any more: its stores may take the fast path again."""
         self.code_pages.discard(page)
-        for held, d in ((self.cw, self.sw), (self.cuw, self.uw)):
+        for held, d, delta in ((self.cw, self.sw, self.dsw), (self.cuw, self.uw, self.duw)):
             for vpn in [v for v, p in held.items() if p == page]:
                 d[vpn] = held.pop(vpn)
+                delta[vpn] = page - (vpn << 12)
 
     def protect_code_page(self, page: int) -> None:
         """Keep writes to ``page`` off the fast path from now on."""
         if page in self.code_pages:
             return
         self.code_pages.add(page)
-        for d, held in ((self.sw, self.cw), (self.uw, self.cuw)):
+        for d, held, delta in ((self.sw, self.cw, self.dsw), (self.uw, self.cuw, self.duw)):
             for vpn in [v for v, p in d.items() if p == page]:
                 held[vpn] = d.pop(vpn)
+                del delta[vpn]
 
 
 #: P:034 The page-table walk, as an i386 does it.  CR3 gives the page
@@ -212,8 +225,10 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
         page = vpn << 12
         if page < cpu.mem.size:
             tlb.sr[vpn] = tlb.ur[vpn] = page
+            tlb.dsr[vpn] = tlb.dur[vpn] = 0
             if page not in tlb.code_pages:
                 tlb.sw[vpn] = tlb.uw[vpn] = page
+                tlb.dsw[vpn] = tlb.duw[vpn] = 0
             else:
                 tlb.cw[vpn] = tlb.cuw[vpn] = page
         return la
@@ -226,15 +241,25 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
         _check(cpu, la, err, write, user, e.user, e.writable, cpu._cr0 & CR0_WP)
     page = e.page
     if page < cpu.mem.size:
+        delta = page - (vpn << 12)
         tlb.sr[vpn] = page
+        tlb.dsr[vpn] = delta
         if e.user:
             tlb.ur[vpn] = page
+            tlb.dur[vpn] = delta
         if e.dirty:
-            sw, uw = (tlb.sw, tlb.uw) if page not in tlb.code_pages else (tlb.cw, tlb.cuw)
-            if e.writable or not cpu._cr0 & CR0_WP:
-                sw[vpn] = page
-            if e.writable and e.user:
-                uw[vpn] = page
+            if page not in tlb.code_pages:
+                if e.writable or not cpu._cr0 & CR0_WP:
+                    tlb.sw[vpn] = page
+                    tlb.dsw[vpn] = delta
+                if e.writable and e.user:
+                    tlb.uw[vpn] = page
+                    tlb.duw[vpn] = delta
+            else:
+                if e.writable or not cpu._cr0 & CR0_WP:
+                    tlb.cw[vpn] = page
+                if e.writable and e.user:
+                    tlb.cuw[vpn] = page
     return page | (la & 0xFFF)
 
 

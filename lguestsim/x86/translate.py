@@ -159,40 +159,39 @@ class Emitter:
         return self.linear(insn.mem.seg, self.ea(insn), size, write)
 
     #: P:025 Memory, as generated code reaches it.  A load looks the
-    # virtual page number up in `TR`, the CPU's current read dict, which maps
-    # a page straight to its physical base; on a hit, an aligned 32-bit read
-    # is one index into the memoryview `M32`.  Anything else (a TLB miss, an
+    # virtual page number up in `TRD`, the CPU's current read dict, which maps
+    # a page straight to where it lies in RAM, as the difference to add to a
+    # linear address; on a hit, an aligned 32-bit read is one addition and one
+    # index into the memoryview `M32`.  Anything else (a TLB miss, an
     # unaligned or page-crossing access, an unmapped page) calls `cpu.rd()`,
     # the slow path, which walks the page tables and raises #PF if it must.
-    # Stores do the same with `TW` and `cpu.wr()`.  The common case costs a
+    # Stores do the same with `TWD` and `cpu.wr()`.  The common case costs a
     # dict lookup and an index, and still every rule of paging holds, because
     # only the slow path, after its checks, ever fills those dicts (P:035).
     def load(self, la: str, size: int, dest: str) -> None:
         self.mem_accesses += 1
+        self.emit(f"p = TRD.get({la} >> 12)")
         if size == 8:
-            self.emit(f"p = TR.get({la} >> 12)")
-            self.emit(f"{dest} = RAM[p | ({la} & 0xfff)] if p is not None else cpu.rd({la}, 1)")
+            self.emit(f"{dest} = RAM[{la} + p] if p is not None else cpu.rd({la}, 1)")
         elif size == 16:
-            self.emit(f"p = TR.get({la} >> 12)")
-            self.emit(f"{dest} = M16[(p | ({la} & 0xfff)) >> 1] if p is not None and not {la} & 1 "
+            self.emit(f"{dest} = M16[({la} + p) >> 1] if p is not None and not {la} & 1 "
                       f"else cpu.rd({la}, 2)")
         else:
-            self.emit(f"p = TR.get({la} >> 12)")
-            self.emit(f"{dest} = M32[(p | ({la} & 0xfff)) >> 2] if p is not None and not {la} & 3 "
+            self.emit(f"{dest} = M32[({la} + p) >> 2] if p is not None and not {la} & 3 "
                       f"else cpu.rd({la}, 4)")
 
     def store(self, la: str, size: int, expr: str) -> None:
         self.mem_accesses += 1
-        self.emit(f"p = TW.get({la} >> 12)")
+        self.emit(f"p = TWD.get({la} >> 12)")
         if size == 8:
             self.emit("if p is not None:")
-            self.emit(f"    RAM[p | ({la} & 0xfff)] = {expr}")
+            self.emit(f"    RAM[{la} + p] = {expr}")
         elif size == 16:
             self.emit(f"if p is not None and not {la} & 1:")
-            self.emit(f"    M16[(p | ({la} & 0xfff)) >> 1] = {expr}")
+            self.emit(f"    M16[({la} + p) >> 1] = {expr}")
         else:
             self.emit(f"if p is not None and not {la} & 3:")
-            self.emit(f"    M32[(p | ({la} & 0xfff)) >> 2] = {expr}")
+            self.emit(f"    M32[({la} + p) >> 2] = {expr}")
         self.emit("else:")
         self.emit(f"    cpu.wr({la}, {size // 8}, {expr})")
 
