@@ -180,7 +180,9 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
     and the EIP and cycles so far before each of its instructions.
     """
     written, stores, loops, total, n_inline, accesses, eips, cycles = meta
-    if "ins_" in L:     # a region's blocks before this one (regions.py)
+    if "ins_" in L:     # a region's blocks before this one, and their flags (regions.py)
+        if L["fo_"]:
+            cpu.fo, cpu.fa, cpu.fb, cpu.fr = L["fo_"], L["fa_"], L["fb_"], L["fr_"]
         cpu.instructions += L["ins_"]
         cpu.cycles += L["cyc_"]
         cpu.tlb.accesses += L["acc_"]

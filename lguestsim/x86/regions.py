@@ -11,9 +11,11 @@ region.  Dense on purpose: it is the hot path.
 from __future__ import annotations
 
 from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled
+from .timing import BRANCH_TAKEN
 from .translate import BASE_GLOBALS, INLINE, Emitter, decode_run, emit_run, prune, uses_helper
 
 M32 = 0xFFFFFFFF
+FLUSH = "if fo_: cpu.fo = fo_; cpu.fa = fa_; cpu.fb = fb_; cpu.fr = fr_"
 MAX_PARTS = 6           # blocks in one region
 MAX_INSNS = 240         # instructions in one region
 
@@ -116,7 +118,10 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     fetch = [f"{name} = {src}" for name, src in FETCH if name + "[" in text or name + ".get" in text]
     if fetch:
         out.append("    " + "; ".join(fetch))
-    out.append("    n = 0; tk = 0; it = 0; sb = 0; ins_ = 0; cyc_ = 0; acc_ = 0")
+    # fo_..fr_: the last block's lazy flags, kept in locals until a block that
+    # reads or sets the CPU's own flags, a fault, or the way out (fo_ = 0:
+    # the CPU holds them).
+    out.append("    n = 0; tk = 0; it = 0; sb = 0; ins_ = 0; cyc_ = 0; acc_ = 0; fo_ = 0")
     out.append("    bps = cpu.breakpoints; xe = cpu.exit_eip")
     if watch:
         out.append("    gen = cpu.code_generation")
@@ -134,16 +139,24 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             consts[new] = value
         out.append(f"            {'if' if k == 0 else 'elif'} nxt == {eip:#x}:")
         out.append(f"                sb = {k}")
-        out.extend(body.split("\n"))
+        last = em.stores[-1][1] if em.stores else None
+        if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
+                or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
+            out.append("                " + FLUSH + "; fo_ = 0")
+        # A taken branch ends its block, so nothing can fault after it: its
+        # cycles go straight to the region's count.
+        out.extend(body.replace(f"tk += {BRANCH_TAKEN}", f"cyc_ += {BRANCH_TAKEN}").split("\n"))
         if em.end_eip is None:
             out.append(f"                nxt = {end:#x}")
-        if em.stores and em.stores[-1][1] is not None:
-            code, a, b, r = em.stores[-1][1]
+        if last is not None:
+            code, a, b, r = last
             if b == "cfin":
                 out.append("                cfin = cpu.eflags & 1")
-            out.append(f"                cpu.fo = {code}; cpu.fa = {a}; cpu.fb = {b}; cpu.fr = {r}")
-        out.append(f"                ins_ += {len(insns)}; cyc_ += {total} + tk; "
-                   f"acc_ += {em.mem_accesses + 1}; tk = 0")
+            out.append(f"                fo_ = {code}; fa_ = {a}; fb_ = {b}; fr_ = {r}")
+        elif em.stores:
+            out.append("                fo_ = 0")
+        out.append(f"                ins_ += {len(insns)}; cyc_ += {total}; "
+                   f"acc_ += {em.mem_accesses + 1}")
         metas.append((tuple((REGS.index(r), r) for r in written), tuple(em.stores), False, total,
                       len(insns), em.mem_accesses + 1, tuple(eips), tuple(cycles)))
     out.append("            else:")
@@ -155,6 +168,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     out.append("        raise")
     if written:
         out.append("    " + "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written))
+    out.append("    " + FLUSH)
     out.append("    cpu.cycles += cyc_; cpu.instructions += ins_; cpu.tlb.accesses += acc_")
     out.append("    cpu.eip = nxt")
     return "\n".join(out) + "\n", tuple(metas), consts
