@@ -125,9 +125,22 @@ class Emitter:
             self.emit(f"{r} = ({r} & 0xffff00ff) | (({expr}) << 8)")
 
     # ---- memory
-    def ea(self, insn: Insn) -> str:
+    def ea(self, insn: Insn, wrap: bool = True) -> str:
+        """The effective address; with ``wrap`` False (a flat segment's access,
+        32-bit addressing) it may fall outside 0..2**32-1, for which no fast
+        dict has an entry: the slow path then wraps it, as the 386 does."""
         m = insn.mem
         parts = []
+        if m.addr32 and not wrap and (m.base is not None or m.index is not None):
+            if m.base is not None:
+                parts.append(REGS[m.base])
+            if m.index is not None:
+                parts.append(REGS[m.index] if m.scale == 1 else f"{REGS[m.index]} * {m.scale}")
+            expr = " + ".join(parts)
+            disp = m.disp - (1 << 32) if m.disp & 0x80000000 else m.disp
+            if disp:
+                expr += f" + {disp:#x}" if disp > 0 else f" - {-disp:#x}"
+            return expr if len(parts) == 1 and not disp and m.index is None else f"({expr})"
         if m.addr32:
             if m.base is not None:
                 parts.append(REGS[m.base])
@@ -156,7 +169,8 @@ class Emitter:
 
     def mem_la(self, insn: Insn, size: int, write: bool) -> str:
         self.may_fault()
-        return self.linear(insn.mem.seg, self.ea(insn), size, write)
+        flat = self.flat >> insn.mem.seg & 1
+        return self.linear(insn.mem.seg, self.ea(insn, wrap=not flat), size, write)
 
     #: P:025 Memory, as generated code reaches it.  A load looks the
     # virtual page number up in `TRD`, the CPU's current read dict, which maps
