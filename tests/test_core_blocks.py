@@ -228,3 +228,28 @@ def test_cycles_are_the_same_stepped_or_run():
         pass
     assert env1.cpu.cycles == env2.cpu.cycles > env1.cpu.instructions
     assert snapshot(env1.cpu) == snapshot(env2.cpu)
+
+
+@pytest.mark.parametrize("mode", ["run", "step"])
+def test_effective_address_wraps_at_4g(mode):
+    """[ebx - 8] with ebx = 4 is 0xfffffffc: generated code leaves such an
+    address unwrapped (no fast dict holds it) and the slow path wraps it."""
+    env = Env(paging=True)
+    env.pt.map(0xFFFFF000, 0x300000)
+    env.mem.write32(0x300FFC, 0x12345678)
+    env.code(assemble("""
+        mov $4, %ebx
+        mov -8(%ebx), %eax
+        movl $0x9abcdef0, -8(%ebx)
+        mov -8(%ebx), %ecx
+        hlt
+    """, CODE))
+    cpu = env.cpu
+    if mode == "run":
+        assert cpu.run(100) == "hlt"
+    else:
+        while cpu.step() is None:
+            pass
+    assert cpu.eax == 0x12345678 and cpu.ecx == 0x9ABCDEF0
+    assert env.mem.read32(0x300FFC) == 0x9ABCDEF0
+    assert cpu.instructions == 5
