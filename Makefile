@@ -8,7 +8,7 @@
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
 #             a flushing Guest, lguest's figures, DMA vs virtio, and the peak RSS of a
 #             Guest's boot from 32 MiB to 2 GiB of Guest RAM (stdout, benchmarks/out/)
-# make lint   the linters alone
+# make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
 #             a neighbour) and its report; `make test` runs a seeded sample of each category
 # make book   the HTML book into book/_build/html (needs npm for the widget JavaScript),
