@@ -65,6 +65,12 @@ def test_the_designs_arrows_hold():
         assert f"{name} KEPT" in proc.stdout, proc.stdout
 
 
+def test_make_test_runs_the_contracts():
+    makefile = (ROOT / "Makefile").read_text()
+    target = makefile.split("\ntest:", 1)[1].split("\n\n", 1)[0]
+    assert "lint-imports" in target, target
+
+
 # One back-arrow for each contract: (file in the copy, line added to it).
 BACK_ARROWS = {
     "x86": ("x86/flags.py", "from ..trace import Trace"),
