@@ -170,7 +170,7 @@ def _operands(insn: Insn, letters: list[str], s: _Spell, name: str) -> list[str]
             out.append(s.pct + {"s": SEG_NAMES[op[2]] if kind == "s" else "",
                                 "c": f"cr{op[2]}", "d": f"dr{op[2]}"}[kind])
         elif kind == "j":
-            out.append(f"{op[2]:#x}")
+            out.append(number(op[2]))
         elif kind == "p":
             out += [f"${op[2]:#x}", f"${op[3]:#x}"] if s.att else [number(op[2]), number(op[3])]
     return out
