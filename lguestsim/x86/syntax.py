@@ -230,17 +230,19 @@ def _prefix(insn: Insn) -> str:
     op, rep = insn.opcode, insn.rep
     reg = None if insn.modrm is None else (insn.modrm >> 3) & 7
     text = ""
-    indirect = op == 0xFF and reg in (2, 3, 4, 5)
+    # an indirect call or jmp (a far one only with a 32-bit operand)
+    indirect = op == 0xFF and (reg in (2, 4) or (reg in (3, 5) and insn.op32))
     if rep == "repne" and (op in NEAR_BRANCHES or indirect):
         text += "bnd "
-    if 0x3E in prefixes and (op in (0xE8, 0xE9, 0xEB) or indirect):
-        text += "notrack "
-    if rep and (insn.lock or (op in (0x86, 0x87) and insn.mem is not None)):
-        if insn.lock and prefixes.index(0xF0) < max(i for i, b in enumerate(prefixes)
-                                                     if b in (0xF2, 0xF3)):
-            return text           # capstone drops lock with a hint after it
+    if insn.seg == 3 and (op in (0xE8, 0xE9, 0xEB) or indirect):
+        text += "notrack "            # the last segment prefix is 3E
+    last = {b: i for i, b in enumerate(prefixes)}
+    lock = insn.lock and last[0xF0] > max(last.get(0xF2, -1), last.get(0xF3, -1))
+    if rep and prefixes[0] in (0xF2, 0xF3) and (
+            (lock and prefixes[1] == 0xF0)
+            or (op in (0x86, 0x87) and insn.mem is not None and len(prefixes) == 1)):
         text += "xacquire " if rep == "repne" else "xrelease "
-    if insn.lock:
+    if lock:                          # capstone drops a lock that an F2 or F3 follows
         text += "lock "
     if rep == "rep" and op in (0xC2, 0xC3):
         text += "repz "
@@ -248,7 +250,7 @@ def _prefix(insn: Insn) -> str:
         compares = op in (0xA6, 0xA7, 0xAE, 0xAF)
         if rep == "rep":
             text += "repe " if compares else "rep "
-        elif not (op == 0xA5 and insn.op32 and prefixes[-1] == 0xF2):
+        elif not (op == 0xA5 and insn.op32):
             text += "repne "
     return text
 
