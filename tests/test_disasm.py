@@ -273,6 +273,19 @@ def test_the_environment_forces_the_cores_printer(monkeypatch):
     assert str(insn) == "c0100000: mov eax, dword ptr [esp + 8]"
 
 
+@pytest.mark.parametrize("att", [True, False], ids=["AT&T", "Intel"])
+def test_whole_listings_are_the_same_with_either_engine(att):
+    # what the code views and the Switcher's exercises ask for: a listing of a
+    # stretch of code, which ends where the first engine stops
+    code = (SWITCHER_DIR / "switcher.bin").read_bytes()
+    with open(IMAGES / "guest.elf", "rb") as f:
+        text = ELFFile(f).get_section_by_name(".text").data()
+    for data, base in ((code, SWITCHER_ADDR), (text, 0xC0100000)):
+        want = disasm.disassemble(data, base, att=att, engine_name="capstone")
+        assert disasm.disassemble(data, base, att=att, engine_name="lguestsim") == want
+        assert len(want) > 1000
+
+
 def test_an_unknown_disassembler_is_refused(monkeypatch):
     monkeypatch.setenv("LGUESTSIM_DISASM", "objdump")
     with pytest.raises(ValueError, match="unknown disassembler 'objdump'"):

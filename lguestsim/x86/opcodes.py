@@ -9,6 +9,7 @@ notation of the Intel SDM's opcode map (appendix A):
   M  ModRM memory only                         S  segment register (ModRM reg)
   C  control register (reg)  D  debug register  R  general register (r/m)
   Z  register in the opcode's low three bits   A  far pointer ptr16:16/32
+  X  memory at DS:eSI   Y  memory at ES:eDI   (the string instructions, IMPLICIT)
   size letters:  b byte, w word, d dword, v word or dword (operand size),
   z like v for immediates, s a byte sign-extended to v, p far pointer
   AL, eAX, CL, DX, 1, ES ...  fixed operands
