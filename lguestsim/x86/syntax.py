@@ -79,6 +79,8 @@ class _Spell:
         self.insn = insn
         self.att = att
         self.pct = "%" if att else ""
+        # the code's own size: the operand size, unless a 66 prefix turned it
+        self.code32 = insn.op32 != (0x66 in _prefixes(insn))
 
     def reg(self, size: int, n: int) -> str:
         return self.pct + REGS[size][n]
@@ -93,7 +95,7 @@ class _Spell:
         disp = m.disp
         if base is not None or index is not None:
             disp = signed(disp, 32 if m.addr32 else 16)
-        elif not m.addr32 and self.insn.modrm is not None:
+        elif not m.addr32 and self.insn.modrm is not None and self.code32:
             disp = signed(disp, 16) & 0xFFFFFFFF   # capstone widens a 16-bit ModRM address
         # A SIB byte naming neither base nor index: capstone's AT&T keeps the
         # empty parentheses and a signed displacement.
@@ -216,17 +218,22 @@ NEAR_BRANCHES = {0x70 + c for c in range(16)} | {0x0F80 + c for c in range(16)} 
 PREFIXES = {0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
 
 
+def _prefixes(insn: Insn) -> list[int]:
+    out = []
+    for b in insn.raw:
+        if b not in PREFIXES:
+            break
+        out.append(b)
+    return out
+
+
 def _prefix(insn: Insn) -> str:
     """The prefixes capstone writes before the mnemonic.
 
     Beyond lock and rep it reads some as their later meanings: F2 before a
     branch is MPX's bnd, 3E before an indirect branch CET's notrack, F2/F3
     with lock (or on xchg) the TSX hints; a 386 ignores all four."""
-    prefixes = []
-    for b in insn.raw:
-        if b not in PREFIXES:
-            break
-        prefixes.append(b)
+    prefixes = _prefixes(insn)
     op, rep = insn.opcode, insn.rep
     reg = None if insn.modrm is None else (insn.modrm >> 3) & 7
     text = ""
