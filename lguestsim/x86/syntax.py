@@ -13,7 +13,7 @@ random encodings from the whole map.
 from __future__ import annotations
 
 from .decode import REG8, REG16, REG32, SEG_NAMES, DecodeError, Insn, Mem, NeedBytes, decode
-from .opcodes import GROUP_ZERO_ONLY, GROUPS, IMPLICIT, ONE_BYTE, RV_MW, TWO_BYTE
+from .opcodes import CC, GROUPS, IMPLICIT, ONE_BYTE, RV_MW, TWO_BYTE
 from .x87 import X87_TABLE
 
 REGS = {8: REG8, 16: REG16, 32: REG32}
@@ -35,14 +35,15 @@ INTEL_NAMES = {"lret": "retf", "pushad": "pushal", "popad": "popal", "pusha": "p
 # AT&T mnemonics written without a size suffix, whatever their operands.
 NO_SUFFIX = {"loop", "loope", "loopne", "jcxz", "jecxz", "int", "enter", "aam", "aad",
              "arpl", "verr", "verw", "invlpg", "cmpxchg8b", "bound"} \
-    | {"j" + c for c in ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np",
-                         "l", "ge", "le", "g")} \
-    | {"set" + c for c in ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np",
-                           "l", "ge", "le", "g")}
+    | {"j" + c for c in CC} | {"set" + c for c in CC}
 # Instructions with no operands that AT&T still gives a suffix.
 SUFFIX_ALONE = {"ret", "lret"}
 # Operand lists AT&T writes in Intel's order, not reversed.
 UNREVERSED = {"enter", "bound"}
+# Branches before which capstone reads F2 as MPX's bnd.
+NEAR_BRANCHES = {0x70 + c for c in range(16)} | {0x0F80 + c for c in range(16)} \
+    | {0xE3, 0xE8, 0xE9, 0xEB, 0xC2, 0xC3, 0xCA, 0xCB}
+PREFIXES = {0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
 
 
 class Unprintable(Exception):  # noqa: N818 - a signal, like decode's NeedBytes
@@ -63,7 +64,7 @@ def signed(v: int, size: int) -> int:
 def entry(insn: Insn) -> tuple[str, str]:
     """The opcode map's (mnemonic, operand letters) for a decoded instruction."""
     op = insn.opcode
-    if op in GROUPS and op not in GROUP_ZERO_ONLY:
+    if op in GROUPS:
         found = GROUPS[op][1][(insn.modrm >> 3) & 7]
         assert found is not None
         return found
@@ -213,12 +214,8 @@ def _att_name(insn: Insn, name: str, letters: list[str]) -> str:
     return name + SUFFIX[vsize]
 
 
-NEAR_BRANCHES = {0x70 + c for c in range(16)} | {0x0F80 + c for c in range(16)} \
-    | {0xE3, 0xE8, 0xE9, 0xEB, 0xC2, 0xC3, 0xCA, 0xCB}
-PREFIXES = {0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
-
-
 def _prefixes(insn: Insn) -> list[int]:
+    """The instruction's prefix bytes, in their order."""
     out = []
     for b in insn.raw:
         if b not in PREFIXES:
@@ -335,9 +332,8 @@ def _x87(insn: Insn, s: _Spell) -> str:
     if mod != 3:
         if form in X87_MEMORY:
             suffix, size = X87_MEMORY[form]
-            if form == "bcd":
-                where = s.mem(insn.mem, None)
-                return f"{name} tbyte ptr {where}" if s.att else f"{name} tbyte ptr {where}"
+            if form == "bcd":     # capstone writes Intel's size even in AT&T here
+                return f"{name} tbyte ptr {s.mem(insn.mem, None)}"
             if s.att:
                 return f"{name}{suffix} {s.mem(insn.mem, None)}"
             return f"{name} {s.mem(insn.mem, size)}"
@@ -346,7 +342,7 @@ def _x87(insn: Insn, s: _Spell) -> str:
         return f"{name} {s.reg(16, 0)}"
     if name == "fstpnce":
         return f"{name} {st0}, {st}" if s.att else f"{name} {st}, {st0}"
-    if form in ("sti",):
+    if form == "sti":
         if s.att:
             return f"{_att_reversed(name)} {st0}, {st}"
         return f"{name} {st}, {st0}"
