@@ -299,6 +299,14 @@ def test_an_unknown_disassembler_is_refused(monkeypatch):
         disasm.engine()
 
 
+def test_capstone_asked_for_but_missing_is_an_error(monkeypatch):
+    monkeypatch.setattr(disasm, "_capstone", lambda code32, att: None)
+    assert disasm.engine() == "lguestsim"          # chosen by itself: the fallback
+    assert disasm.disassemble(b"\xc3", 0, att=True) == [(0, 1, "retl")]
+    with pytest.raises(ValueError, match="capstone is asked for but not installed"):
+        disasm.disassemble(b"\xc3", 0, engine_name="capstone")
+
+
 def test_the_listing_stops_where_the_core_stops():
     # a P6 fcmov the core refuses, after a nop: one instruction, as capstone
     # stops at bytes it cannot decode
