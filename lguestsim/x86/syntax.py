@@ -286,7 +286,7 @@ def text(insn: Insn, att: bool = True) -> str:
     else:
         ops = _operands(insn, letters, s, name)
     if 0xC0 <= op <= 0xD3 and op in GROUPS and (insn.modrm >> 3) & 7 == 6:
-        name = "sal"      # the SDM's name for /6, the alias of shl (/4)
+        name = "sal"      # /6, undocumented, does what /4 does; capstone calls it sal
     far = insn.operands[0][0] if name in ("lcall", "ljmp") else None
     if att:
         if name not in UNREVERSED and far != "p":
