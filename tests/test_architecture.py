@@ -112,9 +112,6 @@ ALLOWED_BACK_ARROWS = {
     # decode.py reads the 387's opcode table, which is carried out with
     # operands.py, which reads decode.py's Insn.
     ("lguestsim.x86.decode", "lguestsim.x86.x87"),
-    # Insn.__str__ asks disasm.py to print it; disasm.py's syntax.py reads
-    # decode.py (and the 387's table) to do so.
-    ("lguestsim.x86.decode", "lguestsim.x86.disasm"),
 }
 
 
