@@ -16,7 +16,8 @@ Every name in the code pages and the source pages that lguestsim defines
 links to its definition (``book/identifiers.py``), and every file that
 defines one gets a source page. All the pages share one stylesheet,
 ``_static/book.css``. The notebook pages are a static snapshot: their buttons
-are drawn disabled, and a note says to run ``make lab`` to use them.
+are drawn disabled, and a note links to the same chapter in the live book
+(``book/lite.py``, published beside this one) and names ``make lab``.
 
 ``make book`` runs ``python book/build.py``.  Executed notebooks are cached
 in ``book/_build/cache`` under a hash of the notebook and of every file of
@@ -30,6 +31,7 @@ import copy
 import hashlib
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -123,11 +125,19 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
     CACHE.mkdir(parents=True, exist_ok=True)
     cached, key_file = CACHE / notebook.name, CACHE / (notebook.stem + ".key")
     key = source_hash(notebook)
-    if cached.exists() and key_file.exists() and key_file.read_text() == key:
+    if cached.exists() and key_file.exists() and key_file.read_text() == key \
+            and programs_of(notebook).is_dir():
         log(f"  {notebook.name}: unchanged, executed copy reused")
         return nbformat.read(cached, as_version=4)
     nb = nbformat.read(notebook, as_version=4)
     start = time.perf_counter()
+    # Every program the chapter assembles is kept beside its executed copy,
+    # for the live book, which has no assembler (lguestsim.asm, book/lite.py).
+    programs = programs_of(notebook)
+    shutil.rmtree(programs, ignore_errors=True)
+    programs.mkdir(parents=True)
+    record = os.environ.get("LGUESTSIM_ASM_RECORD")
+    os.environ["LGUESTSIM_ASM_RECORD"] = str(programs)
     with tempfile.TemporaryDirectory(prefix="lguestbook-kernel-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc",
                            ip=str(Path(sockets) / "kernel"))
@@ -141,10 +151,19 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
         finally:
             if km.has_kernel:
                 km.shutdown_kernel()
+            if record is None:
+                del os.environ["LGUESTSIM_ASM_RECORD"]
+            else:
+                os.environ["LGUESTSIM_ASM_RECORD"] = record
     log(f"  {notebook.name}: executed in {time.perf_counter() - start:.1f} s")
     nbformat.write(nb, cached)
     key_file.write_text(key)
     return nb
+
+
+def programs_of(notebook: Path) -> Path:
+    """Where the programs a notebook assembled when it last ran are kept."""
+    return CACHE / "programs" / notebook.stem
 
 
 def front_notebook() -> Path:
@@ -268,7 +287,14 @@ def plain_page(title: str, body: str, here: Page, all_pages: list[Page],
 
 SNAPSHOT_NOTE = ("This page is a static snapshot: the views show the machine as it stood "
                  "when the notebook ran, and the buttons are disabled. To step it yourself, "
-                 "run <code>make lab</code> and open this chapter there{demo}.")
+                 "{live}, or run <code>make lab</code> and open this chapter there{demo}.")
+# The live book (book/lite.py) is published beside this one, its folder
+# ``lite/`` next to this book's ``html/``: the links are relative, so the
+# two folders work side by side on any host (and under make live's server
+# when it serves their parent).
+LIVE_CHAPTER = "../lite/notebooks/index.html?path={notebook}"
+LIVE_BOOK = "../lite/tree/index.html"
+LIVE_LINK = '<a class="live" href="{href}">{text}</a> in your browser (the live book)'
 DEMO_NOTE = " (or <code>make demo CHAPTER={chapter}</code> for its live version alone)"
 SNAPSHOT_TOOLTIP = "static snapshot: run `make lab` to use the buttons"
 
@@ -290,10 +316,27 @@ def freeze_buttons(nb) -> int:
     return count
 
 
+def chapter_notebook(name: str) -> Path:
+    """The notebook of chapter ``name`` ("switcher": notebooks/06_switcher.ipynb)."""
+    found = sorted((ROOT / "notebooks").glob(f"[0-9][0-9]_{name}.ipynb"))
+    if len(found) != 1:
+        raise BuildError(f"chapter {name}: {len(found)} notebooks in notebooks/, not one")
+    return found[0]
+
+
+def live_link(here: Page) -> str:
+    """The link from a notebook page to the same chapter in the live book."""
+    if here.kind == "notebook":
+        notebook = chapter_notebook(here.file.removesuffix(".html")).name
+        href = LIVE_CHAPTER.format(notebook=notebook)
+        return LIVE_LINK.format(href=html.escape(href), text="run this chapter live")
+    return LIVE_LINK.format(href=LIVE_BOOK, text="open the chapters live")
+
+
 def render_notebook(nb, here: Page, all_pages: list[Page]) -> str:
     from nbconvert import HTMLExporter
     nb = copy.deepcopy(nb)
-    buttons = freeze_buttons(nb)
+    freeze_buttons(nb)
     demo = DEMO_NOTE.format(chapter=here.file.removesuffix(".html")) \
         if here.kind == "notebook" else ""
     exporter = HTMLExporter(template_name="lguestbook", extra_template_basedirs=[str(TEMPLATES)],
@@ -301,7 +344,7 @@ def render_notebook(nb, here: Page, all_pages: list[Page]) -> str:
                             widget_renderer_url="_static/html-manager/embed-amd.js")
     resources = {
         "book_stylesheet": STYLESHEET,
-        "book_note": SNAPSHOT_NOTE.format(demo=demo) if buttons else "",
+        "book_note": SNAPSHOT_NOTE.format(live=live_link(here), demo=demo),
         "book_nav": nav(here, all_pages),
         "book_pager": pager(here, all_pages),
         "metadata": {"name": here.title},

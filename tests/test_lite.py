@@ -124,7 +124,26 @@ def test_site_holds_every_chapter_and_no_remote_url(site: Path) -> None:
 def test_remote_url_check_catches_a_cdn(tmp_path: Path) -> None:
     (tmp_path / "jupyter-lite.json").write_text(json.dumps(
         {"jupyter-config-data": {"pyodideUrl": "https://cdn.jsdelivr.net/pyodide/pyodide.mjs"}}))
-    assert lite.remote_urls(tmp_path) == ["jupyter-lite.json: https://cdn.jsdelivr.net"]
+    (tmp_path / "build").mkdir()
+    # In a bundle: a CDN string is caught, a documentation link and the
+    # allowed identifiers are not.
+    (tmp_path / "build" / "1.js").write_text(
+        'a="https://unpkg.com/x@1/x.js";/* see https://jupyterlab.readthedocs.io/x */'
+        'b={$id:"https://raw.githubusercontent.com/ajv-validator/ajv/master/lib/refs/data.json#"}')
+    # In a page: what it loads by itself is caught, a link to follow is not.
+    (tmp_path / "index.html").write_text(
+        '<a href="https://github.com/jupyterlite">x</a><script src="https://example.org/a.js">')
+    (tmp_path / "style.css").write_text('@font-face { src: url("https://fonts.example/f.woff") }')
+    assert lite.remote_urls(tmp_path) == [
+        "build/1.js: https://unpkg.com/x@1/x.js",
+        "index.html: https://example.org/a.js",
+        "jupyter-lite.json: https://cdn.jsdelivr.net/pyodide/pyodide.mjs",
+        "style.css: https://fonts.example/f.woff"]
+    # The build rewrites the kernel's own fallback to the local runtime.
+    (tmp_path / "build" / "2.js").write_text(
+        'c=a.pyodideUrl||"' + lite.PYODIDE_CDN.decode() + 'pyodide.mjs"')
+    assert lite.rewrite_cdn_urls(tmp_path) == 1
+    assert "./static/pyodide/pyodide.mjs" in (tmp_path / "build" / "2.js").read_text()
 
 
 def test_switcher_chapter_boots_the_guest_in_chromium(served: str) -> None:

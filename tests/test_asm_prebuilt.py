@@ -1,0 +1,105 @@
+"""Prebuilt programs (lguestsim.asm): what the live book does without GNU as.
+
+The live book's Python has no binutils.  Its wheel carries every program the
+chapters assemble, keyed by source, base and flags.  Here the same is done
+natively: a chapter's tiny Guest is assembled once with binutils (recorded),
+then again with binutils hidden from the PATH; it must come from the shipped
+folder and run exactly as before.  A text the folder lacks must stop with the
+one-line message, and a changed flag must make every shipped program stale.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from lguestsim import asm
+from lguestsim.session import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def chapter_tiny_guest(chapter: str) -> str:
+    """The first tiny Guest written out literally in a chapter's notebook."""
+    nb = json.loads((ROOT / "notebooks" / chapter).read_text())
+    for cell in nb["cells"]:
+        m = re.search(r'Session\.tiny\("""\n(.*?)"""\)', "".join(cell["source"]), re.S)
+        if m:
+            return m.group(1)
+    raise AssertionError(f"{chapter} writes no tiny Guest literally")
+
+
+def run_to_timer(source: str) -> tuple[int, int, bytes]:
+    s = Session.tiny(source)
+    stop = s.step_to("timer")
+    return stop.event.cycle, s.cpu.eip, s.world.runs[0].program.code
+
+
+@pytest.fixture
+def no_binutils(monkeypatch, tmp_path: Path) -> Path:
+    """binutils hidden, a fresh folder of prebuilt programs, asm's memo empty."""
+    asm._assemble.cache_clear()
+    monkeypatch.setenv("LGUESTSIM_PREBUILT", str(tmp_path))
+    monkeypatch.delenv("LGUESTSIM_ASM_RECORD", raising=False)
+    yield tmp_path
+    asm._assemble.cache_clear()
+
+
+def test_a_chapters_tiny_guest_runs_from_the_prebuilt_folder(no_binutils, monkeypatch):
+    assert asm.have_binutils(), "GNU binutils are needed to record (apt-get install binutils)"
+    source = chapter_tiny_guest("06_switcher.ipynb")
+    monkeypatch.setenv("LGUESTSIM_ASM_RECORD", str(no_binutils))
+    native = run_to_timer(source)
+    assert len(list(no_binutils.glob("*.json"))) == 1
+    monkeypatch.delenv("LGUESTSIM_ASM_RECORD")
+    asm._assemble.cache_clear()
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert not asm.have_binutils()
+    assert run_to_timer(source) == native
+    # Its line table came along: the spin loop's lines are named.
+    s = Session.tiny(source)
+    s.step_to("timer")
+    file, line = s.symbols_for(s.cpu.eip).line(s.cpu.eip)
+    assert file == "guest.s" and "jmp 1b" in source.splitlines()[line - 1] + \
+        source.splitlines()[line - 2]
+
+
+def _files_and_base(source: str) -> tuple[tuple[tuple[str, str], ...], int]:
+    head = asm.TINY_PRELUDE + ".code32\n.text\n.globl _start\n_start:\n"
+    return ((("prelude.s", head), ("guest.s", source), ("data.s", asm.TINY_DATA)),
+            asm.PAGE_OFFSET + asm.TINY_LOAD)
+
+
+def test_new_text_in_the_browser_says_one_line(no_binutils, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setattr(sys, "platform", "emscripten")
+    with pytest.raises(asm.NeedsLocalInstall) as err:
+        asm.tiny_guest("HCALL 1, lguest_data-PO\n        nop\n")
+    (line,) = err.value._render_traceback_()
+    assert "\n" not in line and "make lab" in line
+    # Nothing is left broken: a shipped program is still found afterwards.
+    monkeypatch.setattr(sys, "platform", "linux")
+    with pytest.raises(asm.AsmError, match="binutils .* not installed"):
+        asm.tiny_guest("nop\n")
+
+
+def test_a_changed_flag_makes_a_program_stale(no_binutils, monkeypatch):
+    files, base = _files_and_base("HCALL 1, lguest_data-PO\n")
+    monkeypatch.setenv("LGUESTSIM_ASM_RECORD", str(no_binutils))
+    asm._assemble(files, base)
+    assert asm.prebuilt(files, base) is not None
+    assert asm.prebuilt(files, base + 0x1000) is None
+    monkeypatch.setattr(asm, "AS_FLAGS", (*asm.AS_FLAGS, "--gdwarf-5"))
+    assert asm.prebuilt(files, base) is None
+    # A file whose name is the key but whose text is another source is not used.
+    monkeypatch.undo()
+    monkeypatch.setenv("LGUESTSIM_PREBUILT", str(no_binutils))
+    (shipped,) = no_binutils.glob("*.json")
+    other = json.loads(shipped.read_text())
+    other["files"][1][1] = "nop\n"
+    shipped.write_text(json.dumps(other))
+    assert asm.prebuilt(files, base) is None
