@@ -150,3 +150,21 @@ for _r in range(8):
 SIMD_WITH_MODRM = (set(range(0x10, 0x18)) | set(range(0x28, 0x30)) | set(range(0x50, 0x80))
                    | {0xC2, 0xC3, 0xC4, 0xC5, 0xC6} | set(range(0xD0, 0x100)) | {0xAE})
 SIMD_WITH_IMM8 = {0x70, 0x71, 0x72, 0x73, 0xC2, 0xC4, 0xC5, 0xC6}
+
+#: P:084 What the decoder leaves out and a disassembler shows.  The string
+# instructions name no operand in their encoding, yet they read DS:eSI and
+# write ES:eDI, and the SDM's map writes those as X and Y; a listing shows
+# them (`rep stosl %eax, %es:(%edi)`).  And where the map says Rv/Mw (the
+# selector moves and loads: mov to and from a segment register, sldt, str,
+# smsw, lar, lsl) a register operand has the operand size although a memory
+# one has 16 bits.  The translator needs neither fact, so they sit here
+# beside the map for the disassembler in syntax.py (P:085).
+IMPLICIT: dict[int, str] = {
+    0x6C: "Yb,DX", 0x6D: "Yz,DX", 0x6E: "DX,Xb", 0x6F: "DX,Xz",
+    0xA4: "Yb,Xb", 0xA5: "Yv,Xv", 0xA6: "Xb,Yb", 0xA7: "Xv,Yv",
+    0xAA: "Yb,AL", 0xAB: "Yv,eAX", 0xAC: "AL,Xb", 0xAD: "eAX,Xv",
+    0xAE: "AL,Yb", 0xAF: "eAX,Yv",
+}
+# (opcode, ModRM reg or None): operands written Rv/Mw in the SDM's map.
+RV_MW = {(0x8C, None), (0x8E, None), (0x0F02, None), (0x0F03, None),
+         (0x0F00, 0), (0x0F00, 1), (0x0F01, 4)}
