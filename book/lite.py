@@ -176,7 +176,8 @@ def programs(log) -> list[Path]:
     The chapters' own tiny Guests are recorded while the static book's build
     executes them (book/_build/cache/programs, reused with the executed
     copies); the Switcher is assembled once more with its line table, as
-    ``switcher_symbols()`` asks for it.
+    ``switcher_symbols()`` asks for it, and the teaching Guest's debug twin
+    (its line table, ``guest_symbols()``) is compiled.
     """
     import build
     found = []
@@ -186,12 +187,17 @@ def programs(log) -> list[Path]:
     switcher = WORK / "programs"
     shutil.rmtree(switcher, ignore_errors=True)
     env = {**os.environ, "LGUESTSIM_ASM_RECORD": str(switcher), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", "from lguestsim.symbols import "
-                           "switcher_symbols as s; assert s().rows, 'no line table'"],
+    # The teaching Guest's debug twin (symbols.guest_symbols) is made in a
+    # cache of its own, so that one a checkout made earlier is not taken.
+    env["LGUESTSIM_CACHE"] = str(switcher / "twin")
+    done = subprocess.run([sys.executable, "-c", "from lguestsim import symbols as s; "
+                           "assert s.switcher_symbols().rows, 'no Switcher lines'; "
+                           "assert s.guest_symbols().rows, 'no Guest lines'"],
                           env=env, capture_output=True, text=True)
     if done.returncode:
-        raise LiteError(f"the Switcher did not assemble:\n{done.stderr[-2000:]}")
-    return found + sorted(switcher.glob("*.json"))
+        raise LiteError(f"the Switcher or the Guest's debug twin did not build:\n"
+                        f"{done.stderr[-2000:]}")
+    return found + sorted(switcher.glob("*.json")) + sorted(switcher.glob("twin/*.elf"))
 
 
 def lguestsim_tree(log) -> Path:

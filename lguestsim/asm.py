@@ -151,11 +151,15 @@ def _decode(text: str) -> Program:
                    d["symbols"], dict(d["files"]))
 
 
+def prebuilt_folder() -> Path:
+    """Where shipped programs are looked for (LGUESTSIM_PREBUILT, or PREBUILT)."""
+    return Path(os.environ.get("LGUESTSIM_PREBUILT") or PREBUILT)
+
+
 def prebuilt(files: tuple[tuple[str, str], ...], base: int) -> Program | None:
     """The shipped program for these sources and base, if there is one."""
-    folder = Path(os.environ.get("LGUESTSIM_PREBUILT") or PREBUILT)
     try:
-        program = _decode((folder / f"{program_key(files, base)}.json").read_text())
+        program = _decode((prebuilt_folder() / f"{program_key(files, base)}.json").read_text())
     except (OSError, ValueError, KeyError):
         return None
     # The key is a hash: the sources themselves settle it.

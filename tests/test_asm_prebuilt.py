@@ -11,26 +11,16 @@ one-line message, and a changed flag must make every shipped program stale.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
 import pytest
+from lite_browser import literal_tiny
 
 from lguestsim import asm
 from lguestsim.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def chapter_tiny_guest(chapter: str) -> str:
-    """The first tiny Guest written out literally in a chapter's notebook."""
-    nb = json.loads((ROOT / "notebooks" / chapter).read_text())
-    for cell in nb["cells"]:
-        m = re.search(r'Session\.tiny\("""\n(.*?)"""\)', "".join(cell["source"]), re.S)
-        if m:
-            return m.group(1)
-    raise AssertionError(f"{chapter} writes no tiny Guest literally")
 
 
 def run_to_timer(source: str) -> tuple[int, int, bytes]:
@@ -51,7 +41,7 @@ def no_binutils(monkeypatch, tmp_path: Path) -> Path:
 
 def test_a_chapters_tiny_guest_runs_from_the_prebuilt_folder(no_binutils, monkeypatch):
     assert asm.have_binutils(), "GNU binutils are needed to record (apt-get install binutils)"
-    source = chapter_tiny_guest("06_switcher.ipynb")
+    source = literal_tiny(ROOT / "notebooks" / "06_switcher.ipynb")
     monkeypatch.setenv("LGUESTSIM_ASM_RECORD", str(no_binutils))
     native = run_to_timer(source)
     assert len(list(no_binutils.glob("*.json"))) == 1
@@ -103,3 +93,23 @@ def test_a_changed_flag_makes_a_program_stale(no_binutils, monkeypatch):
     other["files"][1][1] = "nop\n"
     shipped.write_text(json.dumps(other))
     assert asm.prebuilt(files, base) is None
+
+
+def test_the_guests_debug_twin_comes_from_the_prebuilt_folder(no_binutils, monkeypatch):
+    import hashlib
+
+    from lguestsim import symbols
+    from lguestsim.guest import ELF_IMAGE
+    symbols.guest_symbols.cache_clear()
+    assert symbols.guest_symbols().has_lines, "the twin needs gcc -m32 (gcc-multilib)"
+    digest = hashlib.sha256(ELF_IMAGE.read_bytes()).hexdigest()[:16]
+    name = f"guest-debug-{digest}.elf"
+    (no_binutils / name).write_bytes((symbols._cache_dir() / name).read_bytes())
+    monkeypatch.setenv("LGUESTSIM_CACHE", str(no_binutils / "empty"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    symbols.guest_symbols.cache_clear()
+    try:
+        syms = symbols.guest_symbols()
+        assert syms.has_lines and syms.line(syms.address("start_kernel"))[0] == "main.c"
+    finally:
+        symbols.guest_symbols.cache_clear()
