@@ -4,8 +4,8 @@ The static book (``book/build.py``) shows the views as they stood when the
 notebooks ran.  The live book runs them: a JupyterLite site whose kernel is
 Pyodide, CPython compiled to WebAssembly, so lguestsim (pure Python) runs in
 the reader's own browser with no server behind it.  The folder it writes,
-``book/_build/lite``, can be served by any static web server or opened from
-a USB stick.
+``book/_build/lite``, can be served by any static web server, or from a USB
+stick by a local one (``make live``: a browser runs none of it from file://).
 
 Nothing the site loads comes from outside the folder.  The Pyodide runtime is
 the npm ``pyodide`` package (``book/package.json``), at the version the
@@ -15,6 +15,12 @@ fetches those wheels from PyPI, adds the ones the chapters import
 (ipywidgets, comm, pyelftools, and lguestsim itself, built with ``pip
 wheel``), and writes a lock that lists only the files it ships, each with
 its own sha256: the browser refuses a wheel whose hash differs from the lock.
+
+The browser has no GNU as, so lguestsim's wheel here also carries every
+program the chapters assemble (``lguestsim.asm``'s prebuilt programs, keyed
+by their sources) and the teaching Guest's line table.  And the bundles'
+own fallbacks to a CDN are pointed at the local runtime; a check over every
+text file of the folder then fails the build on any CDN string left.
 
 ``make lite`` (and ``make book``) runs ``python book/lite.py``.  Every build
 starts from a clean output folder: jupyterlite's task database, reused, has

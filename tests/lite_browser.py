@@ -174,7 +174,7 @@ def literal_tiny(notebook: Path) -> str:
     """The first tiny Guest a chapter's notebook writes out literally."""
     nb = json.loads(notebook.read_text())
     for cell in nb["cells"]:
-        m = re.search(r'Session\.tiny\("""\n(.*?)"""\)', "".join(cell["source"]), re.S)
+        m = re.search(r'Session\.tiny\("""(.*?)"""\)', "".join(cell["source"]), re.S)
         if m:
             return m.group(1)
     raise AssertionError(f"{notebook.name} writes no tiny Guest literally")

@@ -8,7 +8,7 @@ Switcher chapter runs from its first cell to its last, its Guest boots to a
 shell prompt and its dashboard's step button moves the registers view; and a
 reader opens the site's index, then a chapter drawn by a seed from the
 others, runs it all, and types a new tiny Guest (told in one line that it
-needs the local install) and then one of the chapter's own (prebuilt).
+needs the local install) and then the Switcher chapter's own (prebuilt).
 ``make lite-chapters`` runs every chapter to its end; ``make lite-timing``
 prints the figures.
 """
@@ -20,6 +20,7 @@ import json
 import os
 import random
 import re
+import time
 import zipfile
 from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlparse
@@ -31,7 +32,7 @@ lite = lb.lite
 build = lb.build
 # The reader's chapter: one of the others, drawn by LITE_SEED (default: the
 # day, so CI walks through them all; the test prints the seed to repeat it).
-SEED = int(os.environ.get("LITE_SEED", "0")) or int(__import__("time").time() // 86400)
+SEED = int(os.environ.get("LITE_SEED", "0")) or int(time.time() // 86400)
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +134,10 @@ def test_switcher_chapter_runs_to_its_end_in_chromium(served: str) -> None:
     # registers (the step count and EIP at least).
     code, registers, pgdir = f["panes"][:3]
     assert "eip" in registers and "Page directory" in pgdir and "present" in pgdir
+    # The code view, with no capstone in the browser: the core's own AT&T
+    # text, operands and all, under the Switcher's lines (its prebuilt line table).
+    assert re.search(r"movl\s+%esp, 0x[0-9a-f]+\(%eax\)", code), code
+    assert "switcher.S:5" in code, code
     before, after = f["registers"]
     assert before != after and "eip" in after
     assert lb.outside(requests) == []
@@ -156,9 +161,11 @@ def test_a_reader_opens_the_index_and_runs_a_chapter_with_the_network_cut(served
     lb.ARTIFACTS.mkdir(exist_ok=True)
     with lb.chromium(requests) as context:
         page = context.new_page()
+        # The index sends the reader to JupyterLab, whose file browser
+        # lists the chapters; Run All queues the cells until the kernel is up.
         page.goto(f"{served}/index.html")
-        page.get_by_text(chapter).first.dblclick(timeout=60_000)
-        lb.wait_for_kernel(page)
+        page.locator(".jp-DirListing-item", has_text=chapter).dblclick(timeout=60_000)
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         ran = lb.run_all(page, timeout=600)
         states = lb.cell_states(page)
         page.screenshot(path=str(lb.ARTIFACTS / "lite-reader.png"), full_page=False)
