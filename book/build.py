@@ -21,7 +21,10 @@ are drawn disabled, and a note links to the same chapter in the live book
 
 ``make book`` runs ``python book/build.py``.  Executed notebooks are cached
 in ``book/_build/cache`` under a hash of the notebook and of every file of
-``lguestsim/``, so a rebuild with nothing changed skips execution.
+``lguestsim/``, so a rebuild with nothing changed skips execution.  While a
+chapter runs, every program it assembles is recorded beside its copy, with
+those of every student's variant of its exercises (SWEEP): the live book
+(``book/lite.py``) ships them, having no assembler in the browser.
 """
 
 from __future__ import annotations
@@ -117,12 +120,21 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
     The kernel talks to the build over Unix sockets in a private directory
     (the IPC transport), not over TCP on localhost, where ipykernel warns
     that anyone on the machine could listen; it is shut down after its run.
+    Two builds at once (the static and the live book's tests, on two
+    workers) take turns per notebook: the second finds the first's copy.
     """
+    import fcntl
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{notebook.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _execute(notebook, log)
+
+
+def _execute(notebook: Path, log) -> nbformat.NotebookNode:
     import tempfile
 
     import nbclient
     from jupyter_client.manager import KernelManager
-    CACHE.mkdir(parents=True, exist_ok=True)
     cached, key_file = CACHE / notebook.name, CACHE / (notebook.stem + ".key")
     key = source_hash(notebook)
     if cached.exists() and key_file.exists() and key_file.read_text() == key \
@@ -136,6 +148,9 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
     programs = programs_of(notebook)
     shutil.rmtree(programs, ignore_errors=True)
     programs.mkdir(parents=True)
+    sweep = variant_sweep(nb)
+    if sweep is not None:
+        nb.cells.append(sweep)
     record = os.environ.get("LGUESTSIM_ASM_RECORD")
     os.environ["LGUESTSIM_ASM_RECORD"] = str(programs)
     with tempfile.TemporaryDirectory(prefix="lguestbook-kernel-") as sockets:
@@ -155,10 +170,42 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
                 del os.environ["LGUESTSIM_ASM_RECORD"]
             else:
                 os.environ["LGUESTSIM_ASM_RECORD"] = record
+    if sweep is not None:
+        nb.cells.pop()               # the book shows the chapter, not the sweep
     log(f"  {notebook.name}: executed in {time.perf_counter() - start:.1f} s")
     nbformat.write(nb, cached)
     key_file.write_text(key)
     return nb
+
+
+# Run after a chapter, while the build records what it assembles: its cells
+# that read the exercises' variant (``ex.``) once per variant, the answers
+# computed (any answer but None makes check() compute the right one), so
+# the live book ships the tiny Guests of every student's variant
+# (lguestsim.exercises: Chapter.assembles, Chapter.variants).
+SWEEP = """\
+if type(ex).assembles:
+    import contextlib as _contextlib, io as _io
+    _display, display = display, (lambda *a, **k: None)
+    with _contextlib.redirect_stdout(_io.StringIO()):
+        for ex in type(ex).variants():
+            {answers} = object()
+            for _cell in {cells!r}:
+                exec(_cell, globals())
+    display = _display
+"""
+
+
+def variant_sweep(nb) -> nbformat.NotebookNode | None:
+    """The sweep cell for a chapter (SWEEP), or None if no cell reads its variant."""
+    cells = [re.sub(r"(?m)^(ANSWER_\d+)\s*=\s*None\b", r"\1 = object()", c.source)
+             for c in nb.cells if c.cell_type == "code"
+             and re.search(r"\bex\.", c.source) and not re.search(r"(?m)^ex\s*=", c.source)]
+    if not cells:
+        return None
+    answers = sorted(set(re.findall(r"\bANSWER_\d+\b", "\n".join(cells))))
+    return nbformat.v4.new_code_cell(SWEEP.format(answers=" = ".join(answers) or "_",
+                                                  cells=cells))
 
 
 def programs_of(notebook: Path) -> Path:

@@ -218,9 +218,15 @@ def assemble(source: str, base: int = 0x10000, name: str = "prog.s") -> Program:
     return _assemble((("head.s", head), (name, source)), base)
 
 
+def tiny_guest_files(source: str, name: str = "guest.s") -> tuple[tuple[tuple[str, str], ...],
+                                                                  int]:
+    """What ``tiny_guest`` assembles: its files (name, text) and its base."""
+    head = TINY_PRELUDE + ".code32\n.text\n.globl _start\n_start:\n"
+    return ((("prelude.s", head), (name, source), ("data.s", TINY_DATA)),
+            PAGE_OFFSET + TINY_LOAD)
+
+
 def tiny_guest(source: str, name: str = "guest.s") -> Program:
     """A snippet as a Guest kernel: linked at PAGE_OFFSET + 1 MiB, with the
     HCALL macro before it and a ``lguest_data`` page after it."""
-    head = TINY_PRELUDE + ".code32\n.text\n.globl _start\n_start:\n"
-    return _assemble((("prelude.s", head), (name, source), ("data.s", TINY_DATA)),
-                     PAGE_OFFSET + TINY_LOAD)
+    return _assemble(*tiny_guest_files(source, name))

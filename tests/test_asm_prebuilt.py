@@ -58,12 +58,6 @@ def test_a_chapters_tiny_guest_runs_from_the_prebuilt_folder(no_binutils, monkey
         source.splitlines()[line - 2]
 
 
-def _files_and_base(source: str) -> tuple[tuple[tuple[str, str], ...], int]:
-    head = asm.TINY_PRELUDE + ".code32\n.text\n.globl _start\n_start:\n"
-    return ((("prelude.s", head), ("guest.s", source), ("data.s", asm.TINY_DATA)),
-            asm.PAGE_OFFSET + asm.TINY_LOAD)
-
-
 def test_new_text_in_the_browser_says_one_line(no_binutils, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(sys, "platform", "emscripten")
@@ -78,7 +72,7 @@ def test_new_text_in_the_browser_says_one_line(no_binutils, monkeypatch):
 
 
 def test_a_changed_flag_makes_a_program_stale(no_binutils, monkeypatch):
-    files, base = _files_and_base("HCALL 1, lguest_data-PO\n")
+    files, base = asm.tiny_guest_files("HCALL 1, lguest_data-PO\n")
     monkeypatch.setenv("LGUESTSIM_ASM_RECORD", str(no_binutils))
     asm._assemble(files, base)
     assert asm.prebuilt(files, base) is not None
@@ -113,3 +107,21 @@ def test_the_guests_debug_twin_comes_from_the_prebuilt_folder(no_binutils, monke
         assert syms.has_lines and syms.line(syms.address("start_kernel"))[0] == "main.c"
     finally:
         symbols.guest_symbols.cache_clear()
+
+
+def test_variants_hold_every_option_of_every_draw():
+    from lguestsim.exercises.host import UNKNOWN, HostExercises
+    from lguestsim.exercises.mastery import MasteryExercises
+    variants = HostExercises.variants()
+    assert {v.bad for v in variants} == set(UNKNOWN)
+    assert {v.unknown for v in variants} == set(UNKNOWN)
+    assert {v.k for v in variants} == {2, 3, 4, 5}
+    # Whatever a student's name, each number of theirs is among them.
+    for name in ("ada", "grace", "linus"):
+        ex = HostExercises(name)
+        assert ex.bad in UNKNOWN and ex.unknown in UNKNOWN
+    m = MasteryExercises.variants()
+    assert {v.n for v in m} == {5, 8, 12, 20} and {v.seed for v in m} == set(range(10))
+    # Pinning draws leaves a student's generator alone.
+    assert HostExercises("ada").bad == HostExercises("ada").bad
+    assert HostExercises._pins is None

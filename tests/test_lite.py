@@ -71,8 +71,14 @@ def test_the_wheel_ships_every_program_the_chapters_assemble(site: Path) -> None
         shipped = {Path(n).name for n in z.namelist() if n.startswith("lguestsim/prebuilt/")}
     recorded = {p.name for nb in lite.chapters() for p in build.programs_of(nb).glob("*.json")}
     assert len(recorded) >= 8 and recorded <= shipped
-    # The Switcher with its line table, as switcher_symbols() asks for it.
+    # Every student's variant: the Host's question about an unknown hypercall
+    # assembles one tiny Guest per number (lguestsim.exercises.host.reason).
     from lguestsim import asm
+    from lguestsim.exercises.host import UNKNOWN
+    for n in UNKNOWN:
+        files, base = asm.tiny_guest_files(f"HCALL 1, lguest_data-PO\nHCALL {n}\n")
+        assert f"{asm.program_key(files, base)}.json" in shipped, n
+    # The Switcher with its line table, as switcher_symbols() asks for it.
     from lguestsim.switcher import HERE, SWITCHER_ADDR
     key = asm.program_key((("switcher.S", (HERE / "switcher.S").read_text()),), SWITCHER_ADDR)
     assert f"{key}.json" in shipped
