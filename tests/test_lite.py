@@ -71,10 +71,13 @@ def test_the_wheel_ships_every_program_the_chapters_assemble(site: Path) -> None
         shipped = {Path(n).name for n in z.namelist() if n.startswith("lguestsim/prebuilt/")}
     recorded = {p.name for nb in lite.chapters() for p in build.programs_of(nb).glob("*.json")}
     assert len(recorded) >= 8 and recorded <= shipped
+    # The Host chapter's own bad Guest and its question's, for every number.
+    from lguestsim.exercises.host import UNKNOWN
+    host = build.programs_of(lite.ROOT / "notebooks" / "05_host.ipynb")
+    assert len(list(host.glob("*.json"))) >= 2 * len(UNKNOWN)
     # Every student's variant: the Host's question about an unknown hypercall
     # assembles one tiny Guest per number (lguestsim.exercises.host.reason).
     from lguestsim import asm
-    from lguestsim.exercises.host import UNKNOWN
     for n in UNKNOWN:
         files, base = asm.tiny_guest_files(f"HCALL 1, lguest_data-PO\nHCALL {n}\n")
         assert f"{asm.program_key(files, base)}.json" in shipped, n
