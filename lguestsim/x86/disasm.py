@@ -36,7 +36,11 @@ def engine(choice: str | None = None) -> str:
     choice = choice or os.environ.get("LGUESTSIM_DISASM") or None
     if choice is not None and choice not in ENGINES:
         raise ValueError(f"unknown disassembler {choice!r}: one of {', '.join(ENGINES)}")
-    if choice == "lguestsim" or _capstone(True, False) is None:
+    if choice == "lguestsim":
+        return "lguestsim"
+    if _capstone(True, False) is None:
+        if choice == "capstone":
+            raise ValueError("capstone is asked for but not installed (pip install capstone)")
         return "lguestsim"
     return "capstone"
 

@@ -13,7 +13,7 @@ random encodings from the whole map.
 from __future__ import annotations
 
 from .decode import REG8, REG16, REG32, SEG_NAMES, DecodeError, Insn, Mem, NeedBytes, decode
-from .opcodes import GROUP_ZERO_ONLY, GROUPS, IMPLICIT, ONE_BYTE, RV_MW, TWO_BYTE
+from .opcodes import CC, GROUPS, IMPLICIT, ONE_BYTE, RV_MW, TWO_BYTE
 from .x87 import X87_TABLE
 
 REGS = {8: REG8, 16: REG16, 32: REG32}
@@ -35,14 +35,15 @@ INTEL_NAMES = {"lret": "retf", "pushad": "pushal", "popad": "popal", "pusha": "p
 # AT&T mnemonics written without a size suffix, whatever their operands.
 NO_SUFFIX = {"loop", "loope", "loopne", "jcxz", "jecxz", "int", "enter", "aam", "aad",
              "arpl", "verr", "verw", "invlpg", "cmpxchg8b", "bound"} \
-    | {"j" + c for c in ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np",
-                         "l", "ge", "le", "g")} \
-    | {"set" + c for c in ("o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np",
-                           "l", "ge", "le", "g")}
+    | {"j" + c for c in CC} | {"set" + c for c in CC}
 # Instructions with no operands that AT&T still gives a suffix.
 SUFFIX_ALONE = {"ret", "lret"}
 # Operand lists AT&T writes in Intel's order, not reversed.
 UNREVERSED = {"enter", "bound"}
+# Branches before which capstone reads F2 as MPX's bnd.
+NEAR_BRANCHES = {0x70 + c for c in range(16)} | {0x0F80 + c for c in range(16)} \
+    | {0xE3, 0xE8, 0xE9, 0xEB, 0xC2, 0xC3, 0xCA, 0xCB}
+PREFIXES = {0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
 
 
 class Unprintable(Exception):  # noqa: N818 - a signal, like decode's NeedBytes
@@ -63,7 +64,7 @@ def signed(v: int, size: int) -> int:
 def entry(insn: Insn) -> tuple[str, str]:
     """The opcode map's (mnemonic, operand letters) for a decoded instruction."""
     op = insn.opcode
-    if op in GROUPS and op not in GROUP_ZERO_ONLY:
+    if op in GROUPS:
         found = GROUPS[op][1][(insn.modrm >> 3) & 7]
         assert found is not None
         return found
@@ -79,6 +80,8 @@ class _Spell:
         self.insn = insn
         self.att = att
         self.pct = "%" if att else ""
+        # the code's own size: the operand size, unless a 66 prefix turned it
+        self.code32 = insn.op32 != (0x66 in _prefixes(insn))
 
     def reg(self, size: int, n: int) -> str:
         return self.pct + REGS[size][n]
@@ -93,7 +96,7 @@ class _Spell:
         disp = m.disp
         if base is not None or index is not None:
             disp = signed(disp, 32 if m.addr32 else 16)
-        elif not m.addr32 and self.insn.modrm is not None:
+        elif not m.addr32 and self.insn.modrm is not None and self.code32:
             disp = signed(disp, 16) & 0xFFFFFFFF   # capstone widens a 16-bit ModRM address
         # A SIB byte naming neither base nor index: capstone's AT&T keeps the
         # empty parentheses and a signed displacement.
@@ -211,9 +214,14 @@ def _att_name(insn: Insn, name: str, letters: list[str]) -> str:
     return name + SUFFIX[vsize]
 
 
-NEAR_BRANCHES = {0x70 + c for c in range(16)} | {0x0F80 + c for c in range(16)} \
-    | {0xE3, 0xE8, 0xE9, 0xEB, 0xC2, 0xC3, 0xCA, 0xCB}
-PREFIXES = {0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3}
+def _prefixes(insn: Insn) -> list[int]:
+    """The instruction's prefix bytes, in their order."""
+    out = []
+    for b in insn.raw:
+        if b not in PREFIXES:
+            break
+        out.append(b)
+    return out
 
 
 def _prefix(insn: Insn) -> str:
@@ -222,25 +230,23 @@ def _prefix(insn: Insn) -> str:
     Beyond lock and rep it reads some as their later meanings: F2 before a
     branch is MPX's bnd, 3E before an indirect branch CET's notrack, F2/F3
     with lock (or on xchg) the TSX hints; a 386 ignores all four."""
-    prefixes = []
-    for b in insn.raw:
-        if b not in PREFIXES:
-            break
-        prefixes.append(b)
+    prefixes = _prefixes(insn)
     op, rep = insn.opcode, insn.rep
     reg = None if insn.modrm is None else (insn.modrm >> 3) & 7
     text = ""
-    indirect = op == 0xFF and reg in (2, 3, 4, 5)
+    # an indirect call or jmp (a far one only with a 32-bit operand)
+    indirect = op == 0xFF and (reg in (2, 4) or (reg in (3, 5) and insn.op32))
     if rep == "repne" and (op in NEAR_BRANCHES or indirect):
         text += "bnd "
-    if 0x3E in prefixes and (op in (0xE8, 0xE9, 0xEB) or indirect):
-        text += "notrack "
-    if rep and (insn.lock or (op in (0x86, 0x87) and insn.mem is not None)):
-        if insn.lock and prefixes.index(0xF0) < max(i for i, b in enumerate(prefixes)
-                                                     if b in (0xF2, 0xF3)):
-            return text           # capstone drops lock with a hint after it
+    if insn.seg == 3 and (op in (0xE8, 0xE9, 0xEB) or indirect):
+        text += "notrack "            # the last segment prefix is 3E
+    last = {b: i for i, b in enumerate(prefixes)}
+    lock = insn.lock and last[0xF0] > max(last.get(0xF2, -1), last.get(0xF3, -1))
+    if rep and prefixes[0] in (0xF2, 0xF3) and (
+            (lock and prefixes[1] == 0xF0)
+            or (op in (0x86, 0x87) and insn.mem is not None and len(prefixes) == 1)):
         text += "xacquire " if rep == "repne" else "xrelease "
-    if insn.lock:
+    if lock:                          # capstone drops a lock that an F2 or F3 follows
         text += "lock "
     if rep == "rep" and op in (0xC2, 0xC3):
         text += "repz "
@@ -248,7 +254,7 @@ def _prefix(insn: Insn) -> str:
         compares = op in (0xA6, 0xA7, 0xAE, 0xAF)
         if rep == "rep":
             text += "repe " if compares else "rep "
-        elif not (op == 0xA5 and insn.op32 and prefixes[-1] == 0xF2):
+        elif not (op == 0xA5 and insn.op32):
             text += "repne "
     return text
 
@@ -280,7 +286,7 @@ def text(insn: Insn, att: bool = True) -> str:
     else:
         ops = _operands(insn, letters, s, name)
     if 0xC0 <= op <= 0xD3 and op in GROUPS and (insn.modrm >> 3) & 7 == 6:
-        name = "sal"      # the SDM's name for /6, the alias of shl (/4)
+        name = "sal"      # /6, undocumented, does what /4 does; capstone calls it sal
     far = insn.operands[0][0] if name in ("lcall", "ljmp") else None
     if att:
         if name not in UNREVERSED and far != "p":
@@ -326,9 +332,8 @@ def _x87(insn: Insn, s: _Spell) -> str:
     if mod != 3:
         if form in X87_MEMORY:
             suffix, size = X87_MEMORY[form]
-            if form == "bcd":
-                where = s.mem(insn.mem, None)
-                return f"{name} tbyte ptr {where}" if s.att else f"{name} tbyte ptr {where}"
+            if form == "bcd":     # capstone writes Intel's size even in AT&T here
+                return f"{name} tbyte ptr {s.mem(insn.mem, None)}"
             if s.att:
                 return f"{name}{suffix} {s.mem(insn.mem, None)}"
             return f"{name} {s.mem(insn.mem, size)}"
@@ -337,7 +342,7 @@ def _x87(insn: Insn, s: _Spell) -> str:
         return f"{name} {s.reg(16, 0)}"
     if name == "fstpnce":
         return f"{name} {st0}, {st}" if s.att else f"{name} {st}, {st0}"
-    if form in ("sti",):
+    if form == "sti":
         if s.att:
             return f"{_att_reversed(name)} {st0}, {st}"
         return f"{name} {st}, {st0}"
