@@ -53,7 +53,7 @@ def engine(choice: str | None = None) -> str:
 # never is, since Pyodide has no capstone, the core prints the text itself
 # from its decoded `Insn` and the opcode map (syntax.py, P:085), spelled
 # exactly as capstone would, so the reader sees one listing either way.
-# `format_insn()`, behind `str()` of a decoded `Insn`, takes capstone's text
+# `format_insn()`, the text of a decoded `Insn`, takes capstone's text
 # only when capstone agrees on the instruction's length, so what is printed
 # is what the core runs.
 def disassemble(data: bytes, address: int, code32: bool = True, count: int = 0,
