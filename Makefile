@@ -19,7 +19,7 @@
 # make live   serve book/_build/lite on IP:PORT (127.0.0.1:8000) and print its URL
 # make lite-chapters  every chapter of the live book in headless Chromium with the network
 #             cut: Run All to its end, each chapter's time (make test runs the Switcher
-#             chapter to its end and a seeded sample of the others to their first boot)
+#             chapter and one other, drawn by LITE_SEED, to their ends)
 # make lite-timing  the live book's figures: its size, the time from opening the Switcher
 #             chapter to the Guest's first guest> prompt, a step's round trip
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no

@@ -1,8 +1,9 @@
 """The live book in headless Chromium, as a reader's browser opens it.
 
-Used by tests/test_lite.py and, run as a script, by ``make lite-chapters``:
-every chapter opened in the live book, Run All, and each chapter's time and
-errors printed.
+Used by tests/test_lite.py and, run as a script, by ``make lite-chapters``
+(every chapter opened in the live book, Run All, each chapter's time and
+errors printed) and ``make lite-timing`` (``timing``: the site's size, the
+Switcher chapter's time to the Guest's first prompt, a step's round trip).
 
 The site (book/_build/lite) is built once and reused while its inputs are
 unchanged, served from its folder on 127.0.0.1, and opened in Debian's
@@ -187,14 +188,6 @@ from lguestsim.session import Session
 t = Session.tiny({source!r})
 print("TINY-OK", t.step_to("hypercall").event.data)
 """
-
-
-def first_boot(notebook: Path) -> int:
-    """The index of the chapter's first code cell that builds a session."""
-    nb = json.loads(notebook.read_text())
-    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
-    return next(i for i, src in enumerate(code)
-                if any(k in src for k in ("Session.boot(", "Session.tiny(", "Session(")))
 
 
 def run_chapter(context, base: str, notebook: str, timeout: float = 900) -> dict:
