@@ -16,7 +16,8 @@
 # make lite   the live book: the chapters as a JupyterLite site with the Pyodide kernel in
 #             book/_build/lite, everything it loads inside the folder (npm's pyodide, wheels
 #             from PyPI and lguestsim's own); tests/test_lite.py opens it in Chromium
-# make live   serve book/_build/lite on IP:PORT (127.0.0.1:8000) and print its URL
+# make live   serve book/_build/lite (and the static book beside it) on IP:PORT
+#             (127.0.0.1:8000) and print their URLs
 # make lite-chapters  every chapter of the live book in headless Chromium with the network
 #             cut: Run All to its end, each chapter's time (make test runs the Switcher
 #             chapter and one other, drawn by LITE_SEED, to their ends)

@@ -409,9 +409,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.out / "index.html").exists():
             print(f"lite: {args.out} has no site: run make lite first", file=sys.stderr)
             return 1
-        httpd = server(args.out, host, int(port))
-        print(f"the live book: http://{host}:{httpd.server_address[1]}/lab/index.html "
-              "(Ctrl-C stops)", flush=True)
+        # The folder above, so that the static book beside it (html/) is
+        # served too and its relative "run this chapter live" links work.
+        top = args.out.resolve().parent
+        httpd = server(top, host, int(port))
+        url = f"http://{host}:{httpd.server_address[1]}"
+        print(f"the live book: {url}/{args.out.resolve().name}/lab/index.html"
+              + (f"\nthe static book beside it: {url}/html/index.html"
+                 if (top / "html" / "index.html").exists() else "")
+              + "\n(Ctrl-C stops)", flush=True)
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:
