@@ -16,7 +16,13 @@
 # make lite   the live book: the chapters as a JupyterLite site with the Pyodide kernel in
 #             book/_build/lite, everything it loads inside the folder (npm's pyodide, wheels
 #             from PyPI and lguestsim's own); tests/test_lite.py opens it in Chromium
-# make live   serve book/_build/lite on IP:PORT (127.0.0.1:8000) and print its URL
+# make live   serve book/_build/lite (and the static book beside it) on IP:PORT
+#             (127.0.0.1:8000) and print their URLs
+# make lite-chapters  every chapter of the live book in headless Chromium with the network
+#             cut: Run All to its end, each chapter's time (make test runs the Switcher
+#             chapter and one other, drawn by LITE_SEED, to their ends)
+# make lite-timing  the live book's figures: its size, the time from opening the Switcher
+#             chapter to the Guest's first guest> prompt, a step's round trip
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
 #             browser is started, so it works on a server (PORT=8888, IP=127.0.0.1)
 # make demo CHAPTER=switcher
@@ -47,7 +53,8 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test ss386 bench lint book lite live hostile lab demo clean x87-corpus
+.PHONY: run test ss386 bench lint book lite live lite-chapters lite-timing hostile lab \
+	demo clean x87-corpus
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -85,6 +92,14 @@ lite: $(INSTALL)
 
 live: $(INSTALL)
 	$(PY) book/lite.py --serve $(IP):$(or $(PORT),8000)
+
+# The live book in Chromium (tests/lite_browser.py; builds the site first if
+# anything it is made from changed).
+lite-chapters: $(INSTALL)
+	$(PY) tests/lite_browser.py
+
+lite-timing: $(INSTALL)
+	$(PY) tests/lite_browser.py timing
 
 # JupyterLab listens on IP only (localhost by default) and keeps Jupyter's
 # random token, printed in the URL: a notebook server runs any code it is
