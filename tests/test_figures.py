@@ -52,3 +52,23 @@ def test_the_boot_breakdown_accounts_for_every_cycle_and_exit():
     assert sum(r["exits"] for r in b["by_reason"]) == b["exits"]
     share, top = bench_figures.page_fault_summary(b)
     assert 0 < share < 1 and top in reasons
+
+
+def test_with_its_ports_reserved_the_guest_probes_none_and_without_it_traps_on_each():
+    f, reserved, probed = bench_figures.reserved_ports()
+    assert f.counts["in/out traps with"] == 0
+    assert f.counts["in/out traps without"] > 100
+    assert f.counts["exits without"] >= f.counts["exits with"] + f.counts["in/out traps without"]
+    assert f.without > f.with_
+    assert probed["cmdline"] == ["noioreserve"] and reserved["cmdline"] == []
+
+
+def test_ending_one_piece_at_a_time_sends_a_request_crossing_a_page_twice():
+    need_binutils()
+    f = bench_figures.whole_requests(kib=8)
+    c = f.counts
+    # blkbench's buffer crosses a page boundary: each 4 KiB request is two
+    # pieces, and each goes out twice (one SEND_DMA each time).
+    requests = 8 // 4 * 2
+    assert c["hypercalls without"] - c["hypercalls with"] == requests
+    assert f.without > f.with_

@@ -343,7 +343,8 @@ class Host(X86Core):
     # of Host work adds its price from cost.py to the CPU's cycle counter.  The
     # Guest's and Switcher's instructions are counted by the CPU as they run;
     # together the two give the costs that the book's views and the benchmarks
-    # show.
+    # show.  `charges` counts each kind of work, so that an experiment can say
+    # how often, say, the IDT was copied.
     def charge(self, kind: str) -> None:
         self.cpu.cycles += cost.cost(kind)
         self.charges[kind] += 1
