@@ -63,7 +63,7 @@ ss386: $(INSTALL)
 # Every benchmark runs even if one before it fails (its figures are then missing
 # from the summary, which says so); the status is that of the worst.
 BENCHES := bench_strings bench_smc bench_lguest bench_host bench_virtio bench_memory \
-           bench_scaling bench_back
+           bench_scaling bench_back bench_figures
 bench: $(INSTALL)
 	@status=0; \
 	$(PY) benchmarks/bench_core.py $(ARGS) || status=1; \
