@@ -190,11 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(data)
     stamp = (f"git {git_revision() or '?'}, {time.strftime('%Y-%m-%d %H:%M %Z')}, "
              f"Python {platform.python_version()}")
-    width = max(len(r.figure) for r in rows)
-    mwidth = max(len(r.measured) for r in rows)
+    # Verdict first, then the figure; a long figure or measurement pushes the
+    # rest of its own line along rather than widening every line.
+    width = min(max(len(r.figure) for r in rows), 56)
+    mwidth = min(max(len(r.measured) for r in rows), 36)
     print(f"issue 14's figures ({stamp})")
     for r in rows:
-        print(f"  {r.figure:<{width}}  {r.measured:<{mwidth}}  {r.goal:<28}  {r.verdict}")
+        print(f"  {r.verdict:<12} {r.figure:<{width}}  {r.measured:<{mwidth}}  goal: {r.goal}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.md").write_text(markdown(rows, stamp))
     (args.out / "summary.json").write_text(json.dumps(
