@@ -215,22 +215,13 @@ def set_pte_at_once(pages: int = 256) -> Figure:
 def block_workload(cmdline: tuple[str, ...], kib: int) -> dict:
     """The shipped 2.6.23 Guest's `blkbench KIB` on a disk: the command's world
     switches, hypercalls and cycles."""
-    import io
     import os
     import tempfile
 
+    from bench_virtio import Stream  # the same set-up as its block workload
+
     from lguestsim.launcher.main import Options, start_launchers
     from lguestsim.launcher.run import run_many
-
-    class Stream(io.StringIO):
-        """A text stream with a binary buffer behind it, like sys.stdout."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.buffer = io.BytesIO()
-
-        def text(self) -> str:
-            return self.buffer.getvalue().decode("latin-1")
 
     with tempfile.TemporaryDirectory() as tmp:
         disk = Path(tmp, "disk.img")
