@@ -7,7 +7,10 @@ table (figure, measured, goal, verdict) and writes it to
 benchmarks/out/summary.md, with the same rows and every script's json
 gathered into benchmarks/out/summary.json.  A figure whose script did not
 run, or ran before its figure existed, is listed as "not measured" and makes
-the exit status 1; a goal not met is reported, not an error.
+the exit status 1; a goal not met is reported, not an error.  Speeds are
+judged by CPU time where the script measured it (MIPS, back(n)): on a
+machine shared with others, wall time counts their work too; the boot's goal
+is wall time, as the issue states it, with the CPU time beside it.
 """
 
 from __future__ import annotations
@@ -59,24 +62,34 @@ def core_rows(data: dict) -> list[Row]:
     rows = []
     results = core["results"] if core else []
 
-    def mips(program: str, engine: str) -> float | None:
+    def mips(program: str, engine: str, key: str) -> float | None:
         for r in results:
             if r["program"] == program and r["engine"] == engine and not r.get("error"):
-                return r.get("mips")
+                return r.get(key)
         return None
 
-    work, uni = mips("workload", "lguestsim"), mips("workload", "unicorn")
-    alu, alu_uni = mips("alu-loop", "lguestsim"), mips("alu-loop", "unicorn")
+    # By CPU time where bench_core gives it (the machine may be shared: wall
+    # time then counts other people's work), by wall time where it does not.
+    key = "cpu_mips" if mips("workload", "lguestsim", "cpu_mips") else "mips"
+    how = "CPU time" if key == "cpu_mips" else "wall"
+
+    def also(program: str) -> str:
+        wall = mips(program, "lguestsim", "mips")
+        return f", {wall:.2f} wall" if key == "cpu_mips" and wall else ""
+
+    work, uni = mips("workload", "lguestsim", key), mips("workload", "unicorn", key)
+    alu, alu_uni = mips("alu-loop", "lguestsim", key), mips("alu-loop", "unicorn", key)
     if work is not None:
-        rows.append(Row("workload (gcc -O2, paging on)", f"{work:.2f} MIPS", ">= 8 MIPS",
+        rows.append(Row("workload (gcc -O2, paging on)",
+                        f"{work:.2f} MIPS by {how}{also('workload')}", ">= 8 MIPS",
                         verdict(work >= 8), "bench_core"))
     if work and uni:
-        rows.append(Row("unicorn / lguestsim, workload, same run", f"{uni / work:.0f}x",
+        rows.append(Row("unicorn / lguestsim, workload, same run", f"{uni / work:.0f}x by {how}",
                         "<= 20x", verdict(uni / work <= 20), "bench_core"))
     if alu is not None:
-        extra = f" (unicorn {alu_uni / alu:.0f}x)" if alu_uni else ""
-        rows.append(Row("ALU loop", f"{alu:.2f} MIPS{extra}", ">= 20 MIPS",
-                        verdict(alu >= 20), "bench_core"))
+        extra = f"; unicorn {alu_uni / alu:.0f}x" if alu_uni else ""
+        rows.append(Row("ALU loop", f"{alu:.2f} MIPS by {how}{also('alu-loop')}{extra}",
+                        ">= 20 MIPS", verdict(alu >= 20), "bench_core"))
     return rows
 
 
@@ -105,16 +118,21 @@ def scaling_rows(data: dict) -> list[Row]:
     sc = data.get("bench_scaling")
     if not sc:
         return []
+    def cpu(row: dict, key: str) -> str:
+        return f" ({row[key]:.2f} s CPU)" if key in row else ""
+
+    # The boot's goal is wall time, as the issue states it; the CPU time beside it.
     rows = [Row(f"boot of the shipped Guest, {b['generation']} (best of {len(b['seconds'])})",
-                f"{b['best_s']:.2f} s", "< 0.6 s", verdict(b["best_s"] < 0.6), "bench_scaling")
+                f"{b['best_s']:.2f} s wall{cpu(b, 'best_cpu_s')}", "< 0.6 s wall",
+                verdict(b["best_s"] < 0.6), "bench_scaling")
             for b in sc.get("boot", [])]
     rows += [Row(f"scaling: {g['guests']} Guest{'s' if g['guests'] > 1 else ''} of "
                  f"{g['guest_mib']} MiB on one Host",
-                 f"{g['wall_s']:.2f} s, {g['peak_rss_mb']:.0f} MB", "(table)", "reported",
-                 "bench_scaling") for g in sc.get("guests", [])]
+                 f"{g['wall_s']:.2f} s wall{cpu(g, 'cpu_s')}, {g['peak_rss_mb']:.0f} MB",
+                 "(table)", "reported", "bench_scaling") for g in sc.get("guests", [])]
     rows += [Row(f"scaling: one Guest of {g['guest_mib']} MiB",
-                 f"{g['wall_s']:.2f} s, {g['peak_rss_mb']:.0f} MB", "(table)", "reported",
-                 "bench_scaling") for g in sc.get("ram", [])]
+                 f"{g['wall_s']:.2f} s wall{cpu(g, 'cpu_s')}, {g['peak_rss_mb']:.0f} MB",
+                 "(table)", "reported", "bench_scaling") for g in sc.get("ram", [])]
     return rows
 
 
@@ -122,10 +140,18 @@ def back_rows(data: dict) -> list[Row]:
     back = data.get("bench_back")
     if not back:
         return []
-    return [Row(f"back({r['n']}) in the {r['generation']} boot, worst of {len(r['seconds'])}",
-                f"{r['worst_s']:.2f} s; history {r['snapshot_bytes'] / 1024:.1f} KiB",
-                f"<= {r['goal_s']:.0f} s, memory reported", verdict(r["worst_s"] <= r["goal_s"]),
-                "bench_back") for r in back["results"]]
+    rows = []
+    for r in back["results"]:
+        # By CPU time where bench_back gives it, the wall time beside it.
+        worst = r.get("worst_cpu_s", r["worst_s"])
+        how = "s CPU" if "worst_cpu_s" in r else "s"
+        wall = f" ({r['worst_s']:.2f} s wall)" if "worst_cpu_s" in r else ""
+        rows.append(Row(f"back({r['n']}) in the {r['generation']} boot, worst of "
+                        f"{len(r['seconds'])}",
+                        f"{worst:.2f} {how}{wall}; history {r['snapshot_bytes'] / 1024:.1f} KiB",
+                        f"<= {r['goal_s']:.0f} s, memory reported",
+                        verdict(worst <= r["goal_s"]), "bench_back"))
+    return rows
 
 
 def figure_rows(data: dict) -> list[Row]:
