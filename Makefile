@@ -6,8 +6,10 @@
 # make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
 #             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
-#             a flushing Guest, lguest's figures, DMA vs virtio, and the peak RSS of a
-#             Guest's boot from 32 MiB to 2 GiB of Guest RAM (stdout, benchmarks/out/)
+#             a flushing Guest, lguest's figures, DMA vs virtio, the peak RSS of a Guest's
+#             boot from 32 MiB to 2 GiB of Guest RAM, scaling (1-8 Guests, 32 MiB-2 GiB),
+#             back(10000); then every figure of issue 14 beside its goal (stdout, and
+#             benchmarks/out/: each script's json, summary.md and summary.json)
 # make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
 #             a neighbour) and its report; `make test` runs a seeded sample of each category
@@ -67,14 +69,16 @@ test: $(INSTALL)
 ss386: $(INSTALL)
 	SS386_ALL=1 $(PY) -m pytest -q tests/test_singlestep_386.py
 
+# Every benchmark runs even if one before it fails (its figures are then missing
+# from the summary, which says so); the status is that of the worst.
+BENCHES := bench_strings bench_smc bench_lguest bench_host bench_virtio bench_memory \
+           bench_scaling bench_back bench_figures
 bench: $(INSTALL)
-	$(PY) benchmarks/bench_core.py $(ARGS)
-	$(PY) benchmarks/bench_strings.py
-	$(PY) benchmarks/bench_smc.py
-	$(PY) benchmarks/bench_lguest.py
-	$(PY) benchmarks/bench_host.py
-	$(PY) benchmarks/bench_virtio.py
-	$(PY) benchmarks/bench_memory.py
+	@status=0; \
+	$(PY) benchmarks/bench_core.py $(ARGS) || status=1; \
+	for b in $(BENCHES); do echo; echo "== $$b"; $(PY) benchmarks/$$b.py || status=1; done; \
+	echo; $(PY) benchmarks/summary.py || status=1; \
+	exit $$status
 
 hostile: $(INSTALL)
 	PYTHONPATH=tests $(PY) tests/hostile.py
