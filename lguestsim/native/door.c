@@ -12,6 +12,42 @@
  * Built by lguestsim/native/build.py with gcc -m32 -shared -fPIC.
  */
 #define _GNU_SOURCE
+#ifdef __x86_64__
+/* Built with -m64 too, so that a 64-bit program started under the door (a
+ * shell script, a tool) loads something: this half only says why a 64-bit
+ * Launcher gets no /dev/lguest.  lguest's Launchers were i386 programs. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+
+static int refuse(const char *path)
+{
+	if (!path || strcmp(path, "/dev/lguest") != 0)
+		return 0;
+	fprintf(stderr, "lguestsim door: /dev/lguest is served to i386 programs only: "
+		"build the Launcher with gcc -m32\n");
+	errno = ENOEXEC;
+	return 1;
+}
+
+#define PASS(name, ...) \
+	va_list ap; \
+	va_start(ap, flags); \
+	mode_t mode = va_arg(ap, mode_t); \
+	va_end(ap); \
+	if (refuse(path)) \
+		return -1; \
+	int (*real)() = (int (*)())dlsym(RTLD_NEXT, name); \
+	return real(__VA_ARGS__, flags, mode)
+
+int open(const char *path, int flags, ...) { PASS("open", path); }
+int open64(const char *path, int flags, ...) { PASS("open64", path); }
+int openat(int dirfd, const char *path, int flags, ...) { PASS("openat", dirfd, path); }
+int openat64(int dirfd, const char *path, int flags, ...) { PASS("openat64", dirfd, path); }
+#else
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -574,3 +610,4 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
 	return door_mmap(addr, len, prot, flags, fd, off);
 }
+#endif
