@@ -51,8 +51,14 @@ ROOM_ABOVE = 16 << 20
 # The machine's RAM is one memfd; the door hands out offsets into it as
 # signed 32-bit numbers, so it stays under 2 GiB.
 MAX_ROOM = (2 << 30) - HOST_AREA - (1 << 20)
-# How often (wall-clock seconds) a running Guest's read looks at the sockets.
+# How often (wall-clock seconds) a running Guest's read looks at the sockets,
+# and the longest trip into a Guest (in cycles) before it looks anyway.
 POLL_EVERY = 0.002
+POLL_CYCLES = 10_000_000
+
+
+def _nothing() -> None:
+    """The door's alarm: firing is all it is for (it ends the trip)."""
 
 
 @dataclass(eq=False)
@@ -82,6 +88,7 @@ class DoorFile:
     asleep: bool = False            # its Guest cannot run until something happens to it
     launcher_break: bool = False    # the Waker's BREAK {1} is in force
     door_break: bool = False        # the door's own break, to take the CPU back
+    owner_gone: bool = False        # the task that opened it has closed it (or died)
     break_waiters: list = field(default_factory=list)   # Wakers blocked in BREAK {1}
 
 
@@ -218,13 +225,21 @@ class Door:
         trips = 0
         result: bytes | None = None
         err: OSError | None = None
+        machine = self.host.machine
         try:
             steps = f.dev.read_steps(size, conn.task, offset)
             try:
                 while True:
                     next(steps)
                     trips += 1
+                    # A Guest that neither traps nor sets a timer would keep the
+                    # CPU for ever: a timer of the door's own ends any trip
+                    # after POLL_CYCLES, so the sockets are looked at.  It is
+                    # taken away again between trips, where a halted Guest
+                    # must not idle towards it.
+                    alarm = machine.add_timer(self.host.cpu.cycles + POLL_CYCLES, _nothing)
                     self.host.run_cpu_until_exit(f.dev.lg)
+                    machine.cancel_timer(alarm)
                     if time.monotonic() >= self.next_poll:
                         self.next_poll = time.monotonic() + POLL_EVERY
                         self._poll(0)
@@ -386,6 +401,10 @@ class Door:
             data = struct.pack("<5I", *words) + data[20:]
             if memory.extent:
                 self.host.mem.written(memory.process.base, memory.extent)
+        if kind == LHREQ_BREAK and f.owner_gone:
+            # Nobody is left to answer with BREAK {0}: a Waker whose Launcher
+            # has died would wait for ever.
+            raise OSError(errno.ENOENT, "the Launcher has gone")
         ret = f.dev.write(data, conn.task, req.a)
         if kind == LHREQ_BREAK and len(data) >= 8:
             on = struct.unpack_from("<I", data, 4)[0]
@@ -452,6 +471,7 @@ class Door:
         f = conn.file
         if f is not None:
             if f.owner is conn:
+                f.owner_gone = True
                 self._release_wakers(f, errno.ENOENT)
             if f.pending is not None and f.pending[0] is conn:
                 f.pending = None
