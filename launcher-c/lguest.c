@@ -140,19 +140,19 @@ u32 to_guest_phys(const void *addr)
  * (guest_base).  Private mappings of /dev/zero are what lguest used; the
  * native door turns this one into memory it shares with the simulated Host.
  * We map all of it at once: the Guest's memory and the device pages above.
+ * (mmap's address NULL with MAP_FIXED is address 0.)
  */
-static void map_guest_memory(unsigned long mem, unsigned long size)
+static void map_guest_memory(unsigned long mem, unsigned long size, bool at_zero)
 {
 	int zero_fd = open("/dev/zero", O_RDONLY);
-	void *want = virtio ? NULL : (void *)0;
-	int flags = MAP_PRIVATE | (virtio ? 0 : MAP_FIXED);
+	int flags = MAP_PRIVATE | (at_zero ? MAP_FIXED : 0);
 	void *p;
 
 	if (zero_fd < 0)
 		die(2, "Failed to open /dev/zero: %s", strerror(errno));
-	p = mmap(want, size, PROT_READ | PROT_WRITE | PROT_EXEC, flags, zero_fd, 0);
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, flags, zero_fd, 0);
 	if (p == MAP_FAILED) {
-		if (!virtio && (errno == EPERM || errno == EACCES))
+		if (at_zero && (errno == EPERM || errno == EACCES))
 			die(2, "cannot map Guest memory at address 0 (%s): 2.6.23's Guest "
 			    "memory starts at the Launcher's page 0; run as root, or lower "
 			    "vm.mmap_min_addr (sysctl vm.mmap_min_addr=0), or use --virtio",
@@ -479,7 +479,8 @@ int main(int argc, char *argv[])
 
 	/* Guest memory, then the devices above it, then the kernel. */
 	size = mem + (virtio ? DEVICE_PAGES * PAGE_SIZE : dma_device_pages(nblock, nnet));
-	map_guest_memory(mem, size);
+	/* (--dump needs no Host, so it needs no page 0 either.) */
+	map_guest_memory(mem, size, !virtio && !dump);
 	if (virtio)
 		virtio_setup();
 	else
