@@ -1,0 +1,493 @@
+"""The Host's end of the native door: /dev/lguest served to C Launchers.
+
+`Door` owns a simulated machine whose RAM is a memfd, the Host loaded in it,
+and a Unix socket.  Native Launchers (real i386 processes with door.c
+preloaded) connect to it; each open of /dev/lguest becomes the Host's own
+/dev/lguest object (`host.open()`, an `LguestFile`), and each request is
+passed to it as the Python Launcher passes its own.  The door itself adds
+only what a real kernel would add around a character device: Guest memory
+shared with the Launcher (the memfd), tasks (the Launcher and its Waker),
+blocking (a read() waits for its answer; a Waker's BREAK {1} waits for
+BREAK {0}) and the scheduling of several Launchers' reads on one CPU.
+
+Everything here runs in one thread: the select loop takes requests, and a
+read() runs its Guest trip by trip, looking at the sockets between trips so a
+Waker's BREAK reaches the Guest it must interrupt.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+from ..host import HOST_AREA, Host
+from ..host.lg import LHREQ_BREAK, LHREQ_INITIALIZE, LHREQ_IRQ, PAGE_SIZE
+from ..machine import Machine
+from . import wire
+
+#: N:000 lguest's /dev/lguest is a character device in the Host kernel, and
+# the Launcher reaches it with system calls.  lguestsim's Host is Python, so
+# for a Launcher written in C there is a door instead: a small library
+# preloaded into the Launcher (door.c) turns its open(), read(), write() and
+# close() of /dev/lguest into messages on a Unix socket, and this module turns
+# them back into calls on the Host's own /dev/lguest object, the one the
+# Python Launcher uses.  So the Host cannot tell the two kinds of Launcher
+# apart: the same checks, the same errno values, the same trace.  What the
+# door must supply is what Linux supplied around lguest: a Launcher's memory
+# that the Host can read (N:050), tasks that the Host can tell apart (N:040),
+# system calls that block, and a scheduler for the one CPU (N:060).
+
+# Room the Host keeps above a Launcher's first mapping of Guest memory, for
+# more of it (2.6.23's device pages go just above the Guest's RAM).
+ROOM_ABOVE = 16 << 20
+# The machine's RAM is one memfd; the door hands out offsets into it as
+# signed 32-bit numbers, so it stays under 2 GiB.
+MAX_ROOM = (2 << 30) - HOST_AREA - (1 << 20)
+# How often (wall-clock seconds) a running Guest's read looks at the sockets.
+POLL_EVERY = 0.002
+
+
+@dataclass(eq=False)
+class Memory:
+    """One Launcher process's Guest memory (its mm), shared with the Host."""
+
+    token: int
+    virtio: bool
+    process: object | None = None   # the Host's Process: Launcher memory from ``base`` up
+    base: int | None = None         # the Launcher address of Guest memory
+    capacity: int = 0               # how far above ``base`` the window reaches
+    extent: int = 0                 # how much of it is mapped
+    holders: int = 0                # connections holding it (the process and its children)
+    files: int = 0                  # open /dev/lguest files over it
+
+
+@dataclass(eq=False)
+class DoorFile:
+    """One open /dev/lguest: the Host's LguestFile, and who may use it."""
+
+    token: int
+    dev: object                     # the Host's LguestFile
+    memory: Memory
+    owner: Conn
+    conns: int = 1                  # connections referring to it (the owner and children)
+    pending: tuple | None = None    # (conn, size, offset): a read() waiting to run
+    asleep: bool = False            # its Guest cannot run until something happens to it
+    launcher_break: bool = False    # the Waker's BREAK {1} is in force
+    door_break: bool = False        # the door's own break, to take the CPU back
+    break_waiters: list = field(default_factory=list)   # Wakers blocked in BREAK {1}
+
+
+@dataclass(eq=False)
+class Conn:
+    """One connection from a door: a process's memory, or one task's file."""
+
+    sock: socket.socket
+    buf: bytearray = field(default_factory=bytearray)
+    queue: deque = field(default_factory=deque)
+    busy: bool = False              # a request of it awaits its answer
+    eof: bool = False
+    memory: Memory | None = None
+    file: DoorFile | None = None
+    task: object | None = None      # who the Host sees: the Launcher's process, or a child
+
+
+class Door:
+    """The simulated Host behind a Unix socket at ``path``."""
+
+    def __init__(self, path: str, room: int = 512 << 20, *, seed: int = 0,
+                 log=None) -> None:
+        if not 0 < room <= MAX_ROOM:
+            raise ValueError(f"room for Launchers must be 1 to {MAX_ROOM >> 20} MiB")
+        self.log = log if log is not None else sys.stderr
+        size = HOST_AREA + room
+        self.memfd = os.memfd_create("lguestsim-ram", os.MFD_CLOEXEC)
+        os.ftruncate(self.memfd, size)
+        self.host = Host(Machine(size, ram_fd=self.memfd), seed=seed)
+        self.path = path
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.conns: dict[int, Conn] = {}
+        self.tokens = 0
+        self.memories: dict[int, Memory] = {}
+        self.files: dict[int, DoorFile] = {}
+        self.order: deque[DoorFile] = deque()     # files in round-robin order
+        self.free_windows: list[tuple[object, int]] = []
+        self.current: DoorFile | None = None
+        self.next_poll = 0.0
+        self.served = 0                             # answers sent, for the tests' look
+
+    # -- the loop
+    def serve(self, until=lambda: False, idle: float | None = None) -> None:
+        """Serve until ``until()`` is true (checked between reads and at least
+        every ``idle`` seconds when nothing runs)."""
+        while not until():
+            self.step(idle)
+
+    def step(self, idle: float | None = None) -> None:
+        """Take what the sockets have, then run one read() for one turn."""
+        runnable = [f for f in self.order if f.pending is not None and not f.asleep]
+        self._poll(0 if runnable else idle)
+        self._drain()
+        for _ in range(len(self.order)):
+            f = self.order[0]
+            self.order.rotate(-1)
+            if f.pending is not None and not f.asleep:
+                self._turn(f)
+                self._drain()
+                return
+
+    def close(self) -> None:
+        for conn in list(self.conns.values()):
+            conn.eof = True
+        self._drain()
+        self.listener.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
+        os.close(self.memfd)
+
+    def _poll(self, timeout: float | None) -> None:
+        socks = [self.listener] + [c.sock for c in self.conns.values() if not c.eof]
+        try:
+            ready, _, _ = select.select(socks, [], [], timeout)
+        except InterruptedError:
+            return
+        for s in ready:
+            if s is self.listener:
+                self._accept()
+                continue
+            conn = self.conns[s.fileno()]
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                conn.eof = True
+                if self.current is not None and self.current.owner is conn:
+                    self._preempt()
+                continue
+            conn.buf += data
+            try:
+                while (req := wire.parse(conn.buf)) is not None:
+                    conn.queue.append(req)
+            except wire.WireError as e:
+                self._say(f"dropping a connection: {e}")
+                conn.eof = True
+        if self.current is not None:
+            self._drain()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                s, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            s.setblocking(True)
+            self.conns[s.fileno()] = Conn(s)
+
+    #: N:060 One CPU, several Launchers.  A real Host runs each Launcher's
+    # read() in its own task, and Linux shares the CPUs between them; the
+    # Python Launchers take turns in one thread instead, reading again
+    # whenever the Host ends a read with EAGAIN because another Guest should
+    # have the CPU (H:700).  Through the door that EAGAIN never reaches the C
+    # Launcher, which would not know what to do with it: its read() simply
+    # stays blocked, and the door runs it again at its next turn, as Linux
+    # would schedule the task.  Only the EAGAIN of a break the Launcher's own
+    # Waker asked for is answered.  A Guest that could not run at all (asleep
+    # with nothing to wake it) waits until something happens to it: a request
+    # on its file, or another Guest running, which may have sent it something.
+    def _turn(self, f: DoorFile) -> None:
+        conn, size, offset = f.pending
+        memory = f.memory
+        if memory.process is not None and memory.extent:
+            # The Launcher writes Guest memory behind the CPU's back: code it
+            # overwrote must not run from an old translation (P:029).
+            self.host.mem.written(memory.process.base, memory.extent)
+        self.current = f
+        trips = 0
+        result: bytes | None = None
+        err: OSError | None = None
+        try:
+            steps = f.dev.read_steps(size, conn.task, offset)
+            try:
+                while True:
+                    next(steps)
+                    trips += 1
+                    self.host.run_cpu_until_exit(f.dev.lg)
+                    if time.monotonic() >= self.next_poll:
+                        self.next_poll = time.monotonic() + POLL_EVERY
+                        self._poll(0)
+            except StopIteration as done:
+                result = done.value
+        except OSError as e:
+            err = e
+        except Exception:       # a fault of the Host's: say so, and keep serving the others
+            self._say("the Host failed running a Guest:\n" + traceback.format_exc())
+            err = OSError(errno.EIO, "the Host failed")
+        finally:
+            self.current = None
+        if f.door_break:
+            f.door_break = False
+            if not f.launcher_break:
+                self._break(f, 0)
+        if err is not None and err.errno == errno.EAGAIN and not f.launcher_break:
+            f.asleep = trips == 0      # scheduling: the read stays blocked
+        else:
+            f.pending = None
+            conn.busy = False
+            if err is None:
+                self._answer(conn, len(result), data=result)
+            else:
+                self._answer(conn, -1, err.errno)
+        if trips:
+            for other in self.order:
+                if other is not f:
+                    other.asleep = False
+
+    def _preempt(self) -> None:
+        """Take the CPU back from the running read at its next trip, by a break
+        of the door's own (the Launcher never sees its EAGAIN)."""
+        f = self.current
+        if f is not None and not f.door_break:
+            f.door_break = True
+            if not f.launcher_break:
+                self._break(f, 1)
+
+    def _break(self, f: DoorFile, on: int) -> None:
+        offset = f.pending[2] if f.pending is not None else 0
+        try:
+            f.dev.write(struct.pack("<II", LHREQ_BREAK, on), None, offset)
+        except OSError:
+            pass                 # a dead Guest needs no break
+
+    # -- requests
+    def _drain(self) -> None:
+        """Serve every connection's queued requests that may be served now.
+        While a read() is running, only those that cannot disturb it are
+        (interrupts, breaks, bookkeeping); any other asks for the CPU back."""
+        for conn in list(self.conns.values()):
+            while conn.queue and not conn.busy:
+                req = conn.queue[0]
+                if self.current is not None and not self._harmless(conn, req):
+                    self._preempt()
+                    break
+                conn.queue.popleft()
+                conn.busy = True
+                try:
+                    self._serve(conn, req)
+                except OSError as e:
+                    self._answer(conn, -1, e.errno or errno.EIO)
+                except Exception:
+                    self._say(f"the Host failed serving {wire.NAMES[req.op]}:\n"
+                              + traceback.format_exc())
+                    self._answer(conn, -1, errno.EIO)
+            if conn.eof:
+                if self.current is not None:
+                    self._preempt()          # hang up between reads, not inside one
+                    continue
+                # Whatever it was waiting for, nobody is left to be answered.
+                conn.queue.clear()
+                self._hang_up(conn)
+
+    def _harmless(self, conn: Conn, req: wire.Request) -> bool:
+        if req.op in (wire.HELLO_MM, wire.JOIN_MM, wire.OPEN, wire.JOIN_FILE, wire.READ):
+            return True
+        if req.op == wire.WRITE and len(req.data) >= 4:
+            return struct.unpack_from("<I", req.data)[0] in (LHREQ_IRQ, LHREQ_BREAK)
+        return False
+
+    def _serve(self, conn: Conn, req: wire.Request) -> None:
+        op = req.op
+        if op == wire.HELLO_MM:
+            memory = Memory(self._token(), bool(req.a))
+            self.memories[memory.token] = memory
+            self._hold(conn, memory)
+            self._answer(conn, memory.token, fd=self.memfd)
+        elif op == wire.JOIN_MM:
+            memory = self.memories.get(req.a)
+            if memory is None or conn.memory is not None or conn.file is not None:
+                raise OSError(errno.EINVAL, "no such memory")
+            self._hold(conn, memory)
+            self._answer(conn, 0)
+        elif op == wire.OPEN:
+            memory = self.memories.get(req.a)
+            if memory is None or conn.memory is not None or conn.file is not None:
+                raise OSError(errno.EINVAL, "open: no such process")
+            if memory.process is None:
+                self._window(memory, 0)
+            dev = self.host.open(memory.process, virtio=bool(req.b))
+            f = DoorFile(self._token(), dev, memory, conn)
+            memory.files += 1
+            self.files[f.token] = f
+            self.order.append(f)
+            conn.file, conn.task = f, memory.process
+            self._answer(conn, f.token)
+        elif op == wire.JOIN_FILE:
+            f = self.files.get(req.a)
+            if f is None or conn.memory is not None or conn.file is not None:
+                raise OSError(errno.EINVAL, "no such file")
+            f.conns += 1
+            conn.file, conn.task = f, object()     # another task: the Waker
+            self._answer(conn, 0)
+        elif op == wire.MAP:
+            self._map(conn, req.a, req.b)
+        elif op == wire.WRITE:
+            self._write(conn, req)
+        elif op == wire.READ:
+            f = self._file_of(conn)
+            f.pending = (conn, req.a, req.b)
+            f.asleep = False               # keep conn busy: the answer comes at the end
+
+    def _file_of(self, conn: Conn) -> DoorFile:
+        if conn.file is None:
+            raise OSError(errno.EBADF, "not an open /dev/lguest")
+        return conn.file
+
+    def _token(self) -> int:
+        self.tokens += 1
+        return self.tokens
+
+    def _hold(self, conn: Conn, memory: Memory) -> None:
+        conn.memory = memory
+        memory.holders += 1
+
+    #: N:070 A write is passed to the Host's /dev/lguest as it came, with two
+    # exceptions the door must make.  2.6.25's INITIALIZE names guest_base,
+    # the Launcher address of Guest memory; the Host keeps that memory as a
+    # `Process` starting at its own 0, so the door gives it guest_base less
+    # where the Launcher really has it: 0 when they agree, and anything else
+    # is what the Host refuses (EINVAL), as it refuses a pfnlimit beyond
+    # the memory the Launcher has mapped.  And a Waker's BREAK {1} blocks until
+    # the Launcher's BREAK {0}, as lguest's does.
+    def _write(self, conn: Conn, req: wire.Request) -> None:
+        f = self._file_of(conn)
+        data = req.data
+        (kind,) = struct.unpack_from("<I", data) if len(data) >= 4 else (None,)
+        memory = f.memory
+        if kind == LHREQ_INITIALIZE and len(data) >= 20:
+            words = list(struct.unpack_from("<5I", data))
+            if f.dev.virtio:
+                base = memory.base or 0
+                words[1] = (words[1] - base) & 0xFFFFFFFF
+            elif memory.base not in (None, 0):
+                raise OSError(errno.EINVAL, "2.6.23's Guest memory must start at the "
+                                            "Launcher's address 0")
+            data = struct.pack("<5I", *words) + data[20:]
+            if memory.extent:
+                self.host.mem.written(memory.process.base, memory.extent)
+        ret = f.dev.write(data, conn.task, req.a)
+        if kind == LHREQ_BREAK and len(data) >= 8:
+            on = struct.unpack_from("<I", data, 4)[0]
+            f.asleep = False
+            if on:
+                f.launcher_break = True
+                f.break_waiters.append(conn)       # answered at BREAK {0}
+                return
+            f.launcher_break = False
+            self._release_wakers(f, 0)
+            if f.door_break:
+                self._break(f, 1)
+        elif kind == LHREQ_IRQ:
+            f.asleep = False
+        self._answer(conn, ret)
+
+    def _release_wakers(self, f: DoorFile, err: int) -> None:
+        for waiter in f.break_waiters:
+            waiter.busy = False
+            if not waiter.eof:
+                self._answer(waiter, -1 if err else 0, err)
+        f.break_waiters.clear()
+
+    def _map(self, conn: Conn, addr: int, length: int) -> None:
+        memory = conn.memory
+        if memory is None:
+            raise OSError(errno.EBADF, "not a process's memory connection")
+        if length == 0 or length % PAGE_SIZE or addr % PAGE_SIZE:
+            raise OSError(errno.EINVAL, "mappings are whole pages")
+        if memory.process is None:
+            self._window(memory, length)
+        if memory.base is None:
+            memory.base = addr
+        start = addr - memory.base
+        if start < 0 or start + length > memory.capacity:
+            raise OSError(errno.ENOMEM, "Guest memory must be one run of the Launcher's "
+                                        "addresses")
+        process = memory.process
+        memory.extent = max(memory.extent, start + length)
+        process.size = memory.extent
+        process.zero(start, length)       # a fresh mapping of /dev/zero reads zeros
+        self._answer(conn, process.base + start, data=struct.pack("<I", memory.capacity))
+
+    def _window(self, memory: Memory, length: int) -> None:
+        """Machine RAM for one Launcher: ``length`` bytes and room above."""
+        want = length + ROOM_ABOVE
+        fits = [w for w in self.free_windows if w[1] >= want]
+        if fits:
+            process, capacity = min(fits, key=lambda w: w[1])
+            self.free_windows.remove((process, capacity))
+        else:
+            try:
+                process = self.host.new_process(want)
+            except MemoryError as e:
+                raise OSError(errno.ENOMEM, str(e)) from None
+            capacity = want
+        process.size = 0
+        memory.process, memory.capacity = process, capacity
+
+    # -- the end of connections
+    def _hang_up(self, conn: Conn) -> None:
+        del self.conns[conn.sock.fileno()]
+        conn.sock.close()
+        f = conn.file
+        if f is not None:
+            if f.owner is conn:
+                self._release_wakers(f, errno.ENOENT)
+            if f.pending is not None and f.pending[0] is conn:
+                f.pending = None
+            if conn in f.break_waiters:
+                f.break_waiters.remove(conn)
+            f.conns -= 1
+            if f.conns == 0:
+                # The last reference: lguest's close(), which cannot fail.
+                f.dev.close()
+                del self.files[f.token]
+                self.order.remove(f)
+                f.memory.files -= 1
+                self._maybe_free(f.memory)
+        if conn.memory is not None:
+            conn.memory.holders -= 1
+            self._maybe_free(conn.memory)
+
+    def _maybe_free(self, memory: Memory) -> None:
+        if memory.holders or memory.files or memory.token not in self.memories:
+            return
+        del self.memories[memory.token]
+        if memory.process is not None:
+            process = memory.process
+            process.size = memory.capacity
+            process.zero(0, memory.capacity)     # its pages go back to the kernel
+            process.size = 0
+            self.free_windows.append((process, memory.capacity))
+
+    def _answer(self, conn: Conn, ret: int, err: int = 0, data: bytes = b"",
+                fd: int | None = None) -> None:
+        conn.busy = False
+        self.served += 1
+        try:
+            wire.answer(conn.sock, ret, err, data, fd)
+        except OSError:
+            conn.eof = True
+
+    def _say(self, text: str) -> None:
+        print(f"lguestsim door: {text}", file=self.log, flush=True)
