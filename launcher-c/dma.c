@@ -257,7 +257,10 @@ void dma_setup_console(void)
 	dev->handle_output = handle_console_output;
 	dev->handle_input = handle_console_input;
 	dev->fd = STDIN_FILENO;
-	add_device_fd(dev->fd);
+	if (console_has_input())
+		add_device_fd(dev->fd);
+	else
+		dev->input_ended = true;
 	verbose_say("device %#lx: console\n", dev->mem);
 }
 

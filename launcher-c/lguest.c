@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -273,6 +274,18 @@ static void setup_terminal(void)
 	raw.c_lflag &= ~(ISIG | ICANON | ECHO);
 	tcsetattr(STDIN_FILENO, TCSANOW, &raw);
 	atexit(restore_terminal);
+}
+
+/* A console reads standard input -- unless that is /dev/null, which here
+ * means "this Guest has no input": its shell waits instead of hearing at
+ * once that its input has ended (the way the Python Launcher's second and
+ * later --guests have no input).  Useful for a Guest that only answers. */
+bool console_has_input(void)
+{
+	struct stat in, null;
+
+	return !(fstat(STDIN_FILENO, &in) == 0 && stat("/dev/null", &null) == 0 &&
+		 S_ISCHR(in.st_mode) && in.st_rdev == null.st_rdev);
 }
 
 void trigger_irq(unsigned int irq)

@@ -69,6 +69,7 @@ void add_device_fd(int fd);
 void ignore_device_fd(int fd);
 void watch_device_fd_again(int fd);
 void trigger_irq(unsigned int irq);
+bool console_has_input(void);
 
 void verbose_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void die(int status, const char *fmt, ...)

@@ -238,8 +238,8 @@ static void add_used(struct virtqueue *vq, unsigned int head, u32 len)
 	u32 *used = vring_used(vq);
 	u16 *idx = (u16 *)used + 1;
 
-	used[2 + 2 * (*idx % vq->num)] = head;
-	used[3 + 2 * (*idx % vq->num)] = len;
+	used[1 + 2 * (*idx % vq->num)] = head;
+	used[2 + 2 * (*idx % vq->num)] = len;
 	__sync_synchronize();
 	(*idx)++;
 }
@@ -318,7 +318,10 @@ void virtio_setup_console(void)
 	add_virtqueue(dev, enable_input);
 	add_virtqueue(dev, handle_console_output);
 	dev->fd = STDIN_FILENO;
-	add_device_fd(dev->fd);
+	if (console_has_input())
+		add_device_fd(dev->fd);
+	else
+		dev->input_ended = true;
 	verbose_say("device %#lx: console\n", dev->desc);
 }
 
