@@ -60,7 +60,7 @@ def c_launcher(tmp_path_factory) -> Path:
 
 def make_disk(path: Path, size: int = 64 * 1024) -> Path:
     data = bytearray(size)
-    data[1024:1024 + 17] = b"written by a test"     # sector 2
+    data[1024:1024 + 11] = b"from a test"           # sector 2
     path.write_bytes(data)
     return path
 
@@ -180,15 +180,19 @@ class Native:
         return self.expect(PROMPT).split("\n", 1)[1]
 
     def finish(self, timeout: float = TIMEOUT) -> int:
+        """Wait for the run to end; its exit status."""
         try:
-            status = self.proc.wait(timeout)
+            return self.proc.wait(timeout)
         finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            for t in self.threads:
-                t.join(5)
-        return status
+            self.stop()
+
+    def stop(self) -> None:
+        """End the run if it has not ended (after a failure)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for t in self.threads:
+            t.join(5)
 
     def stderr(self) -> str:
         return self.err.decode("latin-1")
@@ -227,16 +231,16 @@ def test_console_and_block_through_the_door(c_launcher, tmp_path, virtio):
         assert native.command("help") == expected["help"]
         assert native.command("devices") == expected["devices"]
         # The disk: what the test wrote is read, what the Guest writes is in the file.
-        assert "written by a test" in native.command("read 2")
-        assert "wrote" in native.command("write 1 from the C Launcher")
+        assert "|from a test.....|" in native.command("read 2")
+        assert "wrote" in native.command("write 1 C Launcher")
         data = disk.read_bytes()
-        assert data[512:512 + 22] == b"from the C Launcher\0\0\0"
-        assert "from the C Launcher" in native.command("read 1")
+        assert data[512:1024] == b"C Launcher".ljust(512, b"\0")
+        assert "|C Launcher......|" in native.command("read 1")
         assert len(data) == size
         native.type("quit")
         assert native.finish() == 0, native.stderr()
     finally:
-        native.finish(5) if native.proc.poll() is None else None
+        native.stop()
     assert "lguest: CRASH: Power down" in native.stderr()
     assert "Traceback" not in native.stderr()
 
@@ -245,16 +249,16 @@ def test_reboot_starts_a_fresh_guest_that_sees_the_disk(c_launcher, tmp_path):
     disk = make_disk(tmp_path / "disk.img")
     native = boot(c_launcher, tmp_path, True, f"--block={disk}")
     try:
-        native.command("write 1 before the reboot")
+        native.command("write 1 before reboot")
         native.type("reboot")
         # The Launcher exec()s itself: the Guest boots again from the start.
         native.expect("lguestsim teaching Guest: running on lguest")
         native.expect(PROMPT)
-        assert "before the reboot" in native.command("read 1")
+        assert "|before reboot...|" in native.command("read 1")
         native.type("quit")
         assert native.finish() == 0, native.stderr()
     finally:
-        native.finish(5) if native.proc.poll() is None else None
+        native.stop()
     assert "Traceback" not in native.stderr()
 
 
@@ -274,5 +278,5 @@ def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
             assert native.finish() == 0, native.stderr()
     finally:
         for native in (first, second):
-            native.finish(5) if native.proc.poll() is None else None
+            native.stop()
     assert not list(tmp_path.glob("net.*")), "the Launchers left their ports behind"
