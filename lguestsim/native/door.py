@@ -57,8 +57,37 @@ POLL_EVERY = 0.002
 POLL_CYCLES = 10_000_000
 
 
+# How long (wall-clock seconds) the Launchers must have been quiet before a
+# halted Guest's clock may jump to its next timer (N:080).
+QUIET = 0.05
+
+
 def _nothing() -> None:
     """The door's alarm: firing is all it is for (it ends the trip)."""
+
+
+#: N:080 Two clocks.  The simulated machine keeps its own time in cycles, and
+# a Guest that halts with nothing to do makes it jump straight to its next
+# timer (P:013).  A native Launcher lives in real time, in another process:
+# when one Guest's ping has gone out through its Launcher, the frame may
+# still be on its way through a socket to the other Launcher's Waker when
+# the sender halts to wait for the answer.  If the clock jumped then, the
+# answer would come "too late" in simulated time, though no time at all has
+# passed in the Guests' world.  So the door's machine lets a halted Guest's
+# clock jump only once every Launcher has been quiet for a moment of real
+# time (QUIET); anything a Launcher sends meanwhile is served first, and the
+# Host looks again at what its Guests can do.
+class DoorMachine(Machine):
+    """The machine behind the door: idling waits for the Launchers to be quiet."""
+
+    def __init__(self, ram_bytes: int, ram_fd: int, door: Door) -> None:
+        super().__init__(ram_bytes, ram_fd)
+        self.door = door
+
+    def idle_until_next_timer(self) -> bool:
+        if self._timers and self.door.settle():
+            return True             # a Launcher had something: look again before idling
+        return super().idle_until_next_timer()
 
 
 @dataclass(eq=False)
@@ -110,14 +139,16 @@ class Door:
     """The simulated Host behind a Unix socket at ``path``."""
 
     def __init__(self, path: str, room: int = 512 << 20, *, seed: int = 0,
-                 log=None) -> None:
+                 quiet: float = QUIET, log=None) -> None:
         if not 0 < room <= MAX_ROOM:
             raise ValueError(f"room for Launchers must be 1 to {MAX_ROOM >> 20} MiB")
         self.log = log if log is not None else sys.stderr
         size = HOST_AREA + room
         self.memfd = os.memfd_create("lguestsim-ram", os.MFD_CLOEXEC)
         os.ftruncate(self.memfd, size)
-        self.host = Host(Machine(size, ram_fd=self.memfd), seed=seed)
+        self.quiet = quiet
+        self.last_heard = 0.0
+        self.host = Host(DoorMachine(size, self.memfd, self), seed=seed)
         self.path = path
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
@@ -185,6 +216,7 @@ class Door:
                     self._preempt()
                 continue
             conn.buf += data
+            self.last_heard = time.monotonic()
             try:
                 while (req := wire.parse(conn.buf)) is not None:
                     conn.queue.append(req)
@@ -193,6 +225,18 @@ class Door:
                 conn.eof = True
         if self.current is not None:
             self._drain()
+
+    def settle(self) -> bool:
+        """Wait until the Launchers have been quiet for ``quiet`` seconds;
+        True if one sent something meanwhile (and it was served)."""
+        heard = self.last_heard
+        while True:
+            left = heard + self.quiet - time.monotonic()
+            if left <= 0:
+                return False
+            self._poll(left)
+            if self.last_heard != heard:
+                return True
 
     def _accept(self) -> None:
         while True:
