@@ -298,8 +298,12 @@ class Door:
             self.current = None
         if f.door_break:
             f.door_break = False
-            if not f.launcher_break:
-                self._break(f, 0)
+            if not f.launcher_break and not self._break(f, 0) and err is not None \
+                    and err.errno == errno.EAGAIN:
+                # The Guest died just as the door's break came (the Host looks
+                # at a break before it sees a death): lguest, with no break,
+                # would have said ENOENT, and so does the door.
+                err = OSError(errno.ENOENT, "the Guest is dead")
         if err is not None and err.errno == errno.EAGAIN and not f.launcher_break:
             f.asleep = trips == 0      # scheduling: the read stays blocked
         else:
@@ -323,12 +327,14 @@ class Door:
             if not f.launcher_break:
                 self._break(f, 1)
 
-    def _break(self, f: DoorFile, on: int) -> None:
+    def _break(self, f: DoorFile, on: int) -> bool:
+        """Write BREAK {on} for the door; False if the Guest is dead (ENOENT)."""
         offset = f.pending[2] if f.pending is not None else 0
         try:
             f.dev.write(struct.pack("<II", LHREQ_BREAK, on), None, offset)
-        except OSError:
-            pass                 # a dead Guest needs no break
+        except OSError as e:
+            return e.errno != errno.ENOENT
+        return True
 
     # -- requests
     def _drain(self) -> None:
