@@ -341,3 +341,26 @@ def test_the_command_runs_a_program_with_the_door_and_gives_its_status(tools, tm
     done = subprocess.run([sys.executable, "-m", "lguestsim", "native", "--", "/bin/sh", "-c",
                            "exit 7"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 7 and done.stderr == "", done.stderr
+
+
+def test_a_session_can_watch_a_guest_whose_launcher_is_native(tools):
+    # NativeWatch runs the C neighbour through the door and stops between two
+    # trips into its Guest: the Host's trace, its Guest and the cycle counts
+    # are there to look at, as under the Python Launcher.
+    from lguestsim.native.watch import NativeWatch
+    with NativeWatch([[str(tools["neighbour"]), *tools["good"]]]) as watch:
+        first = watch.step_to("hypercall")
+        assert first is not None and first.cycle > 0
+        lg = watch.lg
+        assert lg is not None and lg.guestid == first.data.get("guest", lg.guestid)
+        before = watch.cpu.cycles
+        dma = watch.step_to("dma")
+        assert dma is not None and dma.cycle >= before
+        # The neighbour's Guest is paused between trips: its registers page holds
+        # a kernel eip (the tiny Guest runs at PAGE_OFFSET + 1 MiB).
+        assert lg.regs.eip >= asm.PAGE_OFFSET
+        kill = watch.step_to("kill")
+        assert kill is not None and "Power down" in kill.data["reason"]
+        assert watch.cpu.cycles > before
+        assert watch.step_to("hypercall", timeout=10) is None     # it has ended
+        assert watch.finished

@@ -33,7 +33,7 @@ from ..host.lg import LHREQ_BREAK, LHREQ_INITIALIZE, LHREQ_IRQ, PAGE_SIZE
 from ..machine import Machine
 from . import wire
 
-#: N:000 lguest's /dev/lguest is a character device in the Host kernel, and
+#: L:500 lguest's /dev/lguest is a character device in the Host kernel, and
 # the Launcher reaches it with system calls.  lguestsim's Host is Python, so
 # for a Launcher written in C there is a door instead: a small library
 # preloaded into the Launcher (door.c) turns its open(), read(), write() and
@@ -42,8 +42,8 @@ from . import wire
 # Python Launcher uses.  So the Host cannot tell the two kinds of Launcher
 # apart: the same checks, the same errno values, the same trace.  What the
 # door must supply is what Linux supplied around lguest: a Launcher's memory
-# that the Host can read (N:050), tasks that the Host can tell apart (N:040),
-# system calls that block, and a scheduler for the one CPU (N:060).
+# that the Host can read (L:550), tasks that the Host can tell apart (L:540),
+# system calls that block, and a scheduler for the one CPU (L:560).
 
 # Room the Host keeps above a Launcher's first mapping of Guest memory, for
 # more of it (2.6.23's device pages go just above the Guest's RAM).
@@ -58,7 +58,7 @@ POLL_CYCLES = 10_000_000
 
 
 # How long (wall-clock seconds) the Launchers must have been quiet before a
-# halted Guest's clock may jump to its next timer (N:080).
+# halted Guest's clock may jump to its next timer (L:580).
 QUIET = 0.05
 
 
@@ -66,7 +66,7 @@ def _nothing() -> None:
     """The door's alarm: firing is all it is for (it ends the trip)."""
 
 
-#: N:080 Two clocks.  The simulated machine keeps its own time in cycles, and
+#: L:580 Two clocks.  The simulated machine keeps its own time in cycles, and
 # a Guest that halts with nothing to do makes it jump straight to its next
 # timer (P:013).  A native Launcher lives in real time, in another process:
 # when one Guest's ping has gone out through its Launcher, the frame may
@@ -119,6 +119,8 @@ class DoorFile:
     door_break: bool = False        # the door's own break, to take the CPU back
     owner_gone: bool = False        # the task that opened it has closed it (or died)
     break_waiters: list = field(default_factory=list)   # Wakers blocked in BREAK {1}
+    steps: object | None = None     # the running read()'s generator (read_steps)
+    trips: int = 0                  # trips into the Guest in this turn
 
 
 @dataclass(eq=False)
@@ -161,6 +163,10 @@ class Door:
         self.order: deque[DoorFile] = deque()     # files in round-robin order
         self.free_windows: list[tuple[object, int]] = []
         self.current: DoorFile | None = None
+        # Asked after every trip into a Guest: True stops the turn there, so
+        # that whoever drives the door (watch.py) can look at the machine.
+        self.pause_when = None
+        self.paused: DoorFile | None = None
         self.next_poll = 0.0
         self.served = 0                             # answers sent, for the tests' look
 
@@ -172,7 +178,12 @@ class Door:
             self.step(idle)
 
     def step(self, idle: float | None = None) -> None:
-        """Take what the sockets have, then run one read() for one turn."""
+        """Take what the sockets have, then run one read() for one turn (or
+        go on with the turn ``pause_when`` stopped)."""
+        if self.paused is not None:
+            self._turn(self.paused)
+            self._drain()
+            return
         runnable = [f for f in self.order if f.pending is not None and not f.asleep]
         self._poll(0 if runnable else idle)
         self._drain()
@@ -247,7 +258,7 @@ class Door:
             s.setblocking(True)
             self.conns[s.fileno()] = Conn(s)
 
-    #: N:060 One CPU, several Launchers.  A real Host runs each Launcher's
+    #: L:560 One CPU, several Launchers.  A real Host runs each Launcher's
     # read() in its own task, and Linux shares the CPUs between them; the
     # Python Launchers take turns in one thread instead, reading again
     # whenever the Host ends a read with EAGAIN because another Guest should
@@ -260,42 +271,44 @@ class Door:
     # on its file, or another Guest running, which may have sent it something.
     def _turn(self, f: DoorFile) -> None:
         conn, size, offset = f.pending
-        memory = f.memory
-        if memory.process is not None and memory.extent:
-            # The Launcher writes Guest memory behind the CPU's back: code it
-            # overwrote must not run from an old translation (P:029).
-            self.host.mem.written(memory.process.base, memory.extent)
-        self.current = f
-        trips = 0
+        if f.steps is None:
+            memory = f.memory
+            if memory.process is not None and memory.extent:
+                # The Launcher writes Guest memory behind the CPU's back: code
+                # it overwrote must not run from an old translation (P:029).
+                self.host.mem.written(memory.process.base, memory.extent)
+            f.steps, f.trips = f.dev.read_steps(size, conn.task, offset), 0
+        self.current, self.paused = f, None
         result: bytes | None = None
         err: OSError | None = None
         machine = self.host.machine
         try:
-            steps = f.dev.read_steps(size, conn.task, offset)
-            try:
-                while True:
-                    next(steps)
-                    trips += 1
-                    # A Guest that neither traps nor sets a timer would keep the
-                    # CPU for ever: a timer of the door's own ends any trip
-                    # after POLL_CYCLES, so the sockets are looked at.  It is
-                    # taken away again between trips, where a halted Guest
-                    # must not idle towards it.
-                    alarm = machine.add_timer(self.host.cpu.cycles + POLL_CYCLES, _nothing)
-                    self.host.run_cpu_until_exit(f.dev.lg)
-                    machine.cancel_timer(alarm)
-                    if time.monotonic() >= self.next_poll:
-                        self.next_poll = time.monotonic() + POLL_EVERY
-                        self._poll(0)
-            except StopIteration as done:
-                result = done.value
+            while True:
+                next(f.steps)
+                f.trips += 1
+                # A Guest that neither traps nor sets a timer would keep the
+                # CPU for ever: a timer of the door's own ends any trip after
+                # POLL_CYCLES, so the sockets are looked at.  It is taken away
+                # again between trips, where a halted Guest must not idle
+                # towards it.
+                alarm = machine.add_timer(self.host.cpu.cycles + POLL_CYCLES, _nothing)
+                self.host.run_cpu_until_exit(f.dev.lg)
+                machine.cancel_timer(alarm)
+                if time.monotonic() >= self.next_poll:
+                    self.next_poll = time.monotonic() + POLL_EVERY
+                    self._poll(0)
+                if self.pause_when is not None and self.pause_when():
+                    self.paused = f          # between two trips: step() goes on from here
+                    return
+        except StopIteration as done:
+            result = done.value
         except OSError as e:
             err = e
         except Exception:       # a fault of the Host's: say so, and keep serving the others
             self._say("the Host failed running a Guest:\n" + traceback.format_exc())
             err = OSError(errno.EIO, "the Host failed")
-        finally:
-            self.current = None
+        self.current = None
+        trips, f.steps = f.trips, None
         if f.door_break:
             f.door_break = False
             if not f.launcher_break and not self._break(f, 0) and err is not None \
@@ -308,7 +321,6 @@ class Door:
             f.asleep = trips == 0      # scheduling: the read stays blocked
         else:
             f.pending = None
-            conn.busy = False
             if err is None:
                 self._answer(conn, len(result), data=result)
             else:
@@ -427,7 +439,7 @@ class Door:
         conn.memory = memory
         memory.holders += 1
 
-    #: N:070 A write is passed to the Host's /dev/lguest as it came, with two
+    #: L:570 A write is passed to the Host's /dev/lguest as it came, with two
     # exceptions the door must make.  2.6.25's INITIALIZE names guest_base,
     # the Launcher address of Guest memory; the Host keeps that memory as a
     # `Process` starting at its own 0, so the door gives it guest_base less
