@@ -287,7 +287,7 @@ def wait_for(native: Native, done, what: str) -> None:
 # so the test can type into both Guests (the shell, a 64-bit program, only
 # makes the loader say once that it cannot preload the i386 door).  Their
 # consoles share one standard output, so whose answer is whose is told by
-# the answering address.  Each Guest pings 20 times and must hear the other
+# the answering address.  Each Guest pings 10 times and must hear the other
 # at least once: a Guest waits 10 ms of simulated time for an answer, and
 # when every Guest sleeps the door's Host jumps its clock to the next timer,
 # so an answer still on its way between the two processes can come too late.
@@ -305,11 +305,11 @@ def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
     try:
         native.expect(PROMPT)
         native.expect(PROMPT)                   # both shells are up
-        native.type("ping broadcast 20")        # the first Guest pings
+        native.type("ping broadcast 10")        # the first Guest pings
         wait_for(native, lambda text: text.count(PROMPT) == 3,
                  "the first Guest's pings never ended")
         first_heard = answerers(native.text())
-        os.write(second_in, b"ping broadcast 20\n")  # and the second
+        os.write(second_in, b"ping broadcast 10\n")  # and the second
         wait_for(native, lambda text: text.count(PROMPT) == 4,
                  "the second Guest's pings never ended")
         assert len(first_heard) == 1, native.text()[-3000:]
