@@ -24,7 +24,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .build import BuildError, build_door
+from .build import BuildError, build_door, preload
 from .door import MAX_ROOM, Door
 
 PROG = "lguest native"
@@ -71,12 +71,12 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[list[str]]]:
     return opts, programs
 
 
-def door_env(socket_path: str, library: Path, virtio: bool,
+def door_env(socket_path: str, folder: Path, virtio: bool,
              base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a native Launcher runs in."""
+    """The environment a native Launcher runs in (``folder``: build_door()'s)."""
     env = dict(os.environ if base is None else base)
-    preload = env.get("LD_PRELOAD", "")
-    env["LD_PRELOAD"] = f"{library} {preload}".strip()
+    others = env.get("LD_PRELOAD", "")
+    env["LD_PRELOAD"] = f"{preload(folder)} {others}".strip()
     env["LGUESTSIM_DOOR"] = socket_path
     env["LGUESTSIM_DOOR_VIRTIO"] = "1" if virtio else "0"
     return env

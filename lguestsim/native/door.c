@@ -12,6 +12,42 @@
  * Built by lguestsim/native/build.py with gcc -m32 -shared -fPIC.
  */
 #define _GNU_SOURCE
+#ifdef __x86_64__
+/* Built with -m64 too, so that a 64-bit program started under the door (a
+ * shell script, a tool) loads something: this half only says why a 64-bit
+ * Launcher gets no /dev/lguest.  lguest's Launchers were i386 programs. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/types.h>
+
+static int refuse(const char *path)
+{
+	if (!path || strcmp(path, "/dev/lguest") != 0)
+		return 0;
+	fprintf(stderr, "lguestsim door: /dev/lguest is served to i386 programs only: "
+		"build the Launcher with gcc -m32\n");
+	errno = ENOEXEC;
+	return 1;
+}
+
+#define PASS(name, ...) \
+	va_list ap; \
+	va_start(ap, flags); \
+	mode_t mode = va_arg(ap, mode_t); \
+	va_end(ap); \
+	if (refuse(path)) \
+		return -1; \
+	int (*real)() = (int (*)())dlsym(RTLD_NEXT, name); \
+	return real(__VA_ARGS__, flags, mode)
+
+int open(const char *path, int flags, ...) { PASS("open", path); }
+int open64(const char *path, int flags, ...) { PASS("open64", path); }
+int openat(int dirfd, const char *path, int flags, ...) { PASS("openat", dirfd, path); }
+int openat64(int dirfd, const char *path, int flags, ...) { PASS("openat64", dirfd, path); }
+#else
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +72,7 @@ enum { OP_HELLO_MM = 1, OP_JOIN_MM = 2, OP_OPEN = 3, OP_JOIN_FILE = 4, OP_MAP = 
 #define MAX_FILES 16
 #define PRIVATE_FD_MIN 900      /* the door's own sockets live up here, out of the way */
 
-/*: N:010 Three kinds of object cross the door.  The Launcher's memory: the
+/*: L:510 Three kinds of object cross the door.  The Launcher's memory: the
  * first time it maps /dev/zero, the library opens a connection for this
  * process (its "mm") and the Host hands back, with SCM_RIGHTS, the memfd that
  * is the simulated machine's RAM; the Launcher's mapping becomes a shared
@@ -225,7 +261,7 @@ static int is_dev_lguest(const char *path)
 	return path && strcmp(path, "/dev/lguest") == 0;
 }
 
-/*: N:020 open("/dev/lguest") never reaches the kernel: there is no such
+/*: L:520 open("/dev/lguest") never reaches the kernel: there is no such
  * device here.  The library opens a connection, tells the Host which
  * process's memory the new file belongs to, and moves the connection to the
  * lowest free descriptor, as a real open would give. */
@@ -326,7 +362,7 @@ int __openat64_2(int dirfd, const char *path, int flags)
 	return openat64(dirfd, path, flags);
 }
 
-/*: N:030 A write is a request, as it is to lguest: the bytes go to the Host
+/*: L:530 A write is a request, as it is to lguest: the bytes go to the Host
  * as they are (up to a page: no request is longer, and the Host reads only the
  * words it needs), with the file offset that 2.6.24 made the CPU number.
  * write() on a character device does not move its offset, so a plain write
@@ -433,7 +469,7 @@ int close(int fd)
 	return real_close(fd);
 }
 
-/*: N:040 fork() is how both generations' Launchers start their Waker, which
+/*: L:540 fork() is how both generations' Launchers start their Waker, which
  * sits in select() on the input devices and writes LHREQ_BREAK while the
  * Launcher is inside read().  A child that kept the parent's connections
  * would talk over the parent's requests, so it gets its own: each joins the
@@ -470,7 +506,7 @@ static int is_dev_zero(int fd)
 		&& major(st.st_rdev) == 1 && minor(st.st_rdev) == 5;
 }
 
-/*: N:050 Guest memory.  The Launcher maps /dev/zero for it; the door asks
+/*: L:550 Guest memory.  The Launcher maps /dev/zero for it; the door asks
  * the Host for that much of the machine's RAM and maps the Host's pages in
  * its place, shared.  The first such mapping fixes where Guest memory starts
  * in the Launcher (address 0 for 2.6.23, anywhere for 2.6.25's guest_base);
@@ -574,3 +610,4 @@ void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off64_t off)
 {
 	return door_mmap(addr, len, prot, flags, fd, off);
 }
+#endif

@@ -33,7 +33,7 @@ from ..host.lg import LHREQ_BREAK, LHREQ_INITIALIZE, LHREQ_IRQ, PAGE_SIZE
 from ..machine import Machine
 from . import wire
 
-#: N:000 lguest's /dev/lguest is a character device in the Host kernel, and
+#: L:500 lguest's /dev/lguest is a character device in the Host kernel, and
 # the Launcher reaches it with system calls.  lguestsim's Host is Python, so
 # for a Launcher written in C there is a door instead: a small library
 # preloaded into the Launcher (door.c) turns its open(), read(), write() and
@@ -42,8 +42,8 @@ from . import wire
 # Python Launcher uses.  So the Host cannot tell the two kinds of Launcher
 # apart: the same checks, the same errno values, the same trace.  What the
 # door must supply is what Linux supplied around lguest: a Launcher's memory
-# that the Host can read (N:050), tasks that the Host can tell apart (N:040),
-# system calls that block, and a scheduler for the one CPU (N:060).
+# that the Host can read (L:550), tasks that the Host can tell apart (L:540),
+# system calls that block, and a scheduler for the one CPU (L:560).
 
 # Room the Host keeps above a Launcher's first mapping of Guest memory, for
 # more of it (2.6.23's device pages go just above the Guest's RAM).
@@ -51,8 +51,43 @@ ROOM_ABOVE = 16 << 20
 # The machine's RAM is one memfd; the door hands out offsets into it as
 # signed 32-bit numbers, so it stays under 2 GiB.
 MAX_ROOM = (2 << 30) - HOST_AREA - (1 << 20)
-# How often (wall-clock seconds) a running Guest's read looks at the sockets.
+# How often (wall-clock seconds) a running Guest's read looks at the sockets,
+# and the longest trip into a Guest (in cycles) before it looks anyway.
 POLL_EVERY = 0.002
+POLL_CYCLES = 10_000_000
+
+
+# How long (wall-clock seconds) the Launchers must have been quiet before a
+# halted Guest's clock may jump to its next timer (L:580).
+QUIET = 0.05
+
+
+def _nothing() -> None:
+    """The door's alarm: firing is all it is for (it ends the trip)."""
+
+
+#: L:580 Two clocks.  The simulated machine keeps its own time in cycles, and
+# a Guest that halts with nothing to do makes it jump straight to its next
+# timer (P:013).  A native Launcher lives in real time, in another process:
+# when one Guest's ping has gone out through its Launcher, the frame may
+# still be on its way through a socket to the other Launcher's Waker when
+# the sender halts to wait for the answer.  If the clock jumped then, the
+# answer would come "too late" in simulated time, though no time at all has
+# passed in the Guests' world.  So the door's machine lets a halted Guest's
+# clock jump only once every Launcher has been quiet for a moment of real
+# time (QUIET); anything a Launcher sends meanwhile is served first, and the
+# Host looks again at what its Guests can do.
+class DoorMachine(Machine):
+    """The machine behind the door: idling waits for the Launchers to be quiet."""
+
+    def __init__(self, ram_bytes: int, ram_fd: int, door: Door) -> None:
+        super().__init__(ram_bytes, ram_fd)
+        self.door = door
+
+    def idle_until_next_timer(self) -> bool:
+        if self._timers and self.door.settle():
+            return True             # a Launcher had something: look again before idling
+        return super().idle_until_next_timer()
 
 
 @dataclass(eq=False)
@@ -82,7 +117,10 @@ class DoorFile:
     asleep: bool = False            # its Guest cannot run until something happens to it
     launcher_break: bool = False    # the Waker's BREAK {1} is in force
     door_break: bool = False        # the door's own break, to take the CPU back
+    owner_gone: bool = False        # the task that opened it has closed it (or died)
     break_waiters: list = field(default_factory=list)   # Wakers blocked in BREAK {1}
+    steps: object | None = None     # the running read()'s generator (read_steps)
+    trips: int = 0                  # trips into the Guest in this turn
 
 
 @dataclass(eq=False)
@@ -103,14 +141,16 @@ class Door:
     """The simulated Host behind a Unix socket at ``path``."""
 
     def __init__(self, path: str, room: int = 512 << 20, *, seed: int = 0,
-                 log=None) -> None:
+                 quiet: float = QUIET, log=None) -> None:
         if not 0 < room <= MAX_ROOM:
             raise ValueError(f"room for Launchers must be 1 to {MAX_ROOM >> 20} MiB")
         self.log = log if log is not None else sys.stderr
         size = HOST_AREA + room
         self.memfd = os.memfd_create("lguestsim-ram", os.MFD_CLOEXEC)
         os.ftruncate(self.memfd, size)
-        self.host = Host(Machine(size, ram_fd=self.memfd), seed=seed)
+        self.quiet = quiet
+        self.last_heard = 0.0
+        self.host = Host(DoorMachine(size, self.memfd, self), seed=seed)
         self.path = path
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
@@ -123,6 +163,10 @@ class Door:
         self.order: deque[DoorFile] = deque()     # files in round-robin order
         self.free_windows: list[tuple[object, int]] = []
         self.current: DoorFile | None = None
+        # Asked after every trip into a Guest: True stops the turn there, so
+        # that whoever drives the door (watch.py) can look at the machine.
+        self.pause_when = None
+        self.paused: DoorFile | None = None
         self.next_poll = 0.0
         self.served = 0                             # answers sent, for the tests' look
 
@@ -134,7 +178,12 @@ class Door:
             self.step(idle)
 
     def step(self, idle: float | None = None) -> None:
-        """Take what the sockets have, then run one read() for one turn."""
+        """Take what the sockets have, then run one read() for one turn (or
+        go on with the turn ``pause_when`` stopped)."""
+        if self.paused is not None:
+            self._turn(self.paused)
+            self._drain()
+            return
         runnable = [f for f in self.order if f.pending is not None and not f.asleep]
         self._poll(0 if runnable else idle)
         self._drain()
@@ -178,6 +227,7 @@ class Door:
                     self._preempt()
                 continue
             conn.buf += data
+            self.last_heard = time.monotonic()
             try:
                 while (req := wire.parse(conn.buf)) is not None:
                     conn.queue.append(req)
@@ -186,6 +236,18 @@ class Door:
                 conn.eof = True
         if self.current is not None:
             self._drain()
+
+    def settle(self) -> bool:
+        """Wait until the Launchers have been quiet for ``quiet`` seconds;
+        True if one sent something meanwhile (and it was served)."""
+        heard = self.last_heard
+        while True:
+            left = heard + self.quiet - time.monotonic()
+            if left <= 0:
+                return False
+            self._poll(left)
+            if self.last_heard != heard:
+                return True
 
     def _accept(self) -> None:
         while True:
@@ -196,7 +258,7 @@ class Door:
             s.setblocking(True)
             self.conns[s.fileno()] = Conn(s)
 
-    #: N:060 One CPU, several Launchers.  A real Host runs each Launcher's
+    #: L:560 One CPU, several Launchers.  A real Host runs each Launcher's
     # read() in its own task, and Linux shares the CPUs between them; the
     # Python Launchers take turns in one thread instead, reading again
     # whenever the Host ends a read with EAGAIN because another Guest should
@@ -209,43 +271,56 @@ class Door:
     # on its file, or another Guest running, which may have sent it something.
     def _turn(self, f: DoorFile) -> None:
         conn, size, offset = f.pending
-        memory = f.memory
-        if memory.process is not None and memory.extent:
-            # The Launcher writes Guest memory behind the CPU's back: code it
-            # overwrote must not run from an old translation (P:029).
-            self.host.mem.written(memory.process.base, memory.extent)
-        self.current = f
-        trips = 0
+        if f.steps is None:
+            memory = f.memory
+            if memory.process is not None and memory.extent:
+                # The Launcher writes Guest memory behind the CPU's back: code
+                # it overwrote must not run from an old translation (P:029).
+                self.host.mem.written(memory.process.base, memory.extent)
+            f.steps, f.trips = f.dev.read_steps(size, conn.task, offset), 0
+        self.current, self.paused = f, None
         result: bytes | None = None
         err: OSError | None = None
+        machine = self.host.machine
         try:
-            steps = f.dev.read_steps(size, conn.task, offset)
-            try:
-                while True:
-                    next(steps)
-                    trips += 1
-                    self.host.run_cpu_until_exit(f.dev.lg)
-                    if time.monotonic() >= self.next_poll:
-                        self.next_poll = time.monotonic() + POLL_EVERY
-                        self._poll(0)
-            except StopIteration as done:
-                result = done.value
+            while True:
+                next(f.steps)
+                f.trips += 1
+                # A Guest that neither traps nor sets a timer would keep the
+                # CPU for ever: a timer of the door's own ends any trip after
+                # POLL_CYCLES, so the sockets are looked at.  It is taken away
+                # again between trips, where a halted Guest must not idle
+                # towards it.
+                alarm = machine.add_timer(self.host.cpu.cycles + POLL_CYCLES, _nothing)
+                self.host.run_cpu_until_exit(f.dev.lg)
+                machine.cancel_timer(alarm)
+                if time.monotonic() >= self.next_poll:
+                    self.next_poll = time.monotonic() + POLL_EVERY
+                    self._poll(0)
+                if self.pause_when is not None and self.pause_when():
+                    self.paused = f          # between two trips: step() goes on from here
+                    return
+        except StopIteration as done:
+            result = done.value
         except OSError as e:
             err = e
         except Exception:       # a fault of the Host's: say so, and keep serving the others
             self._say("the Host failed running a Guest:\n" + traceback.format_exc())
             err = OSError(errno.EIO, "the Host failed")
-        finally:
-            self.current = None
+        self.current = None
+        trips, f.steps = f.trips, None
         if f.door_break:
             f.door_break = False
-            if not f.launcher_break:
-                self._break(f, 0)
+            if not f.launcher_break and not self._break(f, 0) and err is not None \
+                    and err.errno == errno.EAGAIN:
+                # The Guest died just as the door's break came (the Host looks
+                # at a break before it sees a death): lguest, with no break,
+                # would have said ENOENT, and so does the door.
+                err = OSError(errno.ENOENT, "the Guest is dead")
         if err is not None and err.errno == errno.EAGAIN and not f.launcher_break:
             f.asleep = trips == 0      # scheduling: the read stays blocked
         else:
             f.pending = None
-            conn.busy = False
             if err is None:
                 self._answer(conn, len(result), data=result)
             else:
@@ -264,12 +339,14 @@ class Door:
             if not f.launcher_break:
                 self._break(f, 1)
 
-    def _break(self, f: DoorFile, on: int) -> None:
+    def _break(self, f: DoorFile, on: int) -> bool:
+        """Write BREAK {on} for the door; False if the Guest is dead (ENOENT)."""
         offset = f.pending[2] if f.pending is not None else 0
         try:
             f.dev.write(struct.pack("<II", LHREQ_BREAK, on), None, offset)
-        except OSError:
-            pass                 # a dead Guest needs no break
+        except OSError as e:
+            return e.errno != errno.ENOENT
+        return True
 
     # -- requests
     def _drain(self) -> None:
@@ -362,7 +439,7 @@ class Door:
         conn.memory = memory
         memory.holders += 1
 
-    #: N:070 A write is passed to the Host's /dev/lguest as it came, with two
+    #: L:570 A write is passed to the Host's /dev/lguest as it came, with two
     # exceptions the door must make.  2.6.25's INITIALIZE names guest_base,
     # the Launcher address of Guest memory; the Host keeps that memory as a
     # `Process` starting at its own 0, so the door gives it guest_base less
@@ -386,6 +463,10 @@ class Door:
             data = struct.pack("<5I", *words) + data[20:]
             if memory.extent:
                 self.host.mem.written(memory.process.base, memory.extent)
+        if kind == LHREQ_BREAK and f.owner_gone:
+            # Nobody is left to answer with BREAK {0}: a Waker whose Launcher
+            # has died would wait for ever.
+            raise OSError(errno.ENOENT, "the Launcher has gone")
         ret = f.dev.write(data, conn.task, req.a)
         if kind == LHREQ_BREAK and len(data) >= 8:
             on = struct.unpack_from("<I", data, 4)[0]
@@ -452,6 +533,7 @@ class Door:
         f = conn.file
         if f is not None:
             if f.owner is conn:
+                f.owner_gone = True
                 self._release_wakers(f, errno.ENOENT)
             if f.pending is not None and f.pending[0] is conn:
                 f.pending = None

@@ -1,0 +1,366 @@
+"""The native door: C Launchers on the simulated Host (lguestsim/native).
+
+Each hostile case is a small C program (tests/native/hostile.c) that does one
+thing lguest refuses, run through the door beside a neighbour: another C
+Launcher (tests/native/neighbour.c) booting the hostile corpus's tiny
+neighbour Guest, which must print its sum and power down.  The errno each
+case gets is the one lguest gives (and the Python Host's own checks give:
+the door passes requests through), with no traceback in the Host's output
+and no hang (every run has a deadline).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from lguestsim import asm
+from lguestsim.native.build import BuildError, build_door
+from lguestsim.native.command import door_env
+from lguestsim.native.door import Door
+
+sys.path.insert(0, str(Path(__file__).parent))
+from hostile import NEIGHBOUR, NEIGHBOUR_SUM  # noqa: E402
+
+HERE = Path(__file__).parent / "native"
+CFLAGS = ["-m32", "-O2", "-Wall", "-Wextra", "-Werror", "-fno-delete-null-pointer-checks"]
+DEADLINE = 120.0           # seconds any one run may take before the test fails
+MEM = 8 << 20              # the neighbour's RAM (and a page of nothing above it)
+SPIN = "1: jmp 1b\n"       # a Guest that never stops by itself
+
+
+def compile_c(source: Path, out: Path) -> Path:
+    if shutil.which("gcc") is None:
+        pytest.fail("the native door's tests need gcc and gcc-multilib "
+                    "(apt-get install gcc gcc-multilib)")
+    done = subprocess.run(["gcc", *CFLAGS, "-o", str(out), str(source)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"gcc -m32 failed (is gcc-multilib installed?):\n{done.stderr}"
+    return out
+
+
+class _Image:
+    """A Launcher's Guest memory, laid out in a bytearray to be written to a file."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytearray(size)
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.data[addr:addr + len(data)] = data
+
+    def write32(self, addr: int, value: int) -> None:
+        self.write(addr, struct.pack("<I", value))
+
+
+def tiny_image(source: str, path: Path) -> list[str]:
+    """A tiny 2.6.23 Guest as the Python Launcher lays it out (world.py's
+    _make_tiny_run): the neighbour program's arguments to boot it."""
+    from lguestsim.world import _linear_page_tables
+    image = _Image(MEM + 4096)
+    image.write(asm.TINY_LOAD, asm.tiny_guest(source).code)
+    pgdir = _linear_page_tables(image, MEM)
+    path.write_bytes(image.data)
+    return [str(path), str(MEM + 4096), hex(pgdir), hex(asm.PAGE_OFFSET + asm.TINY_LOAD),
+            hex(asm.PAGE_OFFSET)]
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory):
+    out = tmp_path_factory.mktemp("native")
+    try:
+        folder = build_door(out / "cache")
+    except BuildError as e:
+        pytest.fail(str(e))
+    return {
+        "door": folder,
+        "neighbour": compile_c(HERE / "neighbour.c", out / "neighbour"),
+        "hostile": compile_c(HERE / "hostile.c", out / "hostile"),
+        "good": tiny_image(NEIGHBOUR, out / "neighbour.img"),
+        "spin": tiny_image(SPIN, out / "spin.img"),
+        "dir": out,
+    }
+
+
+class Run:
+    """One Host behind the door, and the native programs run on it."""
+
+    def __init__(self, tools, tmp_path: Path, room: int = 512 << 20) -> None:
+        self.tools = tools
+        self.log = io.StringIO()
+        self.door = Door(str(tmp_path / "door.sock"), room=room, log=self.log)
+        self.kids: list[subprocess.Popen] = []
+        self.tmp = tmp_path
+
+    def start(self, argv: list[str], virtio: bool = False) -> subprocess.Popen:
+        # Output goes to a file: a pipe could be held open by a forked Waker.
+        env = door_env(self.door.path, self.tools["door"], virtio)
+        out = self.tmp / f"out{len(self.kids)}.txt"
+        with open(out, "w") as f:
+            kid = subprocess.Popen(argv, env=env, stdout=f, stderr=subprocess.STDOUT)
+        kid.out = out
+        self.kids.append(kid)
+        return kid
+
+    def neighbour(self, *extra: str) -> subprocess.Popen:
+        return self.start([str(self.tools["neighbour"]), *self.tools["good"], *extra])
+
+    def serve(self, until=None, deadline: float = DEADLINE) -> None:
+        """Serve until every program has ended (or ``until()``); fail at the deadline."""
+        end = time.monotonic() + deadline
+        done = until or (lambda: all(k.poll() is not None for k in self.kids))
+        self.door.serve(until=lambda: done() or time.monotonic() > end, idle=0.05)
+        if not done():
+            self.kill_all()
+            pytest.fail(f"still running after {deadline} s: {[k.args for k in self.kids]}")
+        if until is None:
+            # Every program has ended: the Host hears the last of their connections.
+            self.door.serve(until=lambda: not self.door.conns or time.monotonic() > end,
+                            idle=0.05)
+            assert not self.door.conns, "connections left open after every program ended"
+
+    def kill_all(self) -> None:
+        for k in self.kids:
+            if k.poll() is None:
+                k.kill()
+                k.wait()
+
+    def output(self, kid: subprocess.Popen) -> str:
+        return kid.out.read_text() + f"(status {kid.returncode})\n"
+
+    def close(self) -> None:
+        self.kill_all()
+        self.door.close()
+        assert "Traceback" not in self.log.getvalue(), self.log.getvalue()
+        assert "failed" not in self.log.getvalue(), self.log.getvalue()
+
+
+def neighbour_finished(text: str) -> None:
+    assert f"dma sum={NEIGHBOUR_SUM:08x}" in text, text
+    assert "dead: CRASH: Power down" in text, text
+
+
+# Each case: its program's arguments and the lines it must print.  Where a
+# bad request is refused, the errno is lguest's (ABI.md section C and the
+# seeds: EINVAL before INITIALIZE, EBUSY for a second one, EINVAL for an
+# irq >= LGUEST_IRQS, an unknown request or a page_offset over the Switcher,
+# EPERM for anyone but the Launcher except BREAK).  A write shorter than its
+# request is EFAULT (the Host cannot fetch the words); a longer one is fine,
+# since lguest reads only the words it needs.  A pgdir or a start outside
+# memory is not checked at INITIALIZE in lguest: the Guest dies of it at its
+# first run, and read() says ENOENT and then why.  pfnlimit beyond the
+# memory the Launcher has mapped, and a 2.6.25 guest_base that is not where
+# it mapped it, are refused (EINVAL).
+CASES = {
+    "before-initialize": ([], ["irq: ret=-1 errno=EINVAL", "read: ret=-1 errno=EINVAL"]),
+    "twice-initialize": ([], ["first: ret=16 errno=0", "second: ret=-1 errno=EBUSY"]),
+    "bad-irq": ([], ["init: ret=16 errno=0", "irq: ret=-1 errno=EINVAL"]),
+    "short-write": ([], ["two-bytes: ret=-1 errno=EFAULT",
+                         "short-initialize: ret=-1 errno=EFAULT"]),
+    "oversized-write": ([], ["init: ret=16 errno=0", "irq: ret=0 errno=0"]),
+    "garbage-request": ([], ["init: ret=16 errno=0", "request: ret=-1 errno=EINVAL"]),
+    "pfnlimit-beyond-memory": ([], ["init: ret=-1 errno=EINVAL"]),
+    "pgdir-outside-memory": ([], ["init: ret=16 errno=0", "read: ret=-1 errno=ENOENT",
+                                  "reason: bad read address"]),
+    "start-outside-memory": ([], ["init: ret=16 errno=0", "read: ret=-1 errno=ENOENT",
+                                  "reason: unhandled trap 14"]),
+    "page-offset-over-switcher": ([], ["init: ret=-1 errno=EINVAL"]),
+    "waker-not-launcher": ([], ["init: ret=16 errno=0", "child-irq: ret=-1 errno=EPERM",
+                                "child-read: ret=-1 errno=EPERM", "parent-irq: ret=0 errno=0"]),
+    "virtio:twice-initialize": (["--virtio"], ["first: ret=16 errno=0",
+                                               "second: ret=-1 errno=EBUSY"]),
+    "virtio:guest-base-elsewhere": (["--virtio"], ["init: ret=-1 errno=EINVAL"]),
+    "virtio:pfnlimit-beyond-memory": (["--virtio"], ["init: ret=-1 errno=EINVAL"]),
+    "virtio:bad-irq": (["--virtio"], ["init: ret=16 errno=0", "irq: ret=-1 errno=EINVAL"]),
+    "virtio:pgdir-outside-memory": (["--virtio"], ["init: ret=16 errno=0",
+                                                   "read: ret=-1 errno=ENOENT",
+                                                   "reason: bad read address"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_hostile_launcher_gets_lguests_errno_beside_a_neighbour(tools, tmp_path, case):
+    flags, expected = CASES[case]
+    run = Run(tools, tmp_path)
+    neighbour = run.neighbour()
+    hostile = run.start([str(tools["hostile"]), *flags, case.split(":")[-1]],
+                        virtio=bool(flags))
+    run.serve()
+    out = run.output(hostile)
+    assert hostile.returncode == 0, out
+    lines = out.splitlines()[:-1]
+    assert len(lines) == len(expected), out
+    for line, want in zip(lines, expected, strict=True):
+        assert line.startswith(want), out
+    neighbour_finished(run.output(neighbour))
+    # Whatever the case did, the Host forgot its Guest when it exited.
+    assert run.door.files == {} and run.door.host.lguests == []
+    run.close()
+
+
+def test_a_launcher_killed_mid_run_leaves_the_host_serving_the_others(tools, tmp_path):
+    run = Run(tools, tmp_path)
+    spinner = run.start([str(tools["neighbour"]), *tools["spin"]])
+    # Kill it once its Guest has been running a while (from another thread:
+    # this one is the Host's, busy running that very Guest).
+    killer = threading.Timer(1.0, lambda: os.kill(spinner.pid, signal.SIGKILL))
+    killer.start()
+    run.serve(until=lambda: spinner.poll() is not None)
+    killer.join()
+    assert spinner.returncode == -signal.SIGKILL
+    cycles = run.door.host.cpu.cycles
+    assert cycles > 1_000_000, "the spinning Guest never ran"
+    neighbour = run.neighbour()
+    run.serve()
+    neighbour_finished(run.output(neighbour))
+    assert run.door.host.lguests == [] and run.door.files == {}
+    run.close()
+
+
+def test_a_wakers_break_interrupts_the_launchers_read(tools, tmp_path):
+    # The neighbour forks a Waker writing LHREQ_BREAK {1} every 5 ms while it
+    # sits in read(); each must end that read with EAGAIN (and the Waker's
+    # write waits for the Launcher's BREAK {0}), and the Guest still finishes.
+    run = Run(tools, tmp_path)
+    spinner = run.start([str(tools["neighbour"]), *tools["spin"], "spin"])
+    run.serve(until=lambda: run.door.host.cpu.cycles > 20_000_000 or spinner.poll() is not None)
+    assert spinner.poll() is None, run.output(spinner)
+    os.kill(spinner.pid, signal.SIGKILL)
+    neighbour = run.neighbour("spin")
+    run.serve()
+    out = run.output(neighbour)
+    neighbour_finished(out)
+    assert "breaks: some" in out, out
+    run.close()
+
+
+def test_two_native_neighbours_share_the_host(tools, tmp_path):
+    run = Run(tools, tmp_path)
+    kids = [run.neighbour() for _ in range(3)]
+    run.serve()
+    for kid in kids:
+        neighbour_finished(run.output(kid))
+    run.close()
+
+
+def test_without_the_right_to_map_page_0_one_line_says_so(tools, tmp_path):
+    if shutil.which("setpriv") is None:
+        pytest.fail("this test drops CAP_SYS_RAWIO with setpriv (util-linux)")
+    run = Run(tools, tmp_path)
+    kid = run.start(["setpriv", "--bounding-set=-sys_rawio", "--inh-caps=-sys_rawio",
+                     str(tools["hostile"]), "bad-irq"])
+    run.serve()
+    out = run.output(kid)
+    said = [line for line in out.splitlines() if line.startswith("lguestsim door:")]
+    if int(Path("/proc/sys/vm/mmap_min_addr").read_text()) == 0:
+        assert said == [] and kid.returncode == 0, out
+    else:
+        assert len(said) == 1 and "vm.mmap_min_addr" in said[0], out
+        assert kid.returncode == 1, out
+    run.close()
+
+
+def test_a_64_bit_program_is_told_the_door_is_for_i386(tools, tmp_path):
+    run = Run(tools, tmp_path)
+    kid = run.start([sys.executable, "-c", "open('/dev/lguest')"])
+    run.serve()
+    out = run.output(kid)
+    assert "ELFCLASS" not in out, out          # the dynamic linker had nothing to say
+    assert "lguestsim door: /dev/lguest is served to i386 programs only" in out, out
+    assert kid.returncode == 1
+    run.close()
+
+
+def test_garbage_on_the_socket_is_dropped_without_harm(tools, tmp_path):
+    run = Run(tools, tmp_path)
+    neighbour = run.neighbour()
+    junk = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    junk.connect(run.door.path)
+    junk.sendall(b"\xff" * 64)
+    run.serve()
+    neighbour_finished(run.output(neighbour))
+    junk.close()
+    assert "dropping a connection" in run.log.getvalue()
+    assert "Traceback" not in run.log.getvalue()
+    run.door.close()
+
+
+def test_guest_memory_is_the_same_bytes_on_both_sides(tools, tmp_path):
+    # The neighbour's image was mapped privately over its Guest memory: the
+    # door copied it into the shared pages, so the Host sees the code there.
+    run = Run(tools, tmp_path)
+    kid = run.start([str(tools["neighbour"]), *tools["spin"]])
+    run.serve(until=lambda: bool(run.door.host.lguests))
+    (memory,) = run.door.memories.values()
+    code = asm.tiny_guest(SPIN).code
+    assert memory.process.read(asm.TINY_LOAD, len(code)) == code
+    assert memory.base == 0 and memory.extent == MEM + 4096
+    kid.kill()
+    run.serve()
+    run.close()
+
+
+def test_the_command_line_refuses_what_it_cannot_run(tmp_path):
+    def native(*args: str, env=None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lguestsim", "native", *args],
+                              capture_output=True, text=True, timeout=60, env=env)
+
+    for args, says in (((), "name the Launcher after --"),
+                       (("--", str(tmp_path / "nothing")), "no such program"),
+                       (("--room=0", "--", "/bin/true"), "--room must be"),
+                       (("--bogus", "--", "/bin/true"), "unrecognized arguments")):
+        done = native(*args)
+        assert done.returncode == 2, done
+        assert done.stderr.splitlines()[0].startswith("lguest native: ") and says in \
+            done.stderr.splitlines()[0], done.stderr
+        assert "Traceback" not in done.stderr
+    # Without gcc (and no door built yet) one line says what to install.
+    env = dict(os.environ, PATH=str(tmp_path), LGUESTSIM_CACHE=str(tmp_path / "cache"))
+    done = native("--", "/bin/true", env=env)
+    assert done.returncode == 2 and "install gcc and gcc-multilib" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
+def test_the_command_runs_a_program_with_the_door_and_gives_its_status(tools, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lguestsim", "native", "--",
+                           str(tools["neighbour"]), *tools["good"]],
+                          capture_output=True, text=True, timeout=DEADLINE,
+                          env=dict(os.environ, LGUESTSIM_CACHE=str(tools["dir"] / "cache")))
+    assert done.returncode == 0, done.stderr
+    neighbour_finished(done.stdout)
+    done = subprocess.run([sys.executable, "-m", "lguestsim", "native", "--", "/bin/sh", "-c",
+                           "exit 7"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 7 and done.stderr == "", done.stderr
+
+
+def test_a_session_can_watch_a_guest_whose_launcher_is_native(tools):
+    # NativeWatch runs the C neighbour through the door and stops between two
+    # trips into its Guest: the Host's trace, its Guest and the cycle counts
+    # are there to look at, as under the Python Launcher.
+    from lguestsim.native.watch import NativeWatch
+    with NativeWatch([[str(tools["neighbour"]), *tools["good"]]]) as watch:
+        first = watch.step_to("hypercall")
+        assert first is not None and first.cycle > 0
+        lg = watch.lg
+        assert lg is not None and lg.guestid == first.data.get("guest", lg.guestid)
+        before = watch.cpu.cycles
+        dma = watch.step_to("dma")
+        assert dma is not None and dma.cycle >= before
+        # The neighbour's Guest is paused between trips: its registers page holds
+        # a kernel eip (the tiny Guest runs at PAGE_OFFSET + 1 MiB).
+        assert lg.regs.eip >= asm.PAGE_OFFSET
+        kill = watch.step_to("kill")
+        assert kill is not None and "Power down" in kill.data["reason"]
+        assert watch.cpu.cycles > before
+        assert watch.step_to("hypercall", timeout=10) is None     # it has ended
+        assert watch.finished
