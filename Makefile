@@ -1,7 +1,8 @@
 # make run    run the Launcher: with no ARGS it boots the shipped Guest (32 MiB);
 #             make run ARGS='32 lguestsim/guest/images/guest.elf shell' gives its shell;
 #             ARGS='--guests=2 --sharenet=/tmp/net 32' two Guests; ARGS=--demo the CPU demo
-# make test   the whole test suite, then the linter
+# make test   the whole test suite, then the linters: ruff, and lint-imports (the design's
+#             arrows as import-linter contracts, pyproject.toml's [tool.importlinter])
 # make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
 #             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
@@ -56,6 +57,7 @@ run: $(INSTALL)
 test: $(INSTALL)
 	$(PY) -m pytest -q -n 2 --dist loadfile
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 ss386: $(INSTALL)
 	SS386_ALL=1 $(PY) -m pytest -q tests/test_singlestep_386.py
@@ -75,6 +77,7 @@ hostile: $(INSTALL)
 
 lint: $(INSTALL)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 book: $(INSTALL)
 	$(PY) book/build.py

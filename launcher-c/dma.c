@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #define LGUEST_MAX_DEVICES	16
@@ -414,35 +413,4 @@ void dma_setup_net(const char *path)
 	dev->handle_input = handle_net_input;
 	add_device_fd(dev->fd);
 	verbose_say("device %#lx: net on %s, port %d\n", dev->mem, path, dev->wire.port);
-}
-
-/* Console input, both generations: from a terminal what is there (the Guest
- * echoes it), from anything else one line (or as much as fits).  Three ^C
- * within about a second stop the Launcher, since ^C sends no signal now. */
-size_t read_console(int fd, u8 *buf, size_t room)
-{
-	static int abort_count;
-	static time_t abort_start;
-	ssize_t n = 0;
-	size_t len = 0;
-
-	if (isatty(fd)) {
-		n = read(fd, buf, room);
-		len = n > 0 ? n : 0;
-	} else {
-		while (len < room && (n = read(fd, buf + len, 1)) == 1)
-			if (buf[len++] == '\n')
-				break;
-	}
-	if (len == 1 && buf[0] == 3) {
-		if (!abort_count++)
-			abort_start = time(NULL);
-		else if (abort_count == 3 && time(NULL) - abort_start <= 1)
-			die(130, "interrupted: three ^C");
-		else if (abort_count >= 3)
-			abort_count = 0;
-	} else {
-		abort_count = 0;
-	}
-	return len;
 }

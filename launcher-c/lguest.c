@@ -24,7 +24,6 @@
 #define _GNU_SOURCE
 #include "lguest.h"
 
-#include <err.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -276,6 +275,37 @@ static void setup_terminal(void)
 	atexit(restore_terminal);
 }
 
+/* Console input, both generations: from a terminal what is there (the Guest
+ * echoes it), from anything else one line (or as much as fits).  Three ^C
+ * within about a second stop the Launcher, since ^C sends no signal now. */
+size_t read_console(int fd, u8 *buf, size_t room)
+{
+	static int abort_count;
+	static time_t abort_start;
+	ssize_t n = 0;
+	size_t len = 0;
+
+	if (isatty(fd)) {
+		n = read(fd, buf, room);
+		len = n > 0 ? n : 0;
+	} else {
+		while (len < room && (n = read(fd, buf + len, 1)) == 1)
+			if (buf[len++] == '\n')
+				break;
+	}
+	if (len == 1 && buf[0] == 3) {
+		if (!abort_count++)
+			abort_start = time(NULL);
+		else if (abort_count == 3 && time(NULL) - abort_start <= 1)
+			die(130, "interrupted: three ^C");
+		else if (abort_count >= 3)
+			abort_count = 0;
+	} else {
+		abort_count = 0;
+	}
+	return len;
+}
+
 /* A console reads standard input -- unless that is /dev/null, which here
  * means "this Guest has no input": its shell waits instead of hearing at
  * once that its input has ended (the way the Python Launcher's second and
@@ -288,12 +318,18 @@ bool console_has_input(void)
 		 S_ISCHR(in.st_mode) && in.st_rdev == null.st_rdev);
 }
 
+/* Set when a write to /dev/lguest says the Guest is dead (ENOENT). */
+static bool guest_dead;
+
 void trigger_irq(unsigned int irq)
 {
 	u32 req[2] = { LHREQ_IRQ, irq };
 
-	if (write(lguest_fd, req, sizeof(req)) < 0 && errno != ENOENT)
-		die(1, "Triggering irq %u: %s", irq, strerror(errno));
+	if (write(lguest_fd, req, sizeof(req)) < 0) {
+		if (errno != ENOENT)
+			die(1, "Triggering irq %u: %s", irq, strerror(errno));
+		guest_dead = true;
+	}
 }
 
 /*
@@ -372,13 +408,25 @@ static void __attribute__((noreturn)) restart_guest(void)
 	die(1, "Could not exec %s: %s", main_args[0], strerror(errno));
 }
 
+/* The Guest is dead: a read() now gives the reason.  The exit status says
+ * how it ended, as lguestsim's Python Launcher's does: 0 when it powered
+ * down, 1 when it died any other way. */
+static void __attribute__((noreturn)) guest_died(void)
+{
+	char reason[1024] = { 0 };
+
+	if (read(lguest_fd, reason, sizeof(reason) - 1) < 0)
+		snprintf(reason, sizeof(reason), "the Guest died, and reading why failed: %s",
+			 strerror(errno));
+	die(strcmp(reason, "CRASH: Power down") == 0 ? 0 : 1, "%s", reason);
+}
+
 /*
  * The Launcher's life from here on: read() runs the Guest.  Output comes
  * back as a DMA address and key (2.6.23) or the address the Guest NOTIFYed
  * (2.6.25); ENOENT means the Guest is dead, and one more read gives the
  * reason; ERESTART (2.6.25) that it wants a reboot; EAGAIN that the Waker
- * broke it out.  The exit status says how it ended, as lguestsim's Python
- * Launcher's does: 0 when it powered down, 1 when it died otherwise.
+ * broke it out.
  */
 static void __attribute__((noreturn)) run_guest(void)
 {
@@ -386,8 +434,15 @@ static void __attribute__((noreturn)) run_guest(void)
 	u32 brk[2] = { LHREQ_BREAK, 0 };
 
 	for (;;) {
-		ssize_t n = read(lguest_fd, got, virtio ? 4 : 8);
+		ssize_t n;
 
+		/* A Guest can die in the same trip that a break ends: read()
+		 * then says EAGAIN, not ENOENT, and the next read() would hand
+		 * us the reason it died as if it were output.  Our writes saw
+		 * ENOENT meanwhile, so we ask for the reason ourselves. */
+		if (guest_dead)
+			guest_died();
+		n = read(lguest_fd, got, virtio ? 4 : 8);
 		if (n == (virtio ? 4 : 8)) {
 			if (virtio)
 				virtio_handle_notify(got[0]);
@@ -397,21 +452,18 @@ static void __attribute__((noreturn)) run_guest(void)
 		}
 		if (n >= 0)
 			die(1, "Running guest failed: read returned %zd bytes", n);
-		if (errno == ENOENT) {
-			char reason[1024] = { 0 };
-
-			if (read(lguest_fd, reason, sizeof(reason) - 1) < 0)
-				snprintf(reason, sizeof(reason), "the Guest died, and reading "
-					 "why failed: %s", strerror(errno));
-			die(strcmp(reason, "CRASH: Power down") == 0 ? 0 : 1, "%s", reason);
-		}
+		if (errno == ENOENT)
+			guest_died();
 		if (errno == ERESTART && virtio)
 			restart_guest();
 		if (errno != EAGAIN && errno != EINTR)
 			die(1, "Running guest failed: %s", strerror(errno));
 		handle_input();
-		if (write(lguest_fd, brk, sizeof(brk)) < 0 && errno != ENOENT)
-			die(1, "Resetting break: %s", strerror(errno));
+		if (write(lguest_fd, brk, sizeof(brk)) < 0) {
+			if (errno != ENOENT)
+				die(1, "Resetting break: %s", strerror(errno));
+			guest_dead = true;
+		}
 	}
 }
 

@@ -12,24 +12,43 @@ the machine through these; none of it draws anything.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from .x86 import paging
+from .x86 import CPU, PhysicalMemory, paging
 
 if TYPE_CHECKING:
-    from .session import Session
     from .world import Run
 
 P, PS = 1, 0x80
 M32 = 0xFFFFFFFF
 
 
-def run_of(session: Session, guest: int | None) -> Run:
+class Watched(Protocol):
+    """What the walks read: the machine, and the Guests run on it.
+
+    A ``lguestsim.session.Session`` is one, and so is the ``World`` it steps;
+    naming only what is read keeps this module below the session, which
+    uses it.
+    """
+
+    @property
+    def cpu(self) -> CPU: ...
+    @property
+    def mem(self) -> PhysicalMemory: ...
+    @property
+    def runs(self) -> list[Run]: ...
+    @property
+    def run(self) -> Run: ...
+    @property
+    def in_trip(self) -> bool: ...
+
+
+def run_of(session: Watched, guest: int | None) -> Run:
     """The Launcher and Guest numbered ``guest``, or the current one."""
-    return session.runs[guest if guest is not None else session.world.current]
+    return session.run if guest is None else session.runs[guest]
 
 
-def guest_walk(session: Session, run: Run, vaddr: int) -> dict:
+def guest_walk(session: Watched, run: Run, vaddr: int) -> dict:
     """The Guest's own walk of ``vaddr``: Guest-physical addresses all the way."""
     lg = run.lg
     proc = run.process
@@ -60,7 +79,7 @@ def guest_walk(session: Session, run: Run, vaddr: int) -> dict:
     return out
 
 
-def shadow_walk(session: Session, run: Run, vaddr: int) -> dict:
+def shadow_walk(session: Watched, run: Run, vaddr: int) -> dict:
     """The walk the CPU makes through the Host's shadow tables: host-physical."""
     lg = run.lg
     mem = session.mem
@@ -83,7 +102,7 @@ def shadow_walk(session: Session, run: Run, vaddr: int) -> dict:
     return out
 
 
-def walk_both(session: Session, vaddr: int, guest: int | None = None) -> dict:
+def walk_both(session: Watched, vaddr: int, guest: int | None = None) -> dict:
     """Guest virtual -> Guest physical (Guest's tables) -> host physical (shadow tables)."""
     run = run_of(session, guest)
     d = guest_walk(session, run, vaddr)
@@ -94,7 +113,7 @@ def walk_both(session: Session, vaddr: int, guest: int | None = None) -> dict:
     return d
 
 
-def read_code(session: Session, la: int, n: int) -> bytes | None:
+def read_code(session: Watched, la: int, n: int) -> bytes | None:
     """``n`` bytes at linear ``la`` as the machine sees them now (None where unmapped)."""
     out = b""
     while n > 0:

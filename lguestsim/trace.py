@@ -3,6 +3,10 @@
 The Host records what a reader wants to see on a timeline: world switches,
 traps, hypercalls, interrupts, page faults, DMA transfers, Guest deaths.
 Views and tests read ``events``; nothing is recorded per instruction.
+
+It sits low in the story, beside the machine: the Host owns the stream
+(``host.trace``), the Launcher's virtqueues add their ring events to it, and
+the session's ``step_to`` and the timeline view read it.
 """
 
 from __future__ import annotations

@@ -126,11 +126,14 @@ class Native:
     """One `python -m lguestsim native -- launcher ...` run, driven like a terminal:
     wait for text on its standard output, type a line."""
 
-    def __init__(self, args: list[str], virtio: bool, cwd: Path) -> None:
+    def __init__(self, args: list[str], virtio: bool, cwd: Path,
+                 more: list[list[str]] = ()) -> None:
         cmd = [sys.executable, "-m", "lguestsim", "native"]
         cmd += ["--virtio"] if virtio else []
+        for program in [args, *more]:
+            cmd += ["--", *program]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        self.proc = subprocess.Popen([*cmd, "--", *args], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      cwd=cwd, env=env)
         self.out = bytearray()
@@ -212,10 +215,13 @@ def python_shell(virtio: bool, disk: Path, commands: list[str]) -> dict[str, str
     return {c: part.split("\n", 1)[1] for c, part in zip(commands, parts, strict=False)}
 
 
-def boot(c_launcher: Path, tmp_path: Path, virtio: bool, *extra: str) -> Native:
+def launcher_args(c_launcher: Path, virtio: bool, *extra: str) -> list[str]:
     image = SHIPPED_GUEST_VIRTIO if virtio else SHIPPED_GUEST
-    args = [str(c_launcher), *(["--virtio"] if virtio else []), *extra, "32", str(image), "shell"]
-    native = Native(args, virtio, tmp_path)
+    return [str(c_launcher), *(["--virtio"] if virtio else []), *extra, "32", str(image), "shell"]
+
+
+def boot(c_launcher: Path, tmp_path: Path, virtio: bool, *extra: str) -> Native:
+    native = Native(launcher_args(c_launcher, virtio, *extra), virtio, tmp_path)
     native.expect(PROMPT)
     return native
 
@@ -262,21 +268,58 @@ def test_reboot_starts_a_fresh_guest_that_sees_the_disk(c_launcher, tmp_path):
     assert "Traceback" not in native.stderr()
 
 
+def answerers(text: str) -> set[str]:
+    """The addresses whose echo replies are in ``text``."""
+    return set(re.findall(r"60 bytes from (02:00:[0-9a-f:]+): seq=\d+ time=", text))
+
+
+def wait_for(native: Native, done, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not done(native.text()):
+        if time.monotonic() > deadline or native.proc.poll() is not None:
+            raise AssertionError(f"{what}; output:\n{native.text()[-3000:]}")
+        time.sleep(0.05)
+
+
+# Two C Launchers on one Host (one `native` run, two programs), their
+# Guests on one --sharenet wire.  The door gives the second program
+# /dev/null for standard input; a shell in front gives it a FIFO instead,
+# so the test can type into both Guests (the shell, a 64-bit program, only
+# makes the loader say once that it cannot preload the i386 door).  Their
+# consoles share one standard output, so whose answer is whose is told by
+# the answering address.  Each Guest pings 10 times and must hear the other
+# at least once: a Guest waits 10 ms of simulated time for an answer, and
+# when every Guest sleeps the door's Host jumps its clock to the next timer,
+# so an answer still on its way between the two processes can come too late.
+# Each shell's next prompt says its pings are over.
 @pytest.mark.parametrize("virtio", [False, True], ids=["2.6.23", "2.6.25"])
 def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
     wire = str(tmp_path / "net")
-    first = boot(c_launcher, tmp_path, virtio, f"--sharenet={wire}")
-    second = boot(c_launcher, tmp_path, virtio, f"--sharenet={wire}")
+    fifo = tmp_path / "second-console"
+    os.mkfifo(fifo)
+    second_in = os.open(fifo, os.O_RDWR)      # never blocks, and keeps the FIFO open
+    second = ["sh", "-c", f'exec "$0" "$@" < {fifo}',
+              *launcher_args(c_launcher, virtio, f"--sharenet={wire}")]
+    native = Native(launcher_args(c_launcher, virtio, f"--sharenet={wire}"), virtio, tmp_path,
+                    more=[second])
     try:
-        replies = first.command("ping broadcast 3")
-        assert len(re.findall(r"60 bytes from 02:00:[0-9a-f:]+: seq=\d time=", replies)) == 3, \
-            replies
-        replies = second.command("ping broadcast")
-        assert re.search(r"60 bytes from 02:00:[0-9a-f:]+: seq=1 time=", replies), replies
-        for native in (first, second):
-            native.type("quit")
-            assert native.finish() == 0, native.stderr()
+        native.expect(PROMPT)
+        native.expect(PROMPT)                   # both shells are up
+        native.type("ping broadcast 10")        # the first Guest pings
+        wait_for(native, lambda text: text.count(PROMPT) == 3,
+                 "the first Guest's pings never ended")
+        first_heard = answerers(native.text())
+        os.write(second_in, b"ping broadcast 10\n")  # and the second
+        wait_for(native, lambda text: text.count(PROMPT) == 4,
+                 "the second Guest's pings never ended")
+        assert len(first_heard) == 1, native.text()[-3000:]
+        assert len(answerers(native.text())) == 2, native.text()[-3000:]
+        native.type("quit")
+        os.write(second_in, b"quit\n")
+        assert native.finish() == 0, native.stderr()
     finally:
-        for native in (first, second):
-            native.stop()
+        native.stop()
+        os.close(second_in)
+    assert native.stderr().count("lguest: CRASH: Power down") == 2, native.stderr()
+    assert "Traceback" not in native.stderr()
     assert not list(tmp_path.glob("net.*")), "the Launchers left their ports behind"

@@ -15,7 +15,7 @@ lguest_regs`, a write through the Host's view of the regs slot), kills that
 Guest with the reason, puts every shared byte back from the image, and reloads the CPU's
 Host context.  The next Guest to run finds a Host as good as new.
 
-Where it sits: core.py calls `check()` in leave_guest() and `recover()` when
+Where it sits: x86_core.py calls `check()` in leave_guest() and `recover()` when
 the CPU halts or shuts down mid-switch; the tests call `shared_state()`.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import switcher as switcher_mod
+from . import x86_core
 from .lg import GDT_ENTRIES, GDT_ENTRY_TSS, PAGE_SIZE, REGS_OFFSET, Lguest, kill_guest
 
 TSS_BUSY = 0x02          # in the type byte of a TSS descriptor (type 9 free, 11 busy)
@@ -80,12 +81,12 @@ class Recovery:
     """The image of the Host's shared state, the check after each trip, and the way back."""
 
     def __init__(self, host) -> None:
-        # The Host's addresses; core.py imports this module, so not at the top.
-        from . import core
-        self.host, self.core = host, core
+        # The Host's map of its own world (its tables, the Switcher's pages)
+        # is laid out by x86_core.py.
+        self.host, self.core = host, x86_core
         self.mem, self.cpu = host.mem, host.cpu
-        self.regions = shared_regions(core)
-        self.masks = per_guest(core)
+        self.regions = shared_regions(x86_core)
+        self.masks = per_guest(x86_core)
         #: S:018 The image is taken once the Host has built its world and
         # mapped the Switcher (H:000): at that moment every shared byte is as
         # it should be, and the Host's TSS descriptor is busy from the Host's

@@ -77,10 +77,10 @@ from .report import (
 def __getattr__(name: str):
     # run_many, Launcher and Options live in modules that import the whole
     # Launcher; load them on first use.
-    if name in ("run_many", "Launcher"):
+    if name == "Launcher":
         from . import run
         return getattr(run, name)
-    if name in ("Options", "launch", "start_launchers"):
+    if name in ("Options", "launch", "start_launchers", "run_many"):
         from . import main
         return getattr(main, name)
     raise AttributeError(name)

@@ -15,6 +15,10 @@ offset  field                 value
 0x23c   hardware_subarch      1: this kernel runs under lguest
 0x2d0   E820 map              one entry {u64 0, u64 mem, u32 1 = RAM}
 ======  ====================  ================================================
+
+It is the last step of laying the Guest out (``lay_out_guest`` in main.py,
+after the kernel, the initrd and the first page tables); the teaching Guest's
+boot.c copies it away before anything can overwrite it.
 """
 
 from __future__ import annotations

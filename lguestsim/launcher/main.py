@@ -47,7 +47,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -78,7 +78,8 @@ from .report import (
     make_say,
     quiet,
 )
-from .run import POWER_DOWN_REASONS, Launcher, exit_status, run_many, tell_kernel, tell_kernel_2625
+from .run import POWER_DOWN_REASONS, Launcher, exit_status, tell_kernel, tell_kernel_2625
+from .run import run_many as run_launchers
 
 MIB = 1 << 20
 DEFAULT_MEM_MB = 32
@@ -505,6 +506,21 @@ def start_launchers(items: list[Any], host: Any = None, host_api: Any = None) ->
             launcher.finish(EXIT_NOT_STARTED, "another Launcher could not start")
         raise
     return group
+
+
+def run_many(items: Iterable[Any], host: Any = None, *, wait: float | None = None,
+             until: Callable[[], bool] | None = None,
+             max_rounds: int | None = None) -> list[Launcher]:
+    """``run.run_many`` for ``Options`` as well as started Launchers.
+
+    Options are started first on ``host`` (a new machine and Host big enough
+    for them all when ``host`` is None); then all take turns until every
+    one has ended, or ``wait``, ``until`` or ``max_rounds`` says stop.
+    """
+    group = list(items)
+    if any(not isinstance(item, Launcher) for item in group):
+        group = start_launchers(group, host)
+    return run_launchers(group, wait=wait, until=until, max_rounds=max_rounds)
 
 
 #: L:223 `launch` is what the `lguest` command does with its options: make a

@@ -327,15 +327,14 @@ class Launcher:
 # all sleep with no timer set: the Launchers serve what input there is, then
 # wait in select() on all their input, the real Waker's job. If no input is
 # left that could ever wake them, each ends with EXIT_ASLEEP rather than hang.
-def run_many(launchers: Iterable[Any], host: Any = None, *, wait: float | None = None,
+def run_many(launchers: Iterable[Launcher], *, wait: float | None = None,
              until: Callable[[], bool] | None = None,
              max_rounds: int | None = None) -> list[Launcher]:
     """Run Launchers in turn, round robin, until every one has ended.
 
-    ``launchers`` are ``Launcher`` objects, or ``Options`` (see ``main``),
-    which are started on ``host`` (a new machine and Host big enough for
-    them all when ``host`` is None). Returns the Launchers; a finished one
-    has ``status`` and ``reason``.
+    ``launchers`` are started ``Launcher`` objects (``main.run_many`` takes
+    ``Options`` too, and starts them first). Returns the Launchers; a
+    finished one has ``status`` and ``reason``.
 
     It returns early when ``until()`` is true (checked after every turn),
     after ``max_rounds`` rounds, or when every Guest sleeps and no input
@@ -343,12 +342,11 @@ def run_many(launchers: Iterable[Any], host: Any = None, *, wait: float | None =
     wait -- a test or a notebook then feeds input and calls again with the
     same Launchers).
     """
-    items = list(launchers)
-    if any(not isinstance(item, Launcher) for item in items):
-        from .main import start_launchers
-        group = start_launchers(items, host)
-    else:
-        group = items
+    group = list(launchers)
+    for item in group:
+        if not isinstance(item, Launcher):
+            raise TypeError(f"run.run_many() runs started Launchers, not {type(item).__name__}: "
+                            "lguestsim.launcher.run_many() starts Options first")
     rounds = 0
     try:
         while True:

@@ -1,7 +1,9 @@
 """The Switcher: real x86 code, mapped at 0xFFC00000 in the Host and every Guest.
 
 ``load()`` gives the shipped bytes and the addresses of its entry points; the
-source is switcher.S beside this file and build.py rebuilds it.
+source is switcher.S beside this file and build.py rebuilds it.  The Host
+(host/x86_core.py) maps these pages into its own address space and every
+Guest's, and enters the Switcher for each trip into a Guest.
 """
 
 from __future__ import annotations

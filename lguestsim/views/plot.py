@@ -1,7 +1,8 @@
 """Small SVG charts for the experiments, with no plotting library needed.
 
 ``bar_chart({"label": value, ...})`` returns an SVG string; ``Chart`` shows it
-in a notebook (and in the static book) as it is.
+in a notebook (and in the static book) as it is.  It draws the Mastery
+chapter's measurements; like every view it only reads numbers it is given.
 """
 
 from __future__ import annotations

@@ -92,8 +92,9 @@ class Insn:
     raw: bytes = b""
 
     def __str__(self) -> str:
-        from .disasm import format_insn
-        return format_insn(self)
+        # The bare mnemonic: the decoder sits below the printers (disasm.py's
+        # format_insn() gives the operands), so it does not import them.
+        return f"{self.eip:08x}: {self.mnemonic}"
 
 
 #: P:021 `decode()` reads one instruction the way the processor's front end

@@ -9,6 +9,7 @@ notation of the Intel SDM's opcode map (appendix A):
   M  ModRM memory only                         S  segment register (ModRM reg)
   C  control register (reg)  D  debug register  R  general register (r/m)
   Z  register in the opcode's low three bits   A  far pointer ptr16:16/32
+  X  memory at DS:eSI   Y  memory at ES:eDI   (the string instructions, IMPLICIT)
   size letters:  b byte, w word, d dword, v word or dword (operand size),
   z like v for immediates, s a byte sign-extended to v, p far pointer
   AL, eAX, CL, DX, 1, ES ...  fixed operands
@@ -150,3 +151,21 @@ for _r in range(8):
 SIMD_WITH_MODRM = (set(range(0x10, 0x18)) | set(range(0x28, 0x30)) | set(range(0x50, 0x80))
                    | {0xC2, 0xC3, 0xC4, 0xC5, 0xC6} | set(range(0xD0, 0x100)) | {0xAE})
 SIMD_WITH_IMM8 = {0x70, 0x71, 0x72, 0x73, 0xC2, 0xC4, 0xC5, 0xC6}
+
+#: P:084 What the decoder leaves out and a disassembler shows.  The string
+# instructions name no operand in their encoding, yet they read DS:eSI and
+# write ES:eDI, and the SDM's map writes those as X and Y; a listing shows
+# them (`rep stosl %eax, %es:(%edi)`).  And some selector operands are 16
+# bits in memory but a whole register of the operand size (the map's Rv/Mw
+# for sldt, str and smsw; the instruction pages say the same of mov to and
+# from a segment register, lar and lsl).  The translator needs neither
+# fact, so they sit here beside the map, for the disassembler (P:085).
+IMPLICIT: dict[int, str] = {
+    0x6C: "Yb,DX", 0x6D: "Yz,DX", 0x6E: "DX,Xb", 0x6F: "DX,Xz",
+    0xA4: "Yb,Xb", 0xA5: "Yv,Xv", 0xA6: "Xb,Yb", 0xA7: "Xv,Yv",
+    0xAA: "Yb,AL", 0xAB: "Yv,eAX", 0xAC: "AL,Xb", 0xAD: "eAX,Xv",
+    0xAE: "AL,Yb", 0xAF: "eAX,Yv",
+}
+# (opcode, ModRM reg or None): operands written Rv/Mw in the SDM's map.
+RV_MW = {(0x8C, None), (0x8E, None), (0x0F02, None), (0x0F03, None),
+         (0x0F00, 0), (0x0F00, 1), (0x0F01, 4)}

@@ -51,6 +51,23 @@ stop = s.step_to("switch")
 print(stop.event.data)
 views.CodeView(s, before=0, after=16)
 
+# %% [markdown]
+# The listing's text comes from a disassembler.  On your own machine
+# (`make lab`) the view asks capstone, the disassembly library.  The live
+# book, which runs in your browser, has no capstone, so there lguestsim writes
+# the text itself, from its own decoder and opcode map (x86/syntax.py, P:085),
+# in capstone's spelling: the tests hold the two side by side on every
+# instruction of the Switcher and of both Guests.  This page's listings come
+# from:
+
+# %%
+from lguestsim.x86 import disasm
+
+print(disasm.engine())
+
+# %% [markdown]
+# And the registers the Switcher starts from:
+
 # %%
 views.RegistersView(s)
 
