@@ -405,3 +405,56 @@ def test_code_the_launcher_writes_over_runs_anew(tools, tmp_path):
     assert out.splitlines()[:3] == ["ready to run", "dma A", "dma B"], out
     run.close()
 
+
+def test_a_peer_that_never_reads_its_answers_is_dropped(tools, tmp_path):
+    # Requests by the thousand, no answer read: the Host must not wait on it
+    # for ever in send() while the neighbour needs the CPU.
+    from lguestsim.native import wire
+    run = Run(tools, tmp_path)
+    neighbour = run.neighbour()
+    flood = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    flood.connect(run.door.path)
+    flood.setblocking(False)
+    hello = wire.REQUEST.pack(wire.HELLO_MM, 0, 0, 0, 0)
+    request = wire.REQUEST.pack(wire.JOIN_MM, 12345, 0, 0, 0)    # each answered EINVAL
+    pending = bytearray(hello + request * 60_000)
+
+    def push() -> None:
+        while pending:
+            try:
+                del pending[:flood.send(pending)]
+            except BlockingIOError:
+                return
+            except BrokenPipeError:         # dropped by the Host: what the test wants
+                pending.clear()
+
+    def done() -> bool:
+        push()
+        return neighbour.poll() is not None
+    run.serve(until=done)
+    run.serve()
+    neighbour_finished(run.output(neighbour))
+    assert "does not read its answers" in run.log.getvalue()
+    flood.close()
+    assert "Traceback" not in run.log.getvalue()
+    run.door.close()
+
+
+def test_physical_memory_over_a_file_is_shared_and_gives_pages_back():
+    import mmap
+
+    from lguestsim.x86 import PhysicalMemory
+    fd = os.memfd_create("test-ram")
+    os.ftruncate(fd, 1 << 20)
+    mem = PhysicalMemory(1 << 20, fd)
+    other = mmap.mmap(fd, 1 << 20)              # another mapping: the Launcher's
+    mem.write(0x3000, b"host")
+    assert other[0x3000:0x3004] == b"host"
+    other[0x5000:0x5008] = b"launcher"
+    assert mem.read(0x5000, 8) == b"launcher"
+    mem.fill(0x4000, 0x3000)                    # whole pages: handed back (MADV_REMOVE)
+    assert mem.read(0x5000, 8) == bytes(8) and other[0x5000:0x5008] == bytes(8)
+    assert os.fstat(fd).st_blocks * 512 <= 0x2000, "the pages were not given back"
+    other.close()
+    os.close(fd)
+

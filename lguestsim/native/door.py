@@ -55,6 +55,7 @@ MAX_ROOM = (2 << 30) - HOST_AREA - (1 << 20)
 # and the longest trip into a Guest (in cycles) before it looks anyway.
 POLL_EVERY = 0.002
 POLL_CYCLES = 10_000_000
+SEND_TIMEOUT = 2.0
 
 
 # How long (wall-clock seconds) the Launchers must have been quiet before a
@@ -259,7 +260,10 @@ class Door:
                 s, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            s.setblocking(True)
+            # Answers are small and a door reads each at once; a peer that
+            # stops reading them is dropped after SEND_TIMEOUT rather than
+            # stopping the Host, and every other Guest, in send().
+            s.settimeout(SEND_TIMEOUT)
             self.conns[s.fileno()] = Conn(s)
 
     #: L:560 One CPU, several Launchers.  A real Host runs each Launcher's
@@ -380,7 +384,7 @@ class Door:
         While a read() is running, only those that cannot disturb it are
         (interrupts, breaks, bookkeeping); any other asks for the CPU back."""
         for conn in list(self.conns.values()):
-            while conn.queue and not conn.busy:
+            while conn.queue and not conn.busy and not conn.eof:
                 req = conn.queue[0]
                 if self.current is not None and not self._harmless(conn, req):
                     self._preempt()
@@ -594,7 +598,9 @@ class Door:
         self.served += 1
         try:
             wire.answer(conn.sock, ret, err, data, fd)
-        except OSError:
+        except OSError as e:        # gone, or not reading its answers (a timeout)
+            if isinstance(e, TimeoutError):
+                self._say("dropping a connection that does not read its answers")
             conn.eof = True
 
     def _say(self, text: str) -> None:
