@@ -56,6 +56,9 @@ MAX_ROOM = (2 << 30) - HOST_AREA - (1 << 20)
 POLL_EVERY = 0.002
 POLL_CYCLES = 10_000_000
 SEND_TIMEOUT = 2.0
+# A door asks one thing at a time; a peer with more than this many requests
+# waiting is not a door, and is dropped before it fills the Host's memory.
+QUEUE_MAX = 256
 
 
 # How long (wall-clock seconds) the Launchers must have been quiet before a
@@ -236,8 +239,11 @@ class Door:
             try:
                 while (req := wire.parse(conn.buf)) is not None:
                     conn.queue.append(req)
+                if len(conn.queue) > QUEUE_MAX:
+                    raise wire.WireError(f"{len(conn.queue)} requests unanswered")
             except wire.WireError as e:
                 self._say(f"dropping a connection: {e}")
+                conn.queue.clear()
                 conn.eof = True
         if self.current is not None:
             self._drain()
