@@ -458,3 +458,12 @@ def test_physical_memory_over_a_file_is_shared_and_gives_pages_back():
     other.close()
     os.close(fd)
 
+
+
+def test_closing_a_watch_while_it_is_paused_destroys_its_guest(tools):
+    from lguestsim.native.watch import NativeWatch
+    watch = NativeWatch([[str(tools["neighbour"]), *tools["spin"]]])
+    assert watch.step_to("switch") is not None and watch.door.paused is not None
+    host = watch.host
+    watch.close()
+    assert host.lguests == [] and watch.door.conns == {}
