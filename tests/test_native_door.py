@@ -467,3 +467,30 @@ def test_closing_a_watch_while_it_is_paused_destroys_its_guest(tools):
     host = watch.host
     watch.close()
     assert host.lguests == [] and watch.door.conns == {}
+
+
+def test_another_process_cannot_open_a_neighbours_memory(tools, tmp_path):
+    # A raw client that guesses small names for memories and files gets
+    # EINVAL: the names are random, known only to their own process.
+    from lguestsim.native import wire
+    run = Run(tools, tmp_path)
+    neighbour = run.neighbour()
+    run.serve(until=lambda: bool(run.door.host.lguests))
+    answers = []
+    for op in (wire.OPEN, wire.JOIN_MM, wire.JOIN_FILE):
+        for token in range(1, 40):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            probe.connect(run.door.path)
+            probe.sendall(wire.REQUEST.pack(op, token, 0, 0, 0))
+            run.serve(until=lambda p=probe: _readable(p), deadline=10)
+            answers.append(wire.ANSWER.unpack(probe.recv(wire.ANSWER.size))[:2])
+            probe.close()
+    assert set(answers) == {(-1, 22)}, set(answers)          # EINVAL, every one
+    run.serve()
+    neighbour_finished(run.output(neighbour))
+    run.close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    import select
+    return bool(select.select([sock], [], [], 0)[0])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import select
 import socket
 import struct
@@ -165,7 +166,6 @@ class Door:
         self.listener.listen(64)
         self.listener.setblocking(False)
         self.conns: dict[int, Conn] = {}
-        self.tokens = 0
         self.memories: dict[int, Memory] = {}
         self.files: dict[int, DoorFile] = {}
         self.order: deque[DoorFile] = deque()     # files in round-robin order
@@ -473,8 +473,14 @@ class Door:
         return conn.file
 
     def _token(self) -> int:
-        self.tokens += 1
-        return self.tokens
+        """A new name for a memory or a file.  Only the process it was given
+        to (and the children it forks) knows it, as only they share its mm or
+        its open file: so it is drawn at random, not counted, and another
+        Launcher cannot guess its way into a neighbour's memory."""
+        while True:
+            token = secrets.randbelow(0x7FFFFFFE) + 1
+            if token not in self.memories and token not in self.files:
+                return token
 
     def _hold(self, conn: Conn, memory: Memory) -> None:
         conn.memory = memory
