@@ -29,10 +29,11 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..host import HOST_AREA, Host
-from ..host.lg import LHREQ_BREAK, LHREQ_INITIALIZE, LHREQ_IRQ, PAGE_SIZE
+from ..host import HOST_AREA, LHREQ_BREAK, LHREQ_INITIALIZE, LHREQ_IRQ, Host
 from ..machine import Machine
 from . import wire
+
+PAGE_SIZE = 4096
 
 #: L:500 lguest's /dev/lguest is a character device in the Host kernel, and
 # the Launcher reaches it with system calls.  lguestsim's Host is Python, so
