@@ -359,6 +359,14 @@ def test_a_session_can_watch_a_guest_whose_launcher_is_native(tools):
         # The neighbour's Guest is paused between trips: its registers page holds
         # a kernel eip (the tiny Guest runs at PAGE_OFFSET + 1 MiB).
         assert lg.regs.eip >= asm.PAGE_OFFSET
+        # The views draw it as they draw a Session.
+        from lguestsim import views
+        timeline = views.TimelineView(watch, launcher=False).html()
+        registers = views.RegistersView(watch).html()
+        for html in (timeline, registers):
+            assert "cannot show this now" not in html, html
+        assert "hypercall" in timeline and "dma" in timeline
+        assert f"{watch.cpu.cycles} cycles" in registers
         kill = watch.step_to("kill")
         assert kill is not None and "Power down" in kill.data["reason"]
         assert watch.cpu.cycles > before

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable
+from types import SimpleNamespace
 
 from ..trace import Event
 from .build import build_door
@@ -36,7 +37,9 @@ class NativeWatch:
                                        stdout=stdout if stdout is not None else subprocess.DEVNULL,
                                        stderr=subprocess.STDOUT) for argv in programs]
         self._new: list[Event] = []       # the trace's events since the last step_to
-        self.host.trace.listeners.append(self._new.append)
+        self.host.trace.listeners.append(self._hear)
+        self._trips = 0
+        self._observers: list[Callable[[NativeWatch], None]] = []
 
     # -- what there is to look at (the Host's own objects)
     @property
@@ -56,9 +59,45 @@ class NativeWatch:
         """The first live Guest, or None."""
         return next((lg for lg in self.host.lguests if lg.dead is None), None)
 
+    # -- what the views ask of a session (they draw a NativeWatch as they draw
+    # a Session: the registers, the timeline)
+    @property
+    def where(self) -> str:
+        """Paused between two trips, the machine is always in the Host."""
+        return "host"
+
+    in_trip = False
+    before = None
+
+    @property
+    def steps(self) -> int:
+        """Trips into Guests so far (a Session counts steps; a watch, trips)."""
+        return self._trips
+
+    @property
+    def runs(self) -> list:
+        return []
+
+    @property
+    def run(self) -> SimpleNamespace:
+        """The run being looked at: a native Launcher's Guest has no symbols here."""
+        return SimpleNamespace(symbols=None)
+
+    def describe(self, addr: int) -> str:
+        return f"{addr:#010x}"
+
+    def observe(self, callback: Callable[[NativeWatch], None]) -> None:
+        """Call ``callback(self)`` each time the watch has moved on (a live view's refresh)."""
+        self._observers.append(callback)
+
     @property
     def finished(self) -> bool:
         return all(p.poll() is not None for p in self.procs) and not self.door.conns
+
+    def _hear(self, event: Event) -> None:
+        self._new.append(event)
+        if event.kind == "switch" and event.data.get("to") == "guest":
+            self._trips += 1
 
     # -- moving on
     def run_until(self, predicate: Callable[[NativeWatch], bool], timeout: float = 120.0) -> bool:
@@ -75,6 +114,8 @@ class NativeWatch:
             return True
         finally:
             self.door.pause_when = None
+            for callback in self._observers:
+                callback(self)
 
     def step_to(self, kind: str, timeout: float = 120.0) -> Event | None:
         """On to the next event of ``kind`` in the Host's trace (None if none came)."""
