@@ -6,10 +6,11 @@
 # make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
 #             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
-#             a flushing Guest, lguest's figures, DMA vs virtio, the peak RSS of a
-#             Guest's boot from 32 MiB to 2 GiB of Guest RAM, and the native door's boot
-#             (launcher-c through the door) beside the Python Launcher's (stdout,
-#             benchmarks/out/)
+#             a flushing Guest, lguest's figures, DMA vs virtio, the peak RSS of a Guest's
+#             boot from 32 MiB to 2 GiB of Guest RAM, the native door's boot (launcher-c
+#             through the door) beside the Python Launcher's, scaling (1-8 Guests, 32 MiB-2
+#             GiB), back(10000); then every figure of issue 14 beside its goal (stdout, and
+#             benchmarks/out/: each script's json, summary.md and summary.json)
 # make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
 #             a neighbour) and its report; `make test` runs a seeded sample of each category
@@ -18,7 +19,13 @@
 # make lite   the live book: the chapters as a JupyterLite site with the Pyodide kernel in
 #             book/_build/lite, everything it loads inside the folder (npm's pyodide, wheels
 #             from PyPI and lguestsim's own); tests/test_lite.py opens it in Chromium
-# make live   serve book/_build/lite on IP:PORT (127.0.0.1:8000) and print its URL
+# make live   serve book/_build/lite (and the static book beside it) on IP:PORT
+#             (127.0.0.1:8000) and print their URLs
+# make lite-chapters  every chapter of the live book in headless Chromium with the network
+#             cut: Run All to its end, each chapter's time (make test runs the Switcher
+#             chapter and one other, drawn by LITE_SEED, to their ends)
+# make lite-timing  the live book's figures: its size, the time from opening the Switcher
+#             chapter to the Guest's first guest> prompt, a step's round trip
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
 #             browser is started, so it works on a server (PORT=8888, IP=127.0.0.1)
 # make demo CHAPTER=switcher
@@ -49,7 +56,8 @@ OFFLINE := --LabApp.news_url=None --LabApp.extension_manager=readonly \
 # Jupyter refuses to run as root unless told; CI's container is root.
 ROOT_OK := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: run test ss386 bench lint book lite live hostile lab demo clean x87-corpus
+.PHONY: run test ss386 bench lint book lite live lite-chapters lite-timing hostile lab \
+	demo clean x87-corpus
 
 run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
@@ -62,15 +70,16 @@ test: $(INSTALL)
 ss386: $(INSTALL)
 	SS386_ALL=1 $(PY) -m pytest -q tests/test_singlestep_386.py
 
+# Every benchmark runs even if one before it fails (its figures are then missing
+# from the summary, which says so); the status is that of the worst.
+BENCHES := bench_strings bench_smc bench_lguest bench_host bench_virtio bench_memory \
+           bench_native bench_scaling bench_back bench_figures
 bench: $(INSTALL)
-	$(PY) benchmarks/bench_core.py $(ARGS)
-	$(PY) benchmarks/bench_strings.py
-	$(PY) benchmarks/bench_smc.py
-	$(PY) benchmarks/bench_lguest.py
-	$(PY) benchmarks/bench_host.py
-	$(PY) benchmarks/bench_virtio.py
-	$(PY) benchmarks/bench_memory.py
-	$(PY) benchmarks/bench_native.py
+	@status=0; \
+	$(PY) benchmarks/bench_core.py $(ARGS) || status=1; \
+	for b in $(BENCHES); do echo; echo "== $$b"; $(PY) benchmarks/$$b.py || status=1; done; \
+	echo; $(PY) benchmarks/summary.py || status=1; \
+	exit $$status
 
 hostile: $(INSTALL)
 	PYTHONPATH=tests $(PY) tests/hostile.py
@@ -88,6 +97,14 @@ lite: $(INSTALL)
 
 live: $(INSTALL)
 	$(PY) book/lite.py --serve $(IP):$(or $(PORT),8000)
+
+# The live book in Chromium (tests/lite_browser.py; builds the site first if
+# anything it is made from changed).
+lite-chapters: $(INSTALL)
+	$(PY) tests/lite_browser.py
+
+lite-timing: $(INSTALL)
+	$(PY) tests/lite_browser.py timing
 
 # JupyterLab listens on IP only (localhost by default) and keeps Jupyter's
 # random token, printed in the URL: a notebook server runs any code it is

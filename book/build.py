@@ -16,11 +16,15 @@ Every name in the code pages and the source pages that lguestsim defines
 links to its definition (``book/identifiers.py``), and every file that
 defines one gets a source page. All the pages share one stylesheet,
 ``_static/book.css``. The notebook pages are a static snapshot: their buttons
-are drawn disabled, and a note says to run ``make lab`` to use them.
+are drawn disabled, and a note links to the same chapter in the live book
+(``book/lite.py``, published beside this one) and names ``make lab``.
 
 ``make book`` runs ``python book/build.py``.  Executed notebooks are cached
 in ``book/_build/cache`` under a hash of the notebook and of every file of
-``lguestsim/``, so a rebuild with nothing changed skips execution.
+``lguestsim/``, so a rebuild with nothing changed skips execution.  While a
+chapter runs, every program it assembles is recorded beside its copy, with
+those of every student's variant of its exercises (SWEEP): the live book
+(``book/lite.py``) ships them, having no assembler in the browser.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import copy
 import hashlib
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -115,19 +120,39 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
     The kernel talks to the build over Unix sockets in a private directory
     (the IPC transport), not over TCP on localhost, where ipykernel warns
     that anyone on the machine could listen; it is shut down after its run.
+    Two builds at once (the static and the live book's tests, on two
+    workers) take turns per notebook: the second finds the first's copy.
     """
+    import fcntl
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{notebook.stem}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _execute(notebook, log)
+
+
+def _execute(notebook: Path, log) -> nbformat.NotebookNode:
     import tempfile
 
     import nbclient
     from jupyter_client.manager import KernelManager
-    CACHE.mkdir(parents=True, exist_ok=True)
     cached, key_file = CACHE / notebook.name, CACHE / (notebook.stem + ".key")
     key = source_hash(notebook)
-    if cached.exists() and key_file.exists() and key_file.read_text() == key:
+    if cached.exists() and key_file.exists() and key_file.read_text() == key \
+            and programs_of(notebook).is_dir():
         log(f"  {notebook.name}: unchanged, executed copy reused")
         return nbformat.read(cached, as_version=4)
     nb = nbformat.read(notebook, as_version=4)
     start = time.perf_counter()
+    # Every program the chapter assembles is kept beside its executed copy,
+    # for the live book, which has no assembler (lguestsim.asm, book/lite.py).
+    programs = programs_of(notebook)
+    shutil.rmtree(programs, ignore_errors=True)
+    programs.mkdir(parents=True)
+    sweep = variant_sweep(nb)
+    if sweep is not None:
+        nb.cells.append(sweep)
+    record = os.environ.get("LGUESTSIM_ASM_RECORD")
+    os.environ["LGUESTSIM_ASM_RECORD"] = str(programs)
     with tempfile.TemporaryDirectory(prefix="lguestbook-kernel-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc",
                            ip=str(Path(sockets) / "kernel"))
@@ -141,10 +166,51 @@ def execute(notebook: Path, log) -> nbformat.NotebookNode:
         finally:
             if km.has_kernel:
                 km.shutdown_kernel()
+            if record is None:
+                del os.environ["LGUESTSIM_ASM_RECORD"]
+            else:
+                os.environ["LGUESTSIM_ASM_RECORD"] = record
+    if sweep is not None:
+        nb.cells.pop()               # the book shows the chapter, not the sweep
     log(f"  {notebook.name}: executed in {time.perf_counter() - start:.1f} s")
     nbformat.write(nb, cached)
     key_file.write_text(key)
     return nb
+
+
+# Run after a chapter, while the build records what it assembles: its cells
+# that read the exercises' variant (``ex.``) once per variant, the answers
+# computed (any answer but None makes check() compute the right one), so
+# the live book ships the tiny Guests of every student's variant
+# (lguestsim.exercises: Chapter.assembles, Chapter.variants).
+SWEEP = """\
+if type(ex).assembles:
+    import contextlib as _contextlib, io as _io
+    _display, display = display, (lambda *a, **k: None)
+    with _contextlib.redirect_stdout(_io.StringIO()):
+        for ex in type(ex).variants():
+            {answers} = object()
+            for _cell in {cells!r}:
+                exec(_cell, globals())
+    display = _display
+"""
+
+
+def variant_sweep(nb) -> nbformat.NotebookNode | None:
+    """The sweep cell for a chapter (SWEEP), or None if no cell reads its variant."""
+    cells = [re.sub(r"(?m)^(ANSWER_\d+)\s*=\s*None\b", r"\1 = object()", c.source)
+             for c in nb.cells if c.cell_type == "code"
+             and re.search(r"\bex\.", c.source) and not re.search(r"(?m)^ex\s*=", c.source)]
+    if not cells:
+        return None
+    answers = sorted(set(re.findall(r"\bANSWER_\d+\b", "\n".join(cells))))
+    return nbformat.v4.new_code_cell(SWEEP.format(answers=" = ".join(answers) or "_",
+                                                  cells=cells))
+
+
+def programs_of(notebook: Path) -> Path:
+    """Where the programs a notebook assembled when it last ran are kept."""
+    return CACHE / "programs" / notebook.stem
 
 
 def front_notebook() -> Path:
@@ -268,7 +334,14 @@ def plain_page(title: str, body: str, here: Page, all_pages: list[Page],
 
 SNAPSHOT_NOTE = ("This page is a static snapshot: the views show the machine as it stood "
                  "when the notebook ran, and the buttons are disabled. To step it yourself, "
-                 "run <code>make lab</code> and open this chapter there{demo}.")
+                 "{live}, or run <code>make lab</code> and open this chapter there{demo}.")
+# The live book (book/lite.py) is published beside this one, its folder
+# ``lite/`` next to this book's ``html/``: the links are relative, so the
+# two folders work side by side on any host (and under make live's server
+# when it serves their parent).
+LIVE_CHAPTER = "../lite/notebooks/index.html?path={notebook}"
+LIVE_BOOK = "../lite/tree/index.html"
+LIVE_LINK = '<a class="live" href="{href}">{text}</a> in your browser (the live book)'
 DEMO_NOTE = " (or <code>make demo CHAPTER={chapter}</code> for its live version alone)"
 SNAPSHOT_TOOLTIP = "static snapshot: run `make lab` to use the buttons"
 
@@ -290,10 +363,27 @@ def freeze_buttons(nb) -> int:
     return count
 
 
+def chapter_notebook(name: str) -> Path:
+    """The notebook of chapter ``name`` ("switcher": notebooks/06_switcher.ipynb)."""
+    found = sorted((ROOT / "notebooks").glob(f"[0-9][0-9]_{name}.ipynb"))
+    if len(found) != 1:
+        raise BuildError(f"chapter {name}: {len(found)} notebooks in notebooks/, not one")
+    return found[0]
+
+
+def live_link(here: Page) -> str:
+    """The link from a notebook page to the same chapter in the live book."""
+    if here.kind == "notebook":
+        notebook = chapter_notebook(here.file.removesuffix(".html")).name
+        href = LIVE_CHAPTER.format(notebook=notebook)
+        return LIVE_LINK.format(href=html.escape(href), text="run this chapter live")
+    return LIVE_LINK.format(href=LIVE_BOOK, text="open the chapters live")
+
+
 def render_notebook(nb, here: Page, all_pages: list[Page]) -> str:
     from nbconvert import HTMLExporter
     nb = copy.deepcopy(nb)
-    buttons = freeze_buttons(nb)
+    freeze_buttons(nb)
     demo = DEMO_NOTE.format(chapter=here.file.removesuffix(".html")) \
         if here.kind == "notebook" else ""
     exporter = HTMLExporter(template_name="lguestbook", extra_template_basedirs=[str(TEMPLATES)],
@@ -301,7 +391,7 @@ def render_notebook(nb, here: Page, all_pages: list[Page]) -> str:
                             widget_renderer_url="_static/html-manager/embed-amd.js")
     resources = {
         "book_stylesheet": STYLESHEET,
-        "book_note": SNAPSHOT_NOTE.format(demo=demo) if buttons else "",
+        "book_note": SNAPSHOT_NOTE.format(live=live_link(here), demo=demo),
         "book_nav": nav(here, all_pages),
         "book_pager": pager(here, all_pages),
         "metadata": {"name": here.title},

@@ -4,8 +4,8 @@ The static book (``book/build.py``) shows the views as they stood when the
 notebooks ran.  The live book runs them: a JupyterLite site whose kernel is
 Pyodide, CPython compiled to WebAssembly, so lguestsim (pure Python) runs in
 the reader's own browser with no server behind it.  The folder it writes,
-``book/_build/lite``, can be served by any static web server or opened from
-a USB stick.
+``book/_build/lite``, can be served by any static web server, or from a USB
+stick by a local one (``make live``: a browser runs none of it from file://).
 
 Nothing the site loads comes from outside the folder.  The Pyodide runtime is
 the npm ``pyodide`` package (``book/package.json``), at the version the
@@ -15,6 +15,12 @@ fetches those wheels from PyPI, adds the ones the chapters import
 (ipywidgets, comm, pyelftools, and lguestsim itself, built with ``pip
 wheel``), and writes a lock that lists only the files it ships, each with
 its own sha256: the browser refuses a wheel whose hash differs from the lock.
+
+The browser has no GNU as, so lguestsim's wheel here also carries every
+program the chapters assemble (``lguestsim.asm``'s prebuilt programs, keyed
+by their sources) and the teaching Guest's line table.  And the bundles'
+own fallbacks to a CDN are pointed at the local runtime; a check over every
+text file of the folder then fails the build on any CDN string left.
 
 ``make lite`` (and ``make book``) runs ``python book/lite.py``.  Every build
 starts from a clean output folder: jupyterlite's task database, reused, has
@@ -28,6 +34,7 @@ import functools
 import hashlib
 import http.server
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -65,12 +72,48 @@ DEPENDS = {"ipywidgets": ["comm", "ipython", "traitlets", "jupyterlab-widgets"],
 PYODIDE_FILES = ("pyodide.mjs", "pyodide.js", "pyodide.asm.mjs", "pyodide.asm.wasm",
                  "python_stdlib.zip", "package.json")
 # Any absolute http(s) URL whose host is not this machine.
-REMOTE = re.compile(rb"https?://(?!127\.0\.0\.1|localhost)[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
-# Text that merely names a remote address without loading it: licences,
-# schema identifiers, doc links in comments and messages.  The check is for
-# what a page or worker would *fetch*, so it reads the places fetches come
-# from: the site's configuration and the lock.
-CONFIG_FILES = ("jupyter-lite.json", "config-utils.js")
+REMOTE = re.compile(rb"https?://(?!127\.0\.0\.1|localhost)[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+                    rb"[^\s\"'`()<>\\]*")
+# Hosts that serve code, fonts or packages: a string naming one is a fetch
+# waiting for a missing setting, so none may remain anywhere in the site.
+CDN = re.compile(rb"https?://(?:[A-Za-z0-9-]+\.)*(?:jsdelivr\.net|unpkg\.com|cloudflare\.com"
+                 rb"|esm\.sh|skypack\.dev|jspm\.io|googleapis\.com|gstatic\.com|pypi\.org"
+                 rb"|pythonhosted\.org|anaconda\.org|githubusercontent\.com)\b")
+# CDN strings the build rewrites to the site's own copy.  The kernel's
+# fallback when no pyodideUrl is set (and the default its settings schema
+# shows) becomes the local runtime; Pyodide's cdnUrl, read only under Node
+# to download packages the lock lacks, becomes the runtime's own folder.
+PYODIDE_CDN = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/".encode()
+REWRITES = [
+    (re.compile(re.escape(PYODIDE_CDN + b"pyodide.mjs")), b"./static/pyodide/pyodide.mjs"),
+    (re.compile(rb"(let (\w+)=e\.indexURL\|\|.{0,200}?e\.packageBaseUrl\?\?)"
+                rb"`https://cdn\.jsdelivr\.net/pyodide/v\$\{\w+\}/full/`"), rb"\1\2"),
+]
+# The only CDN-host strings left, each with why it is never fetched.
+ALLOWED = {
+    # ajv (JupyterLab's settings validator) names its $data meta-schema by
+    # this $id and $ref; the schema is compiled into the bundle, never fetched.
+    "https://raw.githubusercontent.com/ajv-validator/ajv/master/lib/refs/data.json#":
+        "ajv's $data meta-schema identifier",
+    # A link in a doc comment of JupyterLab's kernel REST client, to the
+    # server API it describes (the live book has no server).
+    "https://raw.githubusercontent.com/jupyter-server/jupyter_server/main/jupyter_server/"
+    "services/api/api.yaml": "a doc comment's link to the server's API spec",
+    # Prose in the kernel's settings schema (the settings editor's help text)
+    # describing the fallback that jupyter-lite.json turns off.
+    "https://pypi.org/pypi/": "a setting's description (disablePyPIFallback)",
+}
+# Where a fetch is decided: these files may name no remote host at all.
+FETCH_FILES = ("jupyter-lite.json", "pyodide-lock.json", "api/contents/all.json", "pypi/all.json",
+               "*.webmanifest")
+# What a page or stylesheet loads by itself: an element's src/href/data, a
+# url() or an @import (a link a reader may follow is not a load).
+LOADS = re.compile(rb"<(?:script|link|img|iframe|source|embed|object|image|use)\b[^>]*?"
+                   rb"\b(?:src|href|data|xlink:href)\s*=\s*[\"']?(?=https?://)"
+                   rb"|url\(\s*[\"']?(?=https?://)|@import\s+[\"']?(?=https?://)", re.I)
+# Files that are not text (the check reads the rest).
+BINARY = {".whl", ".wasm", ".zip", ".bz2", ".png", ".ico", ".woff", ".woff2", ".ttf", ".eot",
+          ".gif", ".jpg", ".jpeg", ".data"}
 
 
 class LiteError(Exception):
@@ -120,9 +163,9 @@ def fetch_wheels(lock: dict, log) -> dict[str, Path]:
               "--python-version", "3.14", "-d", str(WHEELS), *missing], log)
     for old in WHEELS.glob("lguestsim-*.whl"):
         old.unlink()
-    log("  pip wheel lguestsim")
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(WHEELS), str(ROOT)], log)
-    shutil.rmtree(ROOT / "build", ignore_errors=True)
+    log("  pip wheel lguestsim, with its prebuilt programs")
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(WHEELS),
+          str(lguestsim_tree(log))], log)
     found = {}
     for whl in WHEELS.glob("*.whl"):
         name, ver = whl.name.split("-")[:2]
@@ -131,6 +174,61 @@ def fetch_wheels(lock: dict, log) -> dict[str, Path]:
         if spec is not None or _norm(name) == "lguestsim":
             found[_norm(name)] = whl
     return found
+
+
+def programs(log) -> list[Path]:
+    """Every program the chapters assemble, as ``lguestsim.asm`` ships them.
+
+    The chapters' own tiny Guests are recorded while the static book's build
+    executes them (book/_build/cache/programs, reused with the executed
+    copies); the Switcher is assembled once more with its line table, as
+    ``switcher_symbols()`` asks for it, and the teaching Guest's debug twin
+    (its line table, ``guest_symbols()``) is compiled.
+    """
+    import build
+    found = []
+    for nb in chapters():
+        build.execute(nb, log)
+        found += sorted(build.programs_of(nb).glob("*.json"))
+    switcher = WORK / "programs"
+    shutil.rmtree(switcher, ignore_errors=True)
+    env = {**os.environ, "LGUESTSIM_ASM_RECORD": str(switcher), "PYTHONPATH": str(ROOT)}
+    # The teaching Guest's debug twin (symbols.guest_symbols) is made in a
+    # cache of its own, so that one a checkout made earlier is not taken.
+    env["LGUESTSIM_CACHE"] = str(switcher / "twin")
+    done = subprocess.run([sys.executable, "-c", "from lguestsim import symbols as s; "
+                           "assert s.switcher_symbols().rows, 'no Switcher lines'; "
+                           "assert s.guest_symbols().rows, 'no Guest lines'"],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise LiteError(f"the Switcher or the Guest's debug twin did not build:\n"
+                        f"{done.stderr[-2000:]}")
+    return found + sorted(switcher.glob("*.json")) + sorted(switcher.glob("twin/*.elf"))
+
+
+def lguestsim_tree(log) -> Path:
+    """A copy of the package's source with its prebuilt programs, for ``pip wheel``.
+
+    The programs go in ``lguestsim/prebuilt/`` (``lguestsim.asm.PREBUILT``),
+    a package only in this copy: a checkout assembles its own.
+    """
+    tree = WORK / "lguestsim-src"
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, tree / name)
+    shutil.copytree(ROOT / "lguestsim", tree / "lguestsim",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    prebuilt = tree / "lguestsim" / "prebuilt"
+    prebuilt.mkdir()
+    (prebuilt / "__init__.py").write_text(
+        '"""Programs assembled by the live book\'s build (book/lite.py), for a '
+        'Python with no GNU as."""\n')
+    shipped = programs(log)
+    for path in shipped:
+        shutil.copy2(path, prebuilt / path.name)
+    log(f"  {len(shipped)} prebuilt programs")
+    return tree
 
 
 def kernel_closure(lock: dict) -> dict[str, dict]:
@@ -218,33 +316,69 @@ def build(out: Path = OUT, log=print) -> dict:
     _run(cmd, log, cwd=lite_dir)
     if not (out / "static" / "pyodide" / "pyodide-lock.json").exists():
         raise LiteError(f"{out}/static/pyodide is missing: the Pyodide add-on did not run")
+    rewrite_cdn_urls(out)
     remote = remote_urls(out)
     if remote:
         raise LiteError("the live book loads remote resources:\n" + "\n".join(remote[:20]))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return {"size_mb": size / 1e6, "seconds": time.monotonic() - start,
-            "chapters": len(chapters())}
+            "chapters": len(chapters()), "hosts_named": len(remote_hosts(out))}
+
+
+def text_files(out: Path) -> list[Path]:
+    return [p for p in sorted(out.rglob("*")) if p.is_file() and p.suffix not in BINARY]
+
+
+def rewrite_cdn_urls(out: Path) -> int:
+    """Point the CDN strings the bundles carry (REWRITES) at the site; returns how many."""
+    count = 0
+    for path in text_files(out):
+        data = path.read_bytes()
+        if b"cdn.jsdelivr.net" not in data:
+            continue
+        for pattern, replacement in REWRITES:
+            data, n = pattern.subn(replacement, data)
+            count += n
+        path.write_bytes(data)
+    return count
 
 
 def remote_urls(out: Path) -> list[str]:
-    """Every place the site's configuration or lock points outside this machine.
+    """Every string in the site that could send the browser to another host.
 
-    A JupyterLite bundle carries many URLs in text no one fetches (licences,
-    source comments, error messages); what decides where the browser goes is
-    each ``jupyter-lite.json`` (the kernel's Pyodide URL, index URLs), the
-    Pyodide lock (the wheels' file names), the piplite indexes and the
-    notebooks.  Those must name only local files.
+    Two rules, over every text file of the folder.  No URL on a host that
+    serves code or packages (CDN) may appear anywhere, bundles included,
+    except the few in ALLOWED.  The files where fetches are decided
+    (FETCH_FILES: the settings, the Pyodide lock, the contents index) may
+    name no remote host at all, and no page, stylesheet or image may load
+    one by itself (LOADS).  The URLs left elsewhere are links for people and identifiers
+    (licence texts, documentation links in comments and messages, XML
+    namespaces): ``remote_hosts()`` counts them, and the
+    Chromium test counts the requests really made.
     """
     found = []
-    for path in [*out.rglob("jupyter-lite.json"), *out.rglob("pyodide-lock.json"),
-                 *out.rglob("all.json"), *out.rglob("*.ipynb")]:
-        if "schemas" in path.parts:
-            continue  # JSON Schema's "$schema" identifiers name a standard, not a fetch
-        for m in REMOTE.finditer(path.read_bytes()):
-            if path.suffix == ".ipynb":
-                continue  # a chapter's prose may cite a page; the test counts real requests
-            found.append(f"{path.relative_to(out)}: {m.group().decode()}")
+    for path in text_files(out):
+        data = path.read_bytes()
+        starts = [m.start() for m in CDN.finditer(data)]
+        if any(path.match(g) for g in FETCH_FILES):
+            starts += [m.start() for m in REMOTE.finditer(data)]
+        if path.suffix in (".html", ".css", ".svg"):
+            starts += [m.end() for m in LOADS.finditer(data)]
+        for start in sorted(set(starts)):
+            url = REMOTE.match(data, start).group().decode(errors="replace")
+            if not any(url.startswith(a) for a in ALLOWED):
+                found.append(f"{path.relative_to(out)}: {url}")
     return found
+
+
+def remote_hosts(out: Path) -> dict[str, int]:
+    """The remote hosts still named in the site's text, with how many times."""
+    hosts: dict[str, int] = {}
+    for path in text_files(out):
+        for m in REMOTE.finditer(path.read_bytes()):
+            host = m.group().split(b"/")[2].decode()
+            hosts[host] = hosts.get(host, 0) + 1
+    return dict(sorted(hosts.items(), key=lambda kv: -kv[1]))
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -275,9 +409,15 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.out / "index.html").exists():
             print(f"lite: {args.out} has no site: run make lite first", file=sys.stderr)
             return 1
-        httpd = server(args.out, host, int(port))
-        print(f"the live book: http://{host}:{httpd.server_address[1]}/lab/index.html "
-              "(Ctrl-C stops)", flush=True)
+        # The folder above, so that the static book beside it (html/) is
+        # served too and its relative "run this chapter live" links work.
+        top = args.out.resolve().parent
+        httpd = server(top, host, int(port))
+        url = f"http://{host}:{httpd.server_address[1]}"
+        print(f"the live book: {url}/{args.out.resolve().name}/lab/index.html"
+              + (f"\nthe static book beside it: {url}/html/index.html"
+                 if (top / "html" / "index.html").exists() else "")
+              + "\n(Ctrl-C stops)", flush=True)
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:

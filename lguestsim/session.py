@@ -545,6 +545,22 @@ class Session:
                 raise SessionError(f"the replay ended at step {w.steps}, before {target}")
         return w
 
+    # What going back costs in memory.  lguest has no such thing; a
+    # simulator that offers "back" usually keeps copies of the machine, and a
+    # 32 MiB Guest copied every few thousand steps would soon cost more than
+    # the Guest.  Replay needs none: the only history is the milestones, two
+    # counters every MILESTONE_EVERY steps, and a replay's fresh world pays,
+    # like the first, only for the pages its Guest touches (the old world is
+    # dropped as it is replaced).  This is that history's size in bytes.
+    def snapshot_bytes(self) -> int:
+        """Bytes of history kept for going back (the milestones; no memory is copied)."""
+        import sys
+        total = sys.getsizeof(self.milestones)
+        for step, (instructions, cycles) in self.milestones.items():
+            total += (sys.getsizeof(step) + sys.getsizeof((instructions, cycles))
+                      + sys.getsizeof(instructions) + sys.getsizeof(cycles))
+        return total
+
     @staticmethod
     def _fast_forward(w: World, step: int, instructions: int, cycles: int) -> None:
         """Bring a fresh world to a milestone at full speed, then exactly onto it."""

@@ -11,7 +11,8 @@ rebuild is byte-for-byte the same.  For its lines, ``guest_symbols()``
 compiles the same sources once more with ``-g`` (gcc must be installed),
 checks that every loaded byte is identical to the shipped image's, and keeps
 the result in a cache directory; debug information never changes the code.
-Without a compiler the symbols still work and the lines are simply missing.
+Without a compiler the symbols still work and the lines are simply missing
+-- except in the live book, whose wheel ships the twin (``book/lite.py``).
 
 Read with pyelftools.
 """
@@ -273,9 +274,13 @@ def guest_symbols() -> Symbols:
     shipped = ELF_IMAGE.read_bytes()
     digest = hashlib.sha256(shipped).hexdigest()[:16]
     cached = _cache_dir() / f"guest-debug-{digest}.elf"
+    # The live book, with no compiler, ships the twin of the image it ships.
+    prebuilt = asm.prebuilt_folder() / cached.name
     twin = None
     if cached.is_file():
         twin = cached.read_bytes()
+    elif prebuilt.is_file():
+        twin = prebuilt.read_bytes()
     else:
         twin = build_debug_twin(shipped)
         if twin is not None:

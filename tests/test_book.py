@@ -369,6 +369,20 @@ def test_notebook_pages_say_they_are_a_snapshot_and_disable_their_buttons(book):
     assert "make demo CHAPTER=switcher" in note.get_text()
 
 
+def test_every_chapter_page_links_to_its_chapter_in_the_live_book(book):
+    from urllib.parse import parse_qs, urlparse
+    for _, name in build.CHAPTERS:
+        soup = BeautifulSoup((book / f"{name}.html").read_text(), "html.parser")
+        link = soup.select_one("p.snapshot a.live")
+        assert link is not None and "live" in link.get_text(), name
+        url = urlparse(link["href"])
+        assert not url.scheme and url.path == "../lite/notebooks/index.html", link["href"]
+        (notebook,) = parse_qs(url.query)["path"]
+        assert notebook == build.chapter_notebook(name).name
+    front = BeautifulSoup((book / "index.html").read_text(), "html.parser")
+    assert front.select_one("p.snapshot a.live")["href"] == build.LIVE_BOOK
+
+
 def test_executing_a_notebook_prints_no_kernel_warning(tmp_path, monkeypatch, capfd):
     monkeypatch.setattr(build, "CACHE", tmp_path / "cache")
     nb = build.execute(build.front_notebook(), log=lambda *a: None)

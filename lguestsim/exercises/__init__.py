@@ -72,6 +72,11 @@ def _same(answer: Any, expected: Any) -> bool:
 class Exercises:
     """The exercises of one chapter for one student."""
 
+    # Set by variants(): which option each draw takes (by the draw's place),
+    # instead of the student's generator; and every draw's options, in order.
+    _pins: dict[int, int] | None = None
+    _drawn: list[list[Any]]
+
     def __init__(self, chapter: str, student: str = "") -> None:
         self.chapter = chapter
         self.student = student.strip() or "anonymous"
@@ -82,9 +87,14 @@ class Exercises:
 
     def choice(self, options: Sequence[Any]) -> Any:
         """One of ``options``: the same for this student every time (in call order)."""
+        if self._pins is not None:
+            self._drawn.append(list(options))
+            return list(options)[self._pins.get(len(self._drawn) - 1, 0)]
         return self.random.choice(list(options))
 
     def randint(self, low: int, high: int) -> int:
+        if self._pins is not None:
+            return self.choice(range(low, high + 1))
         return self.random.randint(low, high)
 
     def check(self, number: int, answer: Any, expected: Any | Callable[[], Any],
@@ -121,10 +131,31 @@ class Chapter(Exercises, ABC):
 
     chapter = ""
     hints: dict[int, str] = {}
+    # Whether the chapter's answers, or its cells that read the variant,
+    # assemble tiny Guests: the live book, which has no assembler, ships the
+    # programs of every variant (``variants()``, run by book/build.py).
+    assembles = False
 
     def __init__(self, student: str = "") -> None:
         super().__init__(self.chapter, student)
         self.draw()
+
+    @classmethod
+    def _pinned(cls, pins: dict[int, int]) -> Chapter:
+        ex = cls.__new__(cls)
+        ex._pins, ex._drawn = pins, []
+        ex.__init__()
+        return ex
+
+    @classmethod
+    def variants(cls) -> list[Chapter]:
+        """Every option of every draw, each once, the other draws at their first
+        option: every value a question or a cell may be built from."""
+        first = cls._pinned({})
+        found = [first]
+        for place, options in enumerate(first._drawn):
+            found += [cls._pinned({place: i}) for i in range(1, len(options))]
+        return found
 
     def draw(self) -> None:
         """Draw this student's variant (numbers, names) from ``self.random``."""

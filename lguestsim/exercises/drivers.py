@@ -42,6 +42,7 @@ def send_dmas() -> int:
 
 class DriversExercises(Chapter):
     chapter = "drivers"
+    assembles = True               # pair(length)
     hints = {1: "step_to('dma') on the pair, then read the receiver's rx descriptor",
              2: "ACKNOWLEDGE 1, DRIVER 2, DRIVER_OK 4"}
 

@@ -46,6 +46,7 @@ def cycles_per_sync_call(source: str) -> int:
 
 class MasteryExercises(Chapter):
     chapter = "mastery"
+    assembles = True               # the chapter's loops, per variant
     hints = {1: "measure() counts the events between the labels",
              2: "spaces(slots, seed) builds that Guest",
              3: "the cycles of measure() on SYNC, divided by the number of calls"}

@@ -44,7 +44,8 @@ SIGNATURE = b"GenuineLguest"
 USER_SOURCES = ("user.S", "user.c", "shell.c", "ulib.c")
 KERNEL_SOURCES = (
     "head.S", "boot.c", "patch.S", "patch.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
-    "lguest_bus.c", "console.c", "block.c", "net.c", "process.c", "user_image.S", "lib.c",
+    "lguest_bus.c", "console.c", "block.c", "net.c", "ioport.c", "process.c", "user_image.S",
+    "lib.c",
 )
 # The 2.6.25 (virtio) Guest, guest-virtio.elf: the same kernel where the two
 # generations agree, built with CONFIG_VIRTIO; what 2.6.25 changed is the
@@ -54,7 +55,7 @@ KERNEL_SOURCES = (
 KERNEL_SOURCES_VIRTIO = (
     "i386_head.S", "boot.c", "patch.S", "patch.c", "main.c", "traps.c", "entry.S", "mm.c", "time.c",
     "lguest_device.c", "virtio_ring.c", "console.c", "virtio_console.c", "virtio_blk.c",
-    "virtio_net.c", "process.c", "user_image.S", "lib.c",
+    "virtio_net.c", "ioport.c", "process.c", "user_image.S", "lib.c",
 )
 VIRTIO_DEFINES = ("-DCONFIG_VIRTIO",)
 VIRTIO_ENTRY = "phys_startup_32"

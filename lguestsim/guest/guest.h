@@ -365,6 +365,12 @@ int net_set_promisc(int on);
 int net_ping(const u8 dest[6], u32 seq, struct lg_ping *result);
 extern struct lguest_driver net_driver;
 
+/* ioport.c: who owns which I/O ports, and the probes of a PC's old chips. */
+int request_region(u32 start, u32 n, const char *name);
+void release_region(u32 start, u32 n);
+void probe_legacy_devices(void);
+extern unsigned int ioport_accesses;
+
 /* process.c */
 int run_init_process(void);
 void do_syscall(struct trap_frame *frame);
@@ -377,6 +383,7 @@ void *memcpy(void *dst, const void *src, u32 n);
 void *memset(void *dst, int c, u32 n);
 u32 strlen(const char *s);
 int strcmp(const char *a, const char *b);
+int cmdline_has(const char *word);
 int snprintf(char *buf, u32 size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int printk(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

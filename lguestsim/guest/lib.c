@@ -51,6 +51,29 @@ int strcmp(const char *a, const char *b)
 	return (unsigned char)*a - (unsigned char)*b;
 }
 
+/* Is "word" one of the words of the kernel command line?  The switches the
+ * kernel reads there ("nopatch", "noioreserve", "endfirstpiece") ask this. */
+int cmdline_has(const char *word)
+{
+	const char *p = boot_command_line;
+
+	while (*p) {
+		const char *w = word;
+
+		while (*p == ' ')
+			p++;
+		while (*w && *p == *w) {
+			p++;
+			w++;
+		}
+		if (!*w && (*p == ' ' || !*p))
+			return 1;
+		while (*p && *p != ' ')
+			p++;
+	}
+	return 0;
+}
+
 /* Formatting goes into a buffer that may not overflow (G:401). */
 struct outbuf {
 	char *buf;

@@ -61,6 +61,10 @@ void start_kernel(void)
 	lguest_bus_init();
 #endif
 
+	/* The drivers a PC kernel also starts, for the chips every PC has:
+	 * they find their I/O ports taken and leave them be (ioport.c). */
+	probe_legacy_devices();
+
 	/* Time: let the timer interrupt through and turn interrupts on.
 	 * Then ask for a few timer interrupts, halting while we wait
 	 * (time.c). */

@@ -36,28 +36,6 @@ static const u8 nops[8][7] = {
 
 unsigned int patched_sites, unpatched_sites;
 
-/* Is "word" one of the words of the kernel command line? */
-static int cmdline_has(const char *word)
-{
-	const char *p = boot_command_line;
-
-	while (*p) {
-		const char *w = word;
-
-		while (*p == ' ')
-			p++;
-		while (*w && *p == *w) {
-			p++;
-			w++;
-		}
-		if (!*w && (*p == ' ' || !*p))
-			return 1;
-		while (*p && *p != ' ')
-			p++;
-	}
-	return 0;
-}
-
 /*: G:060 apply_patches() walks the records PV_SITE() left in
  * `.parainstructions`.  For each it looks up the replacement for the op
  * the site calls, and if the replacement fits in the site's bytes it

@@ -59,6 +59,7 @@
 #define EBADF			9
 #define ENOMEM			12
 #define EFAULT			14
+#define EBUSY			16
 #define ENODEV			19
 #define EINVAL			22
 #define ENOSPC			28

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import random
 import struct
+from collections import Counter
 
 from .. import switcher as switcher_mod
 from ..trace import Trace
@@ -212,8 +213,13 @@ class Host(X86Core):
     # hypercall and I/O machinery, and stand ready for Launchers to open
     # `/dev/lguest`.  `direct_traps` lets a reader turn off the trap shortcut
     # of interrupts_and_traps.py and compare, and `seed` makes the one random
-    # choice (which shadow page directory to evict) repeatable.
-    def __init__(self, machine, *, direct_traps: bool = True, seed: int = 0) -> None:
+    # choice (which shadow page directory to evict) repeatable.  Two more
+    # switches undo shortcuts lguest measured (benchmarks/bench_figures.py
+    # runs each both ways): `changed_flags=False` copies the GDT and IDT on
+    # every entry (S:010), `set_pte_at_once=False` leaves every new entry to a
+    # shadow fault (H:420).
+    def __init__(self, machine, *, direct_traps: bool = True, seed: int = 0,
+                 changed_flags: bool = True, set_pte_at_once: bool = True) -> None:
         if machine.mem.size < HOST_AREA:
             raise ValueError(f"the machine needs at least {HOST_AREA >> 20} MiB for the Host")
         self.machine = machine
@@ -222,6 +228,9 @@ class Host(X86Core):
         self.trace = Trace(lambda: machine.cpu.cycles)
         self.random = random.Random(seed)
         self.direct_traps = direct_traps
+        self.changed_flags = changed_flags
+        self.set_pte_at_once = set_pte_at_once
+        self.charges: Counter[str] = Counter()     # how often each kind of work was charged
         self.time_slice = TIME_SLICE
         self.tick_pending = False
         self.lguests: list[Lguest] = []
@@ -334,9 +343,11 @@ class Host(X86Core):
     # of Host work adds its price from cost.py to the CPU's cycle counter.  The
     # Guest's and Switcher's instructions are counted by the CPU as they run;
     # together the two give the costs that the book's views and the benchmarks
-    # show.
+    # show.  `charges` counts each kind of work, so that an experiment can say
+    # how often, say, the IDT was copied.
     def charge(self, kind: str) -> None:
         self.cpu.cycles += cost.cost(kind)
+        self.charges[kind] += 1
 
     # -- creating a Guest (called by /dev/lguest's INITIALIZE)
     #: L:030 This is the Host side of initialize, and a first look deeper into

@@ -450,7 +450,9 @@ class PageTables:
     # it.  But kernels (Linux included) usually set the accessed bit, and
     # often the dirty bit, in a new entry themselves; then the fault would only
     # set what is already set, so we install the shadow at once, writable if
-    # dirty.  lguest measured 10% on a copy-on-write benchmark from this.
+    # dirty.  lguest measured 10% on a copy-on-write benchmark from this;
+    # `Host(set_pte_at_once=False)` takes the simple course instead, so that
+    # bench_figures.py can measure it again.
     def do_set_pte(self, lg: Lguest, idx: int, vaddr: int, gpte: int) -> None:
         spgd = self.spgd_addr(lg, idx, vaddr)
         if lg.dead:
@@ -459,7 +461,7 @@ class PageTables:
         if not spde & P:
             return
         spte_addr = (spde & 0xFFFFF000) + pte_index(vaddr) * 4
-        if gpte & (D | A):
+        if gpte & (D | A) and self.host.set_pte_at_once:
             self.check_gpte(lg, gpte)
             if lg.dead:
                 return
