@@ -18,6 +18,7 @@
  * Launcher gets no /dev/lguest.  lguest's Launchers were i386 programs. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,10 +35,13 @@ static int refuse(const char *path)
 }
 
 #define PASS(name, ...) \
-	va_list ap; \
-	va_start(ap, flags); \
-	mode_t mode = va_arg(ap, mode_t); \
-	va_end(ap); \
+	mode_t mode = 0; \
+	if (flags & (O_CREAT | O_TMPFILE)) { \
+		va_list ap; \
+		va_start(ap, flags); \
+		mode = va_arg(ap, mode_t); \
+		va_end(ap); \
+	} \
 	if (refuse(path)) \
 		return -1; \
 	int (*real)() = (int (*)())dlsym(RTLD_NEXT, name); \
@@ -296,10 +300,13 @@ static int open_lguest(void)
 int open(const char *path, int flags, ...)
 {
 	REAL(int, open, (const char *, int, ...));
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = va_arg(ap, mode_t);
-	va_end(ap);
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_open(path, flags, mode);
@@ -308,10 +315,13 @@ int open(const char *path, int flags, ...)
 int open64(const char *path, int flags, ...)
 {
 	REAL(int, open64, (const char *, int, ...));
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = va_arg(ap, mode_t);
-	va_end(ap);
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_open64(path, flags, mode);
@@ -320,10 +330,13 @@ int open64(const char *path, int flags, ...)
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	REAL(int, openat, (int, const char *, int, ...));
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = va_arg(ap, mode_t);
-	va_end(ap);
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_openat(dirfd, path, flags, mode);
@@ -332,10 +345,13 @@ int openat(int dirfd, const char *path, int flags, ...)
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	REAL(int, openat64, (int, const char *, int, ...));
-	va_list ap;
-	va_start(ap, flags);
-	mode_t mode = va_arg(ap, mode_t);
-	va_end(ap);
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
+		va_list ap;
+		va_start(ap, flags);
+		mode = va_arg(ap, mode_t);
+		va_end(ap);
+	}
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_openat64(dirfd, path, flags, mode);
