@@ -500,7 +500,10 @@ class Door:
         data = req.data
         (kind,) = struct.unpack_from("<I", data) if len(data) >= 4 else (None,)
         memory = f.memory
-        if kind == LHREQ_INITIALIZE and len(data) >= 20:
+        # (Only a first INITIALIZE from the Launcher itself: any other gets the
+        # Host's own answer, EBUSY or EPERM.)
+        if kind == LHREQ_INITIALIZE and len(data) >= 20 and f.dev.lg is None \
+                and conn.task is memory.process:
             words = list(struct.unpack_from("<5I", data))
             if f.dev.virtio:
                 base = memory.base or 0
