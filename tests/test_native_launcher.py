@@ -323,3 +323,45 @@ def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
     assert native.stderr().count("lguest: CRASH: Power down") == 2, native.stderr()
     assert "Traceback" not in native.stderr()
     assert not list(tmp_path.glob("net.*")), "the Launchers left their ports behind"
+
+
+def test_a_terminal_goes_raw_and_three_ctrl_c_end_the_launcher(c_launcher, tmp_path):
+    """On a terminal the keys reach the Guest as typed (it echoes them), ^C is a
+    byte and not a signal, and three of them within a second stop the Launcher."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:        # the child: the run, on the terminal
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "lguestsim", "native", "--virtio", "--",
+                                  *launcher_args(c_launcher, True)])
+    out = bytearray()
+
+    def read_until(what: bytes, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while what not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out.extend(os.read(fd, 65536))
+                except OSError:
+                    break
+        assert what in out, out.decode("latin-1")[-2000:]
+
+    try:
+        read_until(PROMPT.encode())
+        os.write(fd, b"devices\r")           # Enter sends a carriage return
+        read_until(b"pfn 0x2003\r\n" + PROMPT.encode())
+        for _ in range(3):
+            os.write(fd, b"\x03")
+            time.sleep(0.1)
+        read_until(b"interrupted")
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert b"Traceback" not in out
