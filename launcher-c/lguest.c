@@ -83,17 +83,22 @@ static void stop_waker(void)
 }
 
 /* Every way out of the Launcher goes through here: one line on standard
- * error (prefixed "lguest: "), the Waker stopped, the terminal restored. */
+ * error (prefixed "lguest: ", written at once so that it cannot be mixed
+ * with another Launcher's), the Waker stopped, the terminal restored. */
 void die(int status, const char *fmt, ...)
 {
+	char line[1200] = "lguest: ";
+	size_t len;
 	va_list ap;
 
 	fflush(stdout);
-	fputs("lguest: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line + 8, sizeof(line) - 9, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	len = strlen(line);
+	line[len++] = '\n';
+	if (write(STDERR_FILENO, line, len) < 0)
+		status = status ? status : 1;
 	stop_waker();
 	exit(status);
 }
