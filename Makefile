@@ -6,8 +6,10 @@
 # make ss386  every test of the SingleStepTests 80386 files in ../shared/ext/ss80386
 #             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
-#             a flushing Guest, lguest's figures, DMA vs virtio, and the peak RSS of a
-#             Guest's boot from 32 MiB to 2 GiB of Guest RAM (stdout, benchmarks/out/)
+#             a flushing Guest, lguest's figures, DMA vs virtio, the peak RSS of a
+#             Guest's boot from 32 MiB to 2 GiB of Guest RAM, and the native door's boot
+#             (launcher-c through the door) beside the Python Launcher's (stdout,
+#             benchmarks/out/)
 # make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
 #             a neighbour) and its report; `make test` runs a seeded sample of each category
@@ -68,6 +70,7 @@ bench: $(INSTALL)
 	$(PY) benchmarks/bench_host.py
 	$(PY) benchmarks/bench_virtio.py
 	$(PY) benchmarks/bench_memory.py
+	$(PY) benchmarks/bench_native.py
 
 hostile: $(INSTALL)
 	PYTHONPATH=tests $(PY) tests/hostile.py

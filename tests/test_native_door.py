@@ -364,3 +364,44 @@ def test_a_session_can_watch_a_guest_whose_launcher_is_native(tools):
         assert watch.cpu.cycles > before
         assert watch.step_to("hypercall", timeout=10) is None     # it has ended
         assert watch.finished
+
+
+# The Guest runs the block at `patch` once, sends its byte to the Launcher,
+# and runs it again: the Launcher has changed the immediate in between.
+PATCHED = """
+        movl $stack_top, %esp
+        HCALL 1, lguest_data-PO
+        HCALL 7, 0x69, stack_top, 1
+        xorl %esi, %esi
+        jmp patch                          # so that a block starts at patch
+1:
+patch:  movl $0x41, %eax
+        movb %al, text
+        HCALL 13, 0, out-PO
+        incl %esi
+        cmpl $2, %esi
+        jne 1b
+        HCALL 2, msg-PO
+        .p2align 12
+stack:  .fill 4096, 1, 0
+stack_top:                                 # the data on a page of its own, away from the code
+msg:    .asciz "Power down"
+        .p2align 2
+out:    DMA text-PO, 1
+text:   .ascii "?"
+"""
+
+
+def test_code_the_launcher_writes_over_runs_anew(tools, tmp_path):
+    # The Launcher writes Guest memory behind the CPU's back: the block it
+    # patched must be translated again, not run from the old translation.
+    program = asm.tiny_guest(PATCHED)
+    imm = program.symbols["patch"] - asm.PAGE_OFFSET + 1     # movl $imm32, %eax: b8 imm
+    run = Run(tools, tmp_path)
+    kid = run.start([str(tools["neighbour"]), *tiny_image(PATCHED, tmp_path / "patched.img"),
+                     f"patch={imm:#x}:0x42"])
+    run.serve()
+    out = run.output(kid)
+    assert out.splitlines()[:3] == ["ready to run", "dma A", "dma B"], out
+    run.close()
+

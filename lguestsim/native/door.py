@@ -76,7 +76,9 @@ def _nothing() -> None:
 # passed in the Guests' world.  So the door's machine lets a halted Guest's
 # clock jump only once every Launcher has been quiet for a moment of real
 # time (QUIET); anything a Launcher sends meanwhile is served first, and the
-# Host looks again at what its Guests can do.
+# Host looks again at what its Guests can do.  A Launcher alone on the Host
+# has nobody to wait for, and its Guest's clock jumps at once, as under the
+# Python Launcher.
 class DoorMachine(Machine):
     """The machine behind the door: idling waits for the Launchers to be quiet."""
 
@@ -85,7 +87,8 @@ class DoorMachine(Machine):
         self.door = door
 
     def idle_until_next_timer(self) -> bool:
-        if self._timers and self.door.settle():
+        # One Launcher alone has nobody to wait for.
+        if self._timers and len(self.door.files) > 1 and self.door.settle():
             return True             # a Launcher had something: look again before idling
         return super().idle_until_next_timer()
 
@@ -120,6 +123,7 @@ class DoorFile:
     owner_gone: bool = False        # the task that opened it has closed it (or died)
     break_waiters: list = field(default_factory=list)   # Wakers blocked in BREAK {1}
     steps: object | None = None     # the running read()'s generator (read_steps)
+    code_copy: dict = field(default_factory=dict)   # page -> bytes: its code pages (L:590)
     trips: int = 0                  # trips into the Guest in this turn
 
 
@@ -272,11 +276,7 @@ class Door:
     def _turn(self, f: DoorFile) -> None:
         conn, size, offset = f.pending
         if f.steps is None:
-            memory = f.memory
-            if memory.process is not None and memory.extent:
-                # The Launcher writes Guest memory behind the CPU's back: code
-                # it overwrote must not run from an old translation (P:029).
-                self.host.mem.written(memory.process.base, memory.extent)
+            self._launcher_wrote(f)
             f.steps, f.trips = f.dev.read_steps(size, conn.task, offset), 0
         self.current, self.paused = f, None
         result: bytes | None = None
@@ -309,6 +309,7 @@ class Door:
             err = OSError(errno.EIO, "the Host failed")
         self.current = None
         trips, f.steps = f.trips, None
+        self._snapshot_code(f)
         if f.door_break:
             f.door_break = False
             if not f.launcher_break and not self._break(f, 0) and err is not None \
@@ -329,6 +330,31 @@ class Door:
             for other in self.order:
                 if other is not f:
                     other.asleep = False
+
+    #: L:590 The Launcher writes Guest memory behind the CPU's back, with no
+    # `PhysicalMemory.write()` to tell the CPU, so translated code it wrote
+    # over could go on running (P:029).  Telling the CPU that the whole of
+    # Guest memory changed at every read() would throw every translation
+    # away; instead, at the end of each turn the door keeps a copy of the
+    # Guest's pages that hold translated code (the CPU lists them in
+    # `tlb.code_pages`), and before the next turn tells the CPU of those
+    # whose bytes are no longer the same.  Few pages hold code, so the copy
+    # is small, and a Launcher that only ever writes data costs nothing.
+    def _launcher_wrote(self, f: DoorFile) -> None:
+        ram = self.host.mem.ram
+        for page, before in f.code_copy.items():
+            if ram[page:page + PAGE_SIZE] != before:
+                self.host.mem.written(page, PAGE_SIZE)
+
+    def _snapshot_code(self, f: DoorFile) -> None:
+        memory = f.memory
+        if memory.process is None:
+            return
+        lo = memory.process.base
+        hi = lo + memory.extent
+        ram = self.host.mem.ram
+        f.code_copy = {p: ram[p:p + PAGE_SIZE] for p in self.host.cpu.tlb.code_pages
+                       if lo <= p < hi}
 
     def _preempt(self) -> None:
         """Take the CPU back from the running read at its next trip, by a break

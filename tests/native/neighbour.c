@@ -2,14 +2,16 @@
  * image of Guest memory (a tiny 2.6.23 Guest and its page tables, laid out
  * by the test) through the door and prints what the Guest sends it.
  *
- *   neighbour IMAGE MEM PGDIR START PAGE_OFFSET [spin]
+ *   neighbour IMAGE MEM PGDIR START PAGE_OFFSET [spin | patch=ADDR:BYTE]
  *
  * Guest memory goes at our address 0, as 2.6.23's Launcher had it; the image
  * is mapped privately over it, as lguest's Launcher mapped the kernel, which
  * the door turns into a copy into the shared pages.  Each read() that returns
  * DMA (address and key) prints the DMA's first section; when the Guest dies
  * it prints the reason.  With "spin" it forks a Waker that writes LHREQ_BREAK
- * every few milliseconds, and serves each EAGAIN with LHREQ_BREAK {0}.
+ * every few milliseconds, and serves each EAGAIN with LHREQ_BREAK {0}.  With
+ * "patch=ADDR:BYTE" it writes BYTE at Guest-physical ADDR after the first
+ * DMA, over code the Guest has already run.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +36,12 @@ int main(int argc, char *argv[])
 	uint32_t init[5] = { LHREQ_INITIALIZE, mem / 4096, strtoul(argv[3], NULL, 0),
 			     strtoul(argv[4], NULL, 0), strtoul(argv[5], NULL, 0) };
 	int spin = argc > 6 && strcmp(argv[6], "spin") == 0;
+	unsigned long patch_at = 0, patch_byte = 0;
+	if (argc > 6 && strncmp(argv[6], "patch=", 6) == 0) {
+		char *colon;
+		patch_at = strtoul(argv[6] + 6, &colon, 0);
+		patch_byte = strtoul(colon + 1, NULL, 0);
+	}
 	int zero = open("/dev/zero", O_RDONLY);
 	char *base = mmap((void *)0, mem, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, zero, 0);
 	if (base != (void *)0) {
@@ -76,6 +84,10 @@ int main(int argc, char *argv[])
 			printf("dma %.*s\n", (int)len[0], base + dma[1]);
 			fflush(stdout);
 			dma[0] = len[0];
+			if (patch_at) {
+				base[patch_at] = patch_byte;
+				patch_at = 0;
+			}
 		} else if (n < 0 && errno == EAGAIN) {
 			uint32_t brk[2] = { LHREQ_BREAK, 0 };
 			breaks++;
