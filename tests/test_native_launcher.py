@@ -127,7 +127,7 @@ class Native:
     wait for text on its standard output, type a line."""
 
     def __init__(self, args: list[str], virtio: bool, cwd: Path,
-                 more: list[list[str]] = ()) -> None:
+                 more: tuple[list[str], ...] = ()) -> None:
         cmd = [sys.executable, "-m", "lguestsim", "native"]
         cmd += ["--virtio"] if virtio else []
         for program in [args, *more]:
@@ -284,8 +284,8 @@ def wait_for(native: Native, done, what: str) -> None:
 # Two C Launchers on one Host (one `native` run, two programs), their
 # Guests on one --sharenet wire.  The door gives the second program
 # /dev/null for standard input; a shell in front gives it a FIFO instead,
-# so the test can type into both Guests (the shell, a 64-bit program, only
-# makes the loader say once that it cannot preload the i386 door).  Their
+# so the test can type into both Guests (the shell is a 64-bit program,
+# which the i386 door does not enter; it exec()s the C Launcher).  Their
 # consoles share one standard output, so whose answer is whose is told by
 # the answering address.  Each Guest pings 10 times and must hear the other
 # at least once: a Guest waits 10 ms of simulated time for an answer, and
@@ -301,7 +301,7 @@ def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
     second = ["sh", "-c", f'exec "$0" "$@" < {fifo}',
               *launcher_args(c_launcher, virtio, f"--sharenet={wire}")]
     native = Native(launcher_args(c_launcher, virtio, f"--sharenet={wire}"), virtio, tmp_path,
-                    more=[second])
+                    more=(second,))
     try:
         native.expect(PROMPT)
         native.expect(PROMPT)                   # both shells are up
