@@ -83,17 +83,22 @@ static void stop_waker(void)
 }
 
 /* Every way out of the Launcher goes through here: one line on standard
- * error (prefixed "lguest: "), the Waker stopped, the terminal restored. */
+ * error (prefixed "lguest: ", written at once so that it cannot be mixed
+ * with another Launcher's), the Waker stopped, the terminal restored. */
 void die(int status, const char *fmt, ...)
 {
+	char line[1200] = "lguest: ";
+	size_t len;
 	va_list ap;
 
 	fflush(stdout);
-	fputs("lguest: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line + 8, sizeof(line) - 9, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	len = strlen(line);
+	line[len++] = '\n';
+	if (write(STDERR_FILENO, line, len) < 0)
+		status = status ? status : 1;
 	stop_waker();
 	exit(status);
 }
@@ -277,13 +282,16 @@ static void setup_terminal(void)
 
 /* Console input, both generations: from a terminal what is there (the Guest
  * echoes it), from anything else one line (or as much as fits).  Three ^C
- * within about a second stop the Launcher, since ^C sends no signal now. */
+ * within about a second stop the Launcher, since ^C sends no signal now;
+ * lguest counted only reads of a lone ^C, we count every ^C of a read made
+ * of nothing else (keys pressed quickly arrive together). */
 size_t read_console(int fd, u8 *buf, size_t room)
 {
 	static int abort_count;
-	static time_t abort_start;
+	static struct timespec abort_start;
+	struct timespec now;
 	ssize_t n = 0;
-	size_t len = 0;
+	size_t len = 0, i;
 
 	if (isatty(fd)) {
 		n = read(fd, buf, room);
@@ -293,15 +301,20 @@ size_t read_console(int fd, u8 *buf, size_t room)
 			if (buf[len++] == '\n')
 				break;
 	}
-	if (len == 1 && buf[0] == 3) {
-		if (!abort_count++)
-			abort_start = time(NULL);
-		else if (abort_count == 3 && time(NULL) - abort_start <= 1)
-			die(130, "interrupted: three ^C");
-		else if (abort_count >= 3)
-			abort_count = 0;
-	} else {
+	for (i = 0; i < len && buf[i] == 3; i++)
+		;
+	if (!len || i < len) {
 		abort_count = 0;
+		return len;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (i = 0; i < len; i++) {
+		if (!abort_count || now.tv_sec - abort_start.tv_sec > 1) {
+			abort_count = 0;
+			abort_start = now;
+		}
+		if (++abort_count == 3)
+			die(130, "interrupted: three ^C");
 	}
 	return len;
 }

@@ -127,7 +127,7 @@ class Native:
     wait for text on its standard output, type a line."""
 
     def __init__(self, args: list[str], virtio: bool, cwd: Path,
-                 more: list[list[str]] = ()) -> None:
+                 more: tuple[list[str], ...] = ()) -> None:
         cmd = [sys.executable, "-m", "lguestsim", "native"]
         cmd += ["--virtio"] if virtio else []
         for program in [args, *more]:
@@ -284,8 +284,8 @@ def wait_for(native: Native, done, what: str) -> None:
 # Two C Launchers on one Host (one `native` run, two programs), their
 # Guests on one --sharenet wire.  The door gives the second program
 # /dev/null for standard input; a shell in front gives it a FIFO instead,
-# so the test can type into both Guests (the shell, a 64-bit program, only
-# makes the loader say once that it cannot preload the i386 door).  Their
+# so the test can type into both Guests (the shell is a 64-bit program,
+# which the i386 door does not enter; it exec()s the C Launcher).  Their
 # consoles share one standard output, so whose answer is whose is told by
 # the answering address.  Each Guest pings 10 times and must hear the other
 # at least once: a Guest waits 10 ms of simulated time for an answer, and
@@ -301,7 +301,7 @@ def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
     second = ["sh", "-c", f'exec "$0" "$@" < {fifo}',
               *launcher_args(c_launcher, virtio, f"--sharenet={wire}")]
     native = Native(launcher_args(c_launcher, virtio, f"--sharenet={wire}"), virtio, tmp_path,
-                    more=[second])
+                    more=(second,))
     try:
         native.expect(PROMPT)
         native.expect(PROMPT)                   # both shells are up
@@ -323,3 +323,45 @@ def test_two_c_launchers_guests_ping_each_other(c_launcher, tmp_path, virtio):
     assert native.stderr().count("lguest: CRASH: Power down") == 2, native.stderr()
     assert "Traceback" not in native.stderr()
     assert not list(tmp_path.glob("net.*")), "the Launchers left their ports behind"
+
+
+def test_a_terminal_goes_raw_and_three_ctrl_c_end_the_launcher(c_launcher, tmp_path):
+    """On a terminal the keys reach the Guest as typed (it echoes them), ^C is a
+    byte and not a signal, and three of them within a second stop the Launcher."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:        # the child: the run, on the terminal
+        os.environ["PYTHONPATH"] = str(ROOT)
+        os.execv(sys.executable, [sys.executable, "-m", "lguestsim", "native", "--virtio", "--",
+                                  *launcher_args(c_launcher, True)])
+    out = bytearray()
+
+    def read_until(what: bytes, timeout: float = TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while what not in out and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    out.extend(os.read(fd, 65536))
+                except OSError:
+                    break
+        assert what in out, out.decode("latin-1")[-2000:]
+
+    try:
+        read_until(PROMPT.encode())
+        os.write(fd, b"devices\r")           # Enter sends a carriage return
+        read_until(b"pfn 0x2003\r\n" + PROMPT.encode())
+        for _ in range(3):
+            os.write(fd, b"\x03")
+            time.sleep(0.1)
+        read_until(b"interrupted")
+        _, status = os.waitpid(pid, 0)
+        pid = 0
+    finally:
+        if pid:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 130
+    assert b"Traceback" not in out
