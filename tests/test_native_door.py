@@ -177,6 +177,9 @@ CASES = {
     "page-offset-over-switcher": ([], ["init: ret=-1 errno=EINVAL"]),
     "waker-not-launcher": ([], ["init: ret=16 errno=0", "child-irq: ret=-1 errno=EPERM",
                                 "child-read: ret=-1 errno=EPERM", "parent-irq: ret=0 errno=0"]),
+    # The one file the door hands a Launcher is its own Guest's window of RAM
+    # (its 4 MiB and a page, and the 16 MiB kept above), not the machine's.
+    "door-files": ([], ["init: ret=16 errno=0", f"file: size={(4 << 20) + 4096 + (16 << 20)}"]),
     "virtio:twice-initialize": (["--virtio"], ["first: ret=16 errno=0",
                                                "second: ret=-1 errno=EBUSY"]),
     "virtio:guest-base-elsewhere": (["--virtio"], ["init: ret=-1 errno=EINVAL"]),

@@ -78,17 +78,17 @@ enum { OP_HELLO_MM = 1, OP_JOIN_MM = 2, OP_OPEN = 3, OP_JOIN_FILE = 4, OP_MAP = 
 
 /*: L:510 Three kinds of object cross the door.  The Launcher's memory: the
  * first time it maps /dev/zero, the library opens a connection for this
- * process (its "mm") and the Host hands back, with SCM_RIGHTS, the memfd that
- * is the simulated machine's RAM; the Launcher's mapping becomes a shared
- * mapping of the Host's pages for its Guest, so the Launcher writes Guest
- * memory and the Host reads it, byte for byte the same.  Each open of
+ * process (its "mm") and the Host hands back, with SCM_RIGHTS, a memfd that
+ * is this Guest's window of the simulated machine's RAM (and nothing else);
+ * the Launcher's mapping becomes a shared mapping of it, so the Launcher
+ * writes Guest memory and the Host reads it, byte for byte the same.  Each open of
  * /dev/lguest: a connection of its own, whose descriptor is the very file
  * descriptor the Launcher gets back, so select(), dup() and close() work on
  * it.  And each task: a forked Waker gets connections of its own, so the
  * Host can tell it from the Launcher (only LHREQ_BREAK is allowed from
  * anyone else, as in lguest). */
 static int mm_fd = -1;          /* this process's memory connection */
-static int mem_fd = -1;         /* the machine's RAM, from the Host */
+static int mem_fd = -1;         /* our Guest's memory, a file from the Host */
 static uint32_t mm_token;
 static int virtio;              /* which generation's /dev/lguest (LGUESTSIM_DOOR_VIRTIO) */
 static uintptr_t win_lo, win_hi, win_end;   /* Guest memory: mapped [lo, end), room to hi */
@@ -242,20 +242,13 @@ static int mm(void)
 	int s = dial();
 	if (s < 0)
 		return -1;
-	int passed = -1;
-	long token = ask(s, OP_HELLO_MM, virtio, getpid(), 0, NULL, 0, NULL, 0, &passed);
-	if (token < 0 || passed < 0) {
+	long token = ask(s, OP_HELLO_MM, virtio, getpid(), 0, NULL, 0, NULL, 0, NULL);
+	if (token < 0) {
 		close(s);
 		errno = ENODEV;
 		return -1;
 	}
-	int high = fcntl(passed, F_DUPFD_CLOEXEC, PRIVATE_FD_MIN);
-	if (high >= 0) {
-		close(passed);
-		passed = high;
-	}
 	mm_token = token;
-	mem_fd = passed;
 	mm_fd = s;
 	return mm_fd;
 }
@@ -551,9 +544,24 @@ static void *map_guest(void *addr, size_t len, int prot, int flags)
 		}
 	}
 	uint32_t room = 0;
-	long off = ask(mm_fd, OP_MAP, want, len, 0, NULL, 0, &room, sizeof(room), NULL);
+	int passed = -1;
+	long off = ask(mm_fd, OP_MAP, want, len, 0, NULL, 0, &room, sizeof(room), &passed);
+	if (passed >= 0 && mem_fd < 0) {
+		/* The window's own file: this process's Guest memory, and only that. */
+		mem_fd = fcntl(passed, F_DUPFD_CLOEXEC, PRIVATE_FD_MIN);
+		if (mem_fd < 0)
+			mem_fd = passed;
+		else
+			close(passed);
+	} else if (passed >= 0) {
+		close(passed);
+	}
 	if (off < 0)
 		return MAP_FAILED;
+	if (mem_fd < 0) {
+		errno = ENODEV;
+		return MAP_FAILED;
+	}
 	void *got = real_mmap64((void *)want, len, prot | PROT_READ | PROT_WRITE,
 				MAP_SHARED | MAP_FIXED, mem_fd, (off64_t)(uint32_t)off);
 	if (got == MAP_FAILED) {

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from ..host import HOST_AREA, LHREQ_BREAK, LHREQ_INITIALIZE, LHREQ_IRQ, Host
 from ..machine import Machine
-from . import wire
+from . import ram, wire
 
 PAGE_SIZE = 4096
 
@@ -110,6 +110,7 @@ class Memory:
     capacity: int = 0               # how far above ``base`` the window reaches
     extent: int = 0                 # how much of it is mapped
     holders: int = 0                # connections holding it (the process and its children)
+    fd: int | None = None           # the window's own memfd (ram.py), shared with the Launcher
     files: int = 0                  # open /dev/lguest files over it
 
 
@@ -432,7 +433,7 @@ class Door:
             memory = Memory(self._token(), bool(req.a))
             self.memories[memory.token] = memory
             self._hold(conn, memory)
-            self._answer(conn, memory.token, fd=self.memfd)
+            self._answer(conn, memory.token)
         elif op == wire.JOIN_MM:
             memory = self.memories.get(req.a)
             if memory is None or conn.memory is not None or conn.file is not None:
@@ -559,7 +560,9 @@ class Door:
         memory.extent = max(memory.extent, start + length)
         process.size = memory.extent
         process.zero(start, length)       # a fresh mapping of /dev/zero reads zeros
-        self._answer(conn, process.base + start, data=struct.pack("<I", memory.capacity))
+        # The offset is into the window's own file, which rides along: the
+        # Launcher can reach its own Guest's memory and nothing else (ram.py).
+        self._answer(conn, start, data=struct.pack("<I", memory.capacity), fd=memory.fd)
 
     def _window(self, memory: Memory, length: int) -> None:
         """Machine RAM for one Launcher: ``length`` bytes and room above."""
@@ -575,6 +578,7 @@ class Door:
                 raise OSError(errno.ENOMEM, str(e)) from None
             capacity = want
         process.size = 0
+        memory.fd = ram.open_window(self.host.mem, process.base, capacity)
         memory.process, memory.capacity = process, capacity
 
     # -- the end of connections
@@ -608,8 +612,8 @@ class Door:
         del self.memories[memory.token]
         if memory.process is not None:
             process = memory.process
-            process.size = memory.capacity
-            process.zero(0, memory.capacity)     # its pages go back to the kernel
+            ram.close_window(self.host.mem, self.memfd, process.base, memory.capacity,
+                             memory.fd)
             process.size = 0
             self.free_windows.append((process, memory.capacity))
 

@@ -2,8 +2,8 @@
 
 A connection is a Unix stream socket.  A request is five little-endian
 32-bit words -- op, a, b, c, len -- and ``len`` bytes; the answer is three
-words -- ret (signed), errno, len -- and ``len`` bytes, with the machine's
-RAM riding along as a descriptor (SCM_RIGHTS) on the answer to HELLO_MM.
+words -- ret (signed), errno, len -- and ``len`` bytes, with the Guest's
+window of RAM riding along as a descriptor (SCM_RIGHTS) on the answer to MAP.
 Every request gets exactly one answer, in order; a connection has at most
 one request outstanding, so a Launcher blocked in read() simply waits for
 its answer.
@@ -20,11 +20,12 @@ REQUEST = struct.Struct("<5I")
 ANSWER = struct.Struct("<iII")
 
 # The requests (door.c has the same numbers).
-HELLO_MM = 1      # a: 2.6.25?  b: pid.  A new process's memory; answer: its token + the RAM fd
+HELLO_MM = 1      # a: 2.6.25?  b: pid.  A new process's memory; answer: its token
 JOIN_MM = 2       # a: token.  A forked child holds the same memory
 OPEN = 3          # a: memory token, b: 2.6.25?  open("/dev/lguest"); answer: the file's token
 JOIN_FILE = 4     # a: file token.  A forked child's copy of the file: another task
-MAP = 5           # a: Launcher address, b: length.  /dev/zero mapped; answer: RAM offset
+MAP = 5           # a: Launcher address, b: length.  /dev/zero mapped; answer: the
+                  # offset in the window's file (sent along), and the window's size
 WRITE = 6         # a: offset (the CPU), b: the write's size; data: its bytes (at most a page)
 READ = 7          # a: size, b: offset (the CPU).  Runs the Guest; answer: read()'s bytes
 
