@@ -505,3 +505,58 @@ def test_another_process_cannot_open_a_neighbours_memory(tools, tmp_path):
 def _readable(sock: socket.socket) -> bool:
     import select
     return bool(select.select([sock], [], [], 0)[0])
+
+
+def test_a_window_given_back_is_not_reachable_through_its_old_file(tools, tmp_path):
+    # A Launcher that kept its window's file after leaving (a child could)
+    # must not reach the next Guest to be given the same stretch of RAM.
+    import array
+    import mmap
+
+    from lguestsim.native import wire
+    run = Run(tools, tmp_path)
+    door = run.door
+
+    def ask(sock, op, a=0, b=0):
+        sock.sendall(wire.REQUEST.pack(op, a, b, 0, 0))
+        fds = array.array("i")
+        data = b""
+        while len(data) < wire.ANSWER.size:
+            door.step(0.01)
+            if _readable(sock):
+                msg, anc, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(4))
+                data += msg
+                for level, kind, payload in anc:
+                    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                        fds.frombytes(payload[:4])
+        ret, err, _ = wire.ANSWER.unpack_from(data)
+        return ret, (fds[0] if fds else None)
+
+    first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    first.connect(door.path)
+    ask(first, wire.HELLO_MM, 1)
+    offset, old_fd = ask(first, wire.MAP, 0x10000000, 1 << 20)
+    assert offset == 0 and old_fd is not None
+    (memory,) = door.memories.values()
+    base = memory.process.base
+    first.close()                                   # gone; its window is given back
+    door.serve(until=lambda: not door.memories, idle=0.01)
+    second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    second.connect(door.path)
+    ask(second, wire.HELLO_MM, 1)
+    _, new_fd = ask(second, wire.MAP, 0x20000000, 1 << 20)
+    (memory,) = door.memories.values()
+    assert memory.process.base == base              # the same RAM, reused
+    stale = mmap.mmap(old_fd, 1 << 20)
+    stale[0:5] = b"stale"                           # the old file: written
+    assert door.host.mem.read(base, 5) == bytes(5)  # the new Guest's RAM: untouched
+    fresh = mmap.mmap(new_fd, 1 << 20)
+    fresh[0:5] = b"fresh"
+    assert door.host.mem.read(base, 5) == b"fresh"  # and the new file is that RAM
+    stale.close()
+    fresh.close()
+    os.close(old_fd)
+    os.close(new_fd)
+    second.close()
+    door.serve(until=lambda: not door.conns, idle=0.01)
+    run.close()
