@@ -560,3 +560,20 @@ def test_a_window_given_back_is_not_reachable_through_its_old_file(tools, tmp_pa
     second.close()
     door.serve(until=lambda: not door.conns, idle=0.01)
     run.close()
+
+
+def test_a_spinning_guest_does_not_keep_the_cpu_from_its_neighbour(tools, tmp_path):
+    # Two Guests on the one CPU: the Host's time slices end the spinner's
+    # turn (an EAGAIN the door keeps from its Launcher) and the neighbour runs;
+    # once the neighbour's Guest is dead, its Launcher's read() for the reason
+    # still gets the CPU (the door takes it from the spinner).
+    run = Run(tools, tmp_path)
+    spinner = run.start([str(tools["neighbour"]), *tools["spin"]])
+    run.serve(until=lambda: bool(run.door.host.lguests))
+    neighbour = run.neighbour()
+    run.serve(until=lambda: neighbour.poll() is not None)
+    neighbour_finished(run.output(neighbour))
+    assert spinner.poll() is None and run.output(spinner) == "ready to run\n(status None)\n"
+    spinner.kill()
+    run.serve()
+    run.close()

@@ -58,6 +58,9 @@ MAX_ROOM = (2 << 30) - HOST_AREA - (1 << 20)
 POLL_EVERY = 0.002
 POLL_CYCLES = 10_000_000
 SEND_TIMEOUT = 2.0
+# Cycles a read may run while another Launcher's read waits (the Host's own
+# time slice, x86_core.TIME_SLICE, is as long).
+DOOR_SLICE = 2_000_000
 # A door asks one thing at a time; a peer with more than this many requests
 # waiting is not a door, and is dropped before it fills the Host's memory.
 QUEUE_MAX = 256
@@ -181,10 +184,24 @@ class Door:
 
     # -- the loop
     def serve(self, until=lambda: False, idle: float | None = None) -> None:
-        """Serve until ``until()`` is true (checked between reads and at least
-        every ``idle`` seconds when nothing runs)."""
-        while not until():
-            self.step(idle)
+        """Serve until ``until()`` is true: it is asked between reads, at least
+        every ``idle`` seconds when nothing runs, and every POLL_EVERY seconds
+        inside a read that goes on (which then pauses, to go on at the next
+        step: a Guest alone on the CPU may never end its read by itself)."""
+        last = [time.monotonic()]
+
+        def now_and_then() -> bool:
+            if time.monotonic() - last[0] < POLL_EVERY:
+                return False
+            last[0] = time.monotonic()
+            return until()
+
+        before, self.pause_when = self.pause_when, now_and_then
+        try:
+            while not until():
+                self.step(idle)
+        finally:
+            self.pause_when = before
 
     def step(self, idle: float | None = None) -> None:
         """Take what the sockets have, then run one read() for one turn (or
@@ -287,9 +304,13 @@ class Door:
     # Launcher, which would not know what to do with it: its read() simply
     # stays blocked, and the door runs it again at its next turn, as Linux
     # would schedule the task.  Only the EAGAIN of a break the Launcher's own
-    # Waker asked for is answered.  A Guest that could not run at all (asleep
-    # with nothing to wake it) waits until something happens to it: a request
-    # on its file, or another Guest running, which may have sent it something.
+    # Waker asked for is answered.  The Host shares the CPU only between
+    # Guests that can run, so the door adds what Linux would: a Launcher whose
+    # read() is waiting gets the CPU when it asks, or after DOOR_SLICE cycles
+    # of another's read, even if its Guest is dead or asleep.  A Guest that
+    # could not run at all (asleep with nothing to wake it) waits until
+    # something happens to it: a request on its file, or another Guest
+    # running, which may have sent it something.
     def _turn(self, f: DoorFile) -> None:
         conn, size, offset = f.pending
         if f.steps is None:
@@ -299,10 +320,19 @@ class Door:
         result: bytes | None = None
         err: OSError | None = None
         machine = self.host.machine
+        began = self.host.cpu.cycles
         try:
             while True:
                 next(f.steps)
                 f.trips += 1
+                # The Host ends a turn when another *Guest* could run; a
+                # Launcher waiting in read() whose Guest cannot (it is dead,
+                # or asleep until this read) gets the CPU after a slice too.
+                if self.host.cpu.cycles - began >= DOOR_SLICE and any(
+                        o is not f and o.pending is not None and not o.asleep
+                        for o in self.order):
+                    self._preempt()
+                    began = self.host.cpu.cycles
                 # A Guest that neither traps nor sets a timer would keep the
                 # CPU for ever: a timer of the door's own ends any trip after
                 # POLL_CYCLES, so the sockets are looked at.  It is taken away
@@ -468,6 +498,13 @@ class Door:
             f = self._file_of(conn)
             f.pending = (conn, req.a, req.b)
             f.asleep = False               # keep conn busy: the answer comes at the end
+            if self.current is not None and self.current is not f:
+                # Another Launcher wants the CPU.  The Host's time slices share
+                # it only between Guests that can run, and a read may need none
+                # (a dead Guest's reason, a Guest given an interrupt): so the
+                # running read gives way at its next trip, as Linux would
+                # schedule the reader.
+                self._preempt()
 
     def _file_of(self, conn: Conn) -> DoorFile:
         if conn.file is None:
