@@ -7,8 +7,9 @@
 #             (make test runs a seeded sample of 500 per file; the whole suite is 1.7M)
 # make bench  the benchmarks: the core's speed, rep strings, stores near code, the Host under
 #             a flushing Guest, lguest's figures, DMA vs virtio, the peak RSS of a Guest's
-#             boot from 32 MiB to 2 GiB of Guest RAM, scaling (1-8 Guests, 32 MiB-2 GiB),
-#             back(10000); then every figure of issue 14 beside its goal (stdout, and
+#             boot from 32 MiB to 2 GiB of Guest RAM, the native door's boot (launcher-c
+#             through the door) beside the Python Launcher's, scaling (1-8 Guests, 32 MiB-2
+#             GiB), back(10000); then every figure of issue 14 beside its goal (stdout, and
 #             benchmarks/out/: each script's json, summary.md and summary.json)
 # make lint   the linter alone
 # make hostile  the whole hostile-Guest corpus (tests/hostile.py, 1,500+ Guests, each beside
@@ -72,7 +73,7 @@ ss386: $(INSTALL)
 # Every benchmark runs even if one before it fails (its figures are then missing
 # from the summary, which says so); the status is that of the worst.
 BENCHES := bench_strings bench_smc bench_lguest bench_host bench_virtio bench_memory \
-           bench_scaling bench_back bench_figures
+           bench_native bench_scaling bench_back bench_figures
 bench: $(INSTALL)
 	@status=0; \
 	$(PY) benchmarks/bench_core.py $(ARGS) || status=1; \

@@ -57,11 +57,11 @@ CPU_MHZ = 1000          # one cycle is one nanosecond: easy to read in the views
 # run, `idle_until_next_timer()` moves the clock straight to the next
 # deadline, as a halted processor would sit until its next interrupt.
 class Machine:
-    """RAM of ``ram_bytes`` and one CPU."""
+    """RAM of ``ram_bytes`` (over the file ``ram_fd`` if given) and one CPU."""
 
-    def __init__(self, ram_bytes: int) -> None:
+    def __init__(self, ram_bytes: int, ram_fd: int | None = None) -> None:
         ram_bytes = (ram_bytes + 0xFFF) & ~0xFFF
-        self.mem = PhysicalMemory(ram_bytes)
+        self.mem = PhysicalMemory(ram_bytes, ram_fd)
         self.cpu = CPU(self.mem)
         self._timers: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()

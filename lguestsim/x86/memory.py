@@ -17,6 +17,7 @@ from collections.abc import Callable
 # Linux's MADV_DONTNEED on a private anonymous mapping hands the pages back
 # and makes them read as zeros again; elsewhere zeroing means writing zeros.
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None) if sys.platform.startswith("linux") else None
+_REMOVE = getattr(mmap, "MADV_REMOVE", None) if sys.platform.startswith("linux") else None
 _PRIVATE = mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0)
 _CHUNK = 1 << 20          # zeros are written at most this many bytes at a time
 
@@ -40,13 +41,20 @@ _CHUNK = 1 << 20          # zeros are written at most this many bytes at a time
 class PhysicalMemory:
     """RAM of ``size`` bytes.  Reads past the end give 0xFF, writes are lost."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, fd: int | None = None) -> None:
         if size <= 0 or size % 4096:
             raise ValueError(f"memory size must be a positive multiple of 4096, not {size}")
         self.size = size
         # Private, not mmap's default of shared: only then does MADV_DONTNEED
-        # give zeros back (a shared mapping keeps its pages in shmem).
-        self.ram = mmap.mmap(-1, size, flags=_PRIVATE)
+        # give zeros back (a shared mapping keeps its pages in shmem).  RAM
+        # built over a file (``fd``, a memfd the native door shares with C
+        # Launchers) is shared, and MADV_REMOVE gives its pages back instead.
+        if fd is None:
+            self.ram = mmap.mmap(-1, size, flags=_PRIVATE)
+            self._give_back = _DONTNEED
+        else:
+            self.ram = mmap.mmap(fd, size, flags=mmap.MAP_SHARED)
+            self._give_back = _REMOVE
         # Views over the same bytes, used by the CPU's aligned fast paths.
         self.m16 = memoryview(self.ram).cast("H")
         self.m32 = memoryview(self.ram).cast("I")
@@ -166,14 +174,14 @@ class PhysicalMemory:
             self.write(addr, bytes((byte,)) * n)
             return
         start, end = addr, addr + n
-        if byte == 0 and _DONTNEED is not None:
+        if byte == 0 and self._give_back is not None:
             # The whole pages inside the range go back to the kernel (they
             # read as zeros, and cost nothing until written again).
             first = (start + 0xFFF) & ~0xFFF
             last = end & ~0xFFF
             if first < last:
                 self.ram[start:first] = bytes(first - start)
-                self.ram.madvise(_DONTNEED, first, last - first)
+                self.ram.madvise(self._give_back, first, last - first)
                 self.ram[last:end] = bytes(end - last)
                 self._notify(addr, n)
                 return

@@ -144,6 +144,59 @@ print(s.world.launcher_log[-1])
 views.TimelineView(s, last=6)
 
 # %% [markdown]
+# ## The same Launcher in C (optional)
+#
+# lguest's Launcher is a C program, and so is lguestsim's second one:
+# `launcher-c/` in the project, a few hundred lines that do what
+# `lguestsim.launcher` does, for both generations (`--virtio` for 2.6.25).
+# It runs as a real process, and the *native door* gives it a `/dev/lguest`
+# served by lguestsim's Host: `python -m lguestsim native -- ./lguest ...`.
+# Its Guest memory comes from mapping `/dev/zero`, and the door shares those
+# pages with the simulated machine, so the Guest's physical address N is the
+# C program's address `guest_base + N`, as in lguest.  Here is its heart, the
+# same loop as `Launcher.turn()` above:
+
+# %%
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import lguestsim
+from lguestsim.launcher.main import SHIPPED_GUEST_VIRTIO
+
+C_SOURCE = Path(lguestsim.__file__).resolve().parent.parent / "launcher-c"
+if (C_SOURCE / "lguest.c").is_file():
+    text = (C_SOURCE / "lguest.c").read_text()
+    start = text.index("static void __attribute__((noreturn)) run_guest(void)")
+    print(text[start:text.index("\n}\n", start) + 2])
+else:
+    print("launcher-c/ is not beside this lguestsim (it comes with a checkout of the project)")
+
+# %% [markdown]
+# Where gcc (with 32-bit support) is there, the next cell builds the C
+# Launcher and boots the 2.6.25 Guest through the door, typing two shell
+# commands into its console.  It is the same Guest, the same Host and the same
+# trace; only the Launcher is a different program.
+
+# %%
+missing = [tool for tool in ("gcc", "make") if shutil.which(tool) is None]
+if not (C_SOURCE / "lguest.c").is_file() or missing:
+    print("Not run here: this needs the project's checkout with gcc and make "
+          "(the live book in the browser has neither): open the chapter with `make lab`.")
+else:
+    build = Path(tempfile.mkdtemp())
+    subprocess.run(["make", "-s", "-C", str(C_SOURCE), f"O={build}"], check=True)
+    done = subprocess.run([sys.executable, "-m", "lguestsim", "native", "--virtio", "--",
+                           str(build / "lguest"), "--virtio", "32", str(SHIPPED_GUEST_VIRTIO),
+                           "shell"], input=b"devices\nquit\n", capture_output=True,
+                          timeout=300)
+    console = done.stdout.decode("utf-8", "replace")
+    print(console[console.find("user: reading commands"):])
+    print(done.stderr.decode("utf-8", "replace").strip(), "/ exit status", done.returncode)
+
+# %% [markdown]
 # ## Your turn
 #
 # The buttons drive the same session; the console view shows what the
