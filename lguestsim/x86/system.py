@@ -12,7 +12,7 @@ otherwise the block moves EIP past the instruction.
 
 from __future__ import annotations
 
-from . import call_gates, interrupts, paging, segments, v86, x87
+from . import call_gates, interrupts, opcodes, paging, segments, v86, x87
 from . import operands as O
 from .decode import Insn
 from .faults import BP, DE, GP, NM, OF, UD, CPUFault
@@ -508,7 +508,7 @@ def fpu(cpu, insn: Insn):
     return None
 
 
-for _m, _op in set(x87.X87_TABLE.values()):
+for _m, _op in set(opcodes.X87_TABLE.values()):
     HELPERS[_m] = fpu
 HELPERS["fpu"] = fpu
 
