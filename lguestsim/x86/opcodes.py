@@ -15,11 +15,14 @@ notation of the Intel SDM's opcode map (appendix A):
   AL, eAX, CL, DX, 1, ES ...  fixed operands
 
 Mnemonics written "a/b" are the 16- and 32-bit operand-size spellings.
-A mnemonic in a GROUP is chosen by the ModRM reg field.  Cycle costs are not
-here: they live in timing.py, by mnemonic.
+A mnemonic in a GROUP is chosen by the ModRM reg field.  `FAMILIES` below
+gives each mnemonic its family (the module that carries it out) and its base
+cycle cost; `describe()` puts the four facts of an opcode side by side.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 ALU = ["add", "or", "adc", "sbb", "and", "sub", "xor", "cmp"]
 SHIFTS = ["rol", "ror", "rcl", "rcr", "shl", "shr", "shl", "sar"]  # /6 is an alias of shl
@@ -35,8 +38,9 @@ CC = ["o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge
 # Opcodes whose ModRM byte picks the instruction are in `GROUPS` below (it is
 # 0x0F 0x01 that holds `lgdt`, `lidt` and `invlpg`, three of the instructions
 # lguest's Guest kernel may not run), and the 0x0F ones in `TWO_BYTE`.  What
-# an opcode costs lives in timing.py and what it does in translate.py or
-# system.py: meaning, cost and encoding each have one home.
+# a mnemonic costs and which family's module carries it out are in
+# `FAMILIES`, at the end of this file: encoding, meaning and cost are read
+# from here by the decoder, the translator, timing.py and the disassembler.
 ONE_BYTE: dict[int, tuple[str, str]] = {}
 for _i, _m in enumerate(ALU):
     _o = _i * 8
@@ -243,3 +247,126 @@ def _opcode_table() -> dict[tuple, tuple[str, str]]:
 
 
 X87_TABLE = _opcode_table()
+
+
+# The base cycle counts below are a plausible i486/Pentium-class model (timing.py
+# explains it and holds the costs paid on the side).  A cost is named as
+# timing.timing_key() names an instruction: the mnemonic, but `jcc`, `setcc`
+# and `cmovcc` for the sixteen conditions, `movs`, `stos` and the rest for the
+# string instructions' three sizes, and `mov_cr` for a move to or from a
+# control register (a system instruction, though `mov`'s other forms are moves).
+FAMILIES: dict[str, dict[str, int]] = {
+    # data movement and the stack (moves.py); the segment-register forms of
+    # mov, push and pop go to system.py
+    "moves": {
+        "mov": 1, "movzx": 3, "movsx": 3, "lea": 1, "xchg": 3, "xadd": 3, "cmpxchg": 6,
+        "bswap": 1, "cmovcc": 2, "cbw": 3, "cwde": 3, "cwd": 3, "cdq": 3, "xlatb": 4,
+        "push": 1, "pop": 1, "leave": 5, "nop": 1,
+    },
+    # arithmetic and logic (alu.py)
+    "alu": {
+        "add": 1, "or": 1, "adc": 1, "sbb": 1, "and": 1, "sub": 1, "xor": 1, "cmp": 1,
+        "test": 1, "inc": 1, "dec": 1, "neg": 1, "not": 1,
+    },
+    # shifts and rotates (shifts.py)
+    "shifts": {
+        "shl": 2, "shr": 2, "sar": 2, "rol": 2, "ror": 2, "rcl": 8, "rcr": 8,
+        "shld": 3, "shrd": 3,
+    },
+    # multiply and divide (muldiv.py)
+    "muldiv": {"mul": 13, "imul": 13, "div": 40, "idiv": 43},
+    # bit and byte instructions (bits.py)
+    "bits": {"bt": 3, "bts": 6, "btr": 6, "btc": 6, "bsf": 6, "bsr": 6, "setcc": 3},
+    # near control transfer (control.py)
+    "control": {
+        "jmp": 1, "jcc": 1, "call": 3, "ret": 5, "loop": 6, "loope": 6, "loopne": 6,
+        "jcxz": 5, "jecxz": 5,
+    },
+    # flag control (flag_control.py)
+    "flag_control": {
+        "clc": 2, "stc": 2, "cmc": 2, "cld": 2, "std": 2, "lahf": 2, "sahf": 2,
+        "pushf": 4, "pushfd": 4, "salc": 2,
+    },
+    # the string instructions, per element (strings.py)
+    "strings": {"movs": 4, "stos": 3, "lods": 4, "cmps": 7, "scas": 5, "ins": 15, "outs": 15},
+    # what a Python helper does (system.py, and through it segments.py,
+    # interrupts.py, call_gates.py, task_switch.py, v86.py): segments, far
+    # transfers, interrupts, I/O, system registers, and the rarer rest
+    "system": {
+        "daa": 2, "das": 2, "aaa": 3, "aas": 3, "aam": 15, "aad": 14,
+        "pusha": 11, "pushad": 11, "popa": 9, "popad": 9, "enter": 14, "bound": 7,
+        "lds": 12, "les": 12, "lfs": 12, "lgs": 12, "lss": 12, "cmpxchg8b": 2,
+        "popf": 6, "popfd": 6, "cli": 5, "sti": 5,
+        "int": 30, "int1": 2, "int3": 26, "into": 28, "iret": 15, "iretd": 15,
+        "ljmp": 17, "lcall": 18, "lret": 13, "hlt": 4, "wait": 1,
+        "in": 14, "out": 16, "cpuid": 20, "rdtsc": 11, "rdmsr": 20, "wrmsr": 30,
+        "sysenter": 20, "sysexit": 20, "clts": 7, "invlpg": 12, "mov_cr": 10,
+        "lgdt": 11, "lidt": 11, "sgdt": 10, "sidt": 10, "lldt": 20, "sldt": 2,
+        "ltr": 20, "str": 2, "lmsw": 13, "smsw": 2, "lar": 15, "lsl": 15,
+        "verr": 11, "verw": 11, "arpl": 9, "ud2": 1, "invd": 4, "wbinvd": 5,
+    },
+    # the 387 (x87.py), a typical figure per instruction from Intel's 387 DX
+    # data sheet (memory forms: the m32/m64 figure); it ran beside the 386,
+    # so these are slower than the rest of this (486-class) table
+    "x87": {
+        "fninit": 33, "fnclex": 11, "fldcw": 19, "fnstcw": 15, "fnstsw": 15,
+        "fnstenv": 103, "fldenv": 71, "fnsave": 375, "frstor": 308,
+        "fld": 20, "fst": 44, "fstp": 44, "fstpnce": 44, "fild": 50, "fist": 82, "fistp": 82,
+        "fbld": 270, "fbstp": 520, "fxch": 18, "ffree": 18, "ffreep": 18,
+        "fld1": 24, "fldz": 20, "fldpi": 40, "fldl2t": 40, "fldl2e": 40, "fldlg2": 41,
+        "fldln2": 41,
+        "fadd": 23, "faddp": 23, "fsub": 26, "fsubp": 26, "fsubr": 26, "fsubrp": 26,
+        "fmul": 29, "fmulp": 29, "fdiv": 88, "fdivp": 88, "fdivr": 88, "fdivrp": 88,
+        "fiadd": 71, "fisub": 71, "fisubr": 71, "fimul": 76, "fidiv": 136, "fidivr": 136,
+        "fcom": 24, "fcomp": 26, "fcompp": 26, "fucom": 24, "fucomp": 26, "fucompp": 26,
+        "ficom": 71, "ficomp": 71, "ftst": 28, "fxam": 30,
+        "fchs": 24, "fabs": 22, "fsqrt": 122, "frndint": 66, "fscale": 67, "fxtract": 70,
+        "fprem": 74, "fprem1": 95, "fdecstp": 22, "fincstp": 21, "fnop": 12,
+        "fneni": 12, "fndisi": 12, "fnsetpm": 12,
+        "f2xm1": 211, "fyl2x": 120, "fyl2xp1": 257, "fptan": 191, "fpatan": 314,
+        "fsin": 122, "fcos": 123, "fsincos": 194,
+    },
+}
+
+# Each cost key's base cycles, and each mnemonic (as the decoder spells it)
+# its family and its cost key.
+CYCLES: dict[str, int] = {k: c for costs in FAMILIES.values() for k, c in costs.items()}
+FAMILY: dict[str, str] = {}
+KEY: dict[str, str] = {}
+for _family, _costs in FAMILIES.items():
+    for _k in _costs:
+        if _k in ("jcc", "setcc", "cmovcc"):
+            _spellings = [_k[:-2] + _c for _c in CC]
+        elif _family == "strings":
+            _spellings = [_k + _s for _s in "bwd"]
+        elif _k == "mov_cr":
+            _spellings = []
+        else:
+            _spellings = [_k]
+        for _m in _spellings:
+            FAMILY[_m] = _family
+            KEY[_m] = _k
+
+
+@dataclass(frozen=True)
+class Opcode:
+    """An opcode's four facts: what it is called, its operands, the family
+    that carries it out and its base cycles (register form)."""
+    mnemonic: str
+    form: str
+    family: str
+    cycles: int
+
+
+def describe(opcode: int, reg: int | None = None) -> list[Opcode]:
+    """The opcode's entry (0x0Fxx for the two-byte map; ``reg`` picks a group
+    member), one Opcode per operand-size spelling; [] if the core does not
+    know it.  The 387's escapes are in `X87_TABLE`, by (escape, reg, rm)."""
+    if opcode in GROUPS:
+        entries = [e for i, e in enumerate(GROUPS[opcode][1]) if e and (reg is None or i == reg)]
+    elif opcode >> 8 == 0x0F:
+        entries = [TWO_BYTE[opcode & 0xFF]] if opcode & 0xFF in TWO_BYTE else []
+    else:
+        entries = [ONE_BYTE[opcode]] if opcode in ONE_BYTE else []
+    return [Opcode(m, form, FAMILY[m], CYCLES[KEY[m]])
+            for mnemonics, form in entries for m in mnemonics.split("/")]

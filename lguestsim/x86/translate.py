@@ -24,7 +24,19 @@ from __future__ import annotations
 
 import re
 
-from . import alu, bits, control, flag_control, moves, muldiv, shifts, strings, system, timing
+from . import (
+    alu,
+    bits,
+    control,
+    flag_control,
+    moves,
+    muldiv,
+    opcodes,
+    shifts,
+    strings,
+    system,
+    timing,
+)
 from .blocks import HOT, Block, assemble, compiled, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .emitter import M32, MASK, Emitter
@@ -32,10 +44,12 @@ from .faults import GP, CPUFault
 from .flags import PARITY
 from .timing import memory_kind, timing_key
 
-# Instructions generated inline, by family: mnemonic -> the family's function
-# that writes its code.
-FAMILIES = (moves, alu, shifts, muldiv, bits, control, flag_control)
-INLINE = {m: fn for family in FAMILIES for m, fn in family.EMIT.items()}
+# The families written inline, by the names the opcode table gives them, and
+# each inline mnemonic's function that writes its code, found through the
+# family the table states (opcodes.FAMILIES).
+FAMILIES = {"moves": moves, "alu": alu, "shifts": shifts, "muldiv": muldiv, "bits": bits,
+            "control": control, "flag_control": flag_control}
+INLINE = {m: FAMILIES[f].EMIT[m] for m, f in opcodes.FAMILY.items() if f in FAMILIES}
 # The inline control transfers: each ends its block.
 TRANSFERS = {control.emit_jmp, control.emit_jcc, control.emit_call, control.emit_ret,
              control.emit_loop, control.emit_jcxz}
