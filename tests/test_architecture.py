@@ -194,3 +194,18 @@ def test_every_module_opens_with_what_it_is(path):
     assert head, f"{path} does not open with a docstring"
     assert len(head.split()) >= 20 and len(SENTENCE_END.findall(head)) >= 2, (
         f"{path}'s docstring is no more than a line: say what it is and where it sits")
+
+
+def test_one_place_delivers_exceptions():
+    """interrupts.deliver_exception() is the processor's one way into the IDT
+    (x86/README.md): only CPU.deliver() calls it, and the rest of x86/ raises
+    CPUFault or calls CPU.deliver()."""
+    callers = sorted(p.name for p in (PACKAGE / "x86").glob("*.py")
+                     if p.name != "interrupts.py" and "deliver_exception(" in p.read_text())
+    assert callers == ["cpu.py"], callers
+    cpu = (PACKAGE / "x86" / "cpu.py").read_text()
+    assert cpu.count("interrupts.deliver_exception(") == 1
+    outside = sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
+                     if p.name != "interrupts.py"
+                     and re.search(r"\binterrupts\._deliver", p.read_text()))
+    assert not outside, f"reaching past deliver_exception() into the IDT: {outside}"
