@@ -75,3 +75,6 @@ def emit_setcc(e: Emitter, insn: Insn) -> None:
 EMIT = {m: emit_bittest for m in ("bt", "bts", "btr", "btc")}
 EMIT.update({"bsf": emit_bitscan, "bsr": emit_bitscan})
 EMIT.update({"set" + c: emit_setcc for c in F.CC_NAMES})
+
+# Every member is written inline: no helper ends a block for this family.
+HELPERS: dict = {}

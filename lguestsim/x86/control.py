@@ -121,3 +121,6 @@ EMIT = {
     "loope": emit_loop, "loopne": emit_loop, "jcxz": emit_jcxz, "jecxz": emit_jcxz,
 }
 EMIT.update({"j" + c: emit_jcc for c in F.CC_NAMES})
+
+# Every member is written inline: no helper ends a block for this family.
+HELPERS: dict = {}

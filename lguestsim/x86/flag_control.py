@@ -63,3 +63,6 @@ EMIT = {
     "std": emit_direction, "lahf": emit_lahf, "sahf": emit_sahf, "pushf": emit_pushf,
     "pushfd": emit_pushf, "salc": emit_salc,
 }
+
+# Every member is written inline: no helper ends a block for this family.
+HELPERS: dict = {}

@@ -5,14 +5,19 @@ xchg, xadd, cmpxchg, bswap, cmovcc, cbw and the rest, xlat) and its stack
 operations (push, pop, leave), written inline into their block by
 translate.py.  A move to or from a segment, control or debug register, and a
 push or pop of a segment register, change the processor's mode or tables:
-those forms go to system.py, which checks them as the manual says.
+those forms go to system.py, which checks them as the manual says.  The rare
+pusha, popa, enter and cmpxchg8b are Python helpers below, which end their
+block and work on the CPU object itself.
 """
 
 from __future__ import annotations
 
 from . import flags as F
+from . import operands as O
+from . import paging
 from .decode import DS, Insn, Mem
-from .emitter import MASK, REGS, SIGN, STACK_SEG, Emitter
+from .emitter import M32, MASK, REGS, SIGN, STACK_SEG, Emitter
+from .faults import CPUFault
 
 
 def emit_mov(e: Emitter, insn: Insn) -> None:
@@ -211,3 +216,79 @@ EMIT = {
     "xlatb": emit_xlat, "push": emit_push, "pop": emit_pop, "leave": emit_leave, "nop": emit_nop,
 }
 EMIT.update({"cmov" + c: emit_cmovcc for c in F.CC_NAMES})
+
+
+# The rare ones, carried out in Python at the end of their block.
+def cmpxchg8b(cpu, insn: Insn):
+    la = O.linear(cpu, insn, 64, True)
+    cur = int.from_bytes(cpu.read_linear(la, 8), "little")
+    want = (cpu.r[2] << 32) | cpu.r[0]
+    ef = cpu.eflags
+    if cur == want:
+        cpu.write_linear(la, ((cpu.r[1] << 32) | cpu.r[3]).to_bytes(8, "little"))
+        cpu.eflags = ef | 0x40
+    else:
+        cpu.write_linear(la, cur.to_bytes(8, "little"))
+        cpu.r[0], cpu.r[2] = cur & M32, cur >> 32
+        cpu.eflags = ef & ~0x40
+    return None
+
+
+def pusha(cpu, insn: Insn):
+    size = 4 if insn.op32 else 2
+    saved = cpu.r[4]
+    vals = [O.get_reg(cpu, size * 8, i) for i in range(8)]
+    try:
+        for v in vals:
+            O.push(cpu, size, v)
+    except CPUFault:
+        cpu.r[4] = saved
+        raise
+    return None
+
+
+def popa(cpu, insn: Insn):
+    size = 4 if insn.op32 else 2
+    vals = [O.peek(cpu, size, i) for i in range(8)]
+    for _ in range(8):
+        O.pop(cpu, size)
+    for i, v in zip((7, 6, 5, 4, 3, 2, 1, 0), vals, strict=True):
+        if i != 4:
+            O.set_reg(cpu, size * 8, i, v)
+    return None
+
+
+def enter(cpu, insn: Insn):
+    """ENTER as the SDM and a 386 do it: the frame pointer is the whole ESP for
+    32-bit operands (even on a 16-bit stack, where only SP moves), and the
+    final SS:(E)SP is probed for a write, paging included, before anything
+    changes."""
+    size = 4 if insn.op32 else 2
+    alloc = insn.operands[0][2]
+    level = insn.operands[1][2] & 31
+    saved_sp, saved_bp = cpu.r[4], cpu.r[5]
+    smask = M32 if cpu.sregs[2].big else 0xFFFF
+    try:
+        O.push(cpu, size, O.get_reg(cpu, size * 8, 5))
+        frame = cpu.r[4] if size == 4 else cpu.r[4] & 0xFFFF
+        bp = cpu.r[5] & smask
+        for _ in range(1, level):
+            bp = (bp - size) & smask
+            O.push(cpu, size, int.from_bytes(cpu.read_seg(2, bp, size), "little"))
+        if level:
+            O.push(cpu, size, frame)
+        new_sp = ((cpu.r[4] & smask) - alloc) & smask
+        la = cpu.seg_lin(2, new_sp, size, True)
+        paging.translate(cpu, la, True, cpu.cpl == 3)
+        if (la & 0xFFF) + size > 0x1000:
+            paging.translate(cpu, la + size - 1, True, cpu.cpl == 3)
+    except CPUFault:
+        cpu.r[4], cpu.r[5] = saved_sp, saved_bp
+        raise
+    O.set_reg(cpu, size * 8, 5, frame)
+    cpu.r[4] = (cpu.r[4] & ~smask & M32) | new_sp
+    return None
+
+
+HELPERS = {"cmpxchg8b": cmpxchg8b, "pusha": pusha, "pushad": pusha, "popa": popa, "popad": popa,
+           "enter": enter}

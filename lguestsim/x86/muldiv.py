@@ -122,3 +122,6 @@ def emit_div(e: Emitter, insn: Insn) -> None:
 
 
 EMIT = {"mul": emit_mul, "imul": emit_imul, "div": emit_div, "idiv": emit_div}
+
+# Every member is written inline: no helper ends a block for this family.
+HELPERS: dict = {}

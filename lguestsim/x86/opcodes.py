@@ -262,11 +262,13 @@ FAMILIES: dict[str, dict[str, int]] = {
         "mov": 1, "movzx": 3, "movsx": 3, "lea": 1, "xchg": 3, "xadd": 3, "cmpxchg": 6,
         "bswap": 1, "cmovcc": 2, "cbw": 3, "cwde": 3, "cwd": 3, "cdq": 3, "xlatb": 4,
         "push": 1, "pop": 1, "leave": 5, "nop": 1,
+        "pusha": 11, "pushad": 11, "popa": 9, "popad": 9, "enter": 14, "cmpxchg8b": 2,
     },
-    # arithmetic and logic (alu.py)
+    # arithmetic and logic, decimal arithmetic (alu.py)
     "alu": {
         "add": 1, "or": 1, "adc": 1, "sbb": 1, "and": 1, "sub": 1, "xor": 1, "cmp": 1,
         "test": 1, "inc": 1, "dec": 1, "neg": 1, "not": 1,
+        "daa": 2, "das": 2, "aaa": 3, "aas": 3, "aam": 15, "aad": 14,
     },
     # shifts and rotates (shifts.py)
     "shifts": {
@@ -293,9 +295,7 @@ FAMILIES: dict[str, dict[str, int]] = {
     # interrupts.py, call_gates.py, task_switch.py, v86.py): segments, far
     # transfers, interrupts, I/O, system registers, and the rarer rest
     "system": {
-        "daa": 2, "das": 2, "aaa": 3, "aas": 3, "aam": 15, "aad": 14,
-        "pusha": 11, "pushad": 11, "popa": 9, "popad": 9, "enter": 14, "bound": 7,
-        "lds": 12, "les": 12, "lfs": 12, "lgs": 12, "lss": 12, "cmpxchg8b": 2,
+        "bound": 7, "lds": 12, "les": 12, "lfs": 12, "lgs": 12, "lss": 12,
         "popf": 6, "popfd": 6, "cli": 5, "sti": 5,
         "int": 30, "int1": 2, "int3": 26, "into": 28, "iret": 15, "iretd": 15,
         "ljmp": 17, "lcall": 18, "lret": 13, "hlt": 4, "wait": 1,

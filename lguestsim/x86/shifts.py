@@ -165,3 +165,6 @@ def emit_shd(e: Emitter, insn: Insn) -> None:
 ROTATES = {"rol": ROL, "ror": ROR, "rcl": RCL, "rcr": RCR}
 EMIT = {m: emit_shift for m in ("shl", "shr", "sar", "rol", "ror", "rcl", "rcr")}
 EMIT.update({"shld": emit_shd, "shrd": emit_shd})
+
+# Every member is written inline: no helper ends a block for this family.
+HELPERS: dict = {}

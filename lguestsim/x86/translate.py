@@ -49,7 +49,8 @@ from .timing import memory_kind, timing_key
 # family the table states (opcodes.FAMILIES).
 FAMILIES = {"moves": moves, "alu": alu, "shifts": shifts, "muldiv": muldiv, "bits": bits,
             "control": control, "flag_control": flag_control}
-INLINE = {m: FAMILIES[f].EMIT[m] for m, f in opcodes.FAMILY.items() if f in FAMILIES}
+INLINE = {m: FAMILIES[f].EMIT[m] for m, f in opcodes.FAMILY.items()
+          if f in FAMILIES and m in FAMILIES[f].EMIT}
 # The inline control transfers: each ends its block.
 TRANSFERS = {control.emit_jmp, control.emit_jcc, control.emit_call, control.emit_ret,
              control.emit_loop, control.emit_jcxz}
@@ -91,8 +92,10 @@ def uses_helper(insn: Insn) -> bool:
     return False
 
 
-# Every instruction left to Python, by mnemonic: the system ones and the string ones.
-HELPERS = {**system.HELPERS, **strings.HELPERS}
+# Every instruction left to Python, by mnemonic: the system ones, the string
+# ones, and the rare members of the inline families.
+HELPERS = {**system.HELPERS, **strings.HELPERS,
+           **{m: fn for family in FAMILIES.values() for m, fn in family.HELPERS.items()}}
 
 BASE_GLOBALS = {"CPUFault": CPUFault, "PARITY": PARITY, "UNWIND": unwind}
 
