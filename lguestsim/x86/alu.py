@@ -1,4 +1,4 @@
-"""Arithmetic and logic: add, or, adc, sbb, and, sub, xor, cmp, test, inc, dec, neg, not.
+"""Arithmetic and logic: add, or, adc, sbb, and, sub, xor, cmp, test, inc, dec, neg, not, daa...
 
 The 386 manual's "binary arithmetic" and "logical" instructions, the ones a
 compiled program is mostly made of.  Each is written inline into its block
