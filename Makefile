@@ -62,7 +62,7 @@ run: $(INSTALL)
 	$(PY) -m lguestsim $(ARGS)
 
 test: $(INSTALL)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
 
