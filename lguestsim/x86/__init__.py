@@ -2,7 +2,9 @@
 
 It knows nothing about lguest.  Start with cpu.py (the state and the run
 loop), then decode.py and opcodes.py (bytes to instructions), translate.py
-(instructions to Python), and the families of semantics beside them.
+(instructions to Python), and the families it asks for code: moves.py,
+alu.py, shifts.py, muldiv.py, bits.py, control.py, flag_control.py, then
+system.py, strings.py and x87.py (x86/README.md maps the manuals onto them).
 """
 
 from .cpu import CPU

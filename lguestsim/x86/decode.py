@@ -21,8 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import opcodes
-from .opcodes import GROUPS, ONE_BYTE, TWO_BYTE
-from .x87 import X87_TABLE
+from .opcodes import GROUPS, ONE_BYTE, TWO_BYTE, X87_TABLE
 
 SEG_NAMES = ["es", "cs", "ss", "ds", "fs", "gs"]
 ES, CS, SS, DS, FS, GS = range(6)

@@ -11,8 +11,10 @@ region.  Dense on purpose: it is the hot path.
 from __future__ import annotations
 
 from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled
+from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_ret
+from .emitter import Emitter
 from .timing import BRANCH_TAKEN
-from .translate import BASE_GLOBALS, INLINE, Emitter, decode_run, emit_run, prune, uses_helper
+from .translate import BASE_GLOBALS, INLINE, decode_run, emit_run, prune, uses_helper
 
 M32 = 0xFFFFFFFF
 FLUSH = "if fo_: cpu.fo = fo_; cpu.fa = fa_; cpu.fb = fb_; cpu.fr = fr_"
@@ -24,11 +26,11 @@ def successors(insn, end: int) -> list[int]:
     """Where a block ending with ``insn`` (its next EIP ``end``) may go, as far as its bytes say."""
     kind = INLINE.get(insn.mnemonic)
     op = insn.operands[0] if insn.operands else None
-    if kind in ("jcc", "loop", "jcxz"):
+    if kind in (emit_jcc, emit_loop, emit_jcxz):
         return [op[2], end]
-    if kind in ("jmp", "call"):
+    if kind in (emit_jmp, emit_call):
         return [op[2]] if op[0] == "j" else []
-    if kind == "ret":
+    if kind is emit_ret:
         return []
     return [end]            # the block stopped at its length or the page's end
 

@@ -1,13 +1,19 @@
-"""Rotates and double shifts: the shift family's less common members.
+"""Shifts and rotates: shl, shr, sar, rol, ror, rcl, rcr, shld and shrd.
 
-shl/shr/sar are generated inline with lazy flags (translate.py, flags.py).
-These return (result, arithmetic flags) given the value, a non-zero masked
-count, the operand size and the flags before the instruction; rotates change
-only CF and OF and keep the rest.  Where the SDM leaves OF undefined (counts
-above one) they give what P6-family hardware gives.
+The 386 manual's shift and rotate instructions, written inline into their
+block by translate.py.  shl, shr and sar leave their flags lazy (flags.py);
+the rotates and double shifts call the functions below from the generated
+code, which return (result, arithmetic flags) given the value, a non-zero
+masked count, the operand size and the flags before the instruction; rotates
+change only CF and OF and keep the rest.  Where the SDM leaves OF undefined
+(counts above one) they give what P6-family hardware gives.
 """
 
 from __future__ import annotations
+
+from . import flags as F
+from .decode import Insn
+from .emitter import MASK, SIGN, Emitter
 
 CF, OF = 0x1, 0x800
 _SZ = {8: 0xFF, 16: 0xFFFF, 32: 0xFFFFFFFF}
@@ -87,3 +93,78 @@ def SHRD(a: int, b: int, count: int, size: int, prior: int) -> tuple[int, int]: 
     cf = (wide >> (count - 1)) & 1
     of = ((r ^ a) >> (size - 1)) & 1
     return r, _szp(r, size) | (CF if cf else 0) | (OF if of else 0)
+
+
+def emit_shift(e: Emitter, insn: Insn) -> None:
+    m = insn.mnemonic
+    dst, cnt = insn.operands
+    size = dst[1]
+    a, b, r = e.tmp("a"), e.tmp("b"), e.tmp("r")
+    la = e.read(insn, dst, a, write=True)
+    if cnt[0] == "i":
+        count = cnt[2] & 0x1F
+        if count == 0:
+            return
+        e.emit(f"{b} = {count}")
+        known = True
+    else:
+        e.emit(f"{b} = ecx & 0x1f")
+        known = False
+        e.emit(f"if {b}:")
+        e.ind += 1
+    mask = MASK[size]
+    if m in ("shl", "shr", "sar"):
+        if m == "shl":
+            e.emit(f"{r} = ({a} << {b}) & {mask}")
+        elif m == "shr":
+            e.emit(f"{r} = {a} >> {b}")
+        else:
+            s = SIGN[size]
+            e.emit(f"{a} = {a} - {2 * s:#x} if {a} & {s:#x} else {a}")
+            e.emit(f"{r} = ({a} >> {b}) & {mask}")
+        e.write(insn, dst, r, la)
+        kind = {"shl": F.SHL, "shr": F.SHR, "sar": F.SAR}[m]
+        if known:
+            e.lazy(kind, size, a, b, r)
+        else:
+            e.emit(f"cpu.fo = {F.op_code(kind, size)}; cpu.fa = {a}; cpu.fb = {b}; cpu.fr = {r}")
+    else:
+        fn = e.const(ROTATES[m], "S")
+        fl = e.tmp("f")
+        e.emit(f"{r}, {fl} = {fn}({a}, {b}, {size}, {e.arith_flags()})")
+        e.write(insn, dst, r, la)
+        e.store_flags(fl)
+    if not known:
+        e.ind -= 1
+        e.else_flags_unchanged()     # count 0: flags unchanged, but now in the CPU
+        e.flags_stored()
+    elif m not in ("shl", "shr", "sar"):
+        e.flags_stored()
+
+
+def emit_shd(e: Emitter, insn: Insn) -> None:
+    dst, src, cnt = insn.operands
+    size = dst[1]
+    a, b, r = e.tmp("a"), e.tmp("b"), e.tmp("r")
+    la = e.read(insn, dst, a, write=True)
+    c = e.tmp("c")
+    e.emit(f"{c} = {cnt[2] & 0x1f if cnt[0] == 'i' else 'ecx & 0x1f'}")
+    e.emit(f"{b} = {e.get_reg(size, src[2])}")
+    e.emit(f"if {c}:")
+    e.ind += 1
+    fn = e.const(SHLD if insn.mnemonic == "shld" else SHRD, "S")
+    fl = e.tmp("f")
+    e.emit(f"{r}, {fl} = {fn}({a}, {b}, {c}, {size}, {e.arith_flags()})")
+    e.write(insn, dst, r, la)
+    e.store_flags(fl)
+    e.ind -= 1
+    e.else_flags_unchanged()
+    e.flags_stored()
+
+
+ROTATES = {"rol": ROL, "ror": ROR, "rcl": RCL, "rcr": RCR}
+EMIT = {m: emit_shift for m in ("shl", "shr", "sar", "rol", "ror", "rcl", "rcr")}
+EMIT.update({"shld": emit_shd, "shrd": emit_shd})
+
+# Every member is written inline: no helper ends a block for this family.
+HELPERS: dict = {}

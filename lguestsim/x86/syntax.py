@@ -13,8 +13,7 @@ random encodings from the whole map.
 from __future__ import annotations
 
 from .decode import REG8, REG16, REG32, SEG_NAMES, DecodeError, Insn, Mem, NeedBytes, decode
-from .opcodes import CC, GROUPS, IMPLICIT, ONE_BYTE, RV_MW, TWO_BYTE
-from .x87 import X87_TABLE
+from .opcodes import CC, GROUPS, IMPLICIT, ONE_BYTE, RV_MW, TWO_BYTE, X87_TABLE
 
 REGS = {8: REG8, 16: REG16, 32: REG32}
 SUFFIX = {8: "b", 16: "w", 32: "l"}

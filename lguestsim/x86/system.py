@@ -4,7 +4,9 @@ Segment control (mov/pop/push sreg, lds..lss, far jmp/call/ret), interrupts
 (int, into, int3, iret, hlt, cli, sti, popf), I/O (in, out), system
 registers (lgdt, lidt, lldt, ltr, their stores, mov to and from CRn/DRn,
 invlpg, clts, lmsw), the model-specific ones (cpuid, rdtsc, rdmsr, wrmsr,
-sysenter, sysexit), the x87 escape, and the rare arithmetic (BCD adjusts).
+sysenter, sysexit), the x87 escape and bound.  (The decimal adjustments are
+with the arithmetic in alu.py, pusha, popa, enter and cmpxchg8b with the
+moves in moves.py: each family keeps its slow-path helpers.)
 Each ends its block, so it sees and changes the CPU object directly.  A
 helper returns True when it has set EIP itself (a control transfer);
 otherwise the block moves EIP past the instruction.
@@ -12,11 +14,11 @@ otherwise the block moves EIP past the instruction.
 
 from __future__ import annotations
 
-from . import call_gates, interrupts, paging, segments, v86, x87
+from . import call_gates, interrupts, opcodes, segments, v86, x87
 from . import operands as O
 from .decode import Insn
-from .faults import BP, DE, GP, NM, OF, UD, CPUFault
-from .flags import AC, AF, CF, DF, ID, IF, IOPL, NT, RF, TF, VM, WRITABLE
+from .faults import BP, GP, NM, OF, UD, CPUFault
+from .flags import AC, DF, ID, IF, IOPL, NT, RF, TF, VM, WRITABLE
 from .flags import OF as OF_BIT
 from .paging import CR4_PGE
 
@@ -508,7 +510,7 @@ def fpu(cpu, insn: Insn):
     return None
 
 
-for _m, _op in set(x87.X87_TABLE.values()):
+for _m, _op in set(opcodes.X87_TABLE.values()):
     HELPERS[_m] = fpu
 HELPERS["fpu"] = fpu
 
@@ -598,81 +600,6 @@ def sysexit(cpu, insn: Insn):
 
 
 # ------------------------------------------------------ the rest, in Python
-@helper("cmpxchg8b")
-def cmpxchg8b(cpu, insn: Insn):
-    la = O.linear(cpu, insn, 64, True)
-    cur = int.from_bytes(cpu.read_linear(la, 8), "little")
-    want = (cpu.r[2] << 32) | cpu.r[0]
-    ef = cpu.eflags
-    if cur == want:
-        cpu.write_linear(la, ((cpu.r[1] << 32) | cpu.r[3]).to_bytes(8, "little"))
-        cpu.eflags = ef | 0x40
-    else:
-        cpu.write_linear(la, cur.to_bytes(8, "little"))
-        cpu.r[0], cpu.r[2] = cur & M32, cur >> 32
-        cpu.eflags = ef & ~0x40
-    return None
-
-
-@helper("pusha", "pushad")
-def pusha(cpu, insn: Insn):
-    size = 4 if insn.op32 else 2
-    saved = cpu.r[4]
-    vals = [O.get_reg(cpu, size * 8, i) for i in range(8)]
-    try:
-        for v in vals:
-            O.push(cpu, size, v)
-    except CPUFault:
-        cpu.r[4] = saved
-        raise
-    return None
-
-
-@helper("popa", "popad")
-def popa(cpu, insn: Insn):
-    size = 4 if insn.op32 else 2
-    vals = [O.peek(cpu, size, i) for i in range(8)]
-    for _ in range(8):
-        O.pop(cpu, size)
-    for i, v in zip((7, 6, 5, 4, 3, 2, 1, 0), vals, strict=True):
-        if i != 4:
-            O.set_reg(cpu, size * 8, i, v)
-    return None
-
-
-@helper("enter")
-def enter(cpu, insn: Insn):
-    """ENTER as the SDM and a 386 do it: the frame pointer is the whole ESP for
-    32-bit operands (even on a 16-bit stack, where only SP moves), and the
-    final SS:(E)SP is probed for a write, paging included, before anything
-    changes."""
-    size = 4 if insn.op32 else 2
-    alloc = insn.operands[0][2]
-    level = insn.operands[1][2] & 31
-    saved_sp, saved_bp = cpu.r[4], cpu.r[5]
-    smask = M32 if cpu.sregs[2].big else 0xFFFF
-    try:
-        O.push(cpu, size, O.get_reg(cpu, size * 8, 5))
-        frame = cpu.r[4] if size == 4 else cpu.r[4] & 0xFFFF
-        bp = cpu.r[5] & smask
-        for _ in range(1, level):
-            bp = (bp - size) & smask
-            O.push(cpu, size, int.from_bytes(cpu.read_seg(2, bp, size), "little"))
-        if level:
-            O.push(cpu, size, frame)
-        new_sp = ((cpu.r[4] & smask) - alloc) & smask
-        la = cpu.seg_lin(2, new_sp, size, True)
-        paging.translate(cpu, la, True, cpu.cpl == 3)
-        if (la & 0xFFF) + size > 0x1000:
-            paging.translate(cpu, la + size - 1, True, cpu.cpl == 3)
-    except CPUFault:
-        cpu.r[4], cpu.r[5] = saved_sp, saved_bp
-        raise
-    O.set_reg(cpu, size * 8, 5, frame)
-    cpu.r[4] = (cpu.r[4] & ~smask & M32) | new_sp
-    return None
-
-
 @helper("bound")
 def bound(cpu, insn: Insn):
     reg = insn.operands[0]
@@ -687,75 +614,6 @@ def bound(cpu, insn: Insn):
     idx = signed(O.get_reg(cpu, bits, reg[2]))
     if not lo <= idx <= hi:
         raise CPUFault(5)
-    return None
-
-
-def _bcd(cpu, al: int, ah: int | None, flags: int) -> None:
-    from .flags import PARITY
-    al &= 0xFF
-    f = flags & ~(0x40 | 0x80 | 0x4)
-    f |= PARITY[al] | (0x40 if al == 0 else 0) | (0x80 if al & 0x80 else 0)
-    cpu.r[0] = (cpu.r[0] & 0xFFFFFF00) | al
-    if ah is not None:
-        cpu.r[0] = (cpu.r[0] & 0xFFFF00FF) | ((ah & 0xFF) << 8)
-    cpu.eflags = (cpu.eflags & ~0x8D5) | (f & 0x8D5)
-
-
-@helper("daa", "das")
-def daa_das(cpu, insn: Insn):
-    ef = cpu.eflags
-    al = cpu.r[0] & 0xFF
-    old_al, old_cf = al, ef & CF
-    f = ef & ~(CF | AF)
-    sub = insn.mnemonic == "das"
-    if (al & 0xF) > 9 or ef & AF:
-        al = al - 6 if sub else al + 6
-        f |= AF
-        if not sub:
-            f |= CF if (old_cf or al > 0xFF) else 0
-        else:
-            f |= CF if (old_cf or al < 0) else 0
-        al &= 0xFF
-    if old_al > 0x99 or old_cf:
-        al = (al - 0x60 if sub else al + 0x60) & 0xFF
-        f |= CF
-    _bcd(cpu, al, None, f & ~OF_BIT)
-    return None
-
-
-@helper("aaa", "aas")
-def aaa_aas(cpu, insn: Insn):
-    ef = cpu.eflags
-    ax = cpu.r[0] & 0xFFFF
-    if (ax & 0xF) > 9 or ef & AF:
-        if insn.mnemonic == "aaa":
-            ax = (ax + 0x106) & 0xFFFF
-        else:   # the borrow out of AL reaches AH, as on P6 and later
-            ax = (ax - 6 - 0x100) & 0xFFFF
-        f = ef | AF | CF
-    else:
-        f = ef & ~(AF | CF)
-    cpu.r[0] = (cpu.r[0] & 0xFFFF0000) | (ax & 0xFF0F)
-    cpu.eflags = f
-    return None
-
-
-@helper("aam")
-def aam(cpu, insn: Insn):
-    base = insn.operands[0][2]
-    if base == 0:
-        raise CPUFault(DE)
-    al = cpu.r[0] & 0xFF
-    _bcd(cpu, al % base, al // base, cpu.eflags & ~(CF | AF | OF_BIT))
-    return None
-
-
-@helper("aad")
-def aad(cpu, insn: Insn):
-    base = insn.operands[0][2]
-    al = cpu.r[0] & 0xFF
-    ah = (cpu.r[0] >> 8) & 0xFF
-    _bcd(cpu, (al + ah * base) & 0xFF, 0, cpu.eflags & ~(CF | AF | OF_BIT))
     return None
 
 

@@ -1,8 +1,9 @@
-"""The 387: the FPU's state, its opcode table and the execution of each instruction.
+"""The 387: the FPU's state and the execution of each instruction.
 
 lguest's Host saves a Guest's FPU state only when the Guest actually uses the
 FPU (CR0.TS and #NM, P:040); this module is the FPU that state belongs to, the
-whole 387 as a 386 Guest of the time could use it.  Eight registers hold
+whole 387 as a 386 Guest of the time could use it (its opcode map, D8 to DF,
+is in opcodes.py beside the 386's).  Eight registers hold
 80-bit extended reals (x87_float.py does their arithmetic exactly on
 integers, x87_transcendental.py the functions), addressed as a stack from
 TOP, with a tag per register, the control word (masks, precision and
@@ -27,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import operands as O
 from . import x87_float as F
 from . import x87_transcendental as T
 from .faults import CPUFault
@@ -36,76 +38,6 @@ EMPTY = 3
 C0, C1, C2, C3, ES, B = 0x100, 0x200, 0x400, 0x4000, 0x80, 0x8000
 CC = C0 | C1 | C2 | C3
 MF = 16
-
-#: P:046 The 387 is a second processor beside the 386, and its opcode map is
-# the eight escape opcodes D8 to DF: the 386 decodes the ModRM byte (and so
-# any memory operand) and the 387 reads the rest from the reg field, and for
-# a register operand (mod = 11) from the r/m field as well.  One table names
-# every instruction: (escape, reg, rm) -> (mnemonic, operation), where reg is
-# 8 + reg for the register forms and rm is None for a memory form or "i" for
-# "any st(i)".  Their cycle counts sit with all the others in timing.py.
-def _opcode_table() -> dict[tuple, tuple[str, str]]:
-    table: dict[tuple, tuple[str, str]] = {}
-
-    def t(esc: int, reg: int, rm, mnemonic: str, op: str) -> None:
-        table[(esc, reg, rm)] = (mnemonic, op)
-
-    ARITH = ("add", "mul", "com", "comp", "sub", "subr", "div", "divr")
-    for r, n in enumerate(ARITH):
-        t(0xD8, r, None, "f" + n, n + ":m32")
-        t(0xDC, r, None, "f" + n, n + ":m64")
-        t(0xDA, r, None, "fi" + n, n + ":i32")
-        t(0xDE, r, None, "fi" + n, n + ":i16")
-        t(0xD8, 8 + r, "i", "f" + n, n + ":st0")
-    # DC and DE with a register operand write st(i), and there Intel's names
-    # for the reversed forms are swapped: DC E0+i is fsubr st(i), st(0), that
-    # is st(i) = st(0) - st(i).
-    for r, n in enumerate(("add", "mul", "com", "comp", "subr", "sub", "divr", "div")):
-        if n in ("com", "comp"):
-            t(0xDC, 8 + r, "i", "f" + n, n + ":st0")      # aliases of D8 D0/D8
-            continue
-        t(0xDC, 8 + r, "i", "f" + n, n + ":sti")
-        t(0xDE, 8 + r, "i", "f" + n + "p", n + ":stip")
-    t(0xDE, 10, "i", "fcomp", "comp:st0")
-    t(0xDE, 11, 1, "fcompp", "compp")
-    t(0xDA, 13, 1, "fucompp", "ucompp")
-    for op, esc, reg, m in (
-            ("ld:m32", 0xD9, 0, "fld"), ("st:m32", 0xD9, 2, "fst"), ("stp:m32", 0xD9, 3, "fstp"),
-            ("ldenv", 0xD9, 4, "fldenv"), ("ldcw", 0xD9, 5, "fldcw"), ("stenv", 0xD9, 6, "fnstenv"),
-            ("stcw", 0xD9, 7, "fnstcw"),
-            ("ld:i32", 0xDB, 0, "fild"), ("st:i32", 0xDB, 2, "fist"), ("stp:i32", 0xDB, 3, "fistp"),
-            ("ld:m80", 0xDB, 5, "fld"), ("stp:m80", 0xDB, 7, "fstp"),
-            ("ld:m64", 0xDD, 0, "fld"), ("st:m64", 0xDD, 2, "fst"), ("stp:m64", 0xDD, 3, "fstp"),
-            ("rstor", 0xDD, 4, "frstor"), ("save", 0xDD, 6, "fnsave"), ("stsw", 0xDD, 7, "fnstsw"),
-            ("ld:i16", 0xDF, 0, "fild"), ("st:i16", 0xDF, 2, "fist"), ("stp:i16", 0xDF, 3, "fistp"),
-            ("ld:bcd", 0xDF, 4, "fbld"), ("ld:i64", 0xDF, 5, "fild"), ("stp:bcd", 0xDF, 6, "fbstp"),
-            ("stp:i64", 0xDF, 7, "fistp")):
-        t(esc, reg, None, m, op)
-    for op, esc, reg, m in (
-            ("ld:st", 0xD9, 8, "fld"), ("xch", 0xD9, 9, "fxch"), ("stp:st", 0xD9, 11, "fstpnce"),
-            ("free", 0xDD, 8, "ffree"), ("xch", 0xDD, 9, "fxch"), ("st:st", 0xDD, 10, "fst"),
-            ("stp:st", 0xDD, 11, "fstp"), ("ucom", 0xDD, 12, "fucom"), ("ucomp", 0xDD, 13, "fucomp"),
-            ("freep", 0xDF, 8, "ffreep"), ("xch", 0xDF, 9, "fxch"), ("stp:st", 0xDF, 10, "fstp"),
-            ("stp:st", 0xDF, 11, "fstp")):
-        t(esc, reg, "i", m, op)
-    D9 = ("fchs", "fabs", None, None, "ftst", "fxam", None, None,
-          "fld1", "fldl2t", "fldl2e", "fldpi", "fldlg2", "fldln2", "fldz", None,
-          "f2xm1", "fyl2x", "fptan", "fpatan", "fxtract", "fprem1", "fdecstp", "fincstp",
-          "fprem", "fyl2xp1", "fsqrt", "fsincos", "frndint", "fscale", "fsin", "fcos")
-    for rm, m in enumerate(D9):
-        if m is not None:
-            op = "const" if m.startswith("fld") else m if m in T.FUNCTIONS else m[1:]
-            t(0xD9, 12 + rm // 8, rm % 8, m, op)
-    t(0xD9, 10, 0, "fnop", "nop")
-    for rm, m, op in ((0, "fneni", "nop"), (1, "fndisi", "nop"), (2, "fnclex", "clex"),
-                      (3, "fninit", "init"), (4, "fnsetpm", "nop")):
-        t(0xDB, 12, rm, m, op)
-    t(0xDF, 12, 0, "fnstsw", "stswax")
-    return table
-
-
-X87_TABLE = _opcode_table()
-
 
 # The control instructions: they neither wait for a pending error nor move
 # the instruction and operand pointers.
@@ -243,7 +175,6 @@ def wait(cpu) -> None:
 
 def execute(cpu, insn) -> None:
     """Run one x87 instruction (the caller has checked CR0.EM and TS)."""
-    from . import operands as O
     op, arg = insn.fpu
     f = cpu.fpu
     if op not in NO_WAIT and insn.mnemonic not in NO_WAIT_MNEMONICS:
@@ -272,7 +203,6 @@ def _pointers(cpu, f: FPU, insn, la: int | None) -> None:
         i += 1
     f.fop = ((raw[i] & 7) << 8) | raw[i + 1]
     if la is not None:
-        from . import operands as O
         f.fdp = O.effective_address(cpu, insn)
         f.fds = cpu.sregs[insn.mem.seg].selector
 
