@@ -71,6 +71,29 @@ def test_code_shows_the_instruction_about_to_run(boot):
     assert f"{s.cpu.eip:08x}" in row2 and row2 != row
 
 
+def test_code_shows_each_instructions_cost_as_the_core_charges_it(boot):
+    # The cycles column comes from the opcode table (x86/opcodes.py); for an
+    # instruction with no memory operand and no transfer of control, nothing
+    # else (page walks, taken branches, faults) adds to it, so it must be
+    # exactly what the core charges for that step.
+    s = boot
+    s.run_to("start_kernel")
+    compared = 0
+    for _ in range(300):
+        row = re.search(r'<tr class="cur">(.*?)</tr>', views.CodeView(s).html()).group(1)
+        cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td>(.*?)</td>", row)]
+        assert re.search(r'title="[a-z0-9_]+"', row), row   # the family, on hover
+        shown, insn = cells[2], cells[3]
+        before = s.cpu.cycles
+        s.step()
+        plain = "(" not in insn and not re.match(
+            r"(j|call|ret|loop|int|iret|hlt|cli|sti|push|pop|out|in)", insn)
+        if plain:
+            assert int(shown) == s.cpu.cycles - before, insn
+            compared += 1
+    assert compared >= 30
+
+
 def test_page_walk_before_and_after_a_demand_fault(boot):
     s = boot
     stop = s.step_to("pagefault")
