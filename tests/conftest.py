@@ -13,6 +13,7 @@ hands the counts to the controller, which prints the one summary line.
 
 import os
 
+import figures
 import pytest
 import x86env_unicorn as xu
 from hypothesis import HealthCheck, settings
@@ -33,6 +34,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _fallback))
 
 def pytest_configure(config: pytest.Config) -> None:
     xu.register_summary(config)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):   # the controller, or a run without xdist
+        figures.FILE.unlink(missing_ok=True)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if figures.FILE.exists():
+        terminalreporter.section("figures measured by the tests")
+        for line in figures.FILE.read_text().splitlines():
+            terminalreporter.write_line(line)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import lite_browser as lb
 import pytest
+from figures import figure
 
 lite = lb.lite
 build = lb.build
@@ -60,7 +61,7 @@ def test_site_holds_every_chapter_and_no_remote_url(site: Path) -> None:
     assert not any(lite.CDN.match(f"https://{h}/".encode()) for h in hosts
                    if not any(a.startswith(f"https://{h}/") for a in lite.ALLOWED)), hosts
     size = lb.size_mb(site)
-    print(f"live book size: {size:.1f} MB; {len(hosts)} hosts named in text, none fetched")
+    figure(f"live book size: {size:.1f} MB; {len(hosts)} hosts named in text, none fetched")
     assert size <= 60
 
 
@@ -132,9 +133,10 @@ def test_switcher_chapter_runs_to_its_end_in_chromium(served: str) -> None:
     lb.ARTIFACTS.mkdir(exist_ok=True)
     with lb.chromium(requests) as context:
         f = lb.switcher_figures(context, served, lb.ARTIFACTS / "lite-switcher.png")
-    print(f"live book: kernel ready {f['kernel_s']:.1f} s; the Guest's first guest> prompt "
-          f"{f['prompt_s']:.1f} s after opening the chapter; Run All {f['run_all_s']:.1f} s; "
-          f"a step's round trip {f['step_s']:.2f} s")
+    figure(f"live book (Switcher chapter): kernel ready {f['kernel_s']:.1f} s; "
+           f"the Guest's first guest> prompt "
+           f"{f['prompt_s']:.1f} s after opening the chapter; Run All {f['run_all_s']:.1f} s; "
+           f"a step's round trip {f['step_s']:.2f} s")
     assert "PROMPT 'guest> '" in f["prompt_output"], f["prompt_output"]
     states = f["states"]
     assert len(states) >= 15
@@ -182,7 +184,8 @@ def test_a_reader_opens_the_index_and_runs_a_chapter_with_the_network_cut(served
         said = lb.run_new_cell(page, NEW_TEXT, timeout=60)
         again = lb.run_new_cell(page, lb.CACHED_CELL.format(source=lb.literal_tiny(
             lite.ROOT / "notebooks" / "06_switcher.ipynb")), timeout=120)
-    print(f"{chapter}: Run All in {ran:.1f} s, {len(states)} code cells")
+    figure(f"live book, a reader's chapter ({chapter}): Run All in {ran:.1f} s, "
+           f"{len(states)} code cells, network cut")
     assert lb.failures(states) == []
     assert said.strip().count("\n") == 0 and "make lab" in said, said
     assert "TINY-OK" in again, again
