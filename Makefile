@@ -22,8 +22,8 @@
 # make live   serve book/_build/lite (and the static book beside it) on IP:PORT
 #             (127.0.0.1:8000) and print their URLs
 # make lite-chapters  every chapter of the live book in headless Chromium with the network
-#             cut: Run All to its end, each chapter's time (make test runs the Switcher
-#             chapter and one other, drawn by LITE_SEED, to their ends)
+#             cut: Run All to its end, each chapter's time (make test runs them all
+#             too, and a reader's way in through the index for one drawn by LITE_SEED)
 # make lite-timing  the live book's figures: its size, the time from opening the Switcher
 #             chapter to the Guest's first guest> prompt, a step's round trip
 # make lab    the chapters in JupyterLab: prints the URL to open (with its token); no
