@@ -7,8 +7,9 @@ request the page and its workers make: none may leave 127.0.0.1.  There the
 Switcher chapter runs from its first cell to its last, its Guest boots to a
 shell prompt and its dashboard's step button moves the registers view; every
 other chapter runs to its end; and a reader opens the site's index, then a
-chapter drawn by a seed from the others, runs it all, and types a new tiny Guest (told in one line that it
-needs the local install) and then the Switcher chapter's own (prebuilt).
+chapter drawn by a seed from the others, runs it all, and types a new tiny
+Guest (told in one line that it needs the local install) and then the
+Switcher chapter's own (prebuilt).
 ``make lite-chapters`` runs every chapter to its end; ``make lite-timing``
 prints the figures.
 """
