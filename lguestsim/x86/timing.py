@@ -83,7 +83,8 @@ def timing_key(insn: Insn | None) -> str:
     if insn.operands and m == "mov" and (insn.operands[0][0] == "c" or insn.operands[-1][0] == "c"):
         return "mov_cr"
     for s in ("movs", "stos", "lods", "cmps", "scas", "ins", "outs"):
-        if m.startswith(s) and len(m) == len(s) + 1:
+        # the string forms end in their element size; movsx is not movs + "x"
+        if m.startswith(s) and m[len(s):] in ("b", "w", "d"):
             return s
     return m
 
