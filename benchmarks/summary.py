@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from bench_core import git_revision  # the one way the figures name their commit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -196,15 +197,6 @@ def markdown(rows: list[Row], stamp: str) -> str:
     lines += [f"| {r.figure} | {r.measured} | {r.goal} | {r.verdict} | {r.source}.json |"
               for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def git_revision() -> str | None:
-    try:
-        proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True)
-        return proc.stdout.strip() or None
-    except OSError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> int:

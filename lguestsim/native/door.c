@@ -290,16 +290,22 @@ static int open_lguest(void)
 	return fd;
 }
 
+/* open()'s third argument is there only when the flags create a file. */
+#define OPEN_MODE(flags) ({						\
+	mode_t mode_ = 0;						\
+	if ((flags) & (O_CREAT | O_TMPFILE)) {				\
+		va_list ap;						\
+		va_start(ap, flags);					\
+		mode_ = va_arg(ap, mode_t);				\
+		va_end(ap);						\
+	}								\
+	mode_;								\
+})
+
 int open(const char *path, int flags, ...)
 {
 	REAL(int, open, (const char *, int, ...));
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
+	mode_t mode = OPEN_MODE(flags);
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_open(path, flags, mode);
@@ -308,13 +314,7 @@ int open(const char *path, int flags, ...)
 int open64(const char *path, int flags, ...)
 {
 	REAL(int, open64, (const char *, int, ...));
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
+	mode_t mode = OPEN_MODE(flags);
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_open64(path, flags, mode);
@@ -323,13 +323,7 @@ int open64(const char *path, int flags, ...)
 int openat(int dirfd, const char *path, int flags, ...)
 {
 	REAL(int, openat, (int, const char *, int, ...));
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
+	mode_t mode = OPEN_MODE(flags);
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_openat(dirfd, path, flags, mode);
@@ -338,13 +332,7 @@ int openat(int dirfd, const char *path, int flags, ...)
 int openat64(int dirfd, const char *path, int flags, ...)
 {
 	REAL(int, openat64, (int, const char *, int, ...));
-	mode_t mode = 0;
-	if (flags & (O_CREAT | O_TMPFILE)) {	/* only then is there a mode */
-		va_list ap;
-		va_start(ap, flags);
-		mode = va_arg(ap, mode_t);
-		va_end(ap);
-	}
+	mode_t mode = OPEN_MODE(flags);
 	if (is_dev_lguest(path))
 		return open_lguest();
 	return real_openat64(dirfd, path, flags, mode);
