@@ -109,7 +109,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
     if fetch:
         out.append("    " + "; ".join(fetch))
     out.extend("    " + ln for ln in em.prologue)
-    out.append("    n = 0; tk = 0; it = 0")
+    out.append("    n = 0; tk = 0; it = 0" + ("; sl = 0" if "sl = 1" in text else ""))
     if len(written) > 4:
         writeback = "R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)"
     else:
@@ -122,7 +122,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         # a page of code (the fast dicts hold none), so only a body with one
         # needs to watch for its own translation being dropped.
         out.append(f"    lim = min(budget // {n_inline}, -(-cycle_budget // {total + BRANCH_TAKEN}))")
-        watch = "cpu.rd(" in text or "cpu.wr(" in text
+        watch = "sl = 1" in text
         if watch:
             out.append("    gen = cpu.code_generation")
         out.append("    try:")
@@ -130,7 +130,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         out.extend("  " + ln for ln in body)
         out.append("          it += 1")
         out.append(f"          if nxt != {eip:#x} or it >= lim"
-                   + (" or cpu.code_generation != gen" if watch else "") + ": break")
+                   + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
     else:
         out.append("    try:")
         out.extend(body)

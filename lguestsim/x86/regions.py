@@ -111,7 +111,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     text = "\n".join(ln for p in parts for ln in p[1].lines)
     used = [r for r in REGS if r in text]
     written = [r for r in REGS if f" {r} = " in text]
-    watch = "cpu.rd(" in text or "cpu.wr(" in text
+    watch = "sl = 1" in text
     most = max(len(p[2]) for p in parts)
     out = ["def block(cpu, budget, cycle_budget):"]
     if used:
@@ -123,7 +123,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # fo_..fr_: the last block's lazy flags, kept in locals until a block that
     # reads or sets the CPU's own flags, a fault, or the way out (fo_ = 0:
     # the CPU holds them).
-    out.append("    n = 0; tk = 0; it = 0; sb = 0; ins_ = 0; cyc_ = 0; acc_ = 0; fo_ = 0")
+    out.append("    n = 0; tk = 0; it = 0; sb = 0; ins_ = 0; cyc_ = 0; acc_ = 0; fo_ = 0; sl = 0")
     out.append("    bps = cpu.breakpoints; xe = cpu.exit_eip")
     if watch:
         out.append("    gen = cpu.code_generation")
@@ -164,7 +164,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     out.append("            else:")
     out.append("                break")
     out.append(f"            if ins_ + {most} > budget or cyc_ >= cycle_budget or nxt == xe or bps"
-               + (" or cpu.code_generation != gen" if watch else "") + ": break")
+               + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
     out.append("    except CPUFault:")
     out.append("        UNWIND(cpu, locals(), METAS[sb])")
     out.append("        raise")

@@ -244,7 +244,7 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
 
 _DEF = re.compile(r"^( *)([abr]\d+) = (.+)$")
 _SIMPLE = re.compile(r"^(eax|ecx|edx|ebx|esp|ebp|esi|edi|0x[0-9a-f]+|\d+)$")
-_ASSIGNED = re.compile(r"^ *([\w, ]+?) = ", re.M)
+_ASSIGNED = re.compile(r"^ *(?:try: |except KeyError: )?([\w, ]+?) = ", re.M)
 
 
 def prune(em: Emitter) -> None:
