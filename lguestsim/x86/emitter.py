@@ -45,6 +45,7 @@ class Emitter:
         self.live: dict[int, str] = {}   # instruction index -> its immediate's name (live_immediates)
         self.prologue: list[str] = []    # lines run once at the block's entry
         self.starts: list[int] = []      # where each instruction's lines begin (prune)
+        self.faults: set[int] = set()    # the instructions that may fault (prune)
 
     # ---- plumbing
     def emit(self, line: str) -> None:
@@ -59,7 +60,9 @@ class Emitter:
         return name
 
     def may_fault(self) -> None:
-        self.emit(f"n = {self.idx}")
+        # Nothing is written: a fault's line number tells unwind() which
+        # instruction it was (blocks.py).  prune() must know, though.
+        self.faults.add(self.idx)
 
     # ---- registers
     def get_reg(self, size: int, n: int) -> str:

@@ -10,7 +10,7 @@ region.  Dense on purpose: it is the hot path.
 
 from __future__ import annotations
 
-from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled
+from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled, marks
 from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_ret
 from .emitter import Emitter
 from .timing import BRANCH_TAKEN
@@ -46,7 +46,7 @@ def successors(insn, end: int) -> list[int]:
 # and cycles in locals.  It leaves for the dispatcher when `nxt` is outside
 # the region, when the next block might not fit the instruction budget, when
 # the cycle deadline is reached, at `exit_eip`, with breakpoints set, or when
-# a store has thrown translations away.  A fault in block `sb` is unwound
+# a store has thrown translations away.  A fault in one of its blocks is unwound
 # with that block's table (P:024), plus what the region ran before it.
 # Nothing a program can see changes: the blocks run the instructions they
 # would have run, one after the other, with the same cycles.  (Forming a
@@ -85,6 +85,8 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         em = Emitter(cpu)
         em.ind = 4
         total, _, eips, cycles = emit_run(em, insns)
+        if total < len(insns):
+            continue        # (none such: but the budget test between blocks relies on it)
         prune(em)
         parts.append((eip, em, insns, total, eips + [end], cycles + [total], end, off))
         n_insns += len(insns)
@@ -123,8 +125,13 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # fo_..fr_: the last block's lazy flags, kept in locals until a block that
     # reads or sets the CPU's own flags, a fault, or the way out (fo_ = 0:
     # the CPU holds them).
-    out.append("    n = 0; tk = 0; it = 0; sb = 0; ins_ = 0; cyc_ = 0; acc_ = 0; fo_ = 0; sl = 0")
-    out.append("    bps = cpu.breakpoints; xe = cpu.exit_eip")
+    out.append("    tk = 0; it = 0; ins_ = 0; cyc_ = 0; acc_ = 0; fo_ = 0; sl = 0")
+    # One test between blocks: every inline instruction costs at least a
+    # cycle, so ins_ <= cyc_, and stopping once cyc_ + most > budget also
+    # stops before the instruction budget could be overrun.  With breakpoints
+    # set, or the way out at one of the region's blocks, it stops after each.
+    out.append(f"    cb = min(cycle_budget, budget - {most - 1})")
+    out.append(f"    if cpu.breakpoints or cpu.exit_eip in {tuple(p[0] for p in parts)!r}: cb = 0")
     if watch:
         out.append("    gen = cpu.code_generation")
     out.append(f"    nxt = {parts[0][0]:#x}")
@@ -132,6 +139,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     out.append("        while True:")
     consts: dict[str, object] = {}
     metas = []
+    starts = []             # each block's first line (its `if nxt ==`), for unwind()
     for k, (eip, em, insns, total, eips, cycles, end, _) in enumerate(parts):
         # Each block's constants get names of their own in the shared namespace.
         body = "\n".join(ln for ln in em.lines if ln)
@@ -140,7 +148,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             body = body.replace(name + "(", new + "(")
             consts[new] = value
         out.append(f"            {'if' if k == 0 else 'elif'} nxt == {eip:#x}:")
-        out.append(f"                sb = {k}")
+        starts.append(len(out))
         last = em.stores[-1][1] if em.stores else None
         if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
                 or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
@@ -163,14 +171,20 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
                       len(insns), em.mem_accesses + 1, tuple(eips), tuple(cycles)))
     out.append("            else:")
     out.append("                break")
-    out.append(f"            if ins_ + {most} > budget or cyc_ >= cycle_budget or nxt == xe or bps"
-               + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
+    out.append("            if cyc_ >= cb" + (" or sl and cpu.code_generation != gen" if watch else "")
+               + ": break")
     out.append("    except CPUFault:")
-    out.append("        UNWIND(cpu, locals(), METAS[sb])")
+    out.append("        UNWIND(cpu, locals(), METAS)")
     out.append("        raise")
     if written:
         out.append("    " + "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written))
     out.append("    " + FLUSH)
     out.append("    cpu.cycles += cyc_; cpu.instructions += ins_; cpu.tlb.accesses += acc_")
     out.append("    cpu.eip = nxt")
-    return "\n".join(out) + "\n", tuple(metas), consts
+    src = "\n".join(out) + "\n"
+    # Each block's instruction comments, for unwind() to count (P:024).
+    lines = marks(src)
+    bounds = starts[1:] + [len(out) + 1]
+    metas = [m + (tuple(ln for ln in lines if lo < ln < hi),)
+             for m, lo, hi in zip(metas, starts, bounds, strict=True)]
+    return src, (tuple(metas), tuple(starts)), consts

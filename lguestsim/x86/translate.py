@@ -37,7 +37,7 @@ from . import (
     system,
     timing,
 )
-from .blocks import HOT, Block, assemble, compiled, unwind
+from .blocks import HOT, Block, assemble, compiled, marks, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .emitter import M32, MASK, Emitter
 from .faults import GP, CPUFault
@@ -159,7 +159,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
         ns["HINSN"] = helper_insn
         ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
     ns["EIPS"] = tuple(eips)
-    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before))
+    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before), marks(src))
     exec(compiled(src, f"<block {eip:#010x}>"), ns)  # noqa: S102 - our own generated source
     blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
     if not cross and fault is None:
@@ -260,7 +260,7 @@ def prune(em: Emitter) -> None:
     (``eax = (eax + ebx) & 0xffffffff``).
     """
     stores = em.stores
-    faults = {int(ln.split("=")[1]) for ln in em.lines if ln.lstrip().startswith("n = ")}
+    faults = em.faults
     lines = em.lines
     for j in range(len(stores) - 1):
         idx, st = stores[j]
