@@ -38,9 +38,11 @@ def emit_alu(e: Emitter, insn: Insn) -> None:
     if m == "add":
         e.emit(f"{r} = ({a} + {b}) & {mask}")
         e.lazy(F.ADD, size, a, b, r)
-    elif m in ("sub", "cmp"):
+    elif m == "sub":
         e.emit(f"{r} = ({a} - {b}) & {mask}")
         e.lazy(F.SUB, size, a, b, r)
+    elif m == "cmp":
+        e.lazy(F.CMP, size, a, b, "0")      # no result: its flags work it out
     elif m in ("and", "test"):
         e.emit(f"{r} = {a} & {b}")
         e.lazy(F.LOGIC, size, a, b, r)

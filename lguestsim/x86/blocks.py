@@ -231,13 +231,13 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
             if entry or not it or last is None or last[2] == "cfin":
                 fb = cpu.eflags & 1
             else:
-                fb = materialize(last[0], L[last[1]], L[last[2]], L[last[3]]) & 1
+                fb = materialize(last[0], L[last[1]], L[last[2]], L.get(last[3], 0)) & 1
         else:
             fb = L[b]
         cpu.fo = code
         cpu.fa = L[a]
         cpu.fb = fb
-        cpu.fr = L[r]
+        cpu.fr = L.get(r, 0)       # (a cmp keeps no result: "0")
     cpu.eip = eips[n]
     cpu.cycles += cycles[n] + it * total + tk
     cpu.instructions += n + it * n_inline

@@ -244,6 +244,7 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
 
 _DEF = re.compile(r"^( *)([abr]\d+) = (.+)$")
 _SIMPLE = re.compile(r"^(eax|ecx|edx|ebx|esp|ebp|esi|edi|0x[0-9a-f]+|\d+)$")
+_CALL = re.compile(r"[A-Za-z_]\w*\(")
 _ASSIGNED = re.compile(r"^ *(?:try: |except KeyError: )?([\w, ]+?) = ", re.M)
 
 
@@ -257,7 +258,8 @@ def prune(em: Emitter) -> None:
     overwrites them before anything can read them (no flag test, and no
     instruction that may fault, whose unwinding would store them), the copies
     are dead: the instruction then works on the registers themselves
-    (``eax = (eax + ebx) & 0xffffffff``).
+    (``eax = (eax + ebx) & 0xffffffff``), and a temporary no one reads (the
+    carry an ``inc`` keeps for its flags) is not computed at all.
     """
     stores = em.stores
     faults = em.faults
@@ -269,12 +271,18 @@ def prune(em: Emitter) -> None:
         if any(idx < m <= stores[j + 1][0] for m in faults):
             continue
         lo, hi = em.starts[idx], em.starts[idx + 1]
-        names = [t for t in st[1:] if t != "cfin"]
+        names = [t for t in st[1:] if t not in ("cfin", "0")]
         outside = "\n".join(lines[:lo] + lines[hi:])
         if any(re.search(rf"\b{t}\b", outside) for t in names):
             continue
         for t in names:
             _propagate(lines, lo, hi, t)
+    # The entry flags' carry, fetched for a temporary that is gone.
+    cfin = [i for i, ln in enumerate(lines) if ln.strip() == "cfin = cpu.eflags & 1"]
+    if cfin and not any(re.search(r"\bcfin\b", ln) for ln in lines if ln.strip() != "cfin = cpu.eflags & 1"):
+        for i in cfin:
+            lines[i] = ""
+    em.reads_entry_flags = any("cpu.eflags" in ln for ln in lines)
 
 
 def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
@@ -289,8 +297,9 @@ def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
         return              # inside an if of the instruction's own: leave it be
     uses = [i for i in range(d + 1, hi) if word.search(lines[i])]
     if not uses:
-        return
-    if _SIMPLE.match(value):
+        if "cpu" in value or " = " in value or _CALL.search(value):
+            return          # it may do more than give a value
+    elif _SIMPLE.match(value):
         # a register may not change between the copy and its last use
         between = "\n".join(lines[d + 1:uses[-1]])
         if any(value in {n.strip() for n in m.split(",")} for m in _ASSIGNED.findall(between)):
