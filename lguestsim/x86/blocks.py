@@ -196,14 +196,14 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
     by the line first.
     """
     line = sys.exc_info()[2].tb_lineno
-    if "ins_" in L:     # a region's blocks before this one, and their flags (regions.py)
-        metas, parts = meta
-        meta = metas[bisect_right(parts, line) - 1]
+    if "cyc_" in L:     # a region's blocks before this one, and their flags (regions.py)
+        metas, first = meta
+        meta = metas[bisect_right(first, line) - 1]
         if L["fo_"]:
             cpu.fo, cpu.fa, cpu.fb, cpu.fr = L["fo_"], L["fa_"], L["fb_"], L["fr_"]
-        cpu.instructions += L["ins_"]
+        cpu.instructions += L["ran_"] & 0xFFFFFFFF
         cpu.cycles += L["cyc_"]
-        cpu.tlb.accesses += L["acc_"]
+        cpu.tlb.accesses += L["ran_"] >> 32
     written, stores, loops, total, n_inline, accesses, eips, cycles, lines = meta
     n = bisect_right(lines, line) - 1
     R = cpu.r
