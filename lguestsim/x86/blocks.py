@@ -24,7 +24,7 @@ REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 class Block:
     """A translated run of instructions: its compiled function and where it came from."""
 
-    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat")
+    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat", "insns", "size")
 
     def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
         self.fn = fn
@@ -34,6 +34,8 @@ class Block:
         self.end = end          # EIP just past the last instruction
         self.page = page
         self.source = source    # the generated Python, for the curious
+        self.insns = ()         # a plain block's instructions, for a region to reuse
+        self.size = 0           # and their bytes
 
 
 MAX_BLOCK = 48          # instructions in one block

@@ -74,7 +74,13 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         ppa = page | (la & 0xFFF)
         if cpu.rewritten.get(ppa):
             continue
-        insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
+        known = cpu.bcache.get(ppa)
+        if known is not None and known.eip == eip and known.insns:
+            # Translated already (its bytes unchanged, or it would be gone):
+            # no need to decode them again.
+            insns, fault, cross, off = known.insns, None, False, known.size
+        else:
+            insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
         if fault is not None or cross or not insns or any(uses_helper(i) for i in insns):
             continue
         end = (insns[-1].eip + insns[-1].length) & emask

@@ -175,6 +175,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
         # becomes the entry of a region (regions.py).
         if limit > 1 and helper_insn is None and not loops and not live:
             blk.heat = HOT
+            blk.insns, blk.size = tuple(insns), off
     return blk
 
 
@@ -244,6 +245,8 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
 
 _DEF = re.compile(r"^( *)([abr]\d+) = (.+)$")
 _SIMPLE = re.compile(r"^(eax|ecx|edx|ebx|esp|ebp|esi|edi|0x[0-9a-f]+|\d+)$")
+_TEMP = re.compile(r"\b[abr]\d+\b")
+_WORD: dict[str, re.Pattern] = {}
 _CALL = re.compile(r"[A-Za-z_]\w*\(")
 _ASSIGNED = re.compile(r"^ *(?:try: |except KeyError: )?([\w, ]+?) = ", re.M)
 
@@ -264,6 +267,10 @@ def prune(em: Emitter) -> None:
     stores = em.stores
     faults = em.faults
     lines = em.lines
+    where: dict[str, list[int]] = {}        # temporary -> the lines naming it
+    for i, ln in enumerate(lines):
+        for t in _TEMP.findall(ln):
+            where.setdefault(t, []).append(i)
     for j in range(len(stores) - 1):
         idx, st = stores[j]
         if st is None or idx + 1 >= len(em.starts):
@@ -272,8 +279,7 @@ def prune(em: Emitter) -> None:
             continue
         lo, hi = em.starts[idx], em.starts[idx + 1]
         names = [t for t in st[1:] if t not in ("cfin", "0")]
-        outside = "\n".join(lines[:lo] + lines[hi:])
-        if any(re.search(rf"\b{t}\b", outside) for t in names):
+        if any(not lo <= i < hi for t in names for i in where.get(t, ())):
             continue
         for t in names:
             _propagate(lines, lo, hi, t)
@@ -287,7 +293,7 @@ def prune(em: Emitter) -> None:
 
 def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
     """Within lines[lo:hi], replace temporary ``t`` by what it was given, if safe."""
-    word = re.compile(rf"\b{t}\b")
+    word = _WORD.get(t) or _WORD.setdefault(t, re.compile(rf"\b{t}\b"))
     defs = [i for i in range(lo, hi) if (m := _DEF.match(lines[i])) and m.group(2) == t]
     if len(defs) != 1:
         return
