@@ -19,6 +19,22 @@ MASK = {8: "0xff", 16: "0xffff", 32: "0xffffffff"}
 SIGN = {8: 0x80, 16: 0x8000, 32: 0x80000000}
 REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 
+
+
+def add32(expr: str) -> str:
+    """``expr & 0xffffffff`` for a sum of two 32-bit values, without the mask.
+
+    In CPython a mask is a generic operation that makes a new int object, and
+    a comparison is not; a sum of two 32-bit values wraps at most once.
+    """
+    return f"(w_ if (w_ := {expr}) <= 0xffffffff else w_ - 0x100000000)"
+
+
+def sub32(expr: str) -> str:
+    """``expr & 0xffffffff`` for a difference of two 32-bit values (see add32)."""
+    return f"(w_ if (w_ := {expr}) >= 0 else w_ + 0x100000000)"
+
+
 # The segment register a stack access goes through.
 STACK_SEG = 2
 
@@ -111,6 +127,8 @@ class Emitter:
                 parts.append(hex(m.disp))
             if len(parts) == 1 and m.base is not None or (len(parts) == 1 and m.index is None):
                 return parts[0]
+            if len(parts) == 2 and m.scale == 1:
+                return add32(" + ".join(parts))     # two 32-bit terms wrap at most once
             return f"(({' + '.join(parts)}) & 0xffffffff)"
         if m.base is not None:
             parts.append(f"({REGS[m.base]} & 0xffff)")
@@ -210,7 +228,10 @@ class Emitter:
         """Write first, then commit ESP: a faulting push changes nothing."""
         sp = self.tmp("sp")
         self.may_fault()
-        self.emit(f"{sp} = (esp - {size // 8}) & {self.sp_mask()}")
+        if self.stack32:
+            self.emit(f"{sp} = {sub32(f'esp - {size // 8}')}")
+        else:
+            self.emit(f"{sp} = (esp - {size // 8}) & 0xffff")
         la = self.linear(STACK_SEG, sp, size, True)
         self.store(la, size, expr)
         self.commit_sp(sp)
@@ -231,7 +252,10 @@ class Emitter:
         self.load(la, size, dest)
         sp = self.tmp("sp")
         base = "esp" if self.stack32 else "(esp & 0xffff)"
-        self.emit(f"{sp} = ({base} + {offset + size // 8}) & {self.sp_mask()}")
+        if self.stack32:
+            self.emit(f"{sp} = {add32(f'esp + {offset + size // 8}')}")
+        else:
+            self.emit(f"{sp} = ({base} + {offset + size // 8}) & 0xffff")
         return sp
 
     # ---- flags
