@@ -132,13 +132,14 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         out.append(f"    lim = min(budget // {n_inline}, -(-cycle_budget // {total + BRANCH_TAKEN}))")
         watch = "sl = 1" in text
         if watch:
-            out.append("    gen = cpu.code_generation")
+            out.append("    gen = cpu.code_generation" + ("; lgen = cpu.live_generation" if em.live else ""))
         out.append("    try:")
         out.append("      while True:")
         out.extend("  " + ln for ln in body)
         out.append("          it += 1")
         out.append(f"          if nxt != {eip:#x} or it >= lim"
-                   + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
+                   + (" or sl and (cpu.code_generation != gen or cpu.live_generation != lgen)" if watch and em.live
+                      else " or sl and cpu.code_generation != gen" if watch else "") + ": break")
     else:
         out.append("    try:")
         out.extend(body)

@@ -129,6 +129,7 @@ class CPU:
         self.partial_reps = 0
         self._caches: dict[int, dict[int, Block]] = {}
         self.code_generation = 0            # bumped whenever translations are dropped
+        self.live_generation = 0            # bumped when only live immediates were written (P:059)
         self._page_blocks: dict[int, list] = {}
         self.rewritten: dict[int, int] = {}   # block address -> times a write dropped it
         mem.watch(self._memory_written)     # weakly: a dropped CPU stops watching
@@ -483,7 +484,19 @@ class CPU:
     def wr(self, la: int, size: int, value: int) -> None:
         if self.align_check:
             self._check_alignment(la, size)
-        self._write(la, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"), self.cpl == 3)
+        data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        off = la & 0xFFF
+        if off + size <= 0x1000 and 0 <= la <= M32:
+            # A store to a page of code the TLB allows (self-modifying code, or
+            # data beside code) goes straight to RAM and the code's watcher.
+            tlb = self.tlb
+            p = (tlb.cuw if self.cpl == 3 else tlb.cw).get(la >> 12)
+            if p is not None and self.mem.sole_watcher(self):
+                p |= off
+                self.ram[p:p + size] = data
+                self._memory_written(p, size, True)
+                return
+        self._write(la, data, self.cpl == 3)
 
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
         """Segmentation for a non-flat segment: checks, then base + offset."""
@@ -531,7 +544,7 @@ class CPU:
     # takes the slow path and ends in `PhysicalMemory.write()`, whose watcher
     # is this method.  It drops the blocks whose bytes the write touched and
     # bumps `code_generation`, which a block running a loop checks after
-    # every iteration; once a page has no block left, it is a data page again
+    # every iteration (`live_generation` when only live immediates were hit); once a page has no block left, it is a data page again
     # and gets its fast writes back.  Pages of plain data never pay for any of
     # this.
     def _memory_written(self, addr: int, n: int, by_code: bool = False) -> None:
@@ -554,10 +567,14 @@ class CPU:
                                 break       # only its live immediates (P:059)
                         else:
                             hit.append(b)
-                if touched:
-                    # A running loop checks this, and stops: a block whose
-                    # immediates alone were written reads them afresh.
+                if hit:
+                    # A running loop or region checks this, and stops.
                     self.code_generation += 1
+                elif touched:
+                    # Only live immediates were written: a block reads them
+                    # afresh each time it starts, so only a block looping on
+                    # itself, which read them once, must stop and start again.
+                    self.live_generation += 1
                 if hit:
                     # Only stores by the code itself count towards live
                     # immediates: a Launcher loading a kernel again does not.

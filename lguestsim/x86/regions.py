@@ -15,7 +15,16 @@ from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_r
 from .emitter import Emitter
 from .flags import CMP
 from .timing import BRANCH_TAKEN
-from .translate import BASE_GLOBALS, INLINE, decode_run, emit_run, prune, uses_helper
+from .translate import (
+    BASE_GLOBALS,
+    INLINE,
+    REWRITTEN,
+    decode_run,
+    emit_run,
+    live_immediates,
+    prune,
+    uses_helper,
+)
 
 M32 = 0xFFFFFFFF
 FLUSH = "if fo_: cpu.fo = fo_; cpu.fa = fa_; cpu.fb = fb_; cpu.fr = fr_"
@@ -59,7 +68,7 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     base = cpu.sregs[1].base
     lpage = (base + blk.eip) & M32 & ~0xFFF
     emask = M32 if cpu.code32 else 0xFFFF
-    parts = []              # (eip, Emitter, insns, total, eips, cycles before, end, bytes)
+    parts = []              # (eip, Emitter, insns, total, eips, cycles before, end, bytes, live)
     queue = [blk.eip]
     seen = set()
     n_insns = 0
@@ -72,8 +81,9 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         if la & ~0xFFF != lpage or eip == cpu.exit_eip:
             continue
         ppa = page | (la & 0xFFF)
-        if cpu.rewritten.get(ppa):
-            continue
+        rewrites = cpu.rewritten.get(ppa, 0)
+        if 0 < rewrites < REWRITTEN:
+            continue        # code being written over: wait and see
         known = cpu.bcache.get(ppa)
         if known is not None and known.eip == eip and known.insns:
             # Translated already (its bytes unchanged, or it would be gone):
@@ -92,11 +102,14 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
             break
         em = Emitter(cpu)
         em.ind = 4
+        # Code rewritten often reads its immediates live (P:059), at the start
+        # of each pass through its block here.
+        live = live_immediates(em, insns, ppa) if rewrites and ppa + off <= cpu.mem.size else ()
         total, _, eips, cycles = emit_run(em, insns)
         if total < len(insns):
             continue        # (none such: but the budget test between blocks relies on it)
         prune(em)
-        parts.append((eip, em, insns, total, eips + [end], cycles + [total], end, off))
+        parts.append((eip, em, insns, total, eips + [end], cycles + [total], end, off, live))
         n_insns += len(insns)
         queue.extend(nexts)
     if len(parts) < 2 or parts[0][0] != blk.eip:
@@ -110,9 +123,9 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     region = Block(ns["block"], blk.eip, blk.count, blk.end, page, src)
     cpu.bcache[pa] = region
     entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cpu.bcache or e[1] != pa]
-    for eip, *_, off in parts:
+    for eip, *_, off, live in parts:
         start = page | ((base + eip) & 0xFFF)
-        entries.append((cpu.bcache, pa, start, start + off, ()))
+        entries.append((cpu.bcache, pa, start, start + off, live))
     cpu._page_blocks[page] = entries
     return region
 
@@ -157,7 +170,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     consts: dict[str, object] = {}
     metas = []
     first = []              # each block's first line (its `if nxt ==`), for unwind()
-    for k, (eip, em, insns, total, eips, cycles, end, _) in enumerate(parts):
+    for k, (eip, em, insns, total, eips, cycles, end, _, _) in enumerate(parts):
         # Each block's constants get names of their own in the shared namespace.
         body = "\n".join(ln for ln in em.lines if ln)
         for name, value in em.consts.items():
@@ -170,6 +183,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
                 or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
             out.append("                " + FLUSH + "; fo_ = 0")
+        out.extend("                " + ln for ln in em.prologue)     # live immediates
         # A taken branch ends its block, so nothing can fault after it: its
         # cycles go straight to the region's count.
         out.extend(body.replace(f"tk += {BRANCH_TAKEN}", f"cyc_ += {BRANCH_TAKEN}").split("\n"))
