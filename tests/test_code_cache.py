@@ -291,3 +291,9 @@ def test_a_merge_sweeps_away_temporary_files_left_by_the_dead(folder):
     fill(folder, 3)
     cc.merge()
     assert not stale.exists() and fresh.exists()
+
+
+def test_the_suite_keeps_its_code_out_of_the_users_cache():
+    session = Path(os.environ["LGUESTSIM_CODE_CACHE"])      # conftest.py's, for this run
+    assert session.name.startswith("lguestsim-code-cache-") and session.is_dir()
+    assert cc.folder() is not None and cc.folder().parent == session
