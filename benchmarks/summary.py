@@ -134,6 +134,14 @@ def scaling_rows(data: dict) -> list[Row]:
                 f"{b['best_s']:.2f} s wall{cpu(b, 'best_cpu_s')}", "< 0.6 s wall",
                 verdict(b["best_s"] < 0.6), "bench_scaling")
             for b in sc.get("boot", [])]
+    # The same boots in fresh processes whose code cache an earlier boot
+    # filled: reported; the cold boot above is the verdict.
+    rows += [Row(f"boot of the shipped Guest, {b['generation']}, code cache warm "
+                 f"(best of {len(b['warm_seconds'])})",
+                 f"{b['warm_best_s']:.2f} s wall{cpu(b, 'warm_best_cpu_s')}, "
+                 f"{b['code_cache_kib']} KiB cached", "(the cold boot decides)", "reported",
+                 "bench_scaling")
+             for b in sc.get("boot", []) if "warm_best_s" in b]
     rows += [Row(f"scaling: {g['guests']} Guest{'s' if g['guests'] > 1 else ''} of "
                  f"{g['guest_mib']} MiB on one Host",
                  f"{g['wall_s']:.2f} s wall{cpu(g, 'cpu_s')}, {g['peak_rss_mb']:.0f} MB",
