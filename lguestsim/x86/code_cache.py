@@ -144,8 +144,12 @@ def folder() -> Path | None:
 # format and the bytecode change from one Python to the next.
 def code(src: str, name: str) -> CodeType:
     """The code object of a block's source: read from the cache, or compiled (and kept)."""
+    index = _index if _index is not None else _load_index()
+    if _dir is None:                        # no disk: compile, as without the cache
+        stats.compiles += 1
+        return compile(src, name, "exec", dont_inherit=True)
     key = hashlib.blake2b(src.encode(), digest_size=16).digest()
-    entry = (_index if _index is not None else _load_index()).get(key)
+    entry = index.get(key)
     if entry is not None:
         found = _read(key, entry)
         if found is not None:
@@ -154,7 +158,7 @@ def code(src: str, name: str) -> CodeType:
             return found
     stats.compiles += 1
     compiled = compile(src, name, "exec", dont_inherit=True)
-    if _dir is not None and _writable:
+    if _writable:
         _pending[key] = compiled
         if len(_pending) >= FLUSH_EVERY:
             flush()
