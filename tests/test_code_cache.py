@@ -297,3 +297,22 @@ def test_the_suite_keeps_its_code_out_of_the_users_cache():
     session = Path(os.environ["LGUESTSIM_CODE_CACHE"])      # conftest.py's, for this run
     assert session.name.startswith("lguestsim-code-cache-") and session.is_dir()
     assert cc.folder() is not None and cc.folder().parent == session
+
+
+def test_a_long_process_holds_few_packs_open(folder):
+    cc.FLUSH_EVERY, cc.MAX_PACKS = 5, 3
+    for i in range(200):
+        cc.code(source(i), f"<t {i}>")
+        cc.code(source(i % 7), "<again>")       # some read back from packs
+        assert len(cc._fds) <= cc.MAX_PACKS + 1
+    assert cc.stats.merges > 0 and len(list(folder.glob("*.pack"))) <= cc.MAX_PACKS + 1
+
+
+def test_a_forked_child_leaves_its_parents_code_to_the_parent(folder):
+    cc.code(source(1), "<t 1>")
+    assert cc._pending
+    pid = os.fork()
+    if pid == 0:                                 # the child: nothing of its own to write
+        os._exit(0 if not cc._pending else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and cc._pending

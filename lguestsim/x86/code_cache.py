@@ -9,7 +9,9 @@ boot.  A fresh process (a restarted notebook kernel, `make demo`, a replay,
 each test process) reads the code of the blocks an earlier one compiled.
 Where there is no lasting disk (Pyodide in the live book), or the directory
 cannot be made or written, it quietly compiles as before and keeps the code in
-memory only: nothing else depends on it.
+memory only: nothing else depends on it.  The folder is trusted as
+`__pycache__` is (it is made private to its user): a checksum catches damage,
+not a writer who means harm, so do not point it at a folder others can write.
 
 Where (the first compile decides; `use()` points it elsewhere):
 ``$LGUESTSIM_CODE_CACHE`` if set (``off`` or empty: no disk at all), else
@@ -101,12 +103,10 @@ def use(root: str | os.PathLike | None) -> Path | None:
 
     What this process compiled is written to the old place first.
     """
-    global _dir, _index, _writable, _damaged
+    global _dir, _writable, _damaged
     flush()
-    for fd in _fds:
-        os.close(fd)
-    _fds.clear()
-    _index, _writable, _damaged = None, True, False
+    _close_packs()
+    _writable, _damaged = True, False
     _used.clear()
     _dir = None
     name = folder_name()
@@ -118,6 +118,15 @@ def use(root: str | os.PathLike | None) -> Path | None:
         except OSError:
             pass
     return _dir
+
+
+def _close_packs() -> None:
+    """Forget the packs' index (the next lookup reads it again) and close them."""
+    global _index
+    _index = None
+    for fd in _fds:
+        os.close(fd)
+    _fds.clear()
 
 
 def folder() -> Path | None:
@@ -233,7 +242,7 @@ def _read(key: bytes, entry: tuple[int, int, int, int]) -> CodeType | None:
                 return found
     except Exception:   # whatever a damaged entry makes marshal raise
         pass
-    del _index[key]
+    _index.pop(key, None)
     _reject()
     return None
 
@@ -279,6 +288,7 @@ def flush() -> None:
         packs = _packs(where)
         if _damaged or len(packs) > MAX_PACKS or sum(packs.values()) > MAX_BYTES:
             merge(first={key for key, _ in entries} | _used)
+            _close_packs()              # the merged pack replaces them all
         elif _index is not None:
             _open_pack(path)
     except OSError:                         # read-only, full, gone: memory only from now
