@@ -45,7 +45,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _fallback))
 
 def pytest_configure(config: pytest.Config) -> None:
     xu.register_summary(config)
-    if not hasattr(config, "workerinput"):  # the controller: workers inherit its environment
+    # The controller makes it; workers inherit its environment.
+    if not hasattr(config, "workerinput") or "LGUESTSIM_CODE_CACHE" not in os.environ:
         config.code_cache = tempfile.mkdtemp(prefix="lguestsim-code-cache-")
         os.environ["LGUESTSIM_CODE_CACHE"] = config.code_cache
     code_cache.use(os.environ["LGUESTSIM_CODE_CACHE"])
