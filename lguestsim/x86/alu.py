@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from . import flags as F
 from .decode import Insn
-from .emitter import MASK, Emitter
+from .emitter import MASK, Emitter, add32, sub32
 from .faults import DE, CPUFault
 from .flags import AF, CF, PARITY
 from .flags import OF as OF_BIT
@@ -36,11 +36,13 @@ def emit_alu(e: Emitter, insn: Insn) -> None:
     bexpr = e.value(insn, src, b)
     e.emit(f"{b} = {bexpr}") if bexpr != b else None
     if m == "add":
-        e.emit(f"{r} = ({a} + {b}) & {mask}")
+        e.emit(f"{r} = {add32(f'{a} + {b}')}" if size == 32 else f"{r} = ({a} + {b}) & {mask}")
         e.lazy(F.ADD, size, a, b, r)
-    elif m in ("sub", "cmp"):
-        e.emit(f"{r} = ({a} - {b}) & {mask}")
+    elif m == "sub":
+        e.emit(f"{r} = {sub32(f'{a} - {b}')}" if size == 32 else f"{r} = ({a} - {b}) & {mask}")
         e.lazy(F.SUB, size, a, b, r)
+    elif m == "cmp":
+        e.lazy(F.CMP, size, a, b, "0")      # no result: its flags work it out
     elif m in ("and", "test"):
         e.emit(f"{r} = {a} & {b}")
         e.lazy(F.LOGIC, size, a, b, r)
@@ -91,8 +93,10 @@ def emit_unary(e: Emitter, insn: Insn) -> None:
     else:
         cf = e.flag("CF")
         e.emit(f"{b} = 0" if cf == "(0)" else f"{b} = 1 if {cf} else 0")
-    op = "+" if m == "inc" else "-"
-    e.emit(f"{r} = ({a} {op} 1) & {mask}")
+    if size == 32:
+        e.emit(f"{r} = {add32(f'{a} + 1') if m == 'inc' else sub32(f'{a} - 1')}")
+    else:
+        e.emit(f"{r} = ({a} {'+' if m == 'inc' else '-'} 1) & {mask}")
     e.write(insn, dst, r, la)
     e.lazy(F.INC if m == "inc" else F.DEC, size, a, b, r)
 

@@ -12,6 +12,9 @@ disk (code_cache.py).  Dense on purpose: this is the hot path's frame.
 
 from __future__ import annotations
 
+import sys
+from bisect import bisect_right
+
 from . import code_cache
 from .flags import materialize
 from .timing import BRANCH_TAKEN
@@ -23,7 +26,7 @@ REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 class Block:
     """A translated run of instructions: its compiled function and where it came from."""
 
-    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat")
+    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat", "insns", "size")
 
     def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
         self.fn = fn
@@ -33,6 +36,8 @@ class Block:
         self.end = end          # EIP just past the last instruction
         self.page = page
         self.source = source    # the generated Python, for the curious
+        self.insns = ()         # a plain block's instructions, for a region to reuse
+        self.size = 0           # and their bytes
 
 
 MAX_BLOCK = 48          # instructions in one block
@@ -68,18 +73,21 @@ FETCH = (("TRD", "cpu.TRD"), ("TWD", "cpu.TWD"), ("RAM", "cpu.ram"), ("M16", "cp
 # Python local is much cheaper than a list item or an attribute, and writes
 # back once, at the end, those it assigns; it does the same for the TLB dicts
 # and the views of RAM it needs.  The body is the instructions' code in
-# order, and before anything that may fault, `n` is set to the instruction's
-# index.  If one does fault, `unwind()` below is handed the block's locals and
-# writes back the registers, the lazy flags of the last instruction before
-# `n`, and EIP and the cycle count as they stood before instruction `n`: the
-# state the SDM promises, as if the earlier instructions had run one by one
-# and the faulting one had never started.  (Keeping that work out of every
-# block's text makes a block cheaper to compile, which is most of what a
-# boot's fresh code costs.)  Cycles are summed while translating and added
-# once.  An instruction left to a Python helper runs last, after the state
-# has been handed back, and the block then returns True to tell `run()` that
-# anything may have changed.  `Block.source` keeps the generated text: print
-# one to see all of this in a dozen lines.
+# order, each opened by a comment naming it (`# 001001d8: inc`).  If one
+# faults, `unwind()` below is handed the block's locals, and the line the
+# fault came from (Python's traceback knows it) says which instruction it
+# was: the comments before that line count the instructions that finished.
+# unwind() writes back the registers, the lazy flags of the last instruction
+# before the faulting one, and EIP and the cycle count as they stood before
+# it: the state the SDM promises, as if the earlier instructions had run one
+# by one and the faulting one had never started.  So the common path pays
+# nothing for precise faults: no index is kept as it goes.  (Keeping that work
+# out of every block's text also makes a block cheaper to compile, which is
+# most of what a boot's fresh code costs.)  Cycles are summed while
+# translating and added once.  An instruction left to a Python helper runs
+# last, after the state has been handed back, and the block then returns True
+# to tell `run()` that anything may have changed.  `Block.source` keeps the
+# generated text: print one to see all of this in a dozen lines.
 def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
              code32: bool, loops: bool) -> tuple[str, tuple]:
     """The block function's source around the emitter's body, and unwind()'s table."""
@@ -113,7 +121,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
     if fetch:
         out.append("    " + "; ".join(fetch))
     out.extend("    " + ln for ln in em.prologue)
-    out.append("    n = 0; tk = 0; it = 0")
+    out.append("    tk = 0; it = 0" + ("; sl = 0" if "sl = 1" in text else ""))
     if len(written) > 4:
         writeback = "R[:] = (eax, ecx, edx, ebx, esp, ebp, esi, edi)"
     else:
@@ -126,7 +134,7 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         # a page of code (the fast dicts hold none), so only a body with one
         # needs to watch for its own translation being dropped.
         out.append(f"    lim = min(budget // {n_inline}, -(-cycle_budget // {total + BRANCH_TAKEN}))")
-        watch = "cpu.rd(" in text or "cpu.wr(" in text
+        watch = "sl = 1" in text
         if watch:
             out.append("    gen = cpu.code_generation")
         out.append("    try:")
@@ -134,12 +142,12 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         out.extend("  " + ln for ln in body)
         out.append("          it += 1")
         out.append(f"          if nxt != {eip:#x} or it >= lim"
-                   + (" or cpu.code_generation != gen" if watch else "") + ": break")
+                   + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
     else:
         out.append("    try:")
         out.extend(body)
         if fault is not None:
-            out.append(f"        n = {n_inline}")
+            out.append("        # fault: the next instruction cannot be fetched or decoded")
             out.append(f"        raise CPUFault({fault[0]}, {fault[1]})")
     out.append("    except CPUFault:")
     out.append("        UNWIND(cpu, locals(), META)")
@@ -174,26 +182,40 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
     return "\n".join(out) + "\n", meta
 
 
-def unwind(cpu, L: dict, meta: tuple) -> None:
-    """A block's instruction ``L['n']`` faulted: leave the CPU at that boundary.
+def marks(src: str) -> tuple[int, ...]:
+    """The line numbers of ``src``'s comments, each opening an instruction (P:024)."""
+    return tuple(i for i, ln in enumerate(src.split("\n"), 1) if ln.lstrip().startswith("#"))
 
-    ``L`` is the block's locals, ``meta`` what assemble() knew of it: the
-    registers it assigns, its flag producers ``(index, (op code, a, b, r))``
-    (``None`` for one that stored EFLAGS itself), whether it loops, its
+
+def unwind(cpu, L: dict, meta: tuple) -> None:
+    """A block's instruction faulted: leave the CPU at that boundary.
+
+    Called from the block's ``except``: the exception being handled says on
+    which line of the block it was raised, and the instruction comments
+    before that line (``marks``) give the index ``n`` of the instruction that
+    faulted.  ``L`` is the block's locals, ``meta`` what assemble() knew of
+    it: the registers it assigns, its flag producers ``(index, (op code, a, b,
+    r))`` (``None`` for one that stored EFLAGS itself), whether it loops, its
     cycles and instructions per pass, its memory accesses (with the fetch),
-    and the EIP and cycles so far before each of its instructions.
+    the EIP and cycles so far before each of its instructions, and the marks.
+    A region (regions.py) passes ``(metas, first lines)``: its part is found
+    by the line first.
     """
-    written, stores, loops, total, n_inline, accesses, eips, cycles = meta
-    if "ins_" in L:     # a region's blocks before this one, and their flags (regions.py)
+    line = sys.exc_info()[2].tb_lineno
+    if "cyc_" in L:     # a region's blocks before this one, and their flags (regions.py)
+        metas, first = meta
+        meta = metas[bisect_right(first, line) - 1]
         if L["fo_"]:
             cpu.fo, cpu.fa, cpu.fb, cpu.fr = L["fo_"], L["fa_"], L["fb_"], L["fr_"]
-        cpu.instructions += L["ins_"]
+        cpu.instructions += L["ran_"] & 0xFFFFFFFF
         cpu.cycles += L["cyc_"]
-        cpu.tlb.accesses += L["acc_"]
+        cpu.tlb.accesses += L["ran_"] >> 32
+    written, stores, loops, total, n_inline, accesses, eips, cycles, lines = meta
+    n = bisect_right(lines, line) - 1
     R = cpu.r
     for i, name in written:
         R[i] = L[name]
-    n, it, tk = L["n"], L["it"], L["tk"]
+    it, tk = L["it"], L["tk"]
     if loops:           # each pass before this one took the branch back (translate.py)
         tk = it * BRANCH_TAKEN
     # The flags are those of the last producer before instruction n; in a
@@ -215,13 +237,13 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
             if entry or not it or last is None or last[2] == "cfin":
                 fb = cpu.eflags & 1
             else:
-                fb = materialize(last[0], L[last[1]], L[last[2]], L[last[3]]) & 1
+                fb = materialize(last[0], L[last[1]], L[last[2]], L.get(last[3], 0)) & 1
         else:
             fb = L[b]
         cpu.fo = code
         cpu.fa = L[a]
         cpu.fb = fb
-        cpu.fr = L[r]
+        cpu.fr = L.get(r, 0)       # (a cmp keeps no result: "0")
     cpu.eip = eips[n]
     cpu.cycles += cycles[n] + it * total + tk
     cpu.instructions += n + it * n_inline

@@ -19,6 +19,22 @@ MASK = {8: "0xff", 16: "0xffff", 32: "0xffffffff"}
 SIGN = {8: 0x80, 16: 0x8000, 32: 0x80000000}
 REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 
+
+
+def add32(expr: str) -> str:
+    """``expr & 0xffffffff`` for a sum of two 32-bit values, without the mask.
+
+    In CPython a mask is a generic operation that makes a new int object, and
+    a comparison is not; a sum of two 32-bit values wraps at most once.
+    """
+    return f"(w_ if (w_ := {expr}) <= 0xffffffff else w_ - 0x100000000)"
+
+
+def sub32(expr: str) -> str:
+    """``expr & 0xffffffff`` for a difference of two 32-bit values (see add32)."""
+    return f"(w_ if (w_ := {expr}) >= 0 else w_ + 0x100000000)"
+
+
 # The segment register a stack access goes through.
 STACK_SEG = 2
 
@@ -45,6 +61,7 @@ class Emitter:
         self.live: dict[int, str] = {}   # instruction index -> its immediate's name (live_immediates)
         self.prologue: list[str] = []    # lines run once at the block's entry
         self.starts: list[int] = []      # where each instruction's lines begin (prune)
+        self.faults: set[int] = set()    # the instructions that may fault (prune)
 
     # ---- plumbing
     def emit(self, line: str) -> None:
@@ -59,7 +76,9 @@ class Emitter:
         return name
 
     def may_fault(self) -> None:
-        self.emit(f"n = {self.idx}")
+        # Nothing is written: a fault's line number tells unwind() which
+        # instruction it was (blocks.py).  prune() must know, though.
+        self.faults.add(self.idx)
 
     # ---- registers
     def get_reg(self, size: int, n: int) -> str:
@@ -108,6 +127,8 @@ class Emitter:
                 parts.append(hex(m.disp))
             if len(parts) == 1 and m.base is not None or (len(parts) == 1 and m.index is None):
                 return parts[0]
+            if len(parts) == 2 and m.scale == 1:
+                return add32(" + ".join(parts))     # two 32-bit terms wrap at most once
             return f"(({' + '.join(parts)}) & 0xffffffff)"
         if m.base is not None:
             parts.append(f"({REGS[m.base]} & 0xffff)")
@@ -130,42 +151,41 @@ class Emitter:
         flat = self.flat >> insn.mem.seg & 1
         return self.linear(insn.mem.seg, self.ea(insn, wrap=not flat), size, write)
 
-    #: P:025 Memory, as generated code reaches it.  A load looks the
-    # virtual page number up in `TRD`, the CPU's current read dict, which maps
-    # a page straight to where it lies in RAM, as the difference to add to a
-    # linear address; on a hit, an aligned 32-bit read is one addition and one
-    # index into the memoryview `M32`.  Anything else (a TLB miss, an
-    # unaligned or page-crossing access, an unmapped page) calls `cpu.rd()`,
-    # the slow path, which walks the page tables and raises #PF if it must.
-    # Stores do the same with `TWD` and `cpu.wr()`.  The common case costs a
-    # dict lookup and an index, and still every rule of paging holds, because
-    # only the slow path, after its checks, ever fills those dicts (P:035).
+    #: P:025 Memory, as generated code reaches it.  A load masks the linear
+    # address down to its page's base and looks that up in `TRD`, the CPU's
+    # current read dict, which maps a page to where it lies in RAM, as the
+    # difference to add to a linear address; an aligned 32-bit read is then
+    # one mask, one lookup, one addition and one index into the memoryview
+    # `M32`.  The mask keeps the address's low bits that alignment needs to be
+    # zero (`la & -4093` clears bits 2-11 only), so a misaligned address makes
+    # a key no page has, and so does one outside 0..2**32-1: a single lookup
+    # tells the fast case from every other.  Anything else (a TLB miss, an
+    # unaligned or page-crossing access, an unmapped page) raises KeyError,
+    # whose handler calls `cpu.rd()`, the slow path, which walks the page
+    # tables and raises #PF if it must, and notes `sl` (a slow access was
+    # made, which a loop checks before its next pass).  Stores do the same
+    # with `TWD` and `cpu.wr()`.  A `try` costs nothing in CPython 3.11 until
+    # something is raised, and every rule of paging still holds, because only
+    # the slow path, after its checks, ever fills those dicts (P:035).
     def load(self, la: str, size: int, dest: str) -> None:
         self.mem_accesses += 1
-        self.emit(f"p = TRD.get({la} >> 12)")
         if size == 8:
-            self.emit(f"{dest} = RAM[{la} + p] if p is not None else cpu.rd({la}, 1)")
+            self.emit(f"try: {dest} = RAM[{la} + TRD[{la} & -4096]]")
         elif size == 16:
-            self.emit(f"{dest} = M16[({la} + p) >> 1] if p is not None and not {la} & 1 "
-                      f"else cpu.rd({la}, 2)")
+            self.emit(f"try: {dest} = M16[({la} + TRD[{la} & -4095]) >> 1]")
         else:
-            self.emit(f"{dest} = M32[({la} + p) >> 2] if p is not None and not {la} & 3 "
-                      f"else cpu.rd({la}, 4)")
+            self.emit(f"try: {dest} = M32[({la} + TRD[{la} & -4093]) >> 2]")
+        self.emit(f"except KeyError: {dest} = cpu.rd({la}, {size // 8}); sl = 1")
 
     def store(self, la: str, size: int, expr: str) -> None:
         self.mem_accesses += 1
-        self.emit(f"p = TWD.get({la} >> 12)")
         if size == 8:
-            self.emit("if p is not None:")
-            self.emit(f"    RAM[{la} + p] = {expr}")
+            self.emit(f"try: RAM[{la} + TWD[{la} & -4096]] = {expr}")
         elif size == 16:
-            self.emit(f"if p is not None and not {la} & 1:")
-            self.emit(f"    M16[({la} + p) >> 1] = {expr}")
+            self.emit(f"try: M16[({la} + TWD[{la} & -4095]) >> 1] = {expr}")
         else:
-            self.emit(f"if p is not None and not {la} & 3:")
-            self.emit(f"    M32[({la} + p) >> 2] = {expr}")
-        self.emit("else:")
-        self.emit(f"    cpu.wr({la}, {size // 8}, {expr})")
+            self.emit(f"try: M32[({la} + TWD[{la} & -4093]) >> 2] = {expr}")
+        self.emit(f"except KeyError: cpu.wr({la}, {size // 8}, {expr}); sl = 1")
 
     def read(self, insn: Insn, op: tuple, dest: str, la: str | None = None, write: bool = False) -> str | None:
         """Emit code leaving the operand's value in ``dest``; returns the la for memory."""
@@ -208,7 +228,10 @@ class Emitter:
         """Write first, then commit ESP: a faulting push changes nothing."""
         sp = self.tmp("sp")
         self.may_fault()
-        self.emit(f"{sp} = (esp - {size // 8}) & {self.sp_mask()}")
+        if self.stack32:
+            self.emit(f"{sp} = {sub32(f'esp - {size // 8}')}")
+        else:
+            self.emit(f"{sp} = (esp - {size // 8}) & 0xffff")
         la = self.linear(STACK_SEG, sp, size, True)
         self.store(la, size, expr)
         self.commit_sp(sp)
@@ -229,7 +252,10 @@ class Emitter:
         self.load(la, size, dest)
         sp = self.tmp("sp")
         base = "esp" if self.stack32 else "(esp & 0xffff)"
-        self.emit(f"{sp} = ({base} + {offset + size // 8}) & {self.sp_mask()}")
+        if self.stack32:
+            self.emit(f"{sp} = {add32(f'esp + {offset + size // 8}')}")
+        else:
+            self.emit(f"{sp} = ({base} + {offset + size // 8}) & 0xffff")
         return sp
 
     # ---- flags

@@ -31,9 +31,11 @@ NAMES = [(CF, "CF"), (PF, "PF"), (AF, "AF"), (ZF, "ZF"), (SF, "SF"), (TF, "TF"),
 PARITY = bytes(PF if bin(i).count("1") % 2 == 0 else 0 for i in range(256))
 
 # Lazy operation kinds.  An op code is kind << 2 | size index (0: 8, 1: 16, 2: 32 bit).
-ADD, ADC, SUB, SBB, LOGIC, INC, DEC, SHL, SHR, SAR = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+# CMP is SUB whose result was never computed (a cmp writes none): its flags
+# work the result out from the inputs, and ``r`` is ignored.
+ADD, ADC, SUB, SBB, LOGIC, INC, DEC, SHL, SHR, SAR, CMP = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 KIND_NAMES = {ADD: "add", ADC: "adc", SUB: "sub", SBB: "sbb", LOGIC: "logic", INC: "inc",
-              DEC: "dec", SHL: "shl", SHR: "shr", SAR: "sar"}
+              DEC: "dec", SHL: "shl", SHR: "shr", SAR: "sar", CMP: "cmp"}
 SIZE_INDEX = {8: 0, 16: 1, 32: 2}
 SIZES = (8, 16, 32)
 
@@ -62,6 +64,8 @@ def flag_exprs(kind: int, size: int, a: str, b: str, r: str) -> dict[str, str]:
     Each expression is truthy exactly when the flag is set.
     """
     sign = 1 << (size - 1)
+    if kind == CMP:
+        kind, r = SUB, f"(({a} - {b}) & {(sign << 1) - 1:#x})"
     e = {"ZF": f"{r} == 0", "SF": f"{r} & {sign:#x}", "PF": f"PARITY[{r} & 0xff]"}
     if kind in (ADD, ADC):
         e["CF"] = f"{r} < {a}" if kind == ADD else f"{r} <= {a}"
@@ -138,8 +142,8 @@ def cond_from_op(cc: int, kind: int, size: int, a: str, b: str, r: str) -> str:
     neg = cc & 1
     base = cc & ~1
     direct = None
-    if kind == SUB:
-        direct = {2: f"{a} < {b}", 4: f"{r} == 0", 6: f"{a} <= {b}",
+    if kind in (SUB, CMP):
+        direct = {2: f"{a} < {b}", 4: f"{r} == 0" if kind == SUB else f"{a} == {b}", 6: f"{a} <= {b}",
                   12: f"({a} ^ {sign:#x}) < ({b} ^ {sign:#x})",
                   14: f"({a} ^ {sign:#x}) <= ({b} ^ {sign:#x})"}.get(base)
     elif kind == LOGIC:

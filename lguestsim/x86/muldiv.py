@@ -94,26 +94,36 @@ def emit_div(e: Emitter, insn: Insn) -> None:
     bexpr = e.value(insn, src, b)
     e.emit(f"{b} = {bexpr}")
     e.may_fault()
-    e.emit(f"if {b} == 0: raise CPUFault({DE})")
     a, q, rem = e.tmp("a"), e.tmp("q"), e.tmp("rm")
+    if not signed:
+        # The quotient fits exactly when the dividend's high half is below
+        # the divisor, which also rules out dividing by zero: one comparison
+        # is the whole #DE test, and nothing needs masking afterwards.
+        high = e.get_reg(8, 4) if size == 8 else e.get_reg(size, 2)
+        low = e.get_reg(size, 0)
+        e.emit(f"if {high} >= {b}: raise CPUFault({DE})")
+        e.emit(f"{q}, {rem} = divmod((({high} << {size}) | {low}) if {high} else {low}, {b})")
+        if size == 8:
+            e.set_reg(16, 0, f"({rem} << 8) | {q}")
+        else:
+            e.set_reg(size, 0, q)
+            e.set_reg(size, 2, rem)
+        return
+    e.emit(f"if {b} == 0: raise CPUFault({DE})")
     if size == 8:
         e.emit(f"{a} = eax & 0xffff")
     else:
         e.emit(f"{a} = ({e.get_reg(size, 2)} << {size}) | {e.get_reg(size, 0)}")
     mask = MASK[size]
-    if signed:
-        s2 = 1 << (2 * size)
-        e.emit(f"{a} = {a} - {s2:#x} if {a} >> {2 * size - 1} else {a}")
-        s = SIGN[size]
-        e.emit(f"{b} = {b} - {2 * s:#x} if {b} & {s:#x} else {b}")
-        # truncating division, as the hardware does
-        e.emit(f"{q} = abs({a}) // abs({b})")
-        e.emit(f"if ({a} < 0) != ({b} < 0): {q} = -{q}")
-        e.emit(f"{rem} = {a} - {q} * {b}")
-        e.emit(f"if not {-s} <= {q} <= {s - 1}: raise CPUFault({DE})")
-    else:
-        e.emit(f"{q}, {rem} = divmod({a}, {b})")
-        e.emit(f"if {q} > {mask}: raise CPUFault({DE})")
+    s2 = 1 << (2 * size)
+    e.emit(f"{a} = {a} - {s2:#x} if {a} >> {2 * size - 1} else {a}")
+    s = SIGN[size]
+    e.emit(f"{b} = {b} - {2 * s:#x} if {b} & {s:#x} else {b}")
+    # truncating division, as the hardware does
+    e.emit(f"{q} = abs({a}) // abs({b})")
+    e.emit(f"if ({a} < 0) != ({b} < 0): {q} = -{q}")
+    e.emit(f"{rem} = {a} - {q} * {b}")
+    e.emit(f"if not {-s} <= {q} <= {s - 1}: raise CPUFault({DE})")
     if size == 8:
         e.set_reg(16, 0, f"(({rem} & 0xff) << 8) | ({q} & 0xff)")
     else:

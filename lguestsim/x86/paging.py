@@ -71,6 +71,10 @@ class TLB:
         self.cuw: dict[int, int] = {}
         # The same four as deltas, page - (vpn << 12), for generated code: the
         # physical address of a linear one is then one addition (P:025).
+        # These are keyed by the page's linear base (vpn << 12), not its
+        # number, so that one mask of the address both finds the page and
+        # rejects a misaligned access (its low bits then make a key no page
+        # has).
         self.dsr: dict[int, int] = {}
         self.dsw: dict[int, int] = {}
         self.dur: dict[int, int] = {}
@@ -114,9 +118,10 @@ class TLB:
                    if v != vpn and (e := self.map.get(v)) is not None and e.large]
         for v in doomed:
             self.map.pop(v, None)
-            for d in (self.sr, self.sw, self.ur, self.uw, self.cw, self.cuw,
-                      self.dsr, self.dsw, self.dur, self.duw):
+            for d in (self.sr, self.sw, self.ur, self.uw, self.cw, self.cuw):
                 d.pop(v, None)
+            for d in (self.dsr, self.dsw, self.dur, self.duw):
+                d.pop(v << 12, None)
 
     def unprotect_code_page(self, page: int) -> None:
         """``page`` holds no code any more: its stores may take the fast path again."""
@@ -124,7 +129,7 @@ class TLB:
         for held, d, delta in ((self.cw, self.sw, self.dsw), (self.cuw, self.uw, self.duw)):
             for vpn in [v for v, p in held.items() if p == page]:
                 d[vpn] = held.pop(vpn)
-                delta[vpn] = page - (vpn << 12)
+                delta[vpn << 12] = page - (vpn << 12)
 
     def protect_code_page(self, page: int) -> None:
         """Keep writes to ``page`` off the fast path from now on."""
@@ -134,7 +139,7 @@ class TLB:
         for d, held, delta in ((self.sw, self.cw, self.dsw), (self.uw, self.cuw, self.duw)):
             for vpn in [v for v, p in d.items() if p == page]:
                 held[vpn] = d.pop(vpn)
-                del delta[vpn]
+                del delta[vpn << 12]
 
 
 #: P:034 The page-table walk, as an i386 does it.  CR3 gives the page
@@ -225,10 +230,10 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
         page = vpn << 12
         if page < cpu.mem.size:
             tlb.sr[vpn] = tlb.ur[vpn] = page
-            tlb.dsr[vpn] = tlb.dur[vpn] = 0
+            tlb.dsr[page] = tlb.dur[page] = 0
             if page not in tlb.code_pages:
                 tlb.sw[vpn] = tlb.uw[vpn] = page
-                tlb.dsw[vpn] = tlb.duw[vpn] = 0
+                tlb.dsw[page] = tlb.duw[page] = 0
             else:
                 tlb.cw[vpn] = tlb.cuw[vpn] = page
         return la
@@ -241,20 +246,21 @@ def translate(cpu, la: int, write: bool, user: bool) -> int:
         _check(cpu, la, err, write, user, e.user, e.writable, cpu._cr0 & CR0_WP)
     page = e.page
     if page < cpu.mem.size:
-        delta = page - (vpn << 12)
+        lpage = vpn << 12
+        delta = page - lpage
         tlb.sr[vpn] = page
-        tlb.dsr[vpn] = delta
+        tlb.dsr[lpage] = delta
         if e.user:
             tlb.ur[vpn] = page
-            tlb.dur[vpn] = delta
+            tlb.dur[lpage] = delta
         if e.dirty:
             if page not in tlb.code_pages:
                 if e.writable or not cpu._cr0 & CR0_WP:
                     tlb.sw[vpn] = page
-                    tlb.dsw[vpn] = delta
+                    tlb.dsw[lpage] = delta
                 if e.writable and e.user:
                     tlb.uw[vpn] = page
-                    tlb.duw[vpn] = delta
+                    tlb.duw[lpage] = delta
             else:
                 if e.writable or not cpu._cr0 & CR0_WP:
                     tlb.cw[vpn] = page

@@ -10,9 +10,10 @@ region.  Dense on purpose: it is the hot path.
 
 from __future__ import annotations
 
-from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled
+from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled, marks
 from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_ret
 from .emitter import Emitter
+from .flags import CMP
 from .timing import BRANCH_TAKEN
 from .translate import BASE_GLOBALS, INLINE, decode_run, emit_run, prune, uses_helper
 
@@ -40,13 +41,13 @@ def successors(insn, end: int) -> list[int]:
 # a few simple instructions, and compiled C code is made of short blocks.
 # So once a block has run `HOT` times, `form_region()` gathers the blocks it
 # can lead to on its own page (up to six), translates each as usual, and
-# strings them into one function: a loop that picks the block for `nxt` by
-# comparison, runs it, stores its lazy flags in the CPU (so the next block may
-# read them as if it had been entered afresh), and counts its instructions
-# and cycles in locals.  It leaves for the dispatcher when `nxt` is outside
+# strings them into one function: a loop that runs each block whose address
+# `nxt` holds (a block leading to one further down goes straight on to it),
+# keeps its lazy flags in locals (handed to the CPU before a block that reads
+# them as if entered afresh), and counts its instructions and cycles.  It leaves for the dispatcher when `nxt` is outside
 # the region, when the next block might not fit the instruction budget, when
 # the cycle deadline is reached, at `exit_eip`, with breakpoints set, or when
-# a store has thrown translations away.  A fault in block `sb` is unwound
+# a store has thrown translations away.  A fault in one of its blocks is unwound
 # with that block's table (P:024), plus what the region ran before it.
 # Nothing a program can see changes: the blocks run the instructions they
 # would have run, one after the other, with the same cycles.  (Forming a
@@ -73,7 +74,13 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         ppa = page | (la & 0xFFF)
         if cpu.rewritten.get(ppa):
             continue
-        insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
+        known = cpu.bcache.get(ppa)
+        if known is not None and known.eip == eip and known.insns:
+            # Translated already (its bytes unchanged, or it would be gone):
+            # no need to decode them again.
+            insns, fault, cross, off = known.insns, None, False, known.size
+        else:
+            insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
         if fault is not None or cross or not insns or any(uses_helper(i) for i in insns):
             continue
         end = (insns[-1].eip + insns[-1].length) & emask
@@ -85,6 +92,8 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         em = Emitter(cpu)
         em.ind = 4
         total, _, eips, cycles = emit_run(em, insns)
+        if total < len(insns):
+            continue        # (none such: but the budget test between blocks relies on it)
         prune(em)
         parts.append((eip, em, insns, total, eips + [end], cycles + [total], end, off))
         n_insns += len(insns)
@@ -108,10 +117,14 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
 
 
 def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
+    # The blocks in address order, each tested with an `if` of its own, so
+    # that a block falling through (or jumping forward) to the next one goes
+    # straight on to it in the same pass of the loop.
+    entry = parts[0][0]
     text = "\n".join(ln for p in parts for ln in p[1].lines)
     used = [r for r in REGS if r in text]
     written = [r for r in REGS if f" {r} = " in text]
-    watch = "cpu.rd(" in text or "cpu.wr(" in text
+    watch = "sl = 1" in text
     most = max(len(p[2]) for p in parts)
     out = ["def block(cpu, budget, cycle_budget):"]
     if used:
@@ -122,16 +135,27 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         out.append("    " + "; ".join(fetch))
     # fo_..fr_: the last block's lazy flags, kept in locals until a block that
     # reads or sets the CPU's own flags, a fault, or the way out (fo_ = 0:
-    # the CPU holds them).
-    out.append("    n = 0; tk = 0; it = 0; sb = 0; ins_ = 0; cyc_ = 0; acc_ = 0; fo_ = 0")
-    out.append("    bps = cpu.breakpoints; xe = cpu.exit_eip")
+    # the CPU holds them).  ran_ counts instructions (low 32 bits) and memory
+    # accesses (above) in one addition per block; cycles are counted apart,
+    # for the budget.
+    out.append("    tk = 0; it = 0; cyc_ = 0; fo_ = fa_ = fb_ = fr_ = 0; sl = 0; ran_ = 0")
+    # One test after each block: every inline instruction costs at least a
+    # cycle, so instructions <= cyc_, and stopping once cyc_ + most > budget
+    # also stops before the instruction budget could be overrun.  With
+    # breakpoints set, or the way out at one of the region's blocks, it stops
+    # after each.
+    starts = tuple(p[0] for p in parts)
+    out.append(f"    cb = min(cycle_budget, budget - {most - 1})")
+    out.append(f"    if cpu.breakpoints or cpu.exit_eip in {starts!r}: cb = 0")
     if watch:
         out.append("    gen = cpu.code_generation")
-    out.append(f"    nxt = {parts[0][0]:#x}")
+    stop = "if cyc_ >= cb" + (" or sl and cpu.code_generation != gen" if watch else "") + ": break"
+    out.append(f"    nxt = {entry:#x}")
     out.append("    try:")
     out.append("        while True:")
     consts: dict[str, object] = {}
     metas = []
+    first = []              # each block's first line (its `if nxt ==`), for unwind()
     for k, (eip, em, insns, total, eips, cycles, end, _) in enumerate(parts):
         # Each block's constants get names of their own in the shared namespace.
         body = "\n".join(ln for ln in em.lines if ln)
@@ -139,8 +163,8 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             new = f"{name}_{k}"
             body = body.replace(name + "(", new + "(")
             consts[new] = value
-        out.append(f"            {'if' if k == 0 else 'elif'} nxt == {eip:#x}:")
-        out.append(f"                sb = {k}")
+        out.append(f"            if nxt == {eip:#x}:")
+        first.append(len(out))
         last = em.stores[-1][1] if em.stores else None
         if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
                 or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
@@ -154,23 +178,29 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             code, a, b, r = last
             if b == "cfin":
                 out.append("                cfin = cpu.eflags & 1")
-            out.append(f"                fo_ = {code}; fa_ = {a}; fb_ = {b}; fr_ = {r}")
+            # (a cmp's flags ignore fr: the result is worked out from a and b)
+            out.append(f"                fo_ = {code}; fa_ = {a}; fb_ = {b}"
+                       + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
         elif em.stores:
             out.append("                fo_ = 0")
-        out.append(f"                ins_ += {len(insns)}; cyc_ += {total}; "
-                   f"acc_ += {em.mem_accesses + 1}")
+        out.append(f"                cyc_ += {total}; ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
+        out.append(f"                {stop}")
         metas.append((tuple((REGS.index(r), r) for r in written), tuple(em.stores), False, total,
                       len(insns), em.mem_accesses + 1, tuple(eips), tuple(cycles)))
-    out.append("            else:")
-    out.append("                break")
-    out.append(f"            if ins_ + {most} > budget or cyc_ >= cycle_budget or nxt == xe or bps"
-               + (" or cpu.code_generation != gen" if watch else "") + ": break")
+    out.append(f"            if nxt not in {set(starts)!r}: break")
     out.append("    except CPUFault:")
-    out.append("        UNWIND(cpu, locals(), METAS[sb])")
+    out.append("        UNWIND(cpu, locals(), METAS)")
     out.append("        raise")
     if written:
         out.append("    " + "; ".join(f"R[{REGS.index(r)}] = {r}" for r in written))
     out.append("    " + FLUSH)
-    out.append("    cpu.cycles += cyc_; cpu.instructions += ins_; cpu.tlb.accesses += acc_")
+    out.append("    cpu.cycles += cyc_; cpu.instructions += ran_ & 0xffffffff; "
+               "cpu.tlb.accesses += ran_ >> 32")
     out.append("    cpu.eip = nxt")
-    return "\n".join(out) + "\n", tuple(metas), consts
+    src = "\n".join(out) + "\n"
+    # Each block's instruction comments, for unwind() to count (P:024).
+    lines = marks(src)
+    bounds = first[1:] + [len(out) + 1]
+    metas = [m + (tuple(ln for ln in lines if lo < ln < hi),)
+             for m, lo, hi in zip(metas, first, bounds, strict=True)]
+    return src, (tuple(metas), tuple(first)), consts

@@ -37,7 +37,7 @@ from . import (
     system,
     timing,
 )
-from .blocks import HOT, Block, assemble, compiled, unwind
+from .blocks import HOT, Block, assemble, compiled, marks, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .emitter import M32, MASK, Emitter
 from .faults import GP, CPUFault
@@ -159,7 +159,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
         ns["HINSN"] = helper_insn
         ns["HCOST"] = timing.cost(timing_key(helper_insn), memory_kind(helper_insn))
     ns["EIPS"] = tuple(eips)
-    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before))
+    ns["META"] = meta + (ns["EIPS"], tuple(cycles_before), marks(src))
     exec(compiled(src, f"<block {eip:#010x}>"), ns)  # noqa: S102 - our own generated source
     blk = Block(ns["block"], eip, max(len(insns), 1), end, page, src)
     if not cross and fault is None:
@@ -175,6 +175,7 @@ def translate(cpu, eip: int, pa: int, limit: int):
         # becomes the entry of a region (regions.py).
         if limit > 1 and helper_insn is None and not loops and not live:
             blk.heat = HOT
+            blk.insns, blk.size = tuple(insns), off
     return blk
 
 
@@ -244,7 +245,10 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
 
 _DEF = re.compile(r"^( *)([abr]\d+) = (.+)$")
 _SIMPLE = re.compile(r"^(eax|ecx|edx|ebx|esp|ebp|esi|edi|0x[0-9a-f]+|\d+)$")
-_ASSIGNED = re.compile(r"^ *([\w, ]+?) = ", re.M)
+_TEMP = re.compile(r"\b[abr]\d+\b")
+_WORD: dict[str, re.Pattern] = {}
+_CALL = re.compile(r"[A-Za-z_]\w*\(")
+_ASSIGNED = re.compile(r"^ *(?:try: |except KeyError: )?([\w, ]+?) = ", re.M)
 
 
 def prune(em: Emitter) -> None:
@@ -257,11 +261,16 @@ def prune(em: Emitter) -> None:
     overwrites them before anything can read them (no flag test, and no
     instruction that may fault, whose unwinding would store them), the copies
     are dead: the instruction then works on the registers themselves
-    (``eax = (eax + ebx) & 0xffffffff``).
+    (``eax = (eax + ebx) & 0xffffffff``), and a temporary no one reads (the
+    carry an ``inc`` keeps for its flags) is not computed at all.
     """
     stores = em.stores
-    faults = {int(ln.split("=")[1]) for ln in em.lines if ln.lstrip().startswith("n = ")}
+    faults = em.faults
     lines = em.lines
+    where: dict[str, list[int]] = {}        # temporary -> the lines naming it
+    for i, ln in enumerate(lines):
+        for t in _TEMP.findall(ln):
+            where.setdefault(t, []).append(i)
     for j in range(len(stores) - 1):
         idx, st = stores[j]
         if st is None or idx + 1 >= len(em.starts):
@@ -269,17 +278,22 @@ def prune(em: Emitter) -> None:
         if any(idx < m <= stores[j + 1][0] for m in faults):
             continue
         lo, hi = em.starts[idx], em.starts[idx + 1]
-        names = [t for t in st[1:] if t != "cfin"]
-        outside = "\n".join(lines[:lo] + lines[hi:])
-        if any(re.search(rf"\b{t}\b", outside) for t in names):
+        names = [t for t in st[1:] if t not in ("cfin", "0")]
+        if any(not lo <= i < hi for t in names for i in where.get(t, ())):
             continue
         for t in names:
             _propagate(lines, lo, hi, t)
+    # The entry flags' carry, fetched for a temporary that is gone.
+    cfin = [i for i, ln in enumerate(lines) if ln.strip() == "cfin = cpu.eflags & 1"]
+    if cfin and not any(re.search(r"\bcfin\b", ln) for ln in lines if ln.strip() != "cfin = cpu.eflags & 1"):
+        for i in cfin:
+            lines[i] = ""
+    em.reads_entry_flags = any("cpu.eflags" in ln for ln in lines)
 
 
 def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
     """Within lines[lo:hi], replace temporary ``t`` by what it was given, if safe."""
-    word = re.compile(rf"\b{t}\b")
+    word = _WORD.get(t) or _WORD.setdefault(t, re.compile(rf"\b{t}\b"))
     defs = [i for i in range(lo, hi) if (m := _DEF.match(lines[i])) and m.group(2) == t]
     if len(defs) != 1:
         return
@@ -289,8 +303,9 @@ def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
         return              # inside an if of the instruction's own: leave it be
     uses = [i for i in range(d + 1, hi) if word.search(lines[i])]
     if not uses:
-        return
-    if _SIMPLE.match(value):
+        if "cpu" in value or " = " in value or _CALL.search(value):
+            return          # it may do more than give a value
+    elif _SIMPLE.match(value):
         # a register may not change between the copy and its last use
         between = "\n".join(lines[d + 1:uses[-1]])
         if any(value in {n.strip() for n in m.split(",")} for m in _ASSIGNED.findall(between)):
