@@ -316,3 +316,37 @@ def test_a_forked_child_leaves_its_parents_code_to_the_parent(folder):
         os._exit(0 if not cc._pending else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0 and cc._pending
+
+
+def test_a_fault_in_code_read_from_disk_lands_where_a_compiled_one_does(folder):
+    # A block faulting part-way (div by zero after three instructions) finds
+    # its instruction from the line the fault came from: the code read back
+    # must keep the compiled code's lines, so the state is the same.
+    from x86env import Env
+
+    from lguestsim.x86 import blocks
+    program = (b"\xb8\x01\x00\x00\x00"      # mov eax, 1
+               b"\x83\xc0\x02"              # add eax, 2
+               b"\xb9\x00\x00\x00\x00"      # mov ecx, 0
+               b"\xf7\xf1"                  # div ecx: #DE
+               b"\x40\xf4")                 # inc eax; hlt (never reached)
+
+    def faulting_run():
+        env = Env()
+        env.code(program)
+        assert env.cpu.run(100) == "hlt"
+        cpu = env.cpu
+        return (cpu.eip, cpu.eax, cpu.ecx, cpu.esp, env.read32(cpu.esp), cpu.eflags,
+                cpu.cycles, cpu.instructions, cpu.last_exception)
+
+    blocks._CODE.clear()
+    compiled_before = cc.stats.compiles
+    first = faulting_run()
+    assert cc.stats.compiles > compiled_before
+    cc.flush()
+    blocks._CODE.clear()                        # as in a fresh process
+    cc.use(folder.parent)
+    compiled_before, read_before = cc.stats.compiles, cc.stats.disk_hits
+    assert faulting_run() == first
+    assert cc.stats.compiles == compiled_before and cc.stats.disk_hits > read_before
+    assert first[1] == 3 and first[8] == (0, None)
