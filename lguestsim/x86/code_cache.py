@@ -23,11 +23,9 @@ it, one folder per interpreter (cache tag, bytecode magic, this format, -O).
 from __future__ import annotations
 
 import atexit
-import hashlib
 import importlib.util
 import marshal
 import os
-import secrets
 import struct
 import sys
 import time
@@ -35,6 +33,11 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType
+
+try:    # hashlib's blake2b itself, without hashlib's loading of OpenSSL (3 ms a start)
+    from _blake2 import blake2b
+except ImportError:
+    from hashlib import blake2b
 
 FORMAT = 1                  # of the pack files below; a new layout takes a new number
 MAX_BYTES = 32 << 20        # a folder's packs, merged, keep at most this (~16,000 blocks)
@@ -157,7 +160,7 @@ def code(src: str, name: str) -> CodeType:
     if _dir is None:                        # no disk: compile, as without the cache
         stats.compiles += 1
         return compile(src, name, "exec", dont_inherit=True)
-    key = hashlib.blake2b(src.encode(), digest_size=16).digest()
+    key = blake2b(src.encode(), digest_size=16).digest()
     entry = index.get(key)
     if entry is not None:
         found = _read(key, entry)
@@ -259,7 +262,7 @@ def _pack(entries: list[tuple[bytes, bytes]]) -> bytes:
 
 def _write(where: Path, entries: list[tuple[bytes, bytes]]) -> Path:
     """A new pack, whole or not at all: written under a temporary name, then renamed."""
-    token = f"{time.time_ns():016x}-{os.getpid()}-{secrets.token_hex(4)}"
+    token = f"{time.time_ns():016x}-{os.getpid()}-{os.urandom(4).hex()}"
     tmp = where / f".{token}.tmp"
     try:
         with open(tmp, "xb") as f:
