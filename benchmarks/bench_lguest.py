@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from code_cache_env import cache_folder  # noqa: E402
+from code_cache_env import cache_folder, isolate  # noqa: E402
 
 CALLS = 1000
 
@@ -132,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calls", type=int, default=CALLS)
     ap.add_argument("--boots", type=int, default=3)
     args = ap.parse_args(argv)
+    isolate()
     direct, switches_d = measure(True, args.calls)
     host, switches_h = measure(False, args.calls)
     print(f"system call, {args.calls} calls (1 cycle = 1 ns):")

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 sys.path.insert(0, str(ROOT))
 
-from code_cache_env import cache_folder  # noqa: E402
+from code_cache_env import cache_folder, isolate  # noqa: E402
 
 from lguestsim.launcher.main import (  # noqa: E402
     SHIPPED_GUEST,
@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", choices=("python", "door"), help=argparse.SUPPRESS)
     ap.add_argument("--virtio", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    isolate()
     if args.one == "python":
         print(json.dumps(python_boot(args.virtio)))
         return 0

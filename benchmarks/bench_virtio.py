@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from code_cache_env import cache_folder  # noqa: E402
+from code_cache_env import cache_folder, isolate  # noqa: E402
 
 from lguestsim.launcher.main import Options, start_launchers  # noqa: E402
 from lguestsim.launcher.run import run_many  # noqa: E402
@@ -105,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kib", type=int, default=1024, help="KiB written and read back")
     ap.add_argument("--boots", type=int, default=3)
     args = ap.parse_args(argv)
-    with cache_folder() as env:     # this process's boots start with an empty code cache
-        os.environ["LGUESTSIM_CODE_CACHE"] = env["LGUESTSIM_CODE_CACHE"]
-        dma = block_workload(False, args.kib)
-        vio = block_workload(True, args.kib)
+    isolate()
+    dma = block_workload(False, args.kib)
+    vio = block_workload(True, args.kib)
     print(f"block workload: {args.kib} KiB written and read back in 4 KiB requests "
           f"({dma['requests']} requests), per request:")
     print(f"  {'':22}{'DMA (2.6.23)':>14}{'virtio (2.6.25)':>17}")
