@@ -273,8 +273,8 @@ def test_merging_keeps_within_its_bound_this_processs_code_first(folder):
     assert cc.stats.merges >= 1
     [pack] = folder.glob("*.pack")
     count = cc._parse(pack.read_bytes(), pack.stat().st_size)
-    assert 30 <= count < 200
-    assert pack.stat().st_size <= cc.MAX_BYTES + cc.HEADER.size + count * cc.ENTRY.size
+    assert 30 <= count < 200            # over its bound, it keeps three quarters of it
+    assert pack.stat().st_size <= cc.MAX_BYTES * 3 // 4 + cc.HEADER.size + count * cc.ENTRY.size
     cc.use(folder.parent)
     before = vars(cc.stats).copy()
     for i in [*range(190, 200), *range(1000, 1020)]:

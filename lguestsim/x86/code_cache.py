@@ -322,7 +322,9 @@ def merge(first: set[bytes] = frozenset()) -> None:
     """Merge the folder's packs into one of at most MAX_BYTES.
 
     The blocks named in ``first`` (this process's own) go in first, then the
-    others, newest pack first; what does not fit is dropped.  Only the packs
+    others, newest pack first.  Past MAX_BYTES, only three quarters of it are
+    kept and the rest dropped, so that a folder at its bound is not merged
+    again at every flush.  Only the packs
     read here are removed, so a pack another process writes meanwhile stays;
     two processes merging at once leave two packs with the same code, merged
     next time.
@@ -347,10 +349,12 @@ def merge(first: set[bytes] = frozenset()) -> None:
             if entries is not None:
                 read.append(path)
                 merged.extend(entries)
+    found = {key: len(payload) for key, payload in merged}
+    bound = MAX_BYTES if sum(found.values()) <= MAX_BYTES else MAX_BYTES * 3 // 4
     for want_first in (True, False):
         for key, payload in merged:
             if ((key in first) == want_first and key not in keep
-                    and total + len(payload) <= MAX_BYTES):
+                    and total + len(payload) <= bound):
                 keep[key] = payload
                 total += len(payload)
     if keep:
