@@ -27,10 +27,10 @@ def emit_alu(e: Emitter, insn: Insn) -> None:
     a, b, r = e.tmp("a"), e.tmp("b"), e.tmp("r")
     la = None
     if m in ("xor", "sub") and dst[0] == "r" and src == dst:
-        e.emit(f"{a} = {b} = {e.get_reg(size, dst[2])}")
-        e.emit(f"{r} = 0")
+        # Zeroing a register: whatever it held, the flags are those of a
+        # zero result from equal inputs, so they are kept as constants.
         e.set_reg(size, dst[2], "0")
-        e.lazy(F.LOGIC if m == "xor" else F.SUB, size, a, b, r)
+        e.lazy(F.LOGIC if m == "xor" else F.SUB, size, "0", "0", "0")
         return
     la = e.read(insn, dst, a, write=m not in ("cmp", "test"))
     bexpr = e.value(insn, src, b)

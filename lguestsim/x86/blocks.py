@@ -42,7 +42,7 @@ class Block:
 
 MAX_BLOCK = 48          # instructions in one block
 # Runs of a plain block before run() makes it the entry of a region (regions.py).
-HOT = 1024
+HOT = 256
 
 # Compiled code by source text.  Two CPUs booting the same Guest (a session's
 # replay, the next test, a second Guest on the Host) write the same source for
@@ -237,14 +237,20 @@ def unwind(cpu, L: dict, meta: tuple) -> None:
             if entry or not it or last is None or last[2] == "cfin":
                 fb = cpu.eflags & 1
             else:
-                fb = materialize(last[0], L[last[1]], L[last[2]], L.get(last[3], 0)) & 1
+                fb = materialize(last[0], *(_value(L, t) for t in last[1:])) & 1
         else:
-            fb = L[b]
+            fb = _value(L, b)
         cpu.fo = code
-        cpu.fa = L[a]
+        cpu.fa = _value(L, a)
         cpu.fb = fb
-        cpu.fr = L.get(r, 0)       # (a cmp keeps no result: "0")
+        cpu.fr = _value(L, r)
     cpu.eip = eips[n]
     cpu.cycles += cycles[n] + it * total + tk
     cpu.instructions += n + it * n_inline
     cpu.tlb.accesses += accesses * (it + 1)
+
+
+def _value(L: dict, name: str) -> int:
+    """A flag input as the block held it: a local, or "0" (a cmp keeps no
+    result, and a zeroed register's flags are constants)."""
+    return 0 if name == "0" else L[name]

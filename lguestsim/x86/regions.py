@@ -84,9 +84,10 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         if fault is not None or cross or not insns or any(uses_helper(i) for i in insns):
             continue
         end = (insns[-1].eip + insns[-1].length) & emask
+        # (A block looping on itself joins too: the region's loop runs its
+        # passes about as cheaply as its own would, and entering and leaving
+        # it costs no trips through the dispatcher.)
         nexts = successors(insns[-1], end)
-        if eip in nexts and len(parts):
-            continue        # a loop of its own: it runs faster alone (translate.py)
         if n_insns + len(insns) > MAX_INSNS:
             break
         em = Emitter(cpu)
