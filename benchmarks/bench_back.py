@@ -33,6 +33,8 @@ ROOT = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(ROOT))
 
+from code_cache_env import isolate  # noqa: E402
+
 from lguestsim.session import Session  # noqa: E402
 
 GOAL_S = 1.0
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="random points of the boot to go back from, besides its end (6)")
     ap.add_argument("--seed", type=int, default=14)
     args = ap.parse_args(argv)
+    isolate()
     print(f"back({args.n}) in a session of the shipped Guest's boot; goal: within {GOAL_S:.0f} s")
     results = []
     for virtio in (False, True):

@@ -51,6 +51,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
+from code_cache_env import isolate  # noqa: E402
+
 PGDIR = 0x7FF000        # guestenv's page directory: the top page of the Guest's 8 MiB
 LINEAR = 0x7FD000       # ... and its page tables, all RAM mapped at PAGE_OFFSET
 
@@ -363,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pages", type=int, default=256, help="copy-on-write pages (256)")
     ap.add_argument("--kib", type=int, default=256, help="KiB blkbench writes and reads (256)")
     args = ap.parse_args(argv)
+    isolate()
     ports, boot, _ = reserved_ports()
     figures = [direct_traps(args.calls), changed_flags(args.switches),
                set_pte_at_once(args.pages), ports, whole_requests(args.kib)]

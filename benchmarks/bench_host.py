@@ -105,7 +105,9 @@ def guest_part(source: str, what: str) -> None:
 
 
 def main() -> None:
+    from code_cache_env import isolate
     from hostile import HOARDER
+    isolate()
     host_part(MAPPER, "a Guest with its code, stack and 5 MiB mapped", CALLS)
     host_part(HOARDER, "a Guest holding its whole quota", 30)
     guest_part(SYNC, "one hypercall each")

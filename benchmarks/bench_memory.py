@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from code_cache_env import cache_folder
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "out"
@@ -32,13 +34,14 @@ GOALS = {512: 400, 2048: 600}          # MB of peak RSS, issue 14
 
 def boot_rss(mib: int) -> tuple[float, float, int]:
     """Boot a ``mib`` MiB Guest in a child: (peak RSS in MB, wall seconds, exit status)."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-m", "lguestsim", str(mib)], cwd=ROOT, env=env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    took = time.perf_counter() - start
+    with cache_folder() as env:     # an empty code cache of its own: a cold boot
+        env["PYTHONPATH"] = str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-m", "lguestsim", str(mib)], cwd=ROOT,
+                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        took = time.perf_counter() - start
     child.returncode = os.waitstatus_to_exitcode(status)   # so Popen does not wait again
     return usage.ru_maxrss * 1024 / 1e6, took, child.returncode   # Linux: ru_maxrss in KiB
 

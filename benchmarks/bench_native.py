@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "out"
 sys.path.insert(0, str(ROOT))
 
+from code_cache_env import cache_folder, isolate  # noqa: E402
+
 from lguestsim.launcher.main import (  # noqa: E402
     SHIPPED_GUEST,
     SHIPPED_GUEST_VIRTIO,
@@ -108,21 +110,23 @@ def door_boot(virtio: bool, launcher: Path, folder: Path) -> dict:
 
 
 def command_boot(argv: list[str]) -> float:
-    t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "lguestsim", *argv], cwd=ROOT,
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
+    with cache_folder() as env:     # an empty code cache of its own: a cold boot
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "lguestsim", *argv], cwd=ROOT, env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        wall = time.perf_counter() - t0
     if "Power down" not in done.stdout + done.stderr:
         raise RuntimeError(f"{argv}: no power-down:\n{done.stderr[-500:]}")
     return wall
 
 
 def fresh(kind: str, virtio: bool) -> dict:
-    """One in-process boot, in a fresh Python (no translations cached from
-    another boot): ``kind`` is "python" or "door"."""
-    done = subprocess.run([sys.executable, __file__, "--one", kind] +
-                          (["--virtio"] if virtio else []),
-                          capture_output=True, text=True, cwd=ROOT)
+    """One in-process boot, in a fresh Python with an empty code cache (no
+    translations cached from another boot): ``kind`` is "python" or "door"."""
+    with cache_folder() as env:
+        done = subprocess.run([sys.executable, __file__, "--one", kind] +
+                              (["--virtio"] if virtio else []),
+                              capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"the {kind} boot failed:\n{done.stderr[-800:]}")
     return json.loads(done.stdout.splitlines()[-1])
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", choices=("python", "door"), help=argparse.SUPPRESS)
     ap.add_argument("--virtio", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    isolate()
     if args.one == "python":
         print(json.dumps(python_boot(args.virtio)))
         return 0

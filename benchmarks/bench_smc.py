@@ -33,6 +33,8 @@ ROOT = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(ROOT))
 
+from code_cache_env import isolate  # noqa: E402
+
 from lguestsim.x86 import CPU, PhysicalMemory  # noqa: E402
 
 MIB = 1 << 20
@@ -95,6 +97,7 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=5_000)
     ap.add_argument("--repeat", type=int, default=3, help="runs of each case; the best is kept")
     args = ap.parse_args()
+    isolate()
     print(f"stores near code, {args.iterations} iterations each, paging on; "
           f"goal: shared and smc at most {GOAL:.0f}x separate")
     run_case("separate", 100)                     # warm up: imports, first compiles

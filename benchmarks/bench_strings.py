@@ -30,6 +30,8 @@ ROOT = HERE.parent
 OUT = HERE / "out"
 sys.path.insert(0, str(ROOT))
 
+from code_cache_env import isolate  # noqa: E402
+
 from lguestsim.x86 import CPU, PhysicalMemory, timing  # noqa: E402
 
 MIB = 1 << 20
@@ -108,6 +110,7 @@ def main() -> int:
                     help="cycles between two deadlines (1000000)")
     ap.add_argument("--only", choices=sorted(CASES), action="append")
     args = ap.parse_args()
+    isolate()
     print(f"lguestsim rep strings, {args.mib} MiB each, paging on, a deadline every "
           f"{args.slice} cycles; Python {platform.python_version()}")
     print(f"goals: >= {GOAL_ISSUE10:.0f} MB/s (issue 10), >= {GOAL_ISSUE14:.0f} MB/s (issue 14)")

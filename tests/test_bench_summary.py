@@ -48,6 +48,8 @@ def test_a_run_with_every_figure_exits_0(tmp_path):
     write(tmp_path, "bench_core", {"results": [
         {"program": "workload", "engine": "lguestsim", "mips": 2.0, "cpu_mips": 9.0,
          "error": None},
+        {"program": "workload", "engine": "lguestsim-warm", "mips": 3.0, "cpu_mips": 11.5,
+         "error": None},
         {"program": "workload", "engine": "unicorn", "mips": 90.0, "cpu_mips": 180.0,
          "error": None},
         {"program": "alu-loop", "engine": "lguestsim", "mips": 5.0, "cpu_mips": 21.0,
@@ -58,7 +60,9 @@ def test_a_run_with_every_figure_exits_0(tmp_path):
     write(tmp_path, "bench_memory", [{"guest_mib": 512, "peak_rss_mb": 26.0},
                                      {"guest_mib": 2048, "peak_rss_mb": 33.0}])
     write(tmp_path, "bench_scaling", {
-        "boot": [{"generation": g, "seconds": [0.5, 0.7], "best_s": 0.5} for g in "ab"],
+        "boot": [{"generation": g, "seconds": [0.5, 0.7], "best_s": 0.5} for g in "ab"]
+        + [{"generation": "c", "seconds": [0.7], "best_s": 0.7, "warm_seconds": [0.4],
+            "warm_best_s": 0.4, "warm_best_cpu_s": 0.38, "code_cache_kib": 1030}],
         "guests": [{"guests": 2, "guest_mib": 32, "wall_s": 2.0, "peak_rss_mb": 30.0}],
         "ram": [{"guest_mib": 2048, "wall_s": 3.0, "peak_rss_mb": 33.0}]})
     write(tmp_path, "bench_back", {"results": [
@@ -75,6 +79,13 @@ def test_a_run_with_every_figure_exits_0(tmp_path):
     assert rows["back(10000) in the 2.6.25 boot, worst of 1"]["verdict"] == "met"
     assert rows["workload (gcc -O2, paging on)"]["measured"] == \
         "9.00 MIPS by CPU time, 2.00 wall"
+    warm = rows["workload, fresh process, code cache warm"]       # beside it, not the verdict
+    assert (warm["measured"], warm["verdict"]) == ("11.50 MIPS by CPU time, 3.00 wall", "reported")
     assert rows["unicorn / lguestsim, workload, same run"]["verdict"] == "met"     # 20x
     assert rows["ALU loop"]["verdict"] == "met"
     assert rows["lguest's figure: direct traps"]["goal"] == "lguest: 6.5x"
+    assert rows["boot of the shipped Guest, c (best of 1)"]["verdict"] == "NOT met"   # cold
+    warm = rows["boot of the shipped Guest, c, code cache warm (best of 1)"]
+    assert (warm["measured"], warm["verdict"]) == \
+        ("0.40 s wall (0.38 s CPU), 1030 KiB cached", "reported")
+    assert "boot of the shipped Guest, a, code cache warm (best of 0)" not in rows

@@ -6,7 +6,8 @@ result as a `Block`, and holds `unwind()`, the one function every block calls
 when an instruction faults, to hand the CPU the precise state of that
 instruction's boundary.  Compiled code is shared through `compiled()`: the
 same source is compiled once per process, however many CPUs, sessions or
-replays translate it.  Dense on purpose: this is the hot path's frame.
+replays translate it, and once across processes through the code cache on
+disk (code_cache.py).  Dense on purpose: this is the hot path's frame.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import sys
 from bisect import bisect_right
 
+from . import code_cache
 from .flags import materialize
 from .timing import BRANCH_TAKEN
 
@@ -50,12 +52,14 @@ _CODE_MAX = 4096        # about seven boots' worth; a few tens of MB at most
 
 
 def compiled(src: str, name: str):
-    """The code object of ``src``, compiled once per process."""
+    """The code object of ``src``: from memory, else from the code cache on disk,
+    else compiled (code_cache.py).  ``name`` labels it in tracebacks only: the
+    same source under another name shares its code."""
     code = _CODE.get(src)
     if code is None:
         if len(_CODE) >= _CODE_MAX:
             _CODE.clear()
-        code = _CODE[src] = compile(src, name, "exec")
+        code = _CODE[src] = code_cache.code(src, name)
     return code
 
 
