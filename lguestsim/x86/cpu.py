@@ -20,7 +20,7 @@ SDM puts it.
 
 from __future__ import annotations
 
-from . import interrupts, paging, segments, timing
+from . import interrupts, paging, segments
 from .blocks import MAX_BLOCK, Block
 from .faults import GP, SS, CPUFault, TripleFault
 from .flags import AC, ARITH, FIXED_ONE, IF, IOPL, TF, VM, WRITABLE, materialize
@@ -442,16 +442,13 @@ class CPU:
                 p |= off
                 self.ram[p:p + n] = data
             else:
-                self._write_phys(p | off, data)
+                self.mem.write(p | off, data)
             return
         first = 0x1000 - (la & 0xFFF)
         pa1 = self._phys(la, True, user)
         pa2 = self._phys(la + first, True, user)   # both checked before either write
-        self._write_phys(pa1, data[:first])
-        self._write_phys(pa2, data[first:])
-
-    def _write_phys(self, pa: int, data: bytes) -> None:
-        self.mem.write(pa, data)   # the watcher drops stale translations
+        self.mem.write(pa1, data[:first])
+        self.mem.write(pa2, data[first:])
 
     def _write_code(self, pa: int, data: bytes) -> None:
         """A store to a page that may hold code: what mem.write does, and its
@@ -485,18 +482,14 @@ class CPU:
         if self.align_check:
             self._check_alignment(la, size)
         data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        off = la & 0xFFF
-        if off + size <= 0x1000 and 0 <= la <= M32:
-            # A store to a page of code the TLB allows (self-modifying code, or
-            # data beside code) goes straight to RAM and the code's watcher.
-            tlb = self.tlb
-            p = (tlb.cuw if self.cpl == 3 else tlb.cw).get(la >> 12)
-            if p is not None and self.mem.sole_watcher(self):
-                p |= off
-                self.ram[p:p + size] = data
-                self._memory_written(p, size, True)
-                return
-        self._write(la, data, self.cpl == 3)
+        # A store to a page of code the TLB allows (self-modifying code) goes
+        # straight to RAM and to the code's watcher.
+        p = (self.tlb.cuw if self.cpl == 3 else self.tlb.cw).get(la >> 12)
+        if p is None or (la & 0xFFF) + size > 0x1000 or not self.mem.sole_watcher(self):
+            return self._write(la, data, self.cpl == 3)
+        p |= la & 0xFFF
+        self.ram[p:p + size] = data
+        self._memory_written(p, size, True)
 
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
         """Segmentation for a non-flat segment: checks, then base + offset."""
@@ -637,9 +630,6 @@ class CPU:
         if blk is None or blk.eip != eip:
             blk = self.translate_block(eip, pa, single)
         return blk
-
-    def _interrupt_ready(self) -> bool:
-        return bool(self.pending) and bool(self._ef & IF) and not self.inhibit
 
     def _take_interrupt(self) -> None:
         vector = self.pending.pop(0)
@@ -807,6 +797,3 @@ class CPU:
         regs = " ".join(f"{n}={self.r[i]:08x}" for i, n in enumerate(REG_NAMES))
         return f"<CPU {regs} eip={self.eip:08x} eflags={self.eflags:08x} cpl={self.cpl}>"
 
-
-def timing_cost(mnemonic: str, memory: int = 0) -> int:
-    return timing.cost(mnemonic, memory)
