@@ -138,3 +138,39 @@ def test_store_to_an_opcode_still_drops_a_live_block(monkeypatch):
     assert live["edx"] == 1
     assert (live["esi"], live["edi"]) == (4, 6)
     same_but_live(live, fresh)
+
+
+def test_a_region_takes_in_a_live_block_and_runs_on(monkeypatch):
+    """With regions formed early (after the routine has gone live), the
+    rewritten routine joins its caller's region, reading its immediate at each
+    pass; the stores to that immediate no longer stop the region, and
+    everything matches retranslation."""
+    monkeypatch.setattr(translate, "HOT", 8)
+    source = """
+        mov $300, %ecx
+        xor %ebx, %ebx
+    again:
+        movl %ecx, target+1
+        call target
+        add %eax, %ebx
+        dec %ecx
+        jnz again
+        hlt
+    target:
+        mov $0, %eax
+        ret
+    """
+    live, fresh, _ = run_both(source, monkeypatch, paging=True)
+    assert live["why"] == "hlt"
+    assert live["ebx"] == sum(range(1, 301))
+    # (run_both's last run is the one without live immediates: once more with them)
+    monkeypatch.setattr(translate, "REWRITTEN", 2)
+    env = Env(paging=True)
+    env.code(assemble(source, CODE))
+    cpu = env.cpu
+    assert cpu.run(1_000_000) == "hlt"
+    mixed = [b for b in cpu.bcache.values() if b.fn.__code__.co_filename.startswith("<region")
+             and "int.from_bytes(cpu.ram[" in b.source]
+    assert mixed, "the live routine did not join a region"
+    assert cpu.live_generation > 250 and cpu.ebx == live["ebx"]
+    same_but_live(live, fresh)

@@ -10,6 +10,7 @@ region.  Dense on purpose: it is the hot path.
 
 from __future__ import annotations
 
+from . import translate
 from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled, marks
 from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_ret
 from .emitter import Emitter
@@ -18,7 +19,6 @@ from .timing import BRANCH_TAKEN
 from .translate import (
     BASE_GLOBALS,
     INLINE,
-    REWRITTEN,
     decode_run,
     emit_run,
     live_immediates,
@@ -82,7 +82,7 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
             continue
         ppa = page | (la & 0xFFF)
         rewrites = cpu.rewritten.get(ppa, 0)
-        if 0 < rewrites < REWRITTEN:
+        if 0 < rewrites < translate.REWRITTEN:
             continue        # code being written over: wait and see
         known = cpu.bcache.get(ppa)
         if known is not None and known.eip == eip and known.insns:
