@@ -253,3 +253,45 @@ def test_effective_address_wraps_at_4g(mode):
     assert cpu.eax == 0x12345678 and cpu.ecx == 0x9ABCDEF0
     assert env.mem.read32(0x300FFC) == 0x9ABCDEF0
     assert cpu.instructions == 5
+
+
+@pytest.mark.parametrize("zero", ["xor %eax, %eax", "sub %eax, %eax", "cmp %ecx, %edx",
+                                  "inc %edx", "xor %ecx, %edx"])
+@pytest.mark.parametrize("mode", ["run", "step"])
+def test_flags_pushed_by_a_fault_right_after_a_producer(zero, mode):
+    """The flags a fault pushes are those of the instruction before it, even
+    where generated code keeps them as constants (a register zeroed) or
+    without a result (a cmp), and whether the fault is found by a block's
+    line (run) or in a one-instruction block (step)."""
+    env = Env(paging=True)
+    env.pt.unmap(0x200000)
+    env.code(assemble(f"""
+        mov $0x80000000, %ecx
+        mov $0x7fffffff, %edx
+        mov $0x1234, %eax
+        add %edx, %edx
+        {zero}
+        mov 0x200000, %ebx
+        hlt
+    """, CODE))
+    cpu = env.cpu
+    if mode == "run":
+        cpu.run(100)
+    else:
+        while cpu.step() is None:
+            pass
+    assert cpu.last_exception == (PF_VEC, 0)
+    pushed = env.stack(4)[3]
+    ref = Env()
+    ref.code(assemble(f"""
+        mov $0x80000000, %ecx
+        mov $0x7fffffff, %edx
+        mov $0x1234, %eax
+        add %edx, %edx
+        {zero}
+        pushf
+        hlt
+    """, CODE))
+    while ref.cpu.step() is None:
+        pass
+    assert pushed & 0x8D5 == int.from_bytes(ref.cpu.read_linear(ref.cpu.esp, 4), "little") & 0x8D5
