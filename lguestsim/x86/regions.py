@@ -28,8 +28,9 @@ from .translate import (
 
 M32 = 0xFFFFFFFF
 FLUSH = "if fo_: cpu.fo = fo_; cpu.fa = fa_; cpu.fb = fb_; cpu.fr = fr_"
-MAX_PARTS = 6           # blocks in one region
-MAX_INSNS = 240         # instructions in one region
+MAX_PARTS = 24          # blocks in one region
+MAX_INSNS = 960         # instructions in one region
+LEAF = 3                # blocks tested one by one at a leaf of the region's tree
 
 
 def successors(insn, end: int) -> list[int]:
@@ -49,19 +50,21 @@ def successors(insn, end: int) -> list[int]:
 # call it, and the block's own set-up and write-back) costs about as much as
 # a few simple instructions, and compiled C code is made of short blocks.
 # So once a block has run `HOT` times, `form_region()` gathers the blocks it
-# can lead to on its own page (up to six), translates each as usual, and
-# strings them into one function: a loop that runs each block whose address
-# `nxt` holds (a block leading to one further down goes straight on to it),
-# keeps its lazy flags in locals (handed to the CPU before a block that reads
-# them as if entered afresh), and counts its instructions and cycles.  It leaves for the dispatcher when `nxt` is outside
-# the region, when the next block might not fit the instruction budget, when
-# the cycle deadline is reached, at `exit_eip`, with breakpoints set, or when
-# a store has thrown translations away.  A fault in one of its blocks is unwound
-# with that block's table (P:024), plus what the region ran before it.
-# Nothing a program can see changes: the blocks run the instructions they
-# would have run, one after the other, with the same cycles.  (Forming a
-# region compiles its blocks again, so only code run `HOT` times earns one:
-# on the gcc workload a region saves about 8% once formed.)
+# can lead to on its own page (up to 24, with loops and rewritten code among
+# them), translates each as usual, and strings them into one function: a
+# loop that finds the block whose address `nxt` holds by a few comparisons
+# (a tree over the blocks' addresses), runs it, keeps its lazy flags in
+# locals (handed to the CPU before a block that reads them as if entered
+# afresh), and counts its instructions and cycles.  It leaves for the
+# dispatcher when `nxt` is outside the region, when the next block might not
+# fit the instruction budget, when the cycle deadline is reached, at
+# `exit_eip`, with breakpoints set, or when a store has thrown translations
+# away.  A fault in one of its blocks is unwound with that block's table
+# (P:024), plus what the region ran before it.  Nothing a program can see
+# changes: the blocks run the instructions they would have run, one after the
+# other, with the same cycles.  (Forming a region compiles its blocks again,
+# so only code run `HOT` times earns one.  On the gcc workload regions take
+# the dispatcher's calls from about 290,000 to 12,000.)
 def form_region(cpu, blk: Block, pa: int) -> Block:
     """The region entered at ``blk`` (cached in its place), or ``blk`` if none is worth it."""
     page = pa & ~0xFFF
@@ -131,10 +134,9 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
 
 
 def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
-    # The blocks in address order, each tested with an `if` of its own, so
-    # that a block falling through (or jumping forward) to the next one goes
-    # straight on to it in the same pass of the loop.
     entry = parts[0][0]
+    # The blocks in address order, found by a tree of comparisons (P:058).
+    parts = sorted(parts, key=lambda p: p[0])
     text = "\n".join(ln for p in parts for ln in p[1].lines)
     used = [r for r in REGS if r in text]
     written = [r for r in REGS if f" {r} = " in text]
@@ -159,8 +161,9 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # breakpoints set, or the way out at one of the region's blocks, it stops
     # after each.
     starts = tuple(p[0] for p in parts)
-    out.append(f"    cb = min(cycle_budget, budget - {most - 1})")
-    out.append(f"    if cpu.breakpoints or cpu.exit_eip in {starts!r}: cb = 0")
+    out.append(f"    cb = budget - {most - 1}")
+    out.append("    if cycle_budget < cb: cb = cycle_budget")
+    out.append(f"    if cpu.breakpoints or cpu.exit_eip in {set(starts)!r}: cb = 0")
     if watch:
         out.append("    gen = cpu.code_generation")
     stop = "if cyc_ >= cb" + (" or sl and cpu.code_generation != gen" if watch else "") + ": break"
@@ -170,39 +173,57 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     consts: dict[str, object] = {}
     metas = []
     first = []              # each block's first line (its `if nxt ==`), for unwind()
-    for k, (eip, em, insns, total, eips, cycles, end, _, _) in enumerate(parts):
+
+    def block_lines(k: int, part: tuple, ind: str) -> None:
+        eip, em, insns, total, eips, cycles, end, _, _ = part
         # Each block's constants get names of their own in the shared namespace.
-        body = "\n".join(ln for ln in em.lines if ln)
+        body = "\n".join(ln[16:] for ln in em.lines if ln)
         for name, value in em.consts.items():
             new = f"{name}_{k}"
             body = body.replace(name + "(", new + "(")
             consts[new] = value
-        out.append(f"            if nxt == {eip:#x}:")
+        out.append(f"{ind}if nxt == {eip:#x}:")
         first.append(len(out))
+        ind += "    "
         last = em.stores[-1][1] if em.stores else None
         if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
                 or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
-            out.append("                " + FLUSH + "; fo_ = 0")
-        out.extend("                " + ln for ln in em.prologue)     # live immediates
+            out.append(ind + FLUSH + "; fo_ = 0")
+        out.extend(ind + ln for ln in em.prologue)     # live immediates
         # A taken branch ends its block, so nothing can fault after it: its
         # cycles go straight to the region's count.
-        out.extend(body.replace(f"tk += {BRANCH_TAKEN}", f"cyc_ += {BRANCH_TAKEN}").split("\n"))
+        out.extend(ind + ln for ln in
+                   body.replace(f"tk += {BRANCH_TAKEN}", f"cyc_ += {BRANCH_TAKEN}").split("\n"))
         if em.end_eip is None:
-            out.append(f"                nxt = {end:#x}")
+            out.append(f"{ind}nxt = {end:#x}")
         if last is not None:
             code, a, b, r = last
             if b == "cfin":
-                out.append("                cfin = cpu.eflags & 1")
+                out.append(f"{ind}cfin = cpu.eflags & 1")
             # (a cmp's flags ignore fr: the result is worked out from a and b)
-            out.append(f"                fo_ = {code}; fa_ = {a}; fb_ = {b}"
+            out.append(f"{ind}fo_ = {code}; fa_ = {a}; fb_ = {b}"
                        + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
         elif em.stores:
-            out.append("                fo_ = 0")
-        out.append(f"                cyc_ += {total}; ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
-        out.append(f"                {stop}")
+            out.append(f"{ind}fo_ = 0")
+        out.append(f"{ind}cyc_ += {total}; ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
+        out.append(f"{ind}{stop}")
+        out.append(f"{ind}continue")
         metas.append((tuple((REGS.index(r), r) for r in written), tuple(em.stores), False, total,
                       len(insns), em.mem_accesses + 1, tuple(eips), tuple(cycles)))
-    out.append(f"            if nxt not in {set(starts)!r}: break")
+
+    def tree(lo: int, hi: int, ind: str) -> None:
+        # parts[lo:hi]: a few tested one by one, more split at the middle address.
+        if hi - lo <= LEAF:
+            for k in range(lo, hi):
+                block_lines(k, parts[k], ind)
+            out.append(f"{ind}break")
+            return
+        mid = (lo + hi) // 2
+        out.append(f"{ind}if nxt < {parts[mid][0]:#x}:")
+        tree(lo, mid, ind + "    ")
+        tree(mid, hi, ind)
+
+    tree(0, len(parts), " " * 12)
     out.append("    except CPUFault:")
     out.append("        UNWIND(cpu, locals(), METAS)")
     out.append("        raise")
