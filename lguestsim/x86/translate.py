@@ -9,8 +9,9 @@ lines of Python that do exactly what the instruction does, with
     to the CPU's slow path for misses, unaligned or cross-page accesses,
   * flags left lazy (flags.py) and stored to the CPU only by the last
     instruction that sets them, or by the fault handler,
-  * ``n`` holding the index of the instruction that may fault next, so the
-    handler can write back the precise state of that instruction boundary.
+  * a comment opening each instruction, so that when one faults the line it
+    faulted on tells the handler which it was, and the handler can write
+    back the precise state of that instruction boundary (blocks.py).
 
 This module is the loop: it decodes the run, asks each instruction's family
 for its code (moves.py, alu.py, shifts.py, muldiv.py, bits.py, control.py,
