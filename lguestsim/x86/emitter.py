@@ -35,6 +35,18 @@ def sub32(expr: str) -> str:
     return f"(w_ if (w_ := {expr}) >= 0 else w_ + 0x100000000)"
 
 
+# Each size's view of RAM, the shift from a byte address to its index, and
+# the mask that keeps the address bits its alignment needs to be zero (P:025).
+VIEWS = {8: ("RAM", "", -4096), 16: ("M16", " >> 1", -4095), 32: ("M32", " >> 2", -4093)}
+
+
+def _element(la: str, size: int, delta: str) -> str:
+    """The item of RAM at linear ``la`` through the delta dict ``delta``."""
+    view, shift, key = VIEWS[size]
+    index = f"{la} + {delta}[{la} & {key}]"
+    return f"{view}[({index}){shift}]" if shift else f"{view}[{index}]"
+
+
 # The segment register a stack access goes through.
 STACK_SEG = 2
 
@@ -169,22 +181,12 @@ class Emitter:
     # the slow path, after its checks, ever fills those dicts (P:035).
     def load(self, la: str, size: int, dest: str) -> None:
         self.mem_accesses += 1
-        if size == 8:
-            self.emit(f"try: {dest} = RAM[{la} + TRD[{la} & -4096]]")
-        elif size == 16:
-            self.emit(f"try: {dest} = M16[({la} + TRD[{la} & -4095]) >> 1]")
-        else:
-            self.emit(f"try: {dest} = M32[({la} + TRD[{la} & -4093]) >> 2]")
+        self.emit(f"try: {dest} = {_element(la, size, 'TRD')}")
         self.emit(f"except KeyError: {dest} = cpu.rd({la}, {size // 8}); sl = 1")
 
     def store(self, la: str, size: int, expr: str) -> None:
         self.mem_accesses += 1
-        if size == 8:
-            self.emit(f"try: RAM[{la} + TWD[{la} & -4096]] = {expr}")
-        elif size == 16:
-            self.emit(f"try: M16[({la} + TWD[{la} & -4095]) >> 1] = {expr}")
-        else:
-            self.emit(f"try: M32[({la} + TWD[{la} & -4093]) >> 2] = {expr}")
+        self.emit(f"try: {_element(la, size, 'TWD')} = {expr}")
         self.emit(f"except KeyError: cpu.wr({la}, {size // 8}, {expr}); sl = 1")
 
     def read(self, insn: Insn, op: tuple, dest: str, la: str | None = None, write: bool = False) -> str | None:
