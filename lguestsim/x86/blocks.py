@@ -26,7 +26,7 @@ REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 class Block:
     """A translated run of instructions: its compiled function and where it came from."""
 
-    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat", "insns", "size")
+    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat", "insns", "size", "parts")
 
     def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
         self.fn = fn
@@ -38,6 +38,7 @@ class Block:
         self.source = source    # the generated Python, for the curious
         self.insns = ()         # a plain block's instructions, for a region to reuse
         self.size = 0           # and their bytes
+        self.parts = None       # a region's: (its blocks' EIPs, their (start, end, live) spans)
 
 
 MAX_BLOCK = 48          # instructions in one block

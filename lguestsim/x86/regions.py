@@ -69,6 +69,13 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     """The region entered at ``blk`` (cached in its place), or ``blk`` if none is worth it."""
     page = pa & ~0xFFF
     base = cpu.sregs[1].base
+    # A region already holding this block is entered here as well: its
+    # function starts from cpu.eip, so nothing is translated or compiled again.
+    for cache, key, start, _, _ in cpu._page_blocks.get(page, ()):
+        if cache is cpu.bcache and start == pa and key != pa:
+            region = cache.get(key)
+            if region is not None and region.parts is not None and blk.eip in region.parts[0]:
+                return _enter_at(cpu, region, blk, pa)
     lpage = (base + blk.eip) & M32 & ~0xFFF
     emask = M32 if cpu.code32 else 0xFFFF
     parts = []              # (eip, Emitter, insns, total, eips, cycles before, end, bytes, live)
@@ -124,17 +131,31 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     ns["METAS"] = metas
     exec(compiled(src, f"<region {blk.eip:#010x}>"), ns)  # noqa: S102 - our own generated source
     region = Block(ns["block"], blk.eip, blk.count, blk.end, page, src)
-    cpu.bcache[pa] = region
-    entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cpu.bcache or e[1] != pa]
+    spans = []
     for eip, *_, off, live in parts:
         start = page | ((base + eip) & 0xFFF)
-        entries.append((cpu.bcache, pa, start, start + off, live))
+        spans.append((start, start + off, live))
+    region.parts = (frozenset(p[0] for p in parts), tuple(spans))
+    return _enter_at(cpu, region, blk, pa)
+
+
+def _enter_at(cpu, region: Block, blk: Block, pa: int) -> Block:
+    """Cache ``region`` in place of plain block ``blk``, entered at its EIP.
+
+    The entry is registered over every block of the region, so a store to any
+    of them drops it, as it drops the region itself (P:029)."""
+    entry = region if region.eip == blk.eip else \
+        Block(region.fn, blk.eip, blk.count, blk.end, region.page, region.source)
+    entry.parts = region.parts
+    cpu.bcache[pa] = entry
+    page = pa & ~0xFFF
+    entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cpu.bcache or e[1] != pa]
+    entries.extend((cpu.bcache, pa, start, stop, live) for start, stop, live in region.parts[1])
     cpu._page_blocks[page] = entries
-    return region
+    return entry
 
 
 def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
-    entry = parts[0][0]
     # The blocks in address order, found by a tree of comparisons (P:058).
     parts = sorted(parts, key=lambda p: p[0])
     text = "\n".join(ln for p in parts for ln in p[1].lines)
@@ -167,7 +188,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     if watch:
         out.append("    gen = cpu.code_generation")
     stop = "if cyc_ >= cb" + (" or sl and cpu.code_generation != gen" if watch else "") + ": break"
-    out.append(f"    nxt = {entry:#x}")
+    out.append("    nxt = cpu.eip")     # (any of its blocks may be where it is entered)
     out.append("    try:")
     out.append("        while True:")
     consts: dict[str, object] = {}
