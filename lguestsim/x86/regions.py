@@ -50,8 +50,8 @@ def successors(insn, end: int) -> list[int]:
 # call it, and the block's own set-up and write-back) costs about as much as
 # a few simple instructions, and compiled C code is made of short blocks.
 # So once a block has run `HOT` times, `form_region()` gathers the blocks it
-# can lead to on its own page (up to 24, with loops and rewritten code among
-# them), translates each as usual, and strings them into one function: a
+# can lead to on its own page that have run already (up to 24, with loops and
+# rewritten code among them), translates each as usual, and strings them into one function: a
 # loop that finds the block whose address `nxt` holds by a few comparisons
 # (a tree over the blocks' addresses), runs it, keeps its lazy flags in
 # locals (handed to the CPU before a block that reads them as if entered
@@ -95,7 +95,9 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         if 0 < rewrites < translate.REWRITTEN:
             continue        # code being written over: wait and see
         known = cpu.bcache.get(ppa)
-        if known is not None and known.eip == eip and known.insns:
+        if known is None or known.eip != eip:
+            continue        # never run: an error path, say, not worth compiling
+        if known.insns:
             # Translated already (its bytes unchanged, or it would be gone):
             # no need to decode them again.
             insns, fault, cross, off = known.insns, None, False, known.size
