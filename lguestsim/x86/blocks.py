@@ -26,7 +26,8 @@ REGS = ("eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi")
 class Block:
     """A translated run of instructions: its compiled function and where it came from."""
 
-    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat", "insns", "size", "parts")
+    __slots__ = ("fn", "eip", "count", "end", "page", "source", "heat", "insns", "size", "parts",
+                 "part")
 
     def __init__(self, fn, eip: int, count: int, end: int, page: int, source: str) -> None:
         self.fn = fn
@@ -39,6 +40,7 @@ class Block:
         self.insns = ()         # a plain block's instructions, for a region to reuse
         self.size = 0           # and their bytes
         self.parts = None       # a region's: (its blocks' EIPs, their (start, end, live) spans)
+        self.part = None        # this block's code as a region's part, once made (regions.py)
 
 
 MAX_BLOCK = 48          # instructions in one block

@@ -97,33 +97,16 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         known = cpu.bcache.get(ppa)
         if known is None or known.eip != eip:
             continue        # never run: an error path, say, not worth compiling
-        if known.insns:
-            # Translated already (its bytes unchanged, or it would be gone):
-            # no need to decode them again.
-            insns, fault, cross, off = known.insns, None, False, known.size
-        else:
-            insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
-        if fault is not None or cross or not insns or any(uses_helper(i) for i in insns):
+        if known.part is None:
+            known.part = _part(cpu, known, eip, ppa, rewrites, emask)
+        part = known.part
+        if not part:
             continue
-        end = (insns[-1].eip + insns[-1].length) & emask
-        # (A block looping on itself joins too: the region's loop runs its
-        # passes about as cheaply as its own would, and entering and leaving
-        # it costs no trips through the dispatcher.)
-        nexts = successors(insns[-1], end)
-        if n_insns + len(insns) > MAX_INSNS:
+        if n_insns + len(part[2]) > MAX_INSNS:
             break
-        em = Emitter(cpu)
-        em.ind = 4
-        # Code rewritten often reads its immediates live (P:059), at the start
-        # of each pass through its block here.
-        live = live_immediates(em, insns, ppa) if rewrites and ppa + off <= cpu.mem.size else ()
-        total, _, eips, cycles = emit_run(em, insns)
-        if total < len(insns):
-            continue        # (none such: but the budget test between blocks relies on it)
-        prune(em)
-        parts.append((eip, em, insns, total, eips + [end], cycles + [total], end, off, live))
-        n_insns += len(insns)
-        queue.extend(nexts)
+        parts.append(part[:-1])
+        n_insns += len(part[2])
+        queue.extend(part[-1])
     if len(parts) < 2 or parts[0][0] != blk.eip:
         blk.heat = 0
         return blk
@@ -139,6 +122,34 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         spans.append((start, start + off, live))
     region.parts = (frozenset(p[0] for p in parts), tuple(spans))
     return _enter_at(cpu, region, blk, pa)
+
+
+def _part(cpu, known: Block, eip: int, ppa: int, rewrites: int, emask: int) -> tuple:
+    """The block at ``eip`` as a region's part, kept on its Block for every
+    region it joins (the Block stands for its bytes: a store over them drops
+    it): (eip, Emitter, insns, cycles, EIPs, cycles before each, end, bytes,
+    live immediates, where it leads), or () if it cannot join one."""
+    if known.insns:     # translated already: no need to decode them again
+        insns, fault, cross, off = known.insns, None, False, known.size
+    else:
+        insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
+    if fault is not None or cross or not insns or any(uses_helper(i) for i in insns):
+        return ()
+    end = (insns[-1].eip + insns[-1].length) & emask
+    em = Emitter(cpu)
+    em.ind = 4
+    # Code rewritten often reads its immediates live (P:059), at the start
+    # of each pass through its block here.
+    live = live_immediates(em, insns, ppa) if rewrites and ppa + off <= cpu.mem.size else ()
+    total, _, eips, cycles = emit_run(em, insns)
+    if total < len(insns):
+        return ()       # (none such: but the budget test between blocks relies on it)
+    prune(em)
+    # (A block looping on itself joins too: the region's loop runs its passes
+    # about as cheaply as its own would, and entering and leaving it costs no
+    # trips through the dispatcher.)
+    return (eip, em, insns, total, eips + [end], cycles + [total], end, off, live,
+            successors(insns[-1], end))
 
 
 def _enter_at(cpu, region: Block, blk: Block, pa: int) -> Block:
