@@ -30,7 +30,7 @@ M32 = 0xFFFFFFFF
 FLUSH = "if fo_: cpu.fo = fo_; cpu.fa = fa_; cpu.fb = fb_; cpu.fr = fr_"
 MAX_PARTS = 24          # blocks in one region
 MAX_INSNS = 960         # instructions in one region
-LEAF = 3                # blocks tested one by one at a leaf of the region's tree
+LEAF = 6                # blocks tested one by one at a leaf of the region's tree
 
 
 def successors(insn, end: int) -> list[int]:
@@ -208,7 +208,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     metas = []
     first = []              # each block's first line (its `if nxt ==`), for unwind()
 
-    def block_lines(k: int, part: tuple, ind: str) -> None:
+    def block_lines(k: int, part: tuple, ind: str, then: int | None) -> None:
         eip, em, insns, total, eips, cycles, end, _, _ = part
         # Each block's constants get names of their own in the shared namespace.
         body = "\n".join(ln[16:] for ln in em.lines if ln)
@@ -241,7 +241,9 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             out.append(f"{ind}fo_ = 0")
         out.append(f"{ind}cyc_ += {total}; ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
         out.append(f"{ind}{stop}")
-        out.append(f"{ind}continue")
+        # Straight on to the next block of the leaf if that is where it leads
+        # (a fall-through, often), else back to the top of the tree.
+        out.append(f"{ind}if nxt != {then:#x}: continue" if then is not None else f"{ind}continue")
         metas.append((tuple((REGS.index(r), r) for r in written), tuple(em.stores), False, total,
                       len(insns), em.mem_accesses + 1, tuple(eips), tuple(cycles)))
 
@@ -249,7 +251,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         # parts[lo:hi]: a few tested one by one, more split at the middle address.
         if hi - lo <= LEAF:
             for k in range(lo, hi):
-                block_lines(k, parts[k], ind)
+                block_lines(k, parts[k], ind, parts[k + 1][0] if k + 1 < hi else None)
             out.append(f"{ind}break")
             return
         mid = (lo + hi) // 2
