@@ -121,6 +121,15 @@ def test_write_to_data_beside_code_keeps_the_code():
     assert env.cpu.eax == 1000
 
 
+def run_or_step(cpu, mode: str) -> None:
+    """Run in blocks (to the hlt the fault handler ends in) or one step at a time."""
+    if mode == "run":
+        cpu.run(100_000)
+    else:
+        while cpu.step() is None:
+            pass
+
+
 @pytest.mark.parametrize("mode", ["run", "step"])
 def test_fault_inside_a_looping_block_is_precise(mode):
     """A loop block walking into an unmapped page faults at the exact iteration."""
@@ -141,11 +150,7 @@ def test_fault_inside_a_looping_block_is_precise(mode):
     for a in range(0x1FF000, 0x200000, 4):
         env.mem.write32(a, 1)
     cpu = env.cpu
-    if mode == "run":
-        cpu.run(100_000)
-    else:
-        while cpu.step() is None:
-            pass
+    run_or_step(cpu, mode)
     assert cpu.last_exception == (PF_VEC, 0)          # not present, read, supervisor
     assert cpu.cr2 == 0x200000
     assert cpu.esi == 0x200000
@@ -279,11 +284,6 @@ def test_flags_pushed_by_a_fault_right_after_a_producer(producer, mode):
         mov 0x200000, %ebx
         hlt
     """, CODE))
-    cpu = env.cpu
-    if mode == "run":
-        cpu.run(100)
-    else:
-        while cpu.step() is None:
-            pass
-    assert cpu.last_exception == (PF_VEC, 0)
+    run_or_step(env.cpu, mode)
+    assert env.cpu.last_exception == (PF_VEC, 0)
     assert env.stack(4)[3] & 0x8D5 == AFTER[producer]
