@@ -131,6 +131,7 @@ class CPU:
         self.code_generation = 0            # bumped whenever translations are dropped
         self.live_generation = 0            # bumped when only live immediates were written (P:059)
         self._page_blocks: dict[int, list] = {}
+        self._page_spans: dict[int, tuple[int, int]] = {}  # page -> (first, last + 1) code byte
         self.rewritten: dict[int, int] = {}   # block address -> times a write dropped it
         mem.watch(self._memory_written)     # weakly: a dropped CPU stops watching
         self.reset()
@@ -548,7 +549,8 @@ class CPU:
         page = addr & ~0xFFF
         end = addr + n
         while page < end:
-            if page in code:
+            lo, hi = self._page_spans.get(page, (0, 0))    # where its code lies: a store
+            if page in code and lo < end and addr < hi:     # beside it need look no further
                 blocks = self._page_blocks.get(page, [])
                 touched = False
                 hit = []
@@ -560,17 +562,16 @@ class CPU:
                                 break       # only its live immediates (P:059)
                         else:
                             hit.append(b)
-                if hit:
-                    # A running loop or region checks this, and stops.
-                    self.code_generation += 1
-                elif touched:
+                if touched and not hit:
                     # Only live immediates were written: a block reads them
                     # afresh each time it starts, so only a block looping on
                     # itself, which read them once, must stop and start again.
                     self.live_generation += 1
                 if hit:
-                    # Only stores by the code itself count towards live
-                    # immediates: a Launcher loading a kernel again does not.
+                    # A running loop or region checks this, and stops.  Only
+                    # stores by the code itself count towards live immediates:
+                    # a Launcher loading a kernel again does not.
+                    self.code_generation += 1
                     rewritten = self.rewritten
                     for cache, key, *_ in hit:
                         if cache.get(key) is not None:

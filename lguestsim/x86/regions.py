@@ -165,6 +165,9 @@ def _enter_at(cpu, region: Block, blk: Block, pa: int) -> Block:
     entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cpu.bcache or e[1] != pa]
     entries.extend((cpu.bcache, pa, start, stop, live) for start, stop, live in region.parts[1])
     cpu._page_blocks[page] = entries
+    lo, hi = cpu._page_spans.get(page, region.parts[1][0][:2])   # where code lies on the page
+    cpu._page_spans[page] = (min([lo] + [s[0] for s in region.parts[1]]),
+                             max([hi] + [s[1] for s in region.parts[1]]))
     return entry
 
 

@@ -171,6 +171,8 @@ def translate(cpu, eip: int, pa: int, limit: int):
         entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != pa]
         entries.append((cache, pa, pa, pa + off, live))
         cpu._page_blocks[page] = entries
+        lo, hi = cpu._page_spans.get(page, (pa, pa + off))     # where code lies on the page
+        cpu._page_spans[page] = (min(lo, pa), max(hi, pa + off))
         cpu.tlb.protect_code_page(page)
         # A plain block that may lead on to others on its page, run often,
         # becomes the entry of a region (regions.py).
