@@ -171,6 +171,23 @@ def _enter_at(cpu, region: Block, blk: Block, pa: int) -> Block:
     return entry
 
 
+def _count_cycles(lines: list[str], total: int) -> tuple[list[str], str]:
+    """A block's lines with its cycles counted where its branch is decided,
+    and what is left to count at its end."""
+    taken = f"tk += {BRANCH_TAKEN}"
+    at = [i for i, ln in enumerate(lines) if ln.strip() == taken]
+    if len(at) == 1:
+        i = at[0]
+        depth = len(lines[i]) - len(lines[i].lstrip())
+        if depth == 0:              # always taken (jmp, call, ret)
+            return lines[:i] + lines[i + 1:], f"cyc_ += {total + BRANCH_TAKEN}; "
+        if depth == 4 and i + 3 == len(lines) and lines[i + 1] == "else:" \
+                and lines[i + 2].startswith("    nxt = "):   # a closing jcc's two arms
+            return (lines[:i] + [f"    cyc_ += {total + BRANCH_TAKEN}"] + lines[i + 1:]
+                    + [f"    cyc_ += {total}"]), ""
+    return [ln.replace(taken, f"cyc_ += {BRANCH_TAKEN}") for ln in lines], f"cyc_ += {total}; "
+
+
 def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # The blocks in address order, found by a tree of comparisons (P:058).
     parts = sorted(parts, key=lambda p: p[0])
@@ -228,9 +245,10 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             out.append(ind + FLUSH + "; fo_ = 0")
         out.extend(ind + ln for ln in em.prologue)     # live immediates
         # A taken branch ends its block, so nothing can fault after it: its
-        # cycles go straight to the region's count.
-        out.extend(ind + ln for ln in
-                   body.replace(f"tk += {BRANCH_TAKEN}", f"cyc_ += {BRANCH_TAKEN}").split("\n"))
+        # cycles, and the block's, go straight to the region's count, in each
+        # arm of a closing conditional jump.
+        lines, count = _count_cycles(body.split("\n"), total)
+        out.extend(ind + ln for ln in lines)
         if em.end_eip is None:
             out.append(f"{ind}nxt = {end:#x}")
         if last is not None:
@@ -242,7 +260,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
                        + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
         elif em.stores:
             out.append(f"{ind}fo_ = 0")
-        out.append(f"{ind}cyc_ += {total}; ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
+        out.append(f"{ind}{count}ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
         out.append(f"{ind}{stop}")
         # Straight on to the next block of the leaf if that is where it leads
         # (a fall-through, often), else back to the top of the tree.
