@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
+from bench_lguest import MARK, TAIL  # noqa: E402
 from code_cache_env import isolate  # noqa: E402
 
 PGDIR = 0x7FF000        # guestenv's page directory: the top page of the Guest's 8 MiB
@@ -94,18 +95,6 @@ def between_marks(source: str, **host_options) -> tuple[int, object, object]:
     c0 = host.cpu.cycles
     dev.read(8)
     return host.cpu.cycles - c0, lg, host
-
-
-MARK = "HCALL 13, 0, dma-PO"
-TAIL = """
-        HCALL 2, msg-PO
-msg:    .asciz "done"
-        .p2align 2
-dma:    .long 0, msg-PO
-        .fill 15, 4, 0
-        .short 1
-        .fill 15, 2, 0
-"""
 
 
 # -- direct traps (the experiment is bench_lguest.py's, folded in here)
