@@ -66,6 +66,19 @@ def compiled(src: str, name: str):
     return code
 
 
+def register(cpu, cache: dict, key: int, page: int, spans) -> None:
+    """Note that ``cache[key]`` holds code made from ``spans`` ((start, end,
+    live immediates) of physical bytes on ``page``), so that a store over them
+    drops it (P:029).  An entry for the same cache and key is replaced, so the
+    page's list cannot grow for ever; the page's code span (a store outside it
+    need not look at the list) only widens."""
+    entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != key]
+    entries.extend((cache, key, start, stop, live) for start, stop, live in spans)
+    cpu._page_blocks[page] = entries
+    lo, hi = cpu._page_spans.get(page, spans[0][:2])
+    cpu._page_spans[page] = (min(lo, *(s[0] for s in spans)), max(hi, *(s[1] for s in spans)))
+
+
 # What a block's body may use of the CPU, by the local name it uses.
 FETCH = (("TRD", "cpu.TRD"), ("TWD", "cpu.TWD"), ("RAM", "cpu.ram"), ("M16", "cpu.mem.m16"),
          ("M32", "cpu.mem.m32"))

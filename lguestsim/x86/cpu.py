@@ -483,14 +483,12 @@ class CPU:
         if self.align_check:
             self._check_alignment(la, size)
         data = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        # A store to a page of code the TLB allows (self-modifying code) goes
-        # straight to RAM and to the code's watcher.
+        # A store to a page of code the TLB allows (self-modifying code) skips
+        # the look through the fast dicts that _write() would make first.
         p = (self.tlb.cuw if self.cpl == 3 else self.tlb.cw).get(la >> 12)
-        if p is None or (la & 0xFFF) + size > 0x1000 or not self.mem.sole_watcher(self):
+        if p is None or (la & 0xFFF) + size > 0x1000:
             return self._write(la, data, self.cpl == 3)
-        p |= la & 0xFFF
-        self.ram[p:p + size] = data
-        self._memory_written(p, size, True)
+        self._write_code(p | (la & 0xFFF), data)
 
     def seg_lin(self, sreg: int, off: int, size: int, write: bool) -> int:
         """Segmentation for a non-flat segment: checks, then base + offset."""

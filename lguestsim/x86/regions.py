@@ -11,7 +11,7 @@ region.  Dense on purpose: it is the hot path.
 from __future__ import annotations
 
 from . import translate
-from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled, marks
+from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled, marks, register
 from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_ret
 from .emitter import Emitter
 from .flags import CMP
@@ -47,15 +47,15 @@ def successors(insn, end: int) -> list[int]:
 
 
 #: P:058 Regions.  The dispatcher's work between two blocks (find the block,
-# call it, and the block's own set-up and write-back) costs about as much as
-# a few simple instructions, and compiled C code is made of short blocks.
-# So once a block has run `HOT` times, `form_region()` gathers the blocks it
-# can lead to on its own page that have run already (up to 24, with loops and
-# rewritten code among them), translates each as usual, and strings them into one function: a
-# loop that finds the block whose address `nxt` holds by a few comparisons
-# (a tree over the blocks' addresses), runs it, keeps its lazy flags in
-# locals (handed to the CPU before a block that reads them as if entered
-# afresh), and counts its instructions and cycles.  It leaves for the
+# call it, and the block's own set-up and write-back) costs about as much as a
+# few simple instructions, and compiled C code is made of short blocks.  So
+# once a block has run `HOT` times, `form_region()` gathers the blocks it can
+# lead to on its own page that have run already (up to 24, with loops and
+# rewritten code among them), translates each as usual, and strings them into
+# one function: a loop that finds the block whose address `nxt` holds by a few
+# comparisons (a tree over the blocks' addresses), runs it, keeps its lazy
+# flags in locals (handed to the CPU before a block that reads them as if
+# entered afresh), and counts its instructions and cycles.  It leaves for the
 # dispatcher when `nxt` is outside the region, when the next block might not
 # fit the instruction budget, when the cycle deadline is reached, at
 # `exit_eip`, with breakpoints set, or when a store has thrown translations
@@ -161,13 +161,7 @@ def _enter_at(cpu, region: Block, blk: Block, pa: int) -> Block:
         Block(region.fn, blk.eip, blk.count, blk.end, region.page, region.source)
     entry.parts = region.parts
     cpu.bcache[pa] = entry
-    page = pa & ~0xFFF
-    entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cpu.bcache or e[1] != pa]
-    entries.extend((cpu.bcache, pa, start, stop, live) for start, stop, live in region.parts[1])
-    cpu._page_blocks[page] = entries
-    lo, hi = cpu._page_spans.get(page, region.parts[1][0][:2])   # where code lies on the page
-    cpu._page_spans[page] = (min([lo] + [s[0] for s in region.parts[1]]),
-                             max([hi] + [s[1] for s in region.parts[1]]))
+    register(cpu, cpu.bcache, pa, pa & ~0xFFF, region.parts[1])
     return entry
 
 

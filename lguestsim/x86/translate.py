@@ -38,7 +38,7 @@ from . import (
     system,
     timing,
 )
-from .blocks import HOT, Block, assemble, compiled, marks, unwind
+from .blocks import HOT, Block, assemble, compiled, marks, register, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .emitter import M32, MASK, Emitter
 from .faults import GP, CPUFault
@@ -166,13 +166,9 @@ def translate(cpu, eip: int, pa: int, limit: int):
     if not cross and fault is None:
         cache = cpu.bcache if limit > 1 else cpu.scache
         cache[pa] = blk
-        # A block replacing another at the same address (code reached through
-        # two aliases) replaces its entry too, so the list cannot grow forever.
-        entries = [e for e in cpu._page_blocks.get(page, ()) if e[0] is not cache or e[1] != pa]
-        entries.append((cache, pa, pa, pa + off, live))
-        cpu._page_blocks[page] = entries
-        lo, hi = cpu._page_spans.get(page, (pa, pa + off))     # where code lies on the page
-        cpu._page_spans[page] = (min(lo, pa), max(hi, pa + off))
+        # (A block replacing another at the same address, code reached
+        # through two aliases, replaces its entry too.)
+        register(cpu, cache, pa, page, ((pa, pa + off, live),))
         cpu.tlb.protect_code_page(page)
         # A plain block that may lead on to others on its page, run often,
         # becomes the entry of a region (regions.py).
