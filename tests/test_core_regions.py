@@ -149,3 +149,69 @@ def test_store_over_a_region_drops_it(hot):
     cpu = env.cpu
     assert cpu.run(100_000) == "hlt"
     assert (cpu.esi, cpu.edi) == (10, 10)
+
+
+NEST = """
+        mov $0x1ff000, %esi
+        xor %ebx, %ebx
+        mov $3, %edx
+    outer:
+        mov $700, %ecx
+        stc
+    inner:
+        add (%esi), %ebx
+        adc $0, %ebx
+        inc %edi
+        add $4, %esi
+        dec %ecx
+        jnz inner
+        sub $0x800, %esi
+        dec %edx
+        jnz outer
+        hlt
+"""
+
+
+def _nest(hot_level: int, monkeypatch) -> Env:
+    monkeypatch.setattr(translate, "HOT", hot_level)
+    env = Env(paging=True)
+    env.pt.unmap(0x200000)
+    env.code(assemble(NEST, CODE))
+    for a in range(0x1FF000, 0x200000, 4):
+        env.mem.write32(a, 0xFFFFFFFF)
+    return env
+
+
+def test_a_block_looping_inside_a_region_faults_and_stops_exactly(monkeypatch):
+    """The inner loop runs as a loop of its own inside the outer loop's region
+    (its passes counted once it leaves); a fault on a late pass, and every
+    limit and deadline along the way, leave what plain blocks and steps leave."""
+    plain = _nest(0, monkeypatch)
+    assert plain.cpu.run(100_000) == "hlt"
+    assert plain.cpu.last_exception == (PF_VEC, 0)
+    assert regions_in(plain.cpu) == 0
+    hot = _nest(1, monkeypatch)
+    assert hot.cpu.run(100_000) == "hlt"
+    assert any("while True:" in b.source for b in hot.cpu.bcache.values() if b.parts)
+    assert snapshot(hot.cpu) == snapshot(plain.cpu)
+    assert counts(hot.cpu) == counts(plain.cpu)
+    assert hot.stack(4) == plain.stack(4)
+    stepped = _nest(0, monkeypatch)
+    while stepped.cpu.step() is None and not stepped.cpu.halted:
+        pass
+    assert snapshot(stepped.cpu) == snapshot(plain.cpu)
+    # Sliced by limits and deadlines, a region stops where plain blocks stop.
+    stops = {}
+    for level in (0, 1):
+        cpu = _nest(level, monkeypatch).cpu
+        rng = random.Random(5)
+        stops[level] = []
+        while True:
+            why = cpu.run(rng.choice([1, 3, 50, 700, 5000]),
+                          deadline=cpu.cycles + rng.choice([1, 9, 400, 1 << 40]))
+            stops[level].append((why, cpu.eip, cpu.instructions, cpu.cycles))
+            if why == "hlt":
+                break
+        assert snapshot(cpu) == snapshot(plain.cpu)
+    assert stops[1] == stops[0]
+    assert len(stops[1]) > 50

@@ -182,6 +182,18 @@ def _count_cycles(lines: list[str], total: int) -> tuple[list[str], str]:
     return [ln.replace(taken, f"cyc_ += {BRANCH_TAKEN}") for ln in lines], f"cyc_ += {total}; "
 
 
+def _loops_back(lines: list[str], eip: int) -> int | None:
+    """The line counting the taken branch of a block that jumps back to its
+    own start at ``eip`` (the branch that loops), or None if it does not."""
+    taken = f"tk += {BRANCH_TAKEN}"
+    at = [i for i, ln in enumerate(lines) if ln.strip() == taken]
+    if len(at) != 1 or at[0] == 0:
+        return None
+    i = at[0]
+    ind = lines[i][:len(lines[i]) - len(lines[i].lstrip())]
+    return i if lines[i - 1] == f"{ind}nxt = {eip:#x}" else None
+
+
 def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # The blocks in address order, found by a tree of comparisons (P:058).
     parts = sorted(parts, key=lambda p: p[0])
@@ -233,6 +245,16 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         out.append(f"{ind}if nxt == {eip:#x}:")
         first.append(len(out))
         ind += "    "
+        lines = body.split("\n")
+        back = _loops_back(lines, eip)
+        if back is not None:
+            # A block that jumps back to its own start loops where it is, its
+            # passes counted as a plain looping block counts them
+            # (blocks.py): the cycle budget becomes a number of passes.
+            del lines[back]
+            out.append(f"{ind}lim_ = -((cyc_ - cb) // {total + BRANCH_TAKEN})")
+            out.append(f"{ind}while True:")
+            outer, ind = ind, ind + "    "
         last = em.stores[-1][1] if em.stores else None
         if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
                 or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
@@ -241,7 +263,8 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         # A taken branch ends its block, so nothing can fault after it: its
         # cycles, and the block's, go straight to the region's count, in each
         # arm of a closing conditional jump.
-        lines, count = _count_cycles(body.split("\n"), total)
+        if back is None:
+            lines, count = _count_cycles(lines, total)
         out.extend(ind + ln for ln in lines)
         if em.end_eip is None:
             out.append(f"{ind}nxt = {end:#x}")
@@ -254,12 +277,21 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
                        + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
         elif em.stores:
             out.append(f"{ind}fo_ = 0")
-        out.append(f"{ind}{count}ran_ += {len(insns) | (em.mem_accesses + 1) << 32:#x}")
+        ran = len(insns) | (em.mem_accesses + 1) << 32
+        if back is not None:
+            out.append(f"{ind}it += 1")
+            out.append(f"{ind}if nxt != {eip:#x} or it >= lim_"
+                       + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
+            ind = outer
+            out.append(f"{ind}cyc_ += it * {total + BRANCH_TAKEN} - (nxt != {eip:#x}) * {BRANCH_TAKEN};"
+                       f" ran_ += it * {ran:#x}; it = 0")
+        else:
+            out.append(f"{ind}{count}ran_ += {ran:#x}")
         out.append(f"{ind}{stop}")
         # Straight on to the next block of the leaf if that is where it leads
         # (a fall-through, often), else back to the top of the tree.
         out.append(f"{ind}if nxt != {then:#x}: continue" if then is not None else f"{ind}continue")
-        metas.append((tuple((REGS.index(r), r) for r in written), tuple(em.stores), False, total,
+        metas.append((tuple((REGS.index(r), r) for r in written), tuple(em.stores), back is not None, total,
                       len(insns), em.mem_accesses + 1, tuple(eips), tuple(cycles)))
 
     def tree(lo: int, hi: int, ind: str) -> None:
