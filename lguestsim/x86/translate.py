@@ -38,7 +38,7 @@ from . import (
     system,
     timing,
 )
-from .blocks import HOT, Block, assemble, compiled, marks, register, unwind
+from .blocks import HOT, REGS, Block, assemble, compiled, marks, register, unwind
 from .decode import DecodeError, Insn, NeedBytes, decode
 from .emitter import M32, MASK, Emitter
 from .faults import GP, CPUFault
@@ -245,7 +245,6 @@ def emit_run(em: Emitter, insns: list[Insn]) -> tuple[int, Insn | None, list[int
 _DEF = re.compile(r"^( *)([abr]\d+) = (.+)$")
 _SIMPLE = re.compile(r"^(eax|ecx|edx|ebx|esp|ebp|esi|edi|0x[0-9a-f]+|\d+)$")
 _TEMP = re.compile(r"\b[abr]\d+\b")
-_WORD: dict[str, re.Pattern] = {}
 _CALL = re.compile(r"[A-Za-z_]\w*\(")
 _ASSIGNED = re.compile(r"^ *(?:try: |except KeyError: )?([\w, ]+?) = ", re.M)
 
@@ -292,7 +291,6 @@ def prune(em: Emitter) -> None:
 
 def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
     """Within lines[lo:hi], replace temporary ``t`` by what it was given, if safe."""
-    word = _WORD.get(t) or _WORD.setdefault(t, re.compile(rf"\b{t}\b"))
     defs = [i for i in range(lo, hi) if (m := _DEF.match(lines[i])) and m.group(2) == t]
     if len(defs) != 1:
         return
@@ -300,7 +298,7 @@ def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
     indent, _, value = _DEF.match(lines[d]).groups()
     if len(indent) != len(lines[lo]) - len(lines[lo].lstrip()):
         return              # inside an if of the instruction's own: leave it be
-    uses = [i for i in range(d + 1, hi) if word.search(lines[i])]
+    uses = [i for i in range(d + 1, hi) if t in lines[i] and t in _TEMP.findall(lines[i])]
     if not uses:
         if "cpu" in value or " = " in value or _CALL.search(value):
             return          # it may do more than give a value
@@ -310,9 +308,8 @@ def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
         if any(value in {n.strip() for n in m.split(",")} for m in _ASSIGNED.findall(between)):
             return
         for i in uses:
-            lines[i] = word.sub(value, lines[i])
-    elif len(uses) == 1 and uses[0] == d + 1 \
-            and re.match(rf"^{indent}(eax|ecx|edx|ebx|esp|ebp|esi|edi) = {t}$", lines[d + 1]):
+            lines[i] = _TEMP.sub(lambda m: value if m.group() == t else m.group(), lines[i])
+    elif len(uses) == 1 and uses[0] == d + 1 and lines[d + 1] in {f"{indent}{r} = {t}" for r in REGS}:
         # the result goes straight into its register (r3 = ...; eax = r3)
         lines[d + 1] = lines[d + 1][:-len(t)] + value
     else:
