@@ -81,8 +81,21 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     parts = []              # (eip, Emitter, insns, total, eips, cycles before, end, bytes, live)
     queue = [blk.eip]
     seen = set()
+    unrun = []              # where the blocks lead that has not run yet
+    returns = set()         # where the region's calls return to
     n_insns = 0
-    while queue and len(parts) < MAX_PARTS:
+    while len(parts) < MAX_PARTS:
+        if not queue:
+            # Code that has not run yet is most often an error path, not
+            # worth compiling; but two kinds are about to run: the place a
+            # call returns to, and a loop's head in the middle of a block
+            # taken already.  Left out, each would soon make a region of its
+            # own, holding most of this one's blocks again.
+            queue = [e for e in unrun if e in returns or any(p[0] < e < p[6] for p in parts)]
+            unrun = []
+            if not queue:
+                break
+            seen.difference_update(queue)
         eip = queue.pop(0)
         if eip in seen:
             continue
@@ -96,10 +109,14 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
             continue        # code being written over: wait and see
         known = cpu.bcache.get(ppa)
         if known is None or known.eip != eip:
-            continue        # never run: an error path, say, not worth compiling
-        if known.part is None:
-            known.part = _part(cpu, known, eip, ppa, rewrites, emask)
-        part = known.part
+            if eip not in returns and not any(p[0] < eip < p[6] for p in parts):
+                unrun.append(eip)
+                continue
+            part = _part(cpu, None, eip, ppa, rewrites, emask)
+        else:
+            if known.part is None:
+                known.part = _part(cpu, known, eip, ppa, rewrites, emask)
+            part = known.part
         if not part:
             continue
         if n_insns + len(part[2]) > MAX_INSNS:
@@ -107,6 +124,9 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
         parts.append(part[:-1])
         n_insns += len(part[2])
         queue.extend(part[-1])
+        if part[2][-1].mnemonic == "call":
+            returns.add(part[6])
+            queue.append(part[6])
     if len(parts) < 2 or parts[0][0] != blk.eip:
         blk.heat = 0
         return blk
@@ -124,12 +144,12 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     return _enter_at(cpu, region, blk, pa)
 
 
-def _part(cpu, known: Block, eip: int, ppa: int, rewrites: int, emask: int) -> tuple:
+def _part(cpu, known: Block | None, eip: int, ppa: int, rewrites: int, emask: int) -> tuple:
     """The block at ``eip`` as a region's part, kept on its Block for every
     region it joins (the Block stands for its bytes: a store over them drops
     it): (eip, Emitter, insns, cycles, EIPs, cycles before each, end, bytes,
     live immediates, where it leads), or () if it cannot join one."""
-    if known.insns:     # translated already: no need to decode them again
+    if known is not None and known.insns:     # translated already: no need to decode them again
         insns, fault, cross, off = known.insns, None, False, known.size
     else:
         insns, fault, cross, off = decode_run(cpu, eip, ppa, MAX_BLOCK)
@@ -219,14 +239,16 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # cycle, so instructions <= cyc_, and stopping once cyc_ + most > budget
     # also stops before the instruction budget could be overrun.  With
     # breakpoints set, or the way out at one of the region's blocks, it stops
-    # after each.
+    # after each.  After a slow-path access it stops if its code was dropped,
+    # or if a page walk added cycles the budget does not know of.
     starts = tuple(p[0] for p in parts)
     out.append(f"    cb = budget - {most - 1}")
     out.append("    if cycle_budget < cb: cb = cycle_budget")
     out.append(f"    if cpu.breakpoints or cpu.exit_eip in {set(starts)!r}: cb = 0")
     if watch:
-        out.append("    gen = cpu.code_generation")
-    stop = "if cyc_ >= cb" + (" or sl and cpu.code_generation != gen" if watch else "") + ": break"
+        out.append("    gen = cpu.code_generation; cy0 = cpu.cycles")
+    changed = " or sl and (cpu.code_generation != gen or cpu.cycles != cy0)" if watch else ""
+    stop = f"if cyc_ >= cb{changed}: break"
     out.append("    nxt = cpu.eip")     # (any of its blocks may be where it is entered)
     out.append("    try:")
     out.append("        while True:")
@@ -281,7 +303,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         if back is not None:
             out.append(f"{ind}it += 1")
             out.append(f"{ind}if nxt != {eip:#x} or it >= lim_"
-                       + (" or sl and cpu.code_generation != gen" if watch else "") + ": break")
+                       + changed + ": break")
             ind = outer
             out.append(f"{ind}cyc_ += it * {total + BRANCH_TAKEN} - (nxt != {eip:#x}) * {BRANCH_TAKEN};"
                        f" ran_ += it * {ran:#x}; it = 0")
