@@ -291,7 +291,8 @@ def prune(em: Emitter) -> None:
 
 def _propagate(lines: list[str], lo: int, hi: int, t: str) -> None:
     """Within lines[lo:hi], replace temporary ``t`` by what it was given, if safe."""
-    defs = [i for i in range(lo, hi) if (m := _DEF.match(lines[i])) and m.group(2) == t]
+    head = t + " = "
+    defs = [i for i in range(lo, hi) if lines[i].lstrip().startswith(head)]
     if len(defs) != 1:
         return
     d = defs[0]
