@@ -214,6 +214,17 @@ def _loops_back(lines: list[str], eip: int) -> int | None:
     return i if lines[i - 1] == f"{ind}nxt = {eip:#x}" else None
 
 
+def _closing_jump(lines: list[str], eip: int) -> tuple[str, str] | None:
+    """For a looping block's lines (its taken branch's count gone) that end
+    in a conditional jump back to ``eip`` and nothing after it: the jump's
+    test line and its other arm's line."""
+    if len(lines) >= 4 and lines[-4].startswith("if ") and lines[-4].endswith(":") \
+            and lines[-3] == f"    nxt = {eip:#x}" and lines[-2] == "else:" \
+            and lines[-1].startswith("    nxt = "):
+        return lines[-4], lines[-1].strip()
+    return None
+
+
 def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # The blocks in address order, found by a tree of comparisons (P:058).
     parts = sorted(parts, key=lambda p: p[0])
@@ -278,37 +289,59 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             out.append(f"{ind}while True:")
             outer, ind = ind, ind + "    "
         last = em.stores[-1][1] if em.stores else None
-        if (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
-                or "cpu.fo" in body or (last is not None and last[2] == "cfin")):
+        flush = (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
+                 or "cpu.fo" in body or (last is not None and last[2] == "cfin"))
+        if flush:
             out.append(ind + FLUSH + "; fo_ = 0")
         out.extend(ind + ln for ln in em.prologue)     # live immediates
-        # A taken branch ends its block, so nothing can fault after it: its
-        # cycles, and the block's, go straight to the region's count, in each
-        # arm of a closing conditional jump.
-        if back is None:
-            lines, count = _count_cycles(lines, total)
-        out.extend(ind + ln for ln in lines)
-        if em.end_eip is None:
-            out.append(f"{ind}nxt = {end:#x}")
+        flags = []
         if last is not None:
             code, a, b, r = last
             if b == "cfin":
-                out.append(f"{ind}cfin = cpu.eflags & 1")
+                flags.append("cfin = cpu.eflags & 1")
             # (a cmp's flags ignore fr: the result is worked out from a and b)
-            out.append(f"{ind}fo_ = {code}; fa_ = {a}; fb_ = {b}"
-                       + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
+            flags.append(f"fo_ = {code}; fa_ = {a}; fb_ = {b}"
+                         + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
         elif em.stores:
-            out.append(f"{ind}fo_ = 0")
+            flags.append("fo_ = 0")
         ran = len(insns) | (em.mem_accesses + 1) << 32
-        if back is not None:
-            out.append(f"{ind}it += 1")
-            out.append(f"{ind}if nxt != {eip:#x} or it >= lim_"
-                       + changed + ": break")
+        if back is None:
+            # A taken branch ends its block, so nothing can fault after it: its
+            # cycles, and the block's, go straight to the region's count, in
+            # each arm of a closing conditional jump.
+            lines, count = _count_cycles(lines, total)
+            out.extend(ind + ln for ln in lines)
+            if em.end_eip is None:
+                out.append(f"{ind}nxt = {end:#x}")
+            out.extend(ind + ln for ln in flags)
+            out.append(f"{ind}{count}ran_ += {ran:#x}")
+        else:
+            closing = _closing_jump(lines, eip)
+            if closing is None:
+                out.extend(ind + ln for ln in lines + flags)
+                out.append(f"{ind}it += 1")
+                out.append(f"{ind}if nxt != {eip:#x} or it >= lim_{changed}: break")
+            else:
+                # The jump that loops goes straight round; its flags need
+                # only be kept once the loop is left (a fault on a later pass
+                # finds them in the block's temporaries, as a looping block's
+                # does), unless the block reads the flags it was entered with.
+                cond, other = closing
+                out.extend(ind + ln for ln in lines[:-4] + (flags if flush else []))
+                out.append(f"{ind}{cond}")
+                out.append(f"{ind}    it += 1")
+                out.append(f"{ind}    if it < lim_{changed.replace(' or ', ' and not (', 1) + ')' if changed else ''}:"
+                           " continue")
+                out.append(f"{ind}    nxt = {eip:#x}")
+                out.append(f"{ind}else:")
+                out.append(f"{ind}    it += 1")
+                out.append(f"{ind}    {other}")
+                out.append(f"{ind}break")
+                if not flush:
+                    out.extend(outer + ln for ln in flags)
             ind = outer
             out.append(f"{ind}cyc_ += it * {total + BRANCH_TAKEN} - (nxt != {eip:#x}) * {BRANCH_TAKEN};"
                        f" ran_ += it * {ran:#x}; it = 0")
-        else:
-            out.append(f"{ind}{count}ran_ += {ran:#x}")
         out.append(f"{ind}{stop}")
         # Straight on to the next block of the leaf if that is where it leads
         # (a fall-through, often), else back to the top of the tree.
