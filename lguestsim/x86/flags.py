@@ -161,16 +161,20 @@ def cond_from_op(cc: int, kind: int, size: int, a: str, b: str, r: str) -> str:
     return f"not ({direct})" if neg else f"({direct})"
 
 
-def _build_materializers() -> dict[int, object]:
+def _build_materializers(carry_only: bool = False) -> dict[int, object]:
     table = {}
     for kind in KIND_NAMES:
         for size in SIZES:
-            src = f"lambda a, b, r: {eflags_expr(kind, size, 'a', 'b', 'r')}"
-            table[op_code(kind, size)] = eval(src, {"PARITY": PARITY})  # noqa: S307
+            expr = (f"1 if {flag_exprs(kind, size, 'a', 'b', 'r')['CF']} else 0" if carry_only
+                    else eflags_expr(kind, size, "a", "b", "r"))
+            table[op_code(kind, size)] = eval(f"lambda a, b, r: {expr}", {"PARITY": PARITY})  # noqa: S307
     return table
 
 
 MATERIALIZE = _build_materializers()
+# The carry alone, for code that keeps the lazy flags in locals of its own
+# and needs only CF (an inc or dec keeps the carry it found: regions.py).
+CARRY = _build_materializers(carry_only=True)
 
 
 def materialize(fo: int, fa: int, fb: int, fr: int) -> int:

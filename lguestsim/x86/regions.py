@@ -10,11 +10,13 @@ region.  Dense on purpose: it is the hot path.
 
 from __future__ import annotations
 
+import re
+
 from . import translate
 from .blocks import FETCH, MAX_BLOCK, REGS, Block, compiled, marks, register
 from .control import emit_call, emit_jcc, emit_jcxz, emit_jmp, emit_loop, emit_ret
 from .emitter import Emitter
-from .flags import CMP
+from .flags import CARRY, CMP
 from .timing import BRANCH_TAKEN
 from .translate import (
     BASE_GLOBALS,
@@ -28,6 +30,8 @@ from .translate import (
 
 M32 = 0xFFFFFFFF
 FLUSH = "if fo_: cpu.fo = fo_; cpu.fa = fa_; cpu.fb = fb_; cpu.fr = fr_"
+CARRY_IN = "(CARRY[fo_](fa_, fb_, fr_) if fo_ else cpu.eflags & 1)"
+_CARRY_IN = re.compile(r"cpu\.eflags & (?:1|0x1)\b")
 MAX_PARTS = 24          # blocks in one region
 MAX_INSNS = 960         # instructions in one region
 LEAF = 6                # blocks tested one by one at a leaf of the region's tree
@@ -134,6 +138,7 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     ns = dict(BASE_GLOBALS)
     ns.update(consts)
     ns["METAS"] = metas
+    ns["CARRY"] = CARRY
     exec(compiled(src, f"<region {blk.eip:#010x}>"), ns)  # noqa: S102 - our own generated source
     region = Block(ns["block"], blk.eip, blk.count, blk.end, page, src)
     spans = []
@@ -289,8 +294,13 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
             out.append(f"{ind}while True:")
             outer, ind = ind, ind + "    "
         last = em.stores[-1][1] if em.stores else None
-        flush = (em.reads_entry_flags or "cpu.eflags" in body or "cpu._ef" in body
-                 or "cpu.fo" in body or (last is not None and last[2] == "cfin"))
+        # A block that reads no more of the flags it was entered with than
+        # their carry (an inc or dec keeps it) takes it from the locals.
+        carry_only = "cpu._ef" not in body and "cpu.fo" not in body and "(cpu" not in body \
+            and "cpu.eflags" not in _CARRY_IN.sub("", body)
+        if carry_only:
+            lines = [_CARRY_IN.sub(CARRY_IN, ln) for ln in lines]
+        flush = not carry_only
         if flush:
             out.append(ind + FLUSH + "; fo_ = 0")
         out.extend(ind + ln for ln in em.prologue)     # live immediates
@@ -298,7 +308,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         if last is not None:
             code, a, b, r = last
             if b == "cfin":
-                flags.append("cfin = cpu.eflags & 1")
+                flags.append(f"cfin = {CARRY_IN if carry_only else 'cpu.eflags & 1'}")
             # (a cmp's flags ignore fr: the result is worked out from a and b)
             flags.append(f"fo_ = {code}; fa_ = {a}; fb_ = {b}"
                          + ("" if code >> 2 == CMP else f"; fr_ = {r}"))
