@@ -287,3 +287,26 @@ def test_flags_pushed_by_a_fault_right_after_a_producer(producer, mode):
     run_or_step(env.cpu, mode)
     assert env.cpu.last_exception == (PF_VEC, 0)
     assert env.stack(4)[3] & 0x8D5 == AFTER[producer]
+
+
+@pytest.mark.parametrize("mode", ["run", "step"])
+def test_push_esp_stores_the_old_esp(mode):
+    """`push %esp` stores ESP as it was before the push (a 286 and later):
+    generated code stores a register straight from the register, and moves
+    ESP only after the store."""
+    env = Env()
+    env.code(assemble("""
+        push %esp
+        pop %ebx
+        mov %esp, %edx
+        push %eax
+        push %esp
+        push %ecx
+        hlt
+    """, CODE))
+    cpu = env.cpu
+    esp0 = cpu.esp
+    cpu.eax, cpu.ecx = 0x11, 0x22
+    run_or_step(cpu, mode)
+    assert cpu.ebx == esp0 and cpu.edx == esp0
+    assert env.stack(3) == [0x22, esp0 - 4, 0x11] and cpu.esp == esp0 - 12

@@ -10,6 +10,8 @@ them (flags.py).  Dense on purpose: the code it writes is the hot path.
 
 from __future__ import annotations
 
+import re
+
 from . import flags as F
 from .decode import Insn
 from .flags import ARITH
@@ -34,6 +36,8 @@ def sub32(expr: str) -> str:
     """``expr & 0xffffffff`` for a difference of two 32-bit values (see add32)."""
     return f"(w_ if (w_ := {expr}) >= 0 else w_ + 0x100000000)"
 
+
+_TEMP_NAME = re.compile(r"[a-z]+\d+$")
 
 # Each size's view of RAM, the shift from a byte address to its index, and
 # the mask that keeps the address bits its alignment needs to be zero (P:025).
@@ -150,7 +154,14 @@ class Emitter:
             parts.append(hex(m.disp))
         return f"(({' + '.join(parts)}) & 0xffff)"
 
-    def linear(self, seg: int, off: str, size: int, write: bool) -> str:
+    def linear(self, seg: int, off: str, size: int, write: bool, now: bool = False) -> str:
+        """The linear address of ``off`` in segment ``seg``: a name holding it.
+
+        A flat segment's offset is its linear address: a temporary (assigned
+        once) serves as it is, and so does a register the caller reaches at
+        once (``now``), before anything can change it."""
+        if self.flat >> seg & 1 and (_TEMP_NAME.match(off) or now and off in REGS):
+            return off
         la = self.tmp("la")
         if self.flat >> seg & 1:
             self.emit(f"{la} = {off}")
@@ -250,7 +261,7 @@ class Emitter:
         cur = "esp" if self.stack32 else "(esp & 0xffff)"
         if offset:
             cur = f"(({cur} + {offset}) & {self.sp_mask()})"
-        la = self.linear(STACK_SEG, cur, size, False)
+        la = self.linear(STACK_SEG, cur, size, False, now=True)
         self.load(la, size, dest)
         sp = self.tmp("sp")
         base = "esp" if self.stack32 else "(esp & 0xffff)"

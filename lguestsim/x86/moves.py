@@ -174,10 +174,8 @@ def emit_push(e: Emitter, insn: Insn) -> None:
     if op[0] == "i":
         expr = e.live.get(e.idx) or f"{op[2] & ((1 << size) - 1):#x}"
     else:
+        # (A register is read as it was: the store comes before ESP changes.)
         expr = e.value(insn, op, v)
-        if expr != v:
-            e.emit(f"{v} = {expr}")
-            expr = v
     e.push(size, expr)
 
 

@@ -298,7 +298,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
         # their carry (an inc or dec keeps it) takes it from the locals.
         carry_only = "cpu._ef" not in body and "cpu.fo" not in body and "(cpu" not in body \
             and "cpu.eflags" not in _CARRY_IN.sub("", body)
-        if carry_only:
+        if carry_only and "cpu.eflags" in body:
             lines = [_CARRY_IN.sub(CARRY_IN, ln) for ln in lines]
         flush = not carry_only
         if flush:
