@@ -248,3 +248,28 @@ def test_a_block_looping_inside_a_region_faults_and_stops_exactly(monkeypatch, p
         assert snapshot(cpu) == snapshot(plain.cpu)
     assert stops[1] == stops[0]
     assert len(stops[1]) > 50
+
+
+def test_one_call_of_a_region_runs_a_bounded_number_of_cycles(monkeypatch):
+    """A region counts instructions in 32 bits of a wider counter, so one call
+    runs at most MAX_CYCLES cycles however large its budget; run() then calls
+    it again.  With the bound made small, one call stops near it, and a whole
+    run still counts every instruction and cycle."""
+    from lguestsim.x86 import regions
+
+    whole = _nest(1, monkeypatch, NEST_PLAIN)
+    assert whole.cpu.run(100_000) == "hlt"
+    monkeypatch.setattr(regions, "MAX_CYCLES", 500)
+    bounded = _nest(1, monkeypatch, NEST_PLAIN)
+    assert bounded.cpu.run(100_000) == "hlt"
+    assert snapshot(bounded.cpu) == snapshot(whole.cpu)
+    cpu = _nest(1, monkeypatch, NEST_PLAIN).cpu
+    assert cpu.run(1) == "limit"             # the first block is made a region's entry
+    region = cpu.bcache[CODE]
+    assert region.parts and "cb = 0x1f4" in region.source
+    cpu.eip = CODE
+    region.fn(cpu, 1 << 62, 1 << 62)         # (its first page walk ends this call)
+    cpu.eip = CODE
+    before = cpu.cycles
+    region.fn(cpu, 1 << 62, 1 << 62)
+    assert 500 <= cpu.cycles - before < 600

@@ -35,6 +35,9 @@ _CARRY_IN = re.compile(r"cpu\.eflags & (?:1|0x1)\b")
 MAX_PARTS = 24          # blocks in one region
 MAX_INSNS = 960         # instructions in one region
 LEAF = 6                # blocks tested one by one at a leaf of the region's tree
+# Cycles one call of a region may run: it counts instructions in the low 32
+# bits of `ran_`, and runs no more instructions than cycles.
+MAX_CYCLES = (1 << 31) - 1
 
 
 def successors(insn, end: int) -> list[int]:
@@ -265,6 +268,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     starts = tuple(p[0] for p in parts)
     out.append(f"    cb = budget - {most - 1}")
     out.append("    if cycle_budget < cb: cb = cycle_budget")
+    out.append(f"    if cb > {MAX_CYCLES:#x}: cb = {MAX_CYCLES:#x}")
     out.append(f"    if cpu.breakpoints or cpu.exit_eip in {set(starts)!r}: cb = 0")
     if watch:
         out.append("    gen = cpu.code_generation; cy0 = cpu.cycles")
