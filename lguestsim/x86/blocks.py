@@ -148,23 +148,20 @@ def assemble(em, n_inline: int, eip: int, total: int, helper_insn, fault,
         # exactly total + BRANCH_TAKEN cycles: the cycle budget becomes an
         # iteration count, worked out once.  Only a slow-path access can reach
         # a page of code (the fast dicts hold none), so only a body with one
-        # needs to watch for its own translation being dropped, or for the
-        # cycles a page walk added to the CPU's count behind the budget's back
-        # (it then stops, and run() works the budget out again).
+        # needs to watch `code_generation`: its own translation dropped, or
+        # cycles a page walk added to the CPU's count behind the budget's
+        # back (it then stops, and run() works the budget out again).
         out.append(f"    lim = min(budget // {n_inline}, -(-cycle_budget // {total + BRANCH_TAKEN}))")
         watch = "sl = 1" in text
         if watch:
-            out.append("    gen = cpu.code_generation; cy0 = cpu.cycles"
-                       + ("; lgen = cpu.live_generation" if em.live else ""))
+            out.append("    gen = cpu.code_generation" + ("; lgen = cpu.live_generation" if em.live else ""))
         out.append("    try:")
         out.append("      while True:")
         out.extend("  " + ln for ln in body)
         out.append("          it += 1")
         out.append(f"          if nxt != {eip:#x} or it >= lim"
-                   + (" or sl and (cpu.code_generation != gen or cpu.live_generation != lgen"
-                      " or cpu.cycles != cy0)" if watch and em.live
-                      else " or sl and (cpu.code_generation != gen or cpu.cycles != cy0)" if watch
-                      else "") + ": break")
+                   + (" or sl and (cpu.code_generation != gen or cpu.live_generation != lgen)" if watch and em.live
+                      else " or sl and cpu.code_generation != gen" if watch else "") + ": break")
     else:
         out.append("    try:")
         out.extend(body)

@@ -128,7 +128,7 @@ class CPU:
         self.stop_cycles = 1 << 62
         self.partial_reps = 0
         self._caches: dict[int, dict[int, Block]] = {}
-        self.code_generation = 0            # bumped whenever translations are dropped
+        self.code_generation = 0            # bumped when translations are dropped, or a walk adds cycles
         self.live_generation = 0            # bumped when only live immediates were written (P:059)
         self._page_blocks: dict[int, list] = {}
         self._page_spans: dict[int, tuple[int, int]] = {}  # page -> (first, last + 1) code byte

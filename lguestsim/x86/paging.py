@@ -162,6 +162,10 @@ def walk(cpu, la: int, write: bool, user: bool) -> TLBEntry:
     tlb = cpu.tlb
     tlb.misses += 1
     cpu.cycles += timing.PAGE_WALK
+    # A loop or region running now counts its cycles in locals, against a
+    # budget worked out when it began: this tells it to stop and let run()
+    # work the budget out again (as it stops when translations are dropped).
+    cpu.code_generation += 1
     mem = cpu.mem
     err = (2 if write else 0) | (4 if user else 0)
     wp = cpu._cr0 & CR0_WP

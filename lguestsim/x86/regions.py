@@ -263,16 +263,17 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     # cycle, so instructions <= cyc_, and stopping once cyc_ + most > budget
     # also stops before the instruction budget could be overrun.  With
     # breakpoints set, or the way out at one of the region's blocks, it stops
-    # after each.  After a slow-path access it stops if its code was dropped,
-    # or if a page walk added cycles the budget does not know of.
+    # after each.  After a slow-path access it stops if `code_generation`
+    # moved: its code was dropped, or a page walk added cycles the budget
+    # does not know of.
     starts = tuple(p[0] for p in parts)
     out.append(f"    cb = budget - {most - 1}")
     out.append("    if cycle_budget < cb: cb = cycle_budget")
     out.append(f"    if cb > {MAX_CYCLES:#x}: cb = {MAX_CYCLES:#x}")
     out.append(f"    if cpu.breakpoints or cpu.exit_eip in {set(starts)!r}: cb = 0")
     if watch:
-        out.append("    gen = cpu.code_generation; cy0 = cpu.cycles")
-    changed = " or sl and (cpu.code_generation != gen or cpu.cycles != cy0)" if watch else ""
+        out.append("    gen = cpu.code_generation")
+    changed = " or sl and cpu.code_generation != gen" if watch else ""
     stop = f"if cyc_ >= cb{changed}: break"
     out.append("    nxt = cpu.eip")     # (any of its blocks may be where it is entered)
     out.append("    try:")
