@@ -90,15 +90,23 @@ LOOP = """
 """
 
 
-@pytest.mark.parametrize("hot_level", [1, 0])
-def test_fault_inside_a_region_is_precise(monkeypatch, hot_level):
-    """A two-block loop walking into an unmapped page faults at the exact instruction."""
+def walking_to_a_hole(program: str, word, hot_level: int, monkeypatch) -> Env:
+    """``program`` with paging on, the page at 0x1ff000 filled with ``word(address)``
+    and the one after it unmapped; blocks made regions' entries at once (HOT
+    1) or never (HOT 0)."""
     monkeypatch.setattr(translate, "HOT", hot_level)
     env = Env(paging=True)
     env.pt.unmap(0x200000)
-    env.code(assemble(LOOP, CODE))
+    env.code(assemble(program, CODE))
     for a in range(0x1FF000, 0x200000, 4):
-        env.mem.write32(a, 1)
+        env.mem.write32(a, word(a))
+    return env
+
+
+@pytest.mark.parametrize("hot_level", [1, 0])
+def test_fault_inside_a_region_is_precise(monkeypatch, hot_level):
+    """A two-block loop walking into an unmapped page faults at the exact instruction."""
+    env = walking_to_a_hole(LOOP, lambda a: 1, hot_level, monkeypatch)
     cpu = env.cpu
     cpu.run(100_000)
     assert (regions_in(cpu) > 0) == bool(hot_level)
@@ -203,13 +211,7 @@ CARRIED = """
 
 
 def _nest(hot_level: int, monkeypatch, program: str = NEST) -> Env:
-    monkeypatch.setattr(translate, "HOT", hot_level)
-    env = Env(paging=True)
-    env.pt.unmap(0x200000)
-    env.code(assemble(program, CODE))
-    for a in range(0x1FF000, 0x200000, 4):
-        env.mem.write32(a, 0xFFFFFFFF if a & 4 else 1)
-    return env
+    return walking_to_a_hole(program, lambda a: 0xFFFFFFFF if a & 4 else 1, hot_level, monkeypatch)
 
 
 @pytest.mark.parametrize("program", [NEST, NEST_PLAIN, CARRIED],

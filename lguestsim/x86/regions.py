@@ -96,6 +96,10 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
     unrun = []              # where the blocks lead that has not run yet
     returns = set()         # where the region's calls return to
     n_insns = 0
+
+    def about_to_run(e: int) -> bool:
+        return e in returns or any(p[0] < e < p[6] for p in parts)
+
     while len(parts) < MAX_PARTS:
         if not queue:
             # Code that has not run yet is most often an error path, not
@@ -103,7 +107,7 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
             # call returns to, and a loop's head in the middle of a block
             # taken already.  Left out, each would soon make a region of its
             # own, holding most of this one's blocks again.
-            queue = [e for e in unrun if e in returns or any(p[0] < e < p[6] for p in parts)]
+            queue = [e for e in unrun if about_to_run(e)]
             unrun = []
             if not queue:
                 break
@@ -121,7 +125,7 @@ def form_region(cpu, blk: Block, pa: int) -> Block:
             continue        # code being written over: wait and see
         known = cpu.bcache.get(ppa)
         if known is None or known.eip != eip:
-            if eip not in returns and not any(p[0] < eip < p[6] for p in parts):
+            if not about_to_run(eip):
                 unrun.append(eip)
                 continue
             part = _part(cpu, None, eip, ppa, rewrites, emask)
@@ -198,11 +202,18 @@ def _enter_at(cpu, region: Block, blk: Block, pa: int) -> Block:
     return entry
 
 
+TAKEN = f"tk += {BRANCH_TAKEN}"      # how a block's lines count a taken branch
+
+
+def _taken(lines: list[str]) -> list[int]:
+    """Where ``lines`` count a taken branch."""
+    return [i for i, ln in enumerate(lines) if ln.strip() == TAKEN]
+
+
 def _count_cycles(lines: list[str], total: int) -> tuple[list[str], str]:
     """A block's lines with its cycles counted where its branch is decided,
     and what is left to count at its end."""
-    taken = f"tk += {BRANCH_TAKEN}"
-    at = [i for i, ln in enumerate(lines) if ln.strip() == taken]
+    at = _taken(lines)
     if len(at) == 1:
         i = at[0]
         depth = len(lines[i]) - len(lines[i].lstrip())
@@ -212,14 +223,13 @@ def _count_cycles(lines: list[str], total: int) -> tuple[list[str], str]:
                 and lines[i + 2].startswith("    nxt = "):   # a closing jcc's two arms
             return (lines[:i] + [f"    cyc_ += {total + BRANCH_TAKEN}"] + lines[i + 1:]
                     + [f"    cyc_ += {total}"]), ""
-    return [ln.replace(taken, f"cyc_ += {BRANCH_TAKEN}") for ln in lines], f"cyc_ += {total}; "
+    return [ln.replace(TAKEN, f"cyc_ += {BRANCH_TAKEN}") for ln in lines], f"cyc_ += {total}; "
 
 
 def _loops_back(lines: list[str], eip: int) -> int | None:
     """The line counting the taken branch of a block that jumps back to its
     own start at ``eip`` (the branch that loops), or None if it does not."""
-    taken = f"tk += {BRANCH_TAKEN}"
-    at = [i for i, ln in enumerate(lines) if ln.strip() == taken]
+    at = _taken(lines)
     if len(at) != 1 or at[0] == 0:
         return None
     i = at[0]
@@ -273,7 +283,8 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
     out.append(f"    if cpu.breakpoints or cpu.exit_eip in {set(starts)!r}: cb = 0")
     if watch:
         out.append("    gen = cpu.code_generation")
-    changed = " or sl and cpu.code_generation != gen" if watch else ""
+    moved = "sl and cpu.code_generation != gen"       # (after a slow access only)
+    changed, unchanged = (f" or {moved}", f" and not ({moved})") if watch else ("", "")
     stop = f"if cyc_ >= cb{changed}: break"
     out.append("    nxt = cpu.eip")     # (any of its blocks may be where it is entered)
     out.append("    try:")
@@ -350,8 +361,7 @@ def _assemble_region(parts: list) -> tuple[str, tuple, dict]:
                 out.extend(ind + ln for ln in lines[:-4] + (flags if flush else []))
                 out.append(f"{ind}{cond}")
                 out.append(f"{ind}    it += 1")
-                out.append(f"{ind}    if it < lim_{changed.replace(' or ', ' and not (', 1) + ')' if changed else ''}:"
-                           " continue")
+                out.append(f"{ind}    if it < lim_{unchanged}: continue")
                 out.append(f"{ind}    nxt = {eip:#x}")
                 out.append(f"{ind}else:")
                 out.append(f"{ind}    it += 1")
